@@ -1,0 +1,25 @@
+# Provides the imported target `caffe`.
+#
+# A user who has Caffe points CMake at it (-DCaffe_DIR=<prefix>/lib/cmake/Caffe
+# or CMAKE_PREFIX_PATH=<prefix>); otherwise third_party/caffe/build.sh builds
+# libcaffe once and caches it outside the source tree, and we use that.
+find_package(Caffe CONFIG QUIET)
+if(NOT Caffe_FOUND)
+  find_package(Python COMPONENTS Interpreter QUIET)
+  set(_surgery_python python3)
+  if(Python_EXECUTABLE)
+    set(_surgery_python "${Python_EXECUTABLE}")
+  endif()
+  message(STATUS "No Caffe given: building or reusing the cached libcaffe (third_party/caffe)")
+  execute_process(
+    COMMAND ${CMAKE_COMMAND} -E env "CAFFE_SURGERY_PYTHON=${_surgery_python}"
+            bash "${CMAKE_CURRENT_LIST_DIR}/../third_party/caffe/build.sh"
+    OUTPUT_VARIABLE _surgery_caffe_prefix
+    OUTPUT_STRIP_TRAILING_WHITESPACE
+    RESULT_VARIABLE _surgery_caffe_result)
+  if(NOT _surgery_caffe_result EQUAL 0)
+    message(FATAL_ERROR "Building libcaffe failed (third_party/caffe/build.sh); see the log above")
+  endif()
+  find_package(Caffe CONFIG REQUIRED PATHS "${_surgery_caffe_prefix}" NO_DEFAULT_PATH)
+endif()
+message(STATUS "Caffe: ${Caffe_DIR} (failed CHECKs throw: ${Caffe_CHECKS_THROW})")

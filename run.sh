@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The two quick-start commands (README):
+#   ./run.sh demo   installs what is missing, then runs the main job
+#   ./run.sh test   installs what is missing, then runs every test (ctest + pytest)
+# What is installed: Debian packages (apt, as root), a virtual environment in
+# .venv, libcaffe (built once, cached in ~/.cache/caffe-surgery), the package.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+APT_PACKAGES=(build-essential cmake patch libprotobuf-dev protobuf-compiler
+  libgoogle-glog-dev libgflags-dev libboost-system-dev libboost-filesystem-dev
+  libboost-thread-dev libhdf5-dev libopenblas-dev libgtest-dev)
+VENV=${SURGERY_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+export CAFFE_SURGERY_JOBS=${CAFFE_SURGERY_JOBS:-$(nproc)}
+
+say() { echo "== $*" >&2; }
+
+install_system_packages() {
+  local wanted=("${APT_PACKAGES[@]}")
+  # Debian's own python3 needs these for a venv and for building extensions.
+  command -v "$PYTHON" >/dev/null || wanted+=(python3)
+  if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then wanted+=(python3-venv); fi
+  if ! "$PYTHON" -c 'import sysconfig, os, sys
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null
+  then wanted+=(python3-dev); fi
+  local missing=()
+  for p in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    say "apt-get install ${missing[*]}"
+    local sudo=(); [[ $(id -u) == 0 ]] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+install_package() {  # $1: pip extras, $2..: extra pip arguments
+  local extras=$1; shift
+  [[ -x "$VENV/bin/python" ]] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+  # libcaffe first, on its own, so its (one-time) build shows progress.
+  CAFFE_SURGERY_PYTHON="$VENV/bin/python" bash third_party/caffe/build.sh >/dev/null
+  say "pip install .$extras"
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet ".$extras" "$@"
+}
+
+case "${1:-}" in
+  demo)
+    install_system_packages
+    install_package ""
+    "$VENV/bin/caffe-surgery" demo
+    ;;
+  test)
+    install_system_packages
+    # The C++ tests are built in the same (kept) build folder as the extension.
+    install_package "[test]" --config-settings=build-dir=build/test \
+      --config-settings=cmake.define.SURGERY_BUILD_TESTS=ON
+    status=0
+    say "ctest"
+    ctest --test-dir build/test --output-on-failure || status=1
+    say "pytest"
+    "$VENV/bin/python" -m pytest -q tests/python || status=1
+    exit $status
+    ;;
+  *)
+    echo "usage: $0 demo|test" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,177 @@
+#include "surgery/net.hpp"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "surgery/caffemodel_writer.hpp"
+#include "surgery/errors.hpp"
+#include "surgery/proto_io.hpp"
+#include "surgery/shape_text.hpp"
+#include "surgery/validate.hpp"
+#include "surgery/weights_check.hpp"
+
+namespace surgery {
+namespace {
+
+caffe::NetParameter filtered(const caffe::NetParameter& definition, caffe::Phase phase) {
+  caffe::NetParameter with_phase = definition;
+  with_phase.mutable_state()->set_phase(phase);
+  caffe::NetParameter out;
+  guard_caffe("filtering layers by phase",
+              [&] { caffe::Net<float>::FilterNet(with_phase, &out); });
+  return out;
+}
+
+// Names of the blobs Caffe's InsertSplits added; users never wrote them.
+std::set<std::string> split_blobs(const caffe::Net<float>& net) {
+  std::set<std::string> names;
+  for (const auto& layer : net.layers()) {
+    if (std::string(layer->type()) != "Split") continue;
+    for (const auto& top : layer->layer_param().top()) names.insert(top);
+  }
+  return names;
+}
+
+}  // namespace
+
+Net::Net(const std::string& prototxt, const std::string& weights, caffe::Phase phase)
+    : Net(read_net_text(prototxt), prototxt, phase) {
+  if (!weights.empty()) load_weights(weights);
+}
+
+Net::Net(caffe::NetParameter definition, std::string source, caffe::Phase phase)
+    : definition_(std::move(definition)), source_(std::move(source)), phase_(phase) {
+  caffe::NetParameter param = filtered(definition_, phase_);
+  validate_definition(param, source_);
+  net_ = guard_caffe("building the net from '" + source_ + "'", [&] {
+    return std::make_unique<caffe::Net<float>>(param);
+  });
+}
+
+Net::~Net() = default;
+
+void Net::load_weights(const std::string& caffemodel) {
+  load_weights(read_net_binary(caffemodel), caffemodel);
+}
+
+void Net::load_weights(const caffe::NetParameter& weights, const std::string& source) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  const auto plan = plan_weight_copy(*net_, weights, source);
+  for (const auto& copy : plan) copy_blob_data(*copy.source, copy.target);
+}
+
+std::vector<LayerInfo> Net::layers() const {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  std::vector<LayerInfo> out;
+  const caffe::NetParameter param = filtered(definition_, phase_);
+  for (const auto& layer : param.layer()) {
+    out.push_back({layer.name(), layer.type(),
+                   {layer.bottom().begin(), layer.bottom().end()},
+                   {layer.top().begin(), layer.top().end()}});
+  }
+  return out;
+}
+
+std::vector<std::string> Net::blob_names() const {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  const auto splits = split_blobs(*net_);
+  std::vector<std::string> out;
+  for (const auto& name : net_->blob_names()) {
+    if (splits.count(name) == 0) out.push_back(name);
+  }
+  return out;
+}
+
+std::vector<std::string> Net::input_names() const {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  std::vector<std::string> out;
+  for (int i : net_->input_blob_indices()) out.push_back(net_->blob_names()[i]);
+  return out;
+}
+
+std::vector<std::string> Net::output_names() const {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  std::vector<std::string> out;
+  for (int i : net_->output_blob_indices()) out.push_back(net_->blob_names()[i]);
+  return out;
+}
+
+caffe::Blob<float>& Net::blob(const std::string& name) const {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  if (!net_->has_blob(name)) {
+    throw Error("net '" + source_ + "' has no blob '" + name + "'");
+  }
+  return *net_->blob_by_name(name);
+}
+
+const std::vector<caffe::shared_ptr<caffe::Blob<float>>>& Net::params(
+    const std::string& layer) const {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  if (!net_->has_layer(layer)) {
+    throw Error("net '" + source_ + "' has no layer '" + layer + "'");
+  }
+  return net_->layer_by_name(layer)->blobs();
+}
+
+std::vector<int> Net::shape_of(const std::string& name) const {
+  return net_->blob_by_name(name)->shape();
+}
+
+void Net::reshape(const std::map<std::string, std::vector<int>>& shapes) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  const auto inputs = input_names();
+  std::map<std::string, std::vector<int>> old_shapes;
+  for (const auto& [name, shape] : shapes) {
+    if (std::find(inputs.begin(), inputs.end(), name) == inputs.end()) {
+      throw Error("'" + name + "' is not an input of '" + source_ + "'");
+    }
+    for (int dim : shape) {
+      if (dim <= 0) {
+        throw ShapeError("input '" + name + "' cannot take shape " + shape_text(shape) +
+                         ": every dimension must be positive");
+      }
+    }
+    old_shapes[name] = shape_of(name);
+  }
+  auto apply = [&](const std::map<std::string, std::vector<int>>& target) {
+    for (const auto& [name, shape] : target) net_->blob_by_name(name)->Reshape(shape);
+    net_->Reshape();
+  };
+  try {
+    apply(shapes);
+  } catch (const caffe_check::CheckFailure& e) {
+    apply(old_shapes);
+    std::ostringstream out;
+    out << "net '" << source_ << "' cannot take input shape";
+    for (const auto& [name, shape] : shapes) out << " " << name << "=" << shape_text(shape);
+    out << ": " << e.what();
+    throw ShapeError(out.str());
+  }
+}
+
+void Net::forward(const std::map<std::string, InputView>& inputs) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  const auto names = input_names();
+  std::map<std::string, std::vector<int>> new_shapes;
+  for (const auto& [name, view] : inputs) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      throw Error("'" + name + "' is not an input of '" + source_ + "'");
+    }
+    if (shape_of(name) != view.shape) new_shapes[name] = view.shape;
+  }
+  if (!new_shapes.empty()) reshape(new_shapes);
+  for (const auto& [name, view] : inputs) {
+    auto& blob = *net_->blob_by_name(name);
+    std::copy(view.data, view.data + blob.count(), blob.mutable_cpu_data());
+  }
+  guard_caffe("forward through '" + source_ + "'", [&] { net_->Forward(); });
+}
+
+void Net::save(const std::string& prototxt, const std::string& caffemodel) const {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  if (!prototxt.empty()) write_net_text(definition_, prototxt);
+  if (!caffemodel.empty()) write_caffemodel(*net_, caffemodel);
+}
+
+}  // namespace surgery

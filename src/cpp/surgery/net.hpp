@@ -1,0 +1,89 @@
+// surgery::Net: a Caffe net with its definition, loaded with validation so
+// bad input raises surgery::Error instead of aborting the process.
+#ifndef SURGERY_NET_HPP_
+#define SURGERY_NET_HPP_
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "caffe/net.hpp"
+#include "caffe/proto/caffe.pb.h"
+
+namespace surgery {
+
+struct LayerInfo {
+  std::string name;
+  std::string type;
+  std::vector<std::string> bottoms;
+  std::vector<std::string> tops;
+};
+
+// A borrowed, contiguous float tensor handed to forward().
+struct InputView {
+  std::vector<int> shape;
+  const float* data;
+};
+
+class Net {
+ public:
+  // Loads a text prototxt and, if `weights` is not empty, a caffemodel.
+  Net(const std::string& prototxt, const std::string& weights = "",
+      caffe::Phase phase = caffe::TEST);
+  // Builds from a parsed definition; `source` names it in messages.
+  Net(caffe::NetParameter definition, std::string source,
+      caffe::Phase phase = caffe::TEST);
+  ~Net();
+  Net(const Net&) = delete;
+  Net& operator=(const Net&) = delete;
+
+  // Copies trained weights, matched to layers by name as Caffe does (layers
+  // the file lacks keep their values). Everything is checked before the
+  // first byte is copied: a mismatch raises ShapeError naming the layer and
+  // both shapes, and the net is left as it was.
+  void load_weights(const std::string& caffemodel);
+  void load_weights(const caffe::NetParameter& weights, const std::string& source);
+
+  std::vector<LayerInfo> layers() const;
+  std::vector<std::string> blob_names() const;
+  std::vector<std::string> input_names() const;
+  std::vector<std::string> output_names() const;
+  // ShapeError-free lookups: unknown names raise surgery::Error.
+  caffe::Blob<float>& blob(const std::string& name) const;
+  const std::vector<caffe::shared_ptr<caffe::Blob<float>>>& params(
+      const std::string& layer) const;
+
+  // Gives the named inputs new shapes and reshapes every layer. If Caffe
+  // refuses the new shapes, the old ones are restored and ShapeError raised.
+  void reshape(const std::map<std::string, std::vector<int>>& shapes);
+  // Copies the inputs in (reshaping first where shapes differ), then runs.
+  void forward(const std::map<std::string, InputView>& inputs);
+
+  // Writes the definition as text and the weights as binary, each atomically.
+  // Either path may be empty to skip that file.
+  void save(const std::string& prototxt, const std::string& caffemodel) const;
+
+  const caffe::NetParameter& definition() const { return definition_; }
+  const std::string& source() const { return source_; }
+  caffe::Phase phase() const { return phase_; }
+  caffe::Net<float>& caffe_net() const { return *net_; }
+
+  // Held by every method above that reads or changes the net; a caller
+  // composing several steps (or another thread) takes it too.
+  std::recursive_mutex& mutex() const { return mutex_; }
+
+ private:
+  std::vector<int> shape_of(const std::string& blob) const;
+
+  caffe::NetParameter definition_;
+  std::string source_;
+  caffe::Phase phase_;
+  std::unique_ptr<caffe::Net<float>> net_;
+  mutable std::recursive_mutex mutex_;
+};
+
+}  // namespace surgery
+
+#endif  // SURGERY_NET_HPP_

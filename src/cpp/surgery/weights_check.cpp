@@ -1,0 +1,90 @@
+#include "surgery/weights_check.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+#include "surgery/errors.hpp"
+#include "surgery/shape_text.hpp"
+
+namespace surgery {
+namespace {
+
+std::vector<int64_t> proto_shape(const caffe::BlobProto& blob) {
+  if (blob.has_shape()) return {blob.shape().dim().begin(), blob.shape().dim().end()};
+  return {blob.num(), blob.channels(), blob.height(), blob.width()};
+}
+
+int64_t count_of(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+// Caffe's Blob::ShapeEquals: a legacy 4-D shape equals a shorter one padded
+// on the left with ones.
+bool caffe_accepts(const std::vector<int64_t>& source, const std::vector<int>& target) {
+  if (source.size() == target.size()) {
+    return std::equal(source.begin(), source.end(), target.begin());
+  }
+  if (source.size() != 4 || target.size() > 4) return false;
+  const size_t pad = 4 - target.size();
+  for (size_t i = 0; i < pad; ++i) {
+    if (source[i] != 1) return false;
+  }
+  return std::equal(source.begin() + pad, source.end(), target.begin());
+}
+
+}  // namespace
+
+std::vector<BlobCopy> plan_weight_copy(const caffe::Net<float>& net,
+                                       const caffe::NetParameter& weights,
+                                       const std::string& source) {
+  std::vector<BlobCopy> plan;
+  for (const auto& layer : weights.layer()) {
+    if (layer.blobs_size() == 0 || !net.has_layer(layer.name())) continue;
+    auto& target_layer = *net.layer_by_name(layer.name());
+    const auto& targets = target_layer.blobs();
+    const std::string where = "weights '" + source + "', layer '" + layer.name() + "'";
+    if (static_cast<int>(targets.size()) != layer.blobs_size()) {
+      std::ostringstream out;
+      out << where << ": the file has " << layer.blobs_size()
+          << " parameter blobs, the net's layer has " << targets.size();
+      throw ShapeError(out.str());
+    }
+    const bool ip_to_conv = layer.type() == "InnerProduct" &&
+                            std::string(target_layer.type()) == "Convolution";
+    for (int i = 0; i < layer.blobs_size(); ++i) {
+      const auto& blob = layer.blobs(i);
+      const auto shape = proto_shape(blob);
+      const int64_t values = blob.data_size() > 0 ? blob.data_size() : blob.double_data_size();
+      if (values != count_of(shape)) {
+        std::ostringstream out;
+        out << where << ", param " << i << ": holds " << values
+            << " values but its shape says " << shape_text(shape);
+        throw ParseError(out.str());
+      }
+      auto& target = *targets[i];
+      const bool same_bytes = ip_to_conv && count_of(shape) == target.count();
+      if (!caffe_accepts(shape, target.shape()) && !same_bytes) {
+        std::ostringstream out;
+        out << where << ", param " << i << ": shape " << shape_text(shape)
+            << " in the file, but " << shape_text(target.shape()) << " in the net";
+        throw ShapeError(out.str());
+      }
+      plan.push_back({&blob, &target});
+    }
+  }
+  return plan;
+}
+
+void copy_blob_data(const caffe::BlobProto& source, caffe::Blob<float>* target) {
+  float* out = target->mutable_cpu_data();
+  if (source.data_size() > 0) {
+    std::copy(source.data().begin(), source.data().end(), out);
+  } else {
+    std::transform(source.double_data().begin(), source.double_data().end(), out,
+                   [](double v) { return static_cast<float>(v); });
+  }
+}
+
+}  // namespace surgery

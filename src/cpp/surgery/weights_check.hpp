@@ -1,0 +1,35 @@
+// Matching a caffemodel's blobs to a live net's params, all checked before
+// anything is copied, so a bad file never leaves a half-loaded net.
+#ifndef SURGERY_WEIGHTS_CHECK_HPP_
+#define SURGERY_WEIGHTS_CHECK_HPP_
+
+#include <string>
+#include <vector>
+
+#include "caffe/net.hpp"
+#include "caffe/proto/caffe.pb.h"
+
+namespace surgery {
+
+struct BlobCopy {
+  const caffe::BlobProto* source;
+  caffe::Blob<float>* target;
+};
+
+// Pairs each source blob with its target: layers matched by name (layers
+// missing on either side are skipped, as Caffe does), blobs by position.
+// A blob whose shape differs is accepted when Caffe would accept it (legacy
+// 4-D shapes padded with ones), or when an InnerProduct's weights meet a
+// Convolution of equal element count: the bytes are the same. Anything
+// else raises ShapeError naming the file, layer and both shapes; values
+// that disagree with their own shape raise ParseError.
+std::vector<BlobCopy> plan_weight_copy(const caffe::Net<float>& net,
+                                       const caffe::NetParameter& weights,
+                                       const std::string& source);
+
+// Copies float or double data from the proto into the blob's host memory.
+void copy_blob_data(const caffe::BlobProto& source, caffe::Blob<float>* target);
+
+}  // namespace surgery
+
+#endif  // SURGERY_WEIGHTS_CHECK_HPP_

@@ -1,0 +1,29 @@
+"""Exceptions raised by surgery. Catch ``SurgeryError`` for all of them.
+
+The compiled core raises these classes by name (src/cpp/bindings/errors.cpp),
+so this module must not import the core.
+"""
+
+
+class SurgeryError(Exception):
+    """Base of every error raised by surgery on purpose."""
+
+
+class FileError(SurgeryError, OSError):
+    """A file that cannot be opened, read or written."""
+
+
+class ParseError(SurgeryError, ValueError):
+    """Bytes that are not a valid prototxt or caffemodel."""
+
+
+class NetDefinitionError(SurgeryError, ValueError):
+    """A definition Caffe would reject: unknown layer type, missing bottom, refused layer."""
+
+
+class ShapeError(SurgeryError, ValueError):
+    """Shapes that do not fit: weights vs. layer, input vs. net, kernel vs. blob."""
+
+
+class CaffeError(SurgeryError, RuntimeError):
+    """A failed CHECK inside Caffe that surgery's own validation did not foresee."""

@@ -1,0 +1,73 @@
+"""``surgery.Net``: a Caffe net whose blobs and params are numpy views."""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, NamedTuple, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _core
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class LayerInfo(NamedTuple):
+    name: str
+    type: str
+    bottoms: List[str]
+    tops: List[str]
+
+
+class Net(_core.Net):
+    """A Caffe net loaded from a text prototxt and, optionally, a caffemodel.
+
+    Bad files raise ``surgery.SurgeryError`` subclasses; the interpreter
+    survives. ``blobs`` and ``params`` view Caffe's memory without copying:
+    writing into them changes the net.
+    """
+
+    def __init__(self, prototxt: PathLike, weights: Optional[PathLike] = None,
+                 phase: str = "test") -> None:
+        super().__init__(os.fspath(prototxt),
+                         None if weights is None else os.fspath(weights), phase)
+
+    @property
+    def layers(self) -> List[LayerInfo]:
+        """The layers of the definition (for this phase), in order."""
+        return [LayerInfo(*layer) for layer in self._layers()]
+
+    @property
+    def blobs(self) -> Dict[str, np.ndarray]:
+        """Every blob by name, as writable views of Caffe's memory."""
+        return {name: self._blob(name) for name in self._blob_names()}
+
+    @property
+    def params(self) -> Dict[str, List[np.ndarray]]:
+        """Each layer's parameter blobs (weights, bias), as writable views."""
+        return {name: self._params(name) for name in self._param_layers()}
+
+    def reshape(self, **shapes: Sequence[int]) -> None:
+        """Give inputs new shapes, e.g. ``net.reshape(data=(1, 3, 451, 451))``."""
+        self._reshape({name: [int(d) for d in shape] for name, shape in shapes.items()})
+
+    def forward(self, **inputs: np.ndarray) -> Dict[str, np.ndarray]:
+        """Run the net; inputs whose shape differs reshape the net first.
+
+        Inputs are read, never modified; the returned outputs are copies.
+        """
+        return self._forward({name: np.asarray(value, dtype=np.float32)
+                              for name, value in inputs.items()})
+
+    def load_weights(self, weights: PathLike) -> None:
+        """Copy trained weights in, matched by layer name; all checked first."""
+        super().load_weights(os.fspath(weights))
+
+    def save(self, prototxt: Optional[PathLike] = None,
+             weights: Optional[PathLike] = None) -> None:
+        """Write the definition (text) and/or weights (binary); each appears whole or not at all."""
+        super().save("" if prototxt is None else os.fspath(prototxt),
+                     "" if weights is None else os.fspath(weights))
+
+    def __repr__(self) -> str:
+        return f"<surgery.Net {self.name!r} from {self.source!r}, {len(self.layers)} layers>"

@@ -1,0 +1,118 @@
+// Every kind of bad input raises a typed surgery::Error that names the file,
+// layer and shapes, and the library keeps working afterwards.
+#include <gtest/gtest.h>
+
+#include "surgery/errors.hpp"
+#include "surgery/net.hpp"
+#include "surgery/proto_io.hpp"
+#include "test_support.hpp"
+
+namespace surgery::test {
+namespace {
+
+// Runs f, expects exception type E whose message contains every needle.
+template <typename E, typename F>
+void expect_error(F&& f, std::initializer_list<std::string> needles) {
+  try {
+    f();
+    FAIL() << "no exception";
+  } catch (const E& e) {
+    for (const auto& needle : needles) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+          << "'" << needle << "' not in: " << e.what();
+    }
+  }
+}
+
+class BadInput : public ::testing::Test {
+ protected:
+  // After each failure the same process must still load a good net.
+  void TearDown() override {
+    Net good(parse_net_text(kTinyNet, "tiny"), "tiny");
+    EXPECT_EQ(good.output_names(), std::vector<std::string>{"fc"});
+  }
+  TempDir dir_;
+};
+
+TEST_F(BadInput, MissingPrototxt) {
+  const auto path = dir_.file("absent.prototxt");
+  expect_error<FileError>([&] { Net net(path); }, {path, "No such file"});
+}
+
+TEST_F(BadInput, GarbagePrototxtNamesLineAndColumn) {
+  const auto path = dir_.file("bad.prototxt", "layer { name: \"a\"\n  type: ReLU ]\n");
+  expect_error<ParseError>([&] { Net net(path); }, {path, "line 2"});
+}
+
+TEST_F(BadInput, UnknownLayerType) {
+  const auto path = dir_.file("unknown.prototxt", R"(
+    layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 } } }
+    layer { name: "mystery" type: "Frobnicate" bottom: "data" top: "out" })");
+  expect_error<NetDefinitionError>([&] { Net net(path); }, {path, "mystery", "Frobnicate"});
+}
+
+TEST_F(BadInput, PythonLayerIsRefused) {
+  const auto path = dir_.file("python.prototxt", R"(
+    layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 } } }
+    layer { name: "py" type: "Python" bottom: "data" top: "out" })");
+  expect_error<NetDefinitionError>([&] { Net net(path); }, {"'py'", "arbitrary code"});
+}
+
+TEST_F(BadInput, BottomThatDoesNotExist) {
+  const auto path = dir_.file("bottom.prototxt", R"(
+    layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 } } }
+    layer { name: "relu" type: "ReLU" bottom: "dta" top: "out" })");
+  expect_error<NetDefinitionError>([&] { Net net(path); }, {path, "'relu'", "'dta'"});
+}
+
+TEST_F(BadInput, MissingCaffemodel) {
+  const auto proto = dir_.file("tiny.prototxt", kTinyNet);
+  const auto model = dir_.file("absent.caffemodel");
+  expect_error<FileError>([&] { Net net(proto, model); }, {model});
+}
+
+TEST_F(BadInput, TruncatedCaffemodel) {
+  Net net(parse_net_text(kTinyNet, "tiny"), "tiny");
+  const auto proto = dir_.file("tiny.prototxt");
+  const auto model = dir_.file("tiny.caffemodel");
+  net.save(proto, model);
+  std::filesystem::resize_file(model, std::filesystem::file_size(model) - 7);
+  expect_error<ParseError>([&] { Net again(proto, model); }, {model, "truncated"});
+}
+
+TEST_F(BadInput, GarbageAndEmptyCaffemodel) {
+  const auto proto = dir_.file("tiny.prototxt", kTinyNet);
+  const auto garbage = dir_.file("garbage.caffemodel", std::string("\xff\xff\xff\xff garbage", 12));
+  expect_error<ParseError>([&] { Net net(proto, garbage); }, {garbage});
+  const auto empty = dir_.file("empty.caffemodel");
+  { std::ofstream touch(empty); }
+  expect_error<ParseError>([&] { Net net(proto, empty); }, {empty, "no layers"});
+}
+
+TEST_F(BadInput, WeightsOfTheWrongShapeNameLayerAndShapesAndChangeNothing) {
+  Net wide(parse_net_text(std::string(kTinyNet).replace(
+                              std::string(kTinyNet).find("num_output: 2"), 13, "num_output: 3"),
+                          "wide"),
+           "wide");
+  const auto model = dir_.file("wide.caffemodel");
+  wide.save("", model);
+  Net net(parse_net_text(kTinyNet, "tiny"), "tiny");
+  net.params("conv")[0]->mutable_cpu_data()[0] = 42.f;
+  expect_error<ShapeError>([&] { net.load_weights(model); },
+                           {model, "'fc'", "3 x 9 (27)", "2 x 9 (18)"});
+  // conv precedes fc in the file, but nothing was copied.
+  EXPECT_EQ(net.params("conv")[0]->cpu_data()[0], 42.f);
+}
+
+TEST_F(BadInput, InputShapeThatTheInnerProductCannotTake) {
+  Net net(parse_net_text(kTinyNet, "tiny"), "tiny");
+  expect_error<ShapeError>([&] { net.reshape({{"data", {1, 1, 5, 5}}}); },
+                           {"1 x 1 x 5 x 5", "inner product"});
+  // The old shape is back and the net still runs.
+  EXPECT_EQ(net.blob("data").shape(), (std::vector<int>{1, 1, 4, 4}));
+  std::vector<float> image(16, 1.f);
+  net.forward({{"data", {{1, 1, 4, 4}, image.data()}}});
+}
+
+}  // namespace
+}  // namespace surgery::test

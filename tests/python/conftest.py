@@ -1,0 +1,60 @@
+"""Shared test inputs: the fixtures beside the checkout, MNIST, tiny nets."""
+
+import gzip
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+FIXTURES = pathlib.Path(os.environ.get("SURGERY_FIXTURES", REPO.parent / "shared" / "fixtures"))
+
+# Input 1x1x4x4 -> 2x2 convolution (1 output) -> InnerProduct(2).
+TINY_NET = """
+name: "tiny"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 1 kernel_size: 2 weight_filler { type: "xavier" } } }
+layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc"
+        inner_product_param { num_output: 2 weight_filler { type: "xavier" } } }
+"""
+
+
+def fixture(*parts):
+    """Path of a shared fixture; skips the test when it is absent."""
+    path = FIXTURES.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"fixture not found: {path}")
+    return path
+
+
+def _idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The MNIST test set: (images N x 28 x 28 uint8, labels N)."""
+    folder = fixture("mnist_t10k")
+    return (_idx(folder / "t10k-images-idx3-ubyte.gz"),
+            _idx(folder / "t10k-labels-idx1-ubyte.gz"))
+
+
+@pytest.fixture(scope="session")
+def lenet():
+    """Paths of the trained LeNet: (prototxt, caffemodel)."""
+    folder = fixture("lenet_mnist_trained")
+    return folder / "lenet.prototxt", folder / "lenet_iter_10000.caffemodel"
+
+
+@pytest.fixture
+def tiny_prototxt(tmp_path):
+    path = tmp_path / "tiny.prototxt"
+    path.write_text(TINY_NET)
+    return path

@@ -1,0 +1,23 @@
+"""The build finds a Caffe the user points it at, instead of building one."""
+
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not on PATH")
+def test_configure_uses_caffe_dir(tmp_path):
+    # The recipe prints its (cached) install prefix; any Caffe install tree would do.
+    prefix = subprocess.run(["bash", str(REPO / "third_party/caffe/build.sh")],
+                            check=True, capture_output=True, text=True).stdout.strip()
+    caffe_dir = pathlib.Path(prefix) / "lib/cmake/Caffe"
+    result = subprocess.run(
+        ["cmake", "-S", str(REPO), "-B", str(tmp_path / "build"), f"-DCaffe_DIR={caffe_dir}"],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"Caffe: {caffe_dir}" in result.stdout
+    assert "building or reusing the cached libcaffe" not in result.stdout
