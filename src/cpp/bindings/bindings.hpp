@@ -8,6 +8,7 @@ namespace surgery::bindings {
 
 void bind_errors(pybind11::module_& m);
 void bind_net(pybind11::module_& m);
+void bind_surgery(pybind11::module_& m);
 
 }  // namespace surgery::bindings
 

@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("log_level", &surgery::caffe_log_level);
   surgery::bindings::bind_errors(m);
   surgery::bindings::bind_net(m);
+  surgery::bindings::bind_surgery(m);
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <set>
 #include <sstream>
 
 #include "surgery/caffemodel_writer.hpp"
@@ -23,16 +24,6 @@ caffe::NetParameter filtered(const caffe::NetParameter& definition, caffe::Phase
   return out;
 }
 
-// Names of the blobs Caffe's InsertSplits added; users never wrote them.
-std::set<std::string> split_blobs(const caffe::Net<float>& net) {
-  std::set<std::string> names;
-  for (const auto& layer : net.layers()) {
-    if (std::string(layer->type()) != "Split") continue;
-    for (const auto& top : layer->layer_param().top()) names.insert(top);
-  }
-  return names;
-}
-
 }  // namespace
 
 Net::Net(const std::string& prototxt, const std::string& weights, caffe::Phase phase)
@@ -45,7 +36,7 @@ Net::Net(caffe::NetParameter definition, std::string source, caffe::Phase phase)
   caffe::NetParameter param = filtered(definition_, phase_);
   validate_definition(param, source_);
   net_ = guard_caffe("building the net from '" + source_ + "'", [&] {
-    return std::make_unique<caffe::Net<float>>(param);
+    return std::make_unique<LiveNet>(param);
   });
 }
 
@@ -58,13 +49,36 @@ void Net::load_weights(const std::string& caffemodel) {
 void Net::load_weights(const caffe::NetParameter& weights, const std::string& source) {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
   const auto plan = plan_weight_copy(*net_, weights, source);
-  for (const auto& copy : plan) copy_blob_data(*copy.source, copy.target);
+  for (const auto& copy : plan) {
+    copy_blob_data(*copy.source, copy.target);
+    loaded_layers_.insert(copy.layer);
+  }
+  weights_source_ = source;
+}
+
+caffe::NetParameter Net::filtered_definition() const {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  return filtered(definition_, phase_);
+}
+
+std::map<std::string, std::vector<int>> Net::declared_input_shapes() const {
+  std::map<std::string, std::vector<int>> out;
+  const caffe::NetParameter param = filtered_definition();
+  for (const auto& layer : param.layer()) {
+    if (layer.type() != "Input") continue;
+    const auto& shapes = layer.input_param().shape();
+    for (int i = 0; i < layer.top_size(); ++i) {
+      const auto& dims = shapes.Get(shapes.size() == 1 ? 0 : i).dim();
+      out[layer.top(i)] = std::vector<int>(dims.begin(), dims.end());
+    }
+  }
+  return out;
 }
 
 std::vector<LayerInfo> Net::layers() const {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
   std::vector<LayerInfo> out;
-  const caffe::NetParameter param = filtered(definition_, phase_);
+  const caffe::NetParameter param = filtered_definition();
   for (const auto& layer : param.layer()) {
     out.push_back({layer.name(), layer.type(),
                    {layer.bottom().begin(), layer.bottom().end()},
@@ -75,10 +89,15 @@ std::vector<LayerInfo> Net::layers() const {
 
 std::vector<std::string> Net::blob_names() const {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
-  const auto splits = split_blobs(*net_);
+  // The blobs the definition names, in order: not Caffe's Split blobs, not
+  // the tops of layers that surgery removed.
   std::vector<std::string> out;
-  for (const auto& name : net_->blob_names()) {
-    if (splits.count(name) == 0) out.push_back(name);
+  std::set<std::string> seen;
+  const caffe::NetParameter param = filtered_definition();
+  for (const auto& layer : param.layer()) {
+    for (const auto& top : layer.top()) {
+      if (seen.insert(top).second && net_->has_blob(top)) out.push_back(top);
+    }
   }
   return out;
 }

@@ -6,11 +6,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "caffe/net.hpp"
 #include "caffe/proto/caffe.pb.h"
+#include "surgery/live_net.hpp"
 
 namespace surgery {
 
@@ -46,6 +48,10 @@ class Net {
   void load_weights(const std::string& caffemodel);
   void load_weights(const caffe::NetParameter& weights, const std::string& source);
 
+  // Layers that received weights from a file, and the last such file ("" if none).
+  const std::set<std::string>& loaded_layers() const { return loaded_layers_; }
+  const std::string& weights_source() const { return weights_source_; }
+
   std::vector<LayerInfo> layers() const;
   std::vector<std::string> blob_names() const;
   std::vector<std::string> input_names() const;
@@ -65,10 +71,19 @@ class Net {
   // Either path may be empty to skip that file.
   void save(const std::string& prototxt, const std::string& caffemodel) const;
 
+  // Shapes of the inputs as the definition declares them.
+  std::map<std::string, std::vector<int>> declared_input_shapes() const;
+
   const caffe::NetParameter& definition() const { return definition_; }
+  // The definition with only this phase's layers, as Caffe builds it.
+  caffe::NetParameter filtered_definition() const;
   const std::string& source() const { return source_; }
   caffe::Phase phase() const { return phase_; }
   caffe::Net<float>& caffe_net() const { return *net_; }
+
+  // For net surgery (fully_convolutional.hpp), which edits both in step.
+  caffe::NetParameter& mutable_definition() { return definition_; }
+  LiveNet& live_net() { return *net_; }
 
   // Held by every method above that reads or changes the net; a caller
   // composing several steps (or another thread) takes it too.
@@ -80,7 +95,9 @@ class Net {
   caffe::NetParameter definition_;
   std::string source_;
   caffe::Phase phase_;
-  std::unique_ptr<caffe::Net<float>> net_;
+  std::unique_ptr<LiveNet> net_;
+  std::set<std::string> loaded_layers_;
+  std::string weights_source_;
   mutable std::recursive_mutex mutex_;
 };
 

@@ -1,6 +1,7 @@
 #include "surgery/weights_check.hpp"
 
 #include <algorithm>
+#include <set>
 #include <sstream>
 
 #include "surgery/errors.hpp"
@@ -34,15 +35,39 @@ bool caffe_accepts(const std::vector<int64_t>& source, const std::vector<int>& t
   return std::equal(source.begin() + pad, source.end(), target.begin());
 }
 
+// The net's layer that takes `layer`'s weights: the one of the same name, or,
+// for a net converted by surgery (fc6 -> fc6-conv), the one Convolution whose
+// name extends it and which the file does not name itself.
+const caffe::Layer<float>* target_of(const caffe::Net<float>& net,
+                                     const caffe::LayerParameter& layer,
+                                     const std::set<std::string>& in_file) {
+  if (net.has_layer(layer.name())) return net.layer_by_name(layer.name()).get();
+  if (layer.type() != "InnerProduct") return nullptr;
+  const caffe::Layer<float>* found = nullptr;
+  for (const auto& candidate : net.layers()) {
+    const auto& name = candidate->layer_param().name();
+    if (name.size() > layer.name().size() && name.compare(0, layer.name().size(), layer.name()) == 0 &&
+        std::string(candidate->type()) == "Convolution" && in_file.count(name) == 0) {
+      if (found) return nullptr;  // ambiguous: leave it, as Caffe would
+      found = candidate.get();
+    }
+  }
+  return found;
+}
+
 }  // namespace
 
 std::vector<BlobCopy> plan_weight_copy(const caffe::Net<float>& net,
                                        const caffe::NetParameter& weights,
                                        const std::string& source) {
   std::vector<BlobCopy> plan;
+  std::set<std::string> in_file;
+  for (const auto& layer : weights.layer()) in_file.insert(layer.name());
   for (const auto& layer : weights.layer()) {
-    if (layer.blobs_size() == 0 || !net.has_layer(layer.name())) continue;
-    auto& target_layer = *net.layer_by_name(layer.name());
+    if (layer.blobs_size() == 0) continue;
+    const auto* found = target_of(net, layer, in_file);
+    if (!found) continue;
+    auto& target_layer = const_cast<caffe::Layer<float>&>(*found);
     const auto& targets = target_layer.blobs();
     const std::string where = "weights '" + source + "', layer '" + layer.name() + "'";
     if (static_cast<int>(targets.size()) != layer.blobs_size()) {
@@ -71,7 +96,7 @@ std::vector<BlobCopy> plan_weight_copy(const caffe::Net<float>& net,
             << " in the file, but " << shape_text(target.shape()) << " in the net";
         throw ShapeError(out.str());
       }
-      plan.push_back({&blob, &target});
+      plan.push_back({&blob, &target, target_layer.layer_param().name()});
     }
   }
   return plan;

@@ -14,10 +14,13 @@ namespace surgery {
 struct BlobCopy {
   const caffe::BlobProto* source;
   caffe::Blob<float>* target;
+  std::string layer;  // the net's layer that receives it
 };
 
 // Pairs each source blob with its target: layers matched by name (layers
 // missing on either side are skipped, as Caffe does), blobs by position.
+// An InnerProduct also finds its converted Convolution (fc6 -> fc6-conv),
+// so original weights load into a converted definition.
 // A blob whose shape differs is accepted when Caffe would accept it (legacy
 // 4-D shapes padded with ones), or when an InnerProduct's weights meet a
 // Convolution of equal element count: the bytes are the same. Anything

@@ -4,10 +4,13 @@ from . import _core
 from .errors import (CaffeError, FileError, NetDefinitionError, ParseError,
                      ShapeError, SurgeryError)
 from .net import LayerInfo, Net
+from .convert import (ConvertedLayer, Geometry, SurgeryResult, fully_convolutionalize,
+                      geometry)
 
 set_log_level = _core.set_log_level
 
 __all__ = [
-    "CaffeError", "FileError", "LayerInfo", "Net", "NetDefinitionError",
-    "ParseError", "ShapeError", "SurgeryError", "set_log_level",
+    "CaffeError", "ConvertedLayer", "FileError", "Geometry", "LayerInfo", "Net",
+    "NetDefinitionError", "ParseError", "ShapeError", "SurgeryError", "SurgeryResult",
+    "fully_convolutionalize", "geometry", "set_log_level",
 ]

@@ -69,5 +69,10 @@ class Net(_core.Net):
         super().save("" if prototxt is None else os.fspath(prototxt),
                      "" if weights is None else os.fspath(weights))
 
+    def fully_convolutionalize(self, *, suffix: Optional[str] = "-conv", input_shape=None):
+        """Convert this net in place; see ``surgery.fully_convolutionalize``."""
+        from .convert import convert_in_place
+        return convert_in_place(self, suffix=suffix, input_shape=input_shape)
+
     def __repr__(self) -> str:
         return f"<surgery.Net {self.name!r} from {self.source!r}, {len(self.layers)} layers>"

@@ -1,0 +1,197 @@
+#include "surgery/fully_convolutional.hpp"
+
+#include <set>
+#include <sstream>
+
+#include "caffe/layer_factory.hpp"
+#include "surgery/definition_edit.hpp"
+#include "surgery/errors.hpp"
+#include "surgery/live_net.hpp"
+#include "surgery/shape_text.hpp"
+
+namespace surgery {
+namespace {
+
+// Layers that keep their bottom's shape: a blob that turns 4-D upstream of
+// one of these stays 4-D after it.
+const std::set<std::string> kShapeKeeping = {
+    "ReLU", "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log",
+    "Dropout", "BatchNorm", "Scale", "Bias", "Softmax", "Split", "ReLU6", "HardSigmoid",
+    "HardSwish", "Swish", "Clip", "Threshold"};
+
+// One step of the surgery, decided before anything changes.
+struct Step {
+  enum Kind { kInnerProduct, kGlobalPooling } kind;
+  std::string name;
+  std::string passthrough;  // Flatten/Reshape to drop before it, if any
+  int kernel_h = 0, kernel_w = 0;
+  int channels = 0;
+  std::string new_top;
+};
+
+struct Plan {
+  std::vector<Step> steps;
+};
+
+[[noreturn]] void refuse(const caffe::LayerParameter& layer, const std::string& why) {
+  throw Error("layer '" + layer.name() + "' (" + layer.type() + ") cannot be made convolutional: " +
+              why);
+}
+
+Plan make_plan(const Net& net, const caffe::NetParameter& layers,
+               const std::optional<std::string>& suffix) {
+  auto& live = net.caffe_net();
+  std::map<std::string, const caffe::LayerParameter*> producer;
+  std::map<std::string, int> readers;
+  for (const auto& layer : layers.layer()) {
+    for (const auto& b : layer.bottom()) readers[b]++;
+  }
+  std::set<std::string> becomes_4d;  // 2-D now, 4-D once converted upstream
+  Plan plan;
+  for (const auto& layer : layers.layer()) {
+    if (layer.type() == "Pooling" && layer.pooling_param().global_pooling()) {
+      const auto shape = live.blob_by_name(layer.bottom(0))->shape();
+      if (shape.size() != 4) refuse(layer, "global pooling over a " + shape_text(shape) + " blob");
+      plan.steps.push_back({Step::kGlobalPooling, layer.name(), "", shape[2], shape[3], shape[1], ""});
+    } else if (layer.type() == "InnerProduct") {
+      const auto& bottom = layer.bottom(0);
+      auto shape = live.blob_by_name(bottom)->shape();
+      const int axis = layer.inner_product_param().axis() < 0
+                           ? layer.inner_product_param().axis() + static_cast<int>(shape.size())
+                           : layer.inner_product_param().axis();
+      if (axis != 1) {
+        refuse(layer, "axis " + std::to_string(layer.inner_product_param().axis()) + " on " +
+                          shape_text(shape) + " does not slide over space; only axis 1 does");
+      }
+      Step step{Step::kInnerProduct, layer.name(), "", 1, 1, 0, ""};
+      const auto* source = producer.count(bottom) ? producer[bottom] : nullptr;
+      if (shape.size() == 2 && source &&
+          (source->type() == "Flatten" || source->type() == "Reshape") && readers[bottom] == 1 &&
+          live.blob_by_name(source->bottom(0))->num_axes() == 4) {
+        step.passthrough = source->name();
+        shape = live.blob_by_name(source->bottom(0))->shape();
+      }
+      if (shape.size() == 4) {
+        step.kernel_h = shape[2];
+        step.kernel_w = shape[3];
+      } else if (!(shape.size() == 2 && becomes_4d.count(bottom))) {
+        refuse(layer, "its bottom '" + bottom + "' is " + shape_text(shape) +
+                          ", with no spatial extent to slide over");
+      }
+      step.channels = shape[1];
+      if (suffix && layer.top(0) == layer.name()) step.new_top = layer.name() + *suffix;
+      becomes_4d.insert(layer.top(0));
+      plan.steps.push_back(step);
+    } else if (kShapeKeeping.count(layer.type()) && layer.bottom_size() > 0 &&
+               becomes_4d.count(layer.bottom(0))) {
+      for (const auto& top : layer.top()) becomes_4d.insert(top);
+    }
+    for (const auto& top : layer.top()) producer[top] = &layer;
+  }
+  return plan;
+}
+
+// An InnerProduct with transpose: true stores K x N; a convolution needs
+// N x K. The only case where the bytes change, so the only copy.
+void transpose_in_place(caffe::Blob<float>* weights, int rows, int cols) {
+  std::vector<float> copy(weights->cpu_data(), weights->cpu_data() + weights->count());
+  float* out = weights->mutable_cpu_data();
+  for (int r = 0; r < rows; ++r) {
+    for (int c = 0; c < cols; ++c) out[c * rows + r] = copy[r * cols + c];
+  }
+}
+
+caffe::shared_ptr<caffe::Layer<float>> make_layer(caffe::LayerParameter param, caffe::Phase phase) {
+  param.set_phase(phase);
+  return caffe::LayerRegistry<float>::CreateLayer(param);
+}
+
+ConvertedLayer convert(Net& net, LiveNet& live, const Step& step,
+                       const std::optional<std::string>& suffix) {
+  const int index = live.layer_index(step.name);
+  auto old_layer = live.layers()[index];
+  ConvertedLayer report;
+  report.old_name = step.name;
+  report.old_type = old_layer->type();
+  report.new_name = suffix ? step.name + *suffix : step.name;
+  report.kernel_h = step.kernel_h;
+  report.kernel_w = step.kernel_w;
+  if (step.kind == Step::kGlobalPooling) {
+    auto param = fix_global_pooling(&net.mutable_definition(), step.name, step.kernel_h,
+                                    step.kernel_w);
+    report.new_name = step.name;  // same layer type and parameters: no reason to rename
+    report.new_type = "Pooling";
+    live.replace_layer(index, make_layer(param, net.phase()));
+    return report;
+  }
+  if (!step.passthrough.empty()) {
+    remove_passthrough(&net.mutable_definition(), step.passthrough);
+    live.bypass_layer(live.layer_index(step.passthrough));
+  }
+  const auto& ip = old_layer->layer_param().inner_product_param();
+  auto blobs = old_layer->blobs();
+  auto& weights = *blobs.at(0);
+  report.old_shape = weights.shape();
+  report.num_output = static_cast<int>(ip.num_output());
+  if (ip.transpose()) {
+    transpose_in_place(&weights, weights.shape(0), weights.shape(1));
+    report.copied = true;
+  }
+  weights.Reshape({report.num_output, step.channels, step.kernel_h, step.kernel_w});
+  report.new_shape = weights.shape();
+  report.new_type = "Convolution";
+  auto param = convert_inner_product(&net.mutable_definition(), step.name, report.new_name,
+                                     step.kernel_h, step.kernel_w, step.new_top);
+  auto layer = make_layer(param, net.phase());
+  layer->blobs() = blobs;
+  const int now = live.layer_index(step.name);  // moved if a passthrough went
+  if (!step.new_top.empty()) live.rename_blob(old_layer->layer_param().top(0), step.new_top);
+  live.replace_layer(now, layer);
+  return report;
+}
+
+void check_weights(const Net& net, const Plan& plan) {
+  for (const auto& step : plan.steps) {
+    if (step.kind != Step::kInnerProduct) continue;
+    // A transplant that silently missed a layer gives all-zero outputs (FCN's FAQ).
+    if (!net.weights_source().empty() && net.loaded_layers().count(step.name) == 0) {
+      throw Error("layer '" + step.name + "' got no weights from '" + net.weights_source() +
+                  "': converting it would give a net with untrained filters");
+    }
+    const auto& blobs = net.params(step.name);
+    const auto& ip = net.caffe_net().layer_by_name(step.name)->layer_param().inner_product_param();
+    const int64_t expected = static_cast<int64_t>(ip.num_output()) * step.channels *
+                             step.kernel_h * step.kernel_w;
+    const int64_t rows = ip.transpose() ? blobs[0]->shape(1) : blobs[0]->shape(0);
+    if (blobs[0]->count() != expected || rows != static_cast<int64_t>(ip.num_output())) {
+      std::ostringstream out;
+      out << "layer '" << step.name << "': weights " << shape_text(blobs[0]->shape())
+          << " do not fill " << ip.num_output() << " filters of " << step.channels << " x "
+          << step.kernel_h << " x " << step.kernel_w;
+      throw ShapeError(out.str());
+    }
+  }
+}
+
+}  // namespace
+
+SurgeryReport fully_convolutionalize(Net& net, const SurgeryOptions& options) {
+  std::lock_guard<std::recursive_mutex> lock(net.mutex());
+  auto shapes = net.declared_input_shapes();
+  for (const auto& [name, shape] : options.input_shapes) shapes[name] = shape;
+  net.reshape(shapes);
+  const Plan plan = make_plan(net, net.filtered_definition(), options.suffix);
+  check_weights(net, plan);
+  SurgeryReport report;
+  auto& live = net.live_net();
+  guard_caffe("net surgery on '" + net.source() + "'", [&] {
+    for (const auto& step : plan.steps) {
+      if (!step.passthrough.empty()) report.removed.push_back(step.passthrough);
+      report.layers.push_back(convert(net, live, step, options.suffix));
+      live.Reshape();
+    }
+  });
+  return report;
+}
+
+}  // namespace surgery

@@ -1,0 +1,35 @@
+// caffe::Net with the few structural edits net surgery needs, made on the
+// running net itself: no rebuild, no reload, param blobs kept where they are.
+#ifndef SURGERY_LIVE_NET_HPP_
+#define SURGERY_LIVE_NET_HPP_
+
+#include <string>
+
+#include "caffe/net.hpp"
+
+namespace surgery {
+
+class LiveNet : public caffe::Net<float> {
+ public:
+  using caffe::Net<float>::Net;
+
+  // Index of the layer called `name` in the running net; Error if none.
+  int layer_index(const std::string& name) const;
+
+  // Puts `layer` (its param blobs already set) in place of layer `index`
+  // and sets it up on the same bottom and top blobs. Param blobs shared with
+  // the old layer stay valid everywhere they are referenced.
+  void replace_layer(int index, const caffe::shared_ptr<caffe::Layer<float>>& layer);
+
+  // Removes a one-bottom, one-top layer whose top has no other reader than
+  // later layers: those read its bottom instead. For Flatten and Reshape,
+  // which only relabel the shape of the same memory.
+  void bypass_layer(int index);
+
+  // Gives a blob a new name (lookups by the old name stop working).
+  void rename_blob(const std::string& from, const std::string& to);
+};
+
+}  // namespace surgery
+
+#endif  // SURGERY_LIVE_NET_HPP_
