@@ -1,0 +1,70 @@
+// Surgery from C++: weights keep their memory, outputs are unchanged at the
+// declared size, maps grow with the input, refusals leave the net alone.
+#include <gtest/gtest.h>
+
+#include "surgery/errors.hpp"
+#include "surgery/fully_convolutional.hpp"
+#include "surgery/geometry.hpp"
+#include "surgery/proto_io.hpp"
+#include "test_support.hpp"
+
+namespace surgery::test {
+namespace {
+
+void fill(Net& net) {
+  float v = 0.01f;
+  for (const auto* layer : {"conv", "fc"}) {
+    for (const auto& blob : net.params(layer)) {
+      float* d = blob->mutable_cpu_data();
+      for (int i = 0; i < blob->count(); ++i, v = -v * 1.01f) d[i] = v * (i % 7);
+    }
+  }
+}
+
+TEST(FullyConvolutional, SameMemorySameOutputLargerMap) {
+  Net net(parse_net_text(kTinyNet, "tiny"), "tiny");
+  fill(net);
+  std::vector<float> image(16);
+  for (int i = 0; i < 16; ++i) image[i] = 0.1f * i;
+  net.forward({{"data", {{1, 1, 4, 4}, image.data()}}});
+  const std::vector<float> before(net.blob("fc").cpu_data(), net.blob("fc").cpu_data() + 2);
+  const float* weights = net.params("fc")[0]->cpu_data();
+
+  const SurgeryReport report = fully_convolutionalize(net);
+  ASSERT_EQ(report.layers.size(), 1u);
+  EXPECT_EQ(report.layers[0].new_name, "fc-conv");
+  EXPECT_EQ(report.layers[0].new_shape, (std::vector<int>{2, 1, 3, 3}));
+  EXPECT_EQ(net.params("fc-conv")[0]->cpu_data(), weights);  // no copy
+
+  net.forward({{"data", {{1, 1, 4, 4}, image.data()}}});
+  EXPECT_FLOAT_EQ(net.blob("fc-conv").cpu_data()[0], before[0]);
+  EXPECT_FLOAT_EQ(net.blob("fc-conv").cpu_data()[1], before[1]);
+  std::vector<float> big(7 * 6, 1.f);
+  net.forward({{"data", {{1, 1, 7, 6}, big.data()}}});
+  EXPECT_EQ(net.blob("fc-conv").shape(), (std::vector<int>{1, 2, 4, 3}));
+
+  const Geometry g = compute_geometry(net.filtered_definition(), "fc-conv");
+  ASSERT_TRUE(g.known);
+  EXPECT_EQ(g.receptive_h.size, 4);
+  EXPECT_EQ(g.receptive_h.stride, 1);
+  EXPECT_TRUE(g.padded_layers.empty());
+}
+
+TEST(FullyConvolutional, RefusalLeavesTheNetUnchanged) {
+  const std::string def = R"(
+    layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 8 } } }
+    layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc"
+            inner_product_param { num_output: 2 } })";
+  Net net(parse_net_text(def, "mlp"), "mlp");
+  try {
+    fully_convolutionalize(net);
+    FAIL() << "an MLP was converted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no spatial extent"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(net.layers().back().type, "InnerProduct");
+  EXPECT_EQ(net.params("fc")[0]->shape(), (std::vector<int>{2, 8}));
+}
+
+}  // namespace
+}  // namespace surgery::test
