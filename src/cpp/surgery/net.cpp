@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "surgery/caffemodel_reader.hpp"
 #include "surgery/caffemodel_writer.hpp"
 #include "surgery/errors.hpp"
 #include "surgery/proto_io.hpp"
@@ -28,7 +29,16 @@ caffe::NetParameter filtered(const caffe::NetParameter& definition, caffe::Phase
 
 Net::Net(const std::string& prototxt, const std::string& weights, caffe::Phase phase)
     : Net(read_net_text(prototxt), prototxt, phase) {
-  if (!weights.empty()) load_weights(weights);
+  if (weights.empty()) return;
+  // A fresh net may take the file's values before all of it is checked (a
+  // failure discards the net), so it can stream them without a second copy.
+  std::set<std::string> loaded;
+  if (stream_caffemodel(*net_, weights, &loaded) == StreamResult::kLoaded) {
+    loaded_layers_ = std::move(loaded);
+    weights_source_ = weights;
+  } else {
+    load_weights(weights);
+  }
 }
 
 Net::Net(caffe::NetParameter definition, std::string source, caffe::Phase phase)

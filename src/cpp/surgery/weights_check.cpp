@@ -57,6 +57,23 @@ const caffe::Layer<float>* target_of(const caffe::Net<float>& net,
 
 }  // namespace
 
+void check_blob_fits(const std::string& where, int index, const std::vector<int64_t>& shape,
+                     int64_t values, bool ip_to_conv, const caffe::Blob<float>& target) {
+  if (values != count_of(shape)) {
+    std::ostringstream out;
+    out << where << ", param " << index << ": holds " << values << " values but its shape says "
+        << shape_text(shape);
+    throw ParseError(out.str());
+  }
+  const bool same_bytes = ip_to_conv && count_of(shape) == target.count();
+  if (!caffe_accepts(shape, target.shape()) && !same_bytes) {
+    std::ostringstream out;
+    out << where << ", param " << index << ": shape " << shape_text(shape) << " in the file, but "
+        << shape_text(target.shape()) << " in the net";
+    throw ShapeError(out.str());
+  }
+}
+
 std::vector<BlobCopy> plan_weight_copy(const caffe::Net<float>& net,
                                        const caffe::NetParameter& weights,
                                        const std::string& source) {
@@ -82,20 +99,8 @@ std::vector<BlobCopy> plan_weight_copy(const caffe::Net<float>& net,
       const auto& blob = layer.blobs(i);
       const auto shape = proto_shape(blob);
       const int64_t values = blob.data_size() > 0 ? blob.data_size() : blob.double_data_size();
-      if (values != count_of(shape)) {
-        std::ostringstream out;
-        out << where << ", param " << i << ": holds " << values
-            << " values but its shape says " << shape_text(shape);
-        throw ParseError(out.str());
-      }
       auto& target = *targets[i];
-      const bool same_bytes = ip_to_conv && count_of(shape) == target.count();
-      if (!caffe_accepts(shape, target.shape()) && !same_bytes) {
-        std::ostringstream out;
-        out << where << ", param " << i << ": shape " << shape_text(shape)
-            << " in the file, but " << shape_text(target.shape()) << " in the net";
-        throw ShapeError(out.str());
-      }
+      check_blob_fits(where, i, shape, values, ip_to_conv, target);
       plan.push_back({&blob, &target, target_layer.layer_param().name()});
     }
   }

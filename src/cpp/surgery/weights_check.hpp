@@ -30,6 +30,12 @@ std::vector<BlobCopy> plan_weight_copy(const caffe::Net<float>& net,
                                        const caffe::NetParameter& weights,
                                        const std::string& source);
 
+// The rule plan_weight_copy applies to each blob, for other readers: throws
+// ParseError if `values` disagrees with `shape`, ShapeError if the blob does
+// not fit `target`. `where` starts the message ("weights 'f', layer 'l'").
+void check_blob_fits(const std::string& where, int index, const std::vector<int64_t>& shape,
+                     int64_t values, bool ip_to_conv, const caffe::Blob<float>& target);
+
 // Copies float or double data from the proto into the blob's host memory.
 void copy_blob_data(const caffe::BlobProto& source, caffe::Blob<float>* target);
 

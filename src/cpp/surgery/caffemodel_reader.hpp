@@ -1,0 +1,32 @@
+// Loads a binary caffemodel into a freshly built net by streaming: each
+// blob's packed floats are read from the file straight into the blob, so a
+// 500 MB model never exists twice in memory (as a protobuf message and as
+// blobs), and the protobuf message is never built.
+#ifndef SURGERY_CAFFEMODEL_READER_HPP_
+#define SURGERY_CAFFEMODEL_READER_HPP_
+
+#include <set>
+#include <string>
+
+#include "caffe/net.hpp"
+
+namespace surgery {
+
+enum class StreamResult {
+  kLoaded,       // every blob in the file went to its layer; `loaded` lists them
+  kNeedsGeneral  // the file uses a form this reader leaves to the general
+                 // path (V1 layers, double data, a layer renamed by surgery):
+                 // the caller loads it with read_net_binary + plan_weight_copy,
+                 // which rewrites whatever was streamed already
+};
+
+// Same matching and checks as plan_weight_copy, except that a blob's values
+// land in the net before its shape (which protobuf stores after the data)
+// has been checked: only for a net that is discarded if this throws.
+// Throws FileError, ParseError (truncated, inconsistent) or ShapeError.
+StreamResult stream_caffemodel(caffe::Net<float>& net, const std::string& path,
+                               std::set<std::string>* loaded);
+
+}  // namespace surgery
+
+#endif  // SURGERY_CAFFEMODEL_READER_HPP_
