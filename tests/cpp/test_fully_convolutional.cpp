@@ -68,3 +68,27 @@ TEST(FullyConvolutional, RefusalLeavesTheNetUnchanged) {
 
 }  // namespace
 }  // namespace surgery::test
+
+namespace surgery::test {
+namespace {
+
+// What we save is what stock Caffe loads: its own reader and its own
+// CopyTrainedLayersFrom, with no surgery code on the way.
+TEST(FullyConvolutional, StockCaffeLoadsTheSavedFiles) {
+  TempDir dir;
+  Net net(parse_net_text(kTinyNet, "tiny"), "tiny");
+  fill(net);
+  fully_convolutionalize(net);
+  const auto proto = dir.file("fc.prototxt");
+  const auto model = dir.file("fc.caffemodel");
+  net.save(proto, model);
+  caffe::Net<float> stock(proto, caffe::TEST);
+  stock.CopyTrainedLayersFrom(model);
+  const auto& weights = *stock.layer_by_name("fc-conv")->blobs()[0];
+  EXPECT_EQ(weights.shape(), (std::vector<int>{2, 1, 3, 3}));
+  const auto& ours = *net.params("fc-conv")[0];
+  EXPECT_TRUE(std::equal(ours.cpu_data(), ours.cpu_data() + ours.count(), weights.cpu_data()));
+}
+
+}  // namespace
+}  // namespace surgery::test
