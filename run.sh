@@ -49,7 +49,7 @@ install_package() {  # $1: pip extras, $2..: extra pip arguments
 case "${1:-}" in
   demo)
     install_system_packages
-    install_package ""
+    install_package "[demo]"
     "$VENV/bin/caffe-surgery" demo
     ;;
   test)

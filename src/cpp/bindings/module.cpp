@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
   surgery::bindings::bind_errors(m);
   surgery::bindings::bind_net(m);
   surgery::bindings::bind_surgery(m);
+  surgery::bindings::bind_trainer(m);
 }

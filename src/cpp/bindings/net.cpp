@@ -69,6 +69,7 @@ void bind_net(py::module_& m) {
       .def_property_readonly("source", &Net::source)
       .def_property_readonly("name", [](const Net& net) { return net.caffe_net().name(); })
       .def_property_readonly("inputs", &Net::input_names)
+      .def_property_readonly("forward_count", &Net::forward_count)
       .def_property_readonly("outputs", &Net::output_names)
       .def("_layers",
            [](const Net& net) {

@@ -190,6 +190,7 @@ void Net::forward(const std::map<std::string, InputView>& inputs) {
     if (shape_of(name) != view.shape) new_shapes[name] = view.shape;
   }
   if (!new_shapes.empty()) reshape(new_shapes);
+  ++forwards_;
   for (const auto& [name, view] : inputs) {
     auto& blob = *net_->blob_by_name(name);
     std::copy(view.data, view.data + blob.count(), blob.mutable_cpu_data());

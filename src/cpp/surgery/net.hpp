@@ -3,6 +3,7 @@
 #ifndef SURGERY_NET_HPP_
 #define SURGERY_NET_HPP_
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -66,6 +67,9 @@ class Net {
   void reshape(const std::map<std::string, std::vector<int>>& shapes);
   // Copies the inputs in (reshaping first where shapes differ), then runs.
   void forward(const std::map<std::string, InputView>& inputs);
+  // How many forwards have run (or begun): views of blobs taken before the
+  // last one may hold other data now.
+  uint64_t forward_count() const { return forwards_; }
 
   // Writes the definition as text and the weights as binary, each atomically.
   // Either path may be empty to skip that file.
@@ -97,6 +101,7 @@ class Net {
   caffe::Phase phase_;
   std::unique_ptr<LiveNet> net_;
   std::set<std::string> loaded_layers_;
+  std::atomic<uint64_t> forwards_{0};
   std::string weights_source_;
   mutable std::recursive_mutex mutex_;
 };

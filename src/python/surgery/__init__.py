@@ -4,13 +4,15 @@ from . import _core
 from .errors import (CaffeError, FileError, NetDefinitionError, ParseError,
                      ShapeError, SurgeryError)
 from .net import LayerInfo, Net
+from .dense import DenseMap, dense_forward
+from .preprocess import load_image
 from .convert import (ConvertedLayer, Geometry, SurgeryResult, fully_convolutionalize,
                       geometry)
 
 set_log_level = _core.set_log_level
 
 __all__ = [
-    "CaffeError", "ConvertedLayer", "FileError", "Geometry", "LayerInfo", "Net",
+    "CaffeError", "ConvertedLayer", "DenseMap", "dense_forward", "load_image", "FileError", "Geometry", "LayerInfo", "Net",
     "NetDefinitionError", "ParseError", "ShapeError", "SurgeryError", "SurgeryResult",
     "fully_convolutionalize", "geometry", "set_log_level",
 ]

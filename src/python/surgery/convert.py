@@ -92,7 +92,8 @@ def geometry(net: Net, blob: Optional[str] = None) -> Optional[Geometry]:
     g = _core.geometry(net, blob)
     if not g["known"]:
         return None
-    window = tuple(net.blobs[net.inputs[0]].shape[2:4])
+    # The declared size, not the current one: the net may have run on a larger image.
+    window = tuple(_core.declared_input_shapes(net)[net.inputs[0]][2:4])
     if len(window) != 2:
         return None
     h, w = g["receptive_h"], g["receptive_w"]

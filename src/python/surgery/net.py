@@ -74,5 +74,10 @@ class Net(_core.Net):
         from .convert import convert_in_place
         return convert_in_place(self, suffix=suffix, input_shape=input_shape)
 
+    def dense_forward(self, image, **kwargs):
+        """Run densely over `image`; see ``surgery.dense_forward``."""
+        from .dense import dense_forward
+        return dense_forward(self, image, **kwargs)
+
     def __repr__(self) -> str:
         return f"<surgery.Net {self.name!r} from {self.source!r}, {len(self.layers)} layers>"

@@ -1,0 +1,34 @@
+// surgery._core.Trainer: feeds numpy batches to libcaffe's solver.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include "bindings/bindings.hpp"
+#include "surgery/trainer.hpp"
+
+namespace py = pybind11;
+
+namespace surgery::bindings {
+
+void bind_trainer(py::module_& m) {
+  using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+  py::class_<Trainer>(m, "Trainer")
+      .def(py::init<const std::string&, const std::string&>(), py::arg("solver"),
+           py::arg("train_net"))
+      .def("step",
+           [](Trainer& trainer, const std::map<std::string, FloatArray>& batch) {
+             std::map<std::string, InputView> views;
+             for (const auto& [name, array] : batch) {
+               views[name] = {std::vector<int>(array.shape(), array.shape() + array.ndim()),
+                              array.data()};
+             }
+             py::gil_scoped_release release;
+             return trainer.step(views);
+           })
+      .def_property_readonly("iteration", &Trainer::iteration)
+      .def("save_weights", [](const Trainer& trainer, const std::string& path) {
+        py::gil_scoped_release release;
+        trainer.save_weights(path);
+      });
+}
+
+}  // namespace surgery::bindings

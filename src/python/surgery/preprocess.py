@@ -1,0 +1,135 @@
+"""Image loading and preprocessing, number for number as pycaffe's
+``caffe.io.load_image`` and ``caffe.io.Transformer`` do it (transpose,
+channel swap, raw scale, mean, input scale), without pycaffe."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .errors import FileError, ShapeError
+
+ImageLike = Union[str, "os.PathLike[str]", np.ndarray]
+MeanLike = Union[None, Sequence[float], np.ndarray, str, "os.PathLike[str]"]
+
+
+def load_image(path, color: bool = True) -> np.ndarray:
+    """An image file as float32 H x W x C in [0, 1], RGB; as caffe.io.load_image."""
+    import skimage.io
+    from skimage import img_as_float
+    try:
+        raw = skimage.io.imread(os.fspath(path), as_gray=not color)
+    except (OSError, ValueError) as error:
+        raise FileError(f"cannot read image {os.fspath(path)!r}: {error}") from error
+    img = img_as_float(raw).astype(np.float32)
+    if img.ndim == 2:
+        img = img[:, :, np.newaxis]
+        if color:
+            img = np.tile(img, (1, 1, 3))
+    elif img.shape[2] == 4:
+        img = img[:, :, :3]
+    return img
+
+
+def resize_image(im: np.ndarray, new_dims: Tuple[int, int], interp_order: int = 1) -> np.ndarray:
+    """pycaffe's caffe.io.resize_image: H x W x K to new_dims, bilinear."""
+    from scipy.ndimage import zoom
+    from skimage.transform import resize
+    if im.shape[-1] == 1 or im.shape[-1] == 3:
+        im_min, im_max = im.min(), im.max()
+        if im_max > im_min:
+            im_std = (im - im_min) / (im_max - im_min)
+            resized_std = resize(im_std, new_dims, order=interp_order, mode="constant")
+            resized_im = resized_std * (im_max - im_min) + im_min
+        else:
+            resized_im = np.empty((new_dims[0], new_dims[1], im.shape[-1]), dtype=np.float32)
+            resized_im.fill(im_min)
+    else:
+        scale = tuple(np.array(new_dims, dtype=float) / np.array(im.shape[:2]))
+        resized_im = zoom(im, scale + (1,), order=interp_order)
+    return resized_im.astype(np.float32)
+
+
+def as_image(image: ImageLike, channels: int) -> np.ndarray:
+    """A path, H x W or H x W x C array (uint8 or float) as float32 H x W x C.
+
+    uint8 arrays become [0, 1] like a loaded file; float arrays are taken as
+    they are. The input array is never modified.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image, color=channels == 3)
+    array = np.asarray(image)
+    if array.ndim not in (2, 3) or array.size == 0:
+        raise ShapeError(f"an image must be H x W or H x W x C, not shape {array.shape}")
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    elif np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.float32)
+    else:
+        raise ShapeError(f"an image must hold numbers, not {array.dtype}")
+    if array.ndim == 2:
+        array = array[:, :, np.newaxis]
+    if array.shape[2] == 1 and channels == 3:
+        array = np.tile(array, (1, 1, 3))
+    if array.shape[2] != channels:
+        raise ShapeError(f"the image has {array.shape[2]} channels, the net takes {channels}")
+    if not np.isfinite(array).all():
+        raise ShapeError("the image holds NaN or infinite values")
+    return array
+
+
+def as_mean(mean: MeanLike, shape: Tuple[int, int, int]) -> Optional[np.ndarray]:
+    """Per-channel values (C,) or a mean image (C x H x W, e.g. a .npy path),
+    fitted to `shape` (C, H, W) as Transformer.set_mean does."""
+    if mean is None:
+        return None
+    if isinstance(mean, (str, os.PathLike)):
+        try:
+            mean = np.load(os.fspath(mean))
+        except (OSError, ValueError) as error:
+            raise FileError(f"cannot read mean {os.fspath(mean)!r}: {error}") from error
+    mean = np.asarray(mean, dtype=np.float64)
+    if mean.ndim == 1:
+        if mean.shape[0] != shape[0]:
+            raise ShapeError(f"mean has {mean.shape[0]} values, the image {shape[0]} channels")
+        return mean[:, np.newaxis, np.newaxis]
+    if mean.ndim == 2:
+        mean = mean[np.newaxis]
+    if mean.ndim != 3 or mean.shape[0] != shape[0]:
+        raise ShapeError(f"mean of shape {mean.shape} does not fit an image of {shape}")
+    if mean.shape != shape:
+        m_min, m_max = mean.min(), mean.max()
+        normal = (mean - m_min) / (m_max - m_min)
+        mean = resize_image(normal.transpose((1, 2, 0)), shape[1:]).transpose((2, 0, 1)) * \
+            (m_max - m_min) + m_min
+    return mean
+
+
+def preprocess(image: ImageLike, channels: int, *, mean: MeanLike = None,
+               channel_swap: Optional[Sequence[int]] = None, raw_scale: Optional[float] = None,
+               input_scale: Optional[float] = None,
+               size: Optional[Tuple[int, int]] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """(the H x W x C image as loaded, the C x H x W float32 net input).
+
+    The order is pycaffe's Transformer.preprocess: resize (only if `size`),
+    transpose, channel swap, raw scale, mean, input scale.
+    """
+    img = as_image(image, channels)
+    if size is not None:
+        img = resize_image(img, tuple(size))
+    x = img.transpose((2, 0, 1))
+    if channel_swap is not None:
+        if sorted(channel_swap) != list(range(channels)):
+            raise ShapeError(f"channel_swap {tuple(channel_swap)} is not an order of {channels} channels")
+        x = x[list(channel_swap), :, :]
+    x = np.array(x, dtype=np.float32)  # a copy: the steps below work in place
+    if raw_scale is not None:
+        x *= raw_scale
+    m = as_mean(mean, x.shape)
+    if m is not None:
+        x -= m
+    if input_scale is not None:
+        x *= input_scale
+    return img, x
