@@ -5,6 +5,7 @@ from .errors import (CaffeError, FileError, NetDefinitionError, ParseError,
                      ShapeError, SurgeryError)
 from .net import LayerInfo, Net
 from .dense import DenseMap, dense_forward
+from . import preprocess
 from .preprocess import load_image
 from .convert import (ConvertedLayer, Geometry, SurgeryResult, fully_convolutionalize,
                       geometry)

@@ -53,14 +53,12 @@ class Geometry:
     padded_layers: Tuple[str, ...]
 
     def window_of(self, i: int, j: int) -> Tuple[int, int, int, int]:
-        """(x0, y0, x1, y1) of cell (i, j)'s window; x1, y1 exclusive."""
+        """(x0, y0, x1, y1) of cell (i, j)'s window; x1, y1 exclusive.
+
+        Caffe rounds pooled sizes up, so the last cells' windows may run past
+        the image's right and bottom edges."""
         y0, x0 = i * self.stride[0], j * self.stride[1]
         return x0, y0, x0 + self.window[1], y0 + self.window[0]
-
-    def map_size(self, height: int, width: int) -> Tuple[int, int]:
-        """Cells along (h, w) for an input of that size (the net may round up)."""
-        return ((height - self.window[0]) // self.stride[0] + 1,
-                (width - self.window[1]) // self.stride[1] + 1)
 
 
 @dataclass

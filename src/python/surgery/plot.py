@@ -34,5 +34,5 @@ def save_png(dense, path: str, cls: Optional[int] = None) -> None:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     figure = plot_dense_map(dense, cls)
-    figure.savefig(path, format="png", dpi=100, bbox_inches="tight")
+    figure.savefig(path, format="png", dpi=100)  # 1000 x 450 pixels
     plt.close(figure)
