@@ -13,10 +13,12 @@ def cli(*args):
                           capture_output=True, text=True)
 
 
-def test_demo_prints_layers_and_a_distribution():
-    result = cli("demo")
+def test_demo_command(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "surgery.cli", "demo"], cwd=tmp_path,
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "InnerProduct" in result.stdout and "sum: 1.0000" in result.stdout
+    assert "6/6 pasted digits found at their place" in result.stdout
+    assert (tmp_path / "dense_digits.png").exists()
 
 
 def test_convert_trained_lenet(tmp_path, lenet):
