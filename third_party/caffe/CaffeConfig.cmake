@@ -9,3 +9,5 @@ include("${CMAKE_CURRENT_LIST_DIR}/CaffeTargets.cmake")
 # This libcaffe throws caffe_check::CheckFailure on a failed CHECK.
 set(Caffe_CHECKS_THROW ON)
 set(Caffe_CUDA OFF)
+# Shared libraries that travel with libcaffe (a bundled BLAS), for packagers.
+file(GLOB Caffe_BUNDLED_LIBRARIES "${CMAKE_CURRENT_LIST_DIR}/../../libscipy_openblas*.so")

@@ -7,12 +7,17 @@
 # checked against a pinned sha256. Cache: $CAFFE_SURGERY_CACHE, default
 # ${XDG_CACHE_HOME:-~/.cache}/caffe-surgery. Progress goes to stderr.
 # Environment: CAFFE_SURGERY_JOBS (default: nproc), CAFFE_SURGERY_PYTHON
-# (the Python whose pip fetches the sdist, default python3).
+# (the Python whose pip fetches the sdist, default python3), CAFFE_SURGERY_BLAS
+# (scipy-openblas, the default on x86-64, or system: Debian's OpenBLAS).
 set -euo pipefail
 
 readonly VERSION=9.0.2
 readonly SHA256=c6410cc60bdd6db685d441b66be7df05410f8850ac88d6b75d48ef9b2315c08a
 readonly VARIANT=cpu
+# A newer OpenBLAS than Debian's, from PyPI; x86-64 only (the pin is that wheel's).
+readonly BLAS_VERSION=0.3.34.481.3
+readonly BLAS_SHA256=0595f94cd58c1f8a0d90c975621f4587337a003916b1979e834ebdf2cb5d9504
+blas=${CAFFE_SURGERY_BLAS:-$([[ $(uname -m) == x86_64 ]] && echo scipy-openblas || echo system)}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${CAFFE_SURGERY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/caffe-surgery}
@@ -22,7 +27,7 @@ log() { echo "[libcaffe] $*" >&2; }
 
 # The key changes whenever any file of this recipe changes.
 recipe_hash=$(cd "$here" && find . -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)
-prefix="$cache/libcaffe/$VERSION-${SHA256:0:12}-$recipe_hash-$VARIANT"
+prefix="$cache/libcaffe/$VERSION-${SHA256:0:12}-$recipe_hash-$VARIANT-$blas"
 if [[ -f "$prefix/.complete" ]]; then
   log "cached: $prefix"
   echo "$prefix"
@@ -35,25 +40,31 @@ exec 9>"$cache/libcaffe/.lock"
 flock 9
 if [[ -f "$prefix/.complete" ]]; then echo "$prefix"; exit 0; fi
 
-sdist="$cache/src/brocolli-caffe-$VERSION.tar.gz"
-if [[ ! -f "$sdist" ]] || ! echo "$SHA256  $sdist" | sha256sum --check --status; then
-  log "fetching brocolli-caffe==$VERSION with pip"
+# Inside pip's isolated build environment `python -m pip` may be missing;
+# the pip on PATH then belongs to the same user.
+pip=("$python" -m pip)
+"${pip[@]}" --version >/dev/null 2>&1 || pip=(pip3)
+
+# fetch NAME==VERSION FILE SHA256: a pinned file from PyPI, checked, cached.
+fetch() {
+  local spec=$1 file=$2 sum=$3 kind=$4
+  if [[ -f "$cache/src/$file" ]] && echo "$sum  $cache/src/$file" | sha256sum --check --status; then
+    return
+  fi
+  log "fetching $spec with pip"
+  local dl
   dl=$(mktemp -d)
-  # Inside pip's isolated build environment `python -m pip` may be missing;
-  # the pip on PATH then belongs to the same user.
-  pip=("$python" -m pip)
-  "${pip[@]}" --version >/dev/null 2>&1 || pip=(pip3)
-  "${pip[@]}" download --quiet --no-deps --no-binary :all: \
-    -d "$dl" "brocolli-caffe==$VERSION" >&2
-  mv "$dl/brocolli-caffe-$VERSION.tar.gz" "$sdist.part"
-  rm -rf "$dl"
-  if ! echo "$SHA256  $sdist.part" | sha256sum --check --status; then
-    log "sha256 mismatch for $sdist.part: expected $SHA256"
+  "${pip[@]}" download --quiet --no-deps "$kind" -d "$dl" "$spec" >&2
+  if ! echo "$sum  $dl/$file" | sha256sum --check --status; then
+    log "sha256 mismatch for $file: expected $sum"
     exit 1
   fi
-  mv "$sdist.part" "$sdist"
-fi
+  mv "$dl/$file" "$cache/src/$file"
+  rm -rf "$dl"
+}
 
+sdist="$cache/src/brocolli-caffe-$VERSION.tar.gz"
+fetch "brocolli-caffe==$VERSION" "brocolli-caffe-$VERSION.tar.gz" "$SHA256" --no-binary=:all:
 work=$(mktemp -d "$cache/libcaffe/.work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 tar -xzf "$sdist" -C "$work"
@@ -64,8 +75,16 @@ for p in "$here"/patches/*.patch; do
   patch --quiet -p1 -d "$src" < "$p"
 done
 
-log "building ($VARIANT, -j$jobs) into $prefix; about 3 minutes on 2 cores"
-cmake -S "$here" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
+blas_args=()
+if [[ $blas == scipy-openblas ]]; then
+  wheel="scipy_openblas32-$BLAS_VERSION-py3-none-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl"
+  fetch "scipy-openblas32==$BLAS_VERSION" "$wheel" "$BLAS_SHA256" --only-binary=:all:
+  "$python" -m zipfile -e "$cache/src/$wheel" "$work/blas"
+  blas_args=(-DSCIPY_OPENBLAS_DIR="$work/blas/scipy_openblas32")
+fi
+
+log "building ($VARIANT, $blas BLAS, -j$jobs) into $prefix; about 3 minutes on 2 cores"
+cmake -S "$here" -B "$work/build" -DCMAKE_BUILD_TYPE=Release "${blas_args[@]}" \
   -DCAFFE_SOURCE_DIR="$src" -DCMAKE_INSTALL_PREFIX="$work/install" >&2
 cmake --build "$work/build" -j "$jobs" >&2
 cmake --install "$work/build" >&2

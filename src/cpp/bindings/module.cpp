@@ -1,5 +1,6 @@
 #include "bindings/bindings.hpp"
 #include "surgery/logging.hpp"
+#include "surgery/memory_guard.hpp"
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "caffe-surgery's compiled core; use the `surgery` package instead.";
@@ -7,6 +8,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_log_level", &surgery::set_caffe_log_level, pybind11::arg("level"),
         "Caffe's glog threshold: 0 INFO, 1 WARNING, 2 ERROR (default).");
   m.def("log_level", &surgery::caffe_log_level);
+  m.def("set_memory_limit", &surgery::set_memory_limit, pybind11::arg("bytes"),
+        "Refuse nets whose forward needs more bytes; 0 restores the default "
+        "(three quarters of physical memory).");
+  m.def("memory_limit", &surgery::memory_limit);
   surgery::bindings::bind_errors(m);
   surgery::bindings::bind_net(m);
   surgery::bindings::bind_surgery(m);

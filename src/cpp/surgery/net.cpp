@@ -8,6 +8,7 @@
 #include "surgery/caffemodel_reader.hpp"
 #include "surgery/caffemodel_writer.hpp"
 #include "surgery/errors.hpp"
+#include "surgery/memory_guard.hpp"
 #include "surgery/proto_io.hpp"
 #include "surgery/shape_text.hpp"
 #include "surgery/validate.hpp"
@@ -48,6 +49,7 @@ Net::Net(caffe::NetParameter definition, std::string source, caffe::Phase phase)
   net_ = guard_caffe("building the net from '" + source_ + "'", [&] {
     return std::make_unique<LiveNet>(param);
   });
+  check_memory(*net_, "net '" + source_ + "'");
 }
 
 Net::~Net() = default;
@@ -169,6 +171,10 @@ void Net::reshape(const std::map<std::string, std::vector<int>>& shapes) {
   };
   try {
     apply(shapes);
+    check_memory(*net_, "net '" + source_ + "' at the new input shape");
+  } catch (const ShapeError&) {
+    apply(old_shapes);
+    throw;
   } catch (const caffe_check::CheckFailure& e) {
     apply(old_shapes);
     std::ostringstream out;

@@ -1,5 +1,6 @@
 #include "surgery/validate.hpp"
 
+#include <climits>
 #include <set>
 #include <sstream>
 
@@ -34,6 +35,14 @@ void check_input_shapes(const caffe::LayerParameter& layer, const std::string& s
                              ": needs one input shape, or one per top");
   }
   for (const auto& shape : shapes) {
+    double count = 1;
+    for (auto dim : shape.dim()) count *= static_cast<double>(dim);
+    if (count > INT32_MAX) {
+      std::ostringstream out;
+      out << where(source, layer) << ": an input of " << count
+          << " values is more than a Caffe blob can hold (2^31 - 1)";
+      throw ShapeError(out.str());
+    }
     for (auto dim : shape.dim()) {
       if (dim <= 0 || dim > INT32_MAX) {
         std::ostringstream out;

@@ -1,0 +1,147 @@
+"""Dense benchmark: CaffeNet (random weights), batch 1, this machine's CPU.
+
+Rows, all measured in this one run (medians of --repeat runs each):
+  surgery  227 single      the original net on one 227x227 window
+  surgery  451 dense       the converted net on 451x451: an 8x8 map
+  surgery  64 crops, one by one / batched   the sliding-window way to the same map
+  OpenCV   451 dense       cv2.dnn on our converted files
+  PyTorch  451 dense       the same architecture and weights in torch (if installed)
+GFLOP/s is the dense forward's multiply-adds x 2 over its time, next to
+numpy's measured SGEMM rate on the same cores.
+
+    .venv/bin/python benchmarks/dense.py [--repeat 15]
+"""
+
+import argparse
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+sys.path.insert(0, str(ROOT / "tests" / "python"))
+
+import surgery  # noqa: E402
+from nets import randomize  # noqa: E402
+
+
+def median_ms(fn, repeat):
+    fn()  # warm up: allocations, reshapes
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def dense_gflop(net):
+    """Multiply-adds x 2 of every Convolution and InnerProduct at the current shapes."""
+    total = 0
+    for layer in net.layers:
+        if layer.type not in ("Convolution", "InnerProduct"):
+            continue
+        weights = net.params[layer.name][0]
+        out = net.blobs[layer.tops[0]]
+        per_output = int(np.prod(weights.shape[1:]))
+        total += 2 * out.size * per_output
+    return total / 1e9
+
+
+def sgemm_gflops(repeat):
+    a = np.random.default_rng(0).standard_normal((4096, 4096), dtype=np.float32)
+    ms = median_ms(lambda: a @ a, max(3, repeat // 3))
+    return 2 * 4096 ** 3 / (ms / 1000) / 1e9
+
+
+def torch_caffenet(net):
+    import torch
+    from torch import nn
+
+    def conv(name, cin, cout, k, stride=1, pad=0, groups=1):
+        layer = nn.Conv2d(cin, cout, k, stride, pad, groups=groups)
+        w, b = net.params[name]
+        layer.weight.data = torch.from_numpy(np.array(w))
+        layer.bias.data = torch.from_numpy(np.array(b))
+        return layer
+
+    pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)  # Caffe rounds up
+    lrn = lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+    model = nn.Sequential(
+        conv("conv1", 3, 96, 11, 4), nn.ReLU(), pool(), lrn(),
+        conv("conv2", 96, 256, 5, pad=2, groups=2), nn.ReLU(), pool(), lrn(),
+        conv("conv3", 256, 384, 3, pad=1), nn.ReLU(),
+        conv("conv4", 384, 384, 3, pad=1, groups=2), nn.ReLU(),
+        conv("conv5", 384, 256, 3, pad=1, groups=2), nn.ReLU(), pool(),
+        conv("fc6-conv", 256, 4096, 6), nn.ReLU(),
+        conv("fc7-conv", 4096, 4096, 1), nn.ReLU(),
+        conv("fc8-conv", 4096, 1000, 1), nn.Softmax(dim=1))
+    return model.eval()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as folder:
+        folder = pathlib.Path(folder)
+        original = surgery.Net(FIXTURES / "bvlc_reference_caffenet" / "deploy.prototxt")
+        randomize(original)
+        original.save(folder / "o.prototxt", folder / "o.caffemodel")
+        dense = surgery.Net(folder / "o.prototxt", folder / "o.caffemodel")
+        dense.fully_convolutionalize()
+        dense.save(folder / "fc.prototxt", folder / "fc.caffemodel")
+        x227 = rng.uniform(-1, 1, (1, 3, 227, 227)).astype(np.float32)
+        x451 = rng.uniform(-1, 1, (1, 3, 451, 451)).astype(np.float32)
+        crops = np.concatenate([x451[:, :, 32 * i:32 * i + 227, 32 * j:32 * j + 227]
+                                for i in range(8) for j in range(8)])
+        rows = {}
+        rows["surgery 227 single"] = median_ms(lambda: original.forward(data=x227), args.repeat)
+        rows["surgery 451 dense (8x8)"] = median_ms(lambda: dense.forward(data=x451), args.repeat)
+        gflop = dense_gflop(dense)
+        rows["surgery 64 crops one by one"] = median_ms(
+            lambda: [original.forward(data=crops[k:k + 1]) for k in range(64)], max(3, args.repeat // 5))
+        rows["surgery 64 crops batched"] = median_ms(
+            lambda: original.forward(data=crops), max(3, args.repeat // 5))
+        original.reshape(data=(1, 3, 227, 227))
+        import cv2
+        cv_net = cv2.dnn.readNetFromCaffe(str(folder / "fc.prototxt"), str(folder / "fc.caffemodel"))
+
+        def cv_forward():
+            cv_net.setInput(x451)
+            return cv_net.forward()
+        rows["OpenCV 451 dense"] = median_ms(cv_forward, args.repeat)
+        check = {"OpenCV": np.abs(cv_forward() - dense.forward(data=x451)["prob"]).max()}
+        try:
+            import torch
+            model = torch_caffenet(dense)
+            tx = torch.from_numpy(x451)
+            with torch.inference_mode():
+                rows["PyTorch 451 dense"] = median_ms(lambda: model(tx), args.repeat)
+                check["PyTorch"] = np.abs(model(tx).numpy() - dense.forward(data=x451)["prob"]).max()
+            torch_note = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+        except ImportError:
+            torch_note = "torch not installed: no PyTorch row"
+        peak = sgemm_gflops(args.repeat)
+    single, dense_ms = rows["surgery 227 single"], rows["surgery 451 dense (8x8)"]
+    print(f"CaffeNet, random weights, batch 1, medians of {args.repeat} runs; {torch_note}")
+    print(f"OpenCV {cv2.__version__}; max |difference| to our 8x8 probabilities: "
+          + ", ".join(f"{k} {v:.1e}" for k, v in check.items()))
+    print(f"\n{'engine / task':<30} {'ms':>8} {'vs surgery dense':>17}")
+    for name, ms in rows.items():
+        print(f"{name:<30} {ms:>8.1f} {ms / dense_ms:>16.2f}x")
+    print(f"\ndense / single (the seed's '3x'): {dense_ms / single:.2f}")
+    print(f"sliding-window speedup: {rows['surgery 64 crops one by one'] / dense_ms:.1f}x one by one, "
+          f"{rows['surgery 64 crops batched'] / dense_ms:.1f}x batched")
+    print(f"dense forward: {gflop:.1f} GFLOP in {dense_ms:.0f} ms = {gflop / dense_ms * 1000:.0f} GFLOP/s; "
+          f"numpy SGEMM 4096^3 on these cores: {peak:.0f} GFLOP/s "
+          f"({gflop / dense_ms * 1000 / peak:.0%} of it)")
+
+
+if __name__ == "__main__":
+    main()
