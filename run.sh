@@ -60,6 +60,10 @@ case "${1:-}" in
     status=0
     say "ctest"
     ctest --test-dir build/test --output-on-failure || status=1
+    say "ctest under AddressSanitizer + LeakSanitizer"
+    cmake -S . -B build/asan -DSURGERY_BUILD_TESTS=ON -DSURGERY_SANITIZE=ON >/dev/null
+    cmake --build build/asan -j "$CAFFE_SURGERY_JOBS" >/dev/null
+    ctest --test-dir build/asan --output-on-failure || status=1
     say "pytest"
     "$VENV/bin/python" -m pytest -q tests/python || status=1
     exit $status

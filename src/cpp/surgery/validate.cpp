@@ -19,6 +19,13 @@ void check_type(const caffe::LayerParameter& layer, const std::string& source) {
     throw NetDefinitionError(where(source, layer) +
                              ": Python layers run arbitrary code and are refused");
   }
+  // Their constructors open a database on a prefetch thread, where a failure
+  // cannot be turned into an exception; this libcaffe has no database backend.
+  if (layer.type() == "Data" || layer.type() == "AnnotatedData") {
+    throw NetDefinitionError(where(source, layer) +
+                             ": reads an LMDB/LevelDB database, which this libcaffe is built "
+                             "without; deploy nets take their data through Input layers");
+  }
   const auto& registry = caffe::LayerRegistry<float>::Registry();
   if (registry.count(layer.type()) == 0) {
     throw NetDefinitionError(where(source, layer) + ": unknown layer type '" +

@@ -85,7 +85,10 @@ class SurgeryResult:
 
 
 def geometry(net: Net, blob: Optional[str] = None) -> Optional[Geometry]:
-    """Geometry of ``blob`` (default: the first output) over the first input."""
+    """Geometry of ``blob`` (default: the first output) over the first input;
+    None where it cannot be derived (no input, no output, unmodelled layers)."""
+    if not net.inputs or not (blob or net.outputs):
+        return None
     blob = blob or net.outputs[0]
     g = _core.geometry(net, blob)
     if not g["known"]:

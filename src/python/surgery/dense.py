@@ -114,12 +114,20 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     declared = declared_shape(net, name)
     if len(declared) != 4:
         raise ShapeError(f"input {name!r} is {declared}, not N x C x H x W")
+    window = tuple(declared[2:])
+    if size is None and not isinstance(image, (str, os.PathLike)):
+        # Shape the net before preprocessing: an image too large for the net
+        # (or the memory limit) is refused before any copy is made of it.
+        shape = np.shape(image)
+        if len(shape) in (2, 3) and min(shape[:2]) >= min(window):
+            net.reshape(**{name: (1, declared[1], shape[0], shape[1])})
     img, x = preprocess(image, declared[1], mean=mean, channel_swap=channel_swap,
                         raw_scale=raw_scale, input_scale=input_scale, size=size)
-    window = tuple(declared[2:])
     if x.shape[1] < window[0] or x.shape[2] < window[1]:
         raise ShapeError(f"the image is {x.shape[1]}x{x.shape[2]} pixels; this net needs at "
                          f"least {window[0]}x{window[1]} (its window)")
+    if output is None and not net.outputs:
+        raise SurgeryError("the net has no output blob to map")
     output = output or net.outputs[0]
     outputs = net.forward(**{name: x[np.newaxis]})
     if output not in outputs:

@@ -52,6 +52,27 @@ def resize_image(im: np.ndarray, new_dims: Tuple[int, int], interp_order: int = 
     return resized_im.astype(np.float32)
 
 
+def check_image_memory(height: int, width: int, channels: int) -> None:
+    """Refuse an image whose float copies would not fit the memory limit."""
+    from . import _core
+    need = 4 * int(height) * int(width) * int(channels) * 3  # loaded, transposed, scaled
+    if need > _core.memory_limit():
+        raise ShapeError(f"a {height}x{width}x{channels} image needs {need / 2**30:.1f} GiB to "
+                         f"preprocess, more than the memory limit of "
+                         f"{_core.memory_limit() / 2**30:.1f} GiB (surgery.set_memory_limit)")
+
+
+def check_size(size) -> Tuple[int, int]:
+    """`size` as two positive ints (H, W)."""
+    try:
+        h, w = size
+        if int(h) != h or int(w) != w or h < 1 or w < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ShapeError(f"size must be two positive integers (H, W), not {size!r}") from None
+    return int(h), int(w)
+
+
 def as_image(image: ImageLike, channels: int) -> np.ndarray:
     """A path, H x W or H x W x C array (uint8 or float) as float32 H x W x C.
 
@@ -63,6 +84,8 @@ def as_image(image: ImageLike, channels: int) -> np.ndarray:
     array = np.asarray(image)
     if array.ndim not in (2, 3) or array.size == 0:
         raise ShapeError(f"an image must be H x W or H x W x C, not shape {array.shape}")
+    check_image_memory(array.shape[0], array.shape[1], max(channels, array.shape[-1]
+                                                          if array.ndim == 3 else 1))
     if array.dtype == np.uint8:
         array = array.astype(np.float32) / 255.0
     elif np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer):
@@ -99,6 +122,8 @@ def as_mean(mean: MeanLike, shape: Tuple[int, int, int]) -> Optional[np.ndarray]
         mean = mean[np.newaxis]
     if mean.ndim != 3 or mean.shape[0] != shape[0]:
         raise ShapeError(f"mean of shape {mean.shape} does not fit an image of {shape}")
+    if mean.shape != shape and mean.min() == mean.max():
+        return np.full(shape, mean.min())
     if mean.shape != shape:
         m_min, m_max = mean.min(), mean.max()
         normal = (mean - m_min) / (m_max - m_min)
@@ -116,9 +141,12 @@ def preprocess(image: ImageLike, channels: int, *, mean: MeanLike = None,
     The order is pycaffe's Transformer.preprocess: resize (only if `size`),
     transpose, channel swap, raw scale, mean, input scale.
     """
+    if size is not None:
+        size = check_size(size)
+        check_image_memory(size[0], size[1], channels)
     img = as_image(image, channels)
     if size is not None:
-        img = resize_image(img, tuple(size))
+        img = resize_image(img, size)
     x = img.transpose((2, 0, 1))
     if channel_swap is not None:
         if sorted(channel_swap) != list(range(channels)):
