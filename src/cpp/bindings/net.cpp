@@ -17,8 +17,6 @@ namespace py = pybind11;
 namespace surgery::bindings {
 namespace {
 
-using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
-
 caffe::Phase parse_phase(const std::string& phase) {
   if (phase == "test") return caffe::TEST;
   if (phase == "train") return caffe::TRAIN;
@@ -47,6 +45,14 @@ py::array adopt(std::unique_ptr<caffe::Blob<float>> blob) {
 }
 
 }  // namespace
+
+std::map<std::string, InputView> input_views(const std::map<std::string, FloatArray>& arrays) {
+  std::map<std::string, InputView> views;
+  for (const auto& [name, array] : arrays) {
+    views[name] = {std::vector<int>(array.shape(), array.shape() + array.ndim()), array.data()};
+  }
+  return views;
+}
 
 void bind_net(py::module_& m) {
   py::class_<Net>(m, "Net")
@@ -104,11 +110,7 @@ void bind_net(py::module_& m) {
            })
       .def("_forward",
            [](Net& net, const std::map<std::string, FloatArray>& inputs) {
-             std::map<std::string, InputView> views;
-             for (const auto& [name, array] : inputs) {
-               views[name] = {std::vector<int>(array.shape(), array.shape() + array.ndim()),
-                              array.data()};
-             }
+             const auto views = input_views(inputs);
              std::vector<std::pair<std::string, std::unique_ptr<caffe::Blob<float>>>> outputs;
              {
                // Forward and the copy of its outputs happen under one hold of

@@ -10,17 +10,12 @@ namespace py = pybind11;
 namespace surgery::bindings {
 
 void bind_trainer(py::module_& m) {
-  using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
   py::class_<Trainer>(m, "Trainer")
       .def(py::init<const std::string&, const std::string&>(), py::arg("solver"),
            py::arg("train_net"))
       .def("step",
            [](Trainer& trainer, const std::map<std::string, FloatArray>& batch) {
-             std::map<std::string, InputView> views;
-             for (const auto& [name, array] : batch) {
-               views[name] = {std::vector<int>(array.shape(), array.shape() + array.ndim()),
-                              array.data()};
-             }
+             const auto views = input_views(batch);
              py::gil_scoped_release release;
              return trainer.step(views);
            })

@@ -57,7 +57,7 @@ class Net {
   std::vector<std::string> blob_names() const;
   std::vector<std::string> input_names() const;
   std::vector<std::string> output_names() const;
-  // ShapeError-free lookups: unknown names raise surgery::Error.
+  // Lookups by name; an unknown name raises surgery::Error.
   caffe::Blob<float>& blob(const std::string& name) const;
   const std::vector<caffe::shared_ptr<caffe::Blob<float>>>& params(
       const std::string& layer) const;
