@@ -21,6 +21,7 @@ void bind_errors(pybind11::module_& m);
 void bind_net(pybind11::module_& m);
 void bind_surgery(pybind11::module_& m);
 void bind_trainer(pybind11::module_& m);
+void bind_device(pybind11::module_& m);
 
 }  // namespace surgery::bindings
 

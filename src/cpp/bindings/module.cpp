@@ -16,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   surgery::bindings::bind_net(m);
   surgery::bindings::bind_surgery(m);
   surgery::bindings::bind_trainer(m);
+  surgery::bindings::bind_device(m);
 }

@@ -8,6 +8,7 @@
 #include "surgery/errors.hpp"
 #include "surgery/live_net.hpp"
 #include "surgery/shape_text.hpp"
+#include "surgery/transpose_on_device.hpp"
 
 namespace surgery {
 namespace {
@@ -92,8 +93,10 @@ Plan make_plan(const Net& net, const caffe::NetParameter& layers,
 }
 
 // An InnerProduct with transpose: true stores K x N; a convolution needs
-// N x K. The only case where the bytes change, so the only copy.
+// N x K. The only case where the bytes change, so the only copy. Weights
+// that live on the GPU are transposed there (transpose_on_device.cpp).
 void transpose_in_place(caffe::Blob<float>* weights, int rows, int cols) {
+  if (transpose_on_device(weights, rows, cols)) return;
   std::vector<float> copy(weights->cpu_data(), weights->cpu_data() + weights->count());
   float* out = weights->mutable_cpu_data();
   for (int r = 0; r < rows; ++r) {

@@ -13,10 +13,14 @@ from .convert import (ConvertedLayer, Geometry, SurgeryResult, fully_convolution
 
 set_log_level = _core.set_log_level
 set_memory_limit = _core.set_memory_limit
+set_mode = _core.set_mode          # "cpu" or "gpu", for the calling thread (Caffe's rule)
+mode = _core.mode
+set_device = _core.set_device
+gpu_available = _core.gpu_available
 memory_limit = _core.memory_limit
 
 __all__ = [
     "CaffeError", "ConvertedLayer", "DenseMap", "dense_forward", "load_image", "load_labels", "FileError", "Geometry", "LayerInfo", "Net",
     "NetDefinitionError", "ParseError", "ShapeError", "SurgeryError", "SurgeryResult",
-    "fully_convolutionalize", "geometry", "memory_limit", "set_log_level", "set_memory_limit",
+    "fully_convolutionalize", "geometry", "gpu_available", "memory_limit", "mode", "set_device", "set_mode", "set_log_level", "set_memory_limit",
 ]

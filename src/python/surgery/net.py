@@ -69,6 +69,15 @@ class Net(_core.Net):
         super().save("" if prototxt is None else os.fspath(prototxt),
                      "" if weights is None else os.fspath(weights))
 
+    def head(self, blob: str) -> str:
+        """Where blob `blob`'s data is current: 'uninitialized', 'cpu', 'gpu' or
+        'synced' (Caffe's SyncedMemory head). Asking moves nothing."""
+        return _core.head(self, blob)
+
+    def param_heads(self, layer: str) -> List[str]:
+        """The same for each param blob of `layer`."""
+        return _core.param_heads(self, layer)
+
     def fully_convolutionalize(self, *, suffix: Optional[str] = "-conv", input_shape=None):
         """Convert this net in place; see ``surgery.fully_convolutionalize``."""
         from .convert import convert_in_place

@@ -1,0 +1,76 @@
+"""Modes, devices and where blobs live. GPU tests skip without a CUDA build
+and device (CI has none); they run on a GPU machine."""
+
+import numpy as np
+import pytest
+
+import surgery
+from nets import randomize, with_input
+
+needs_gpu = pytest.mark.skipif(not surgery.gpu_available(),
+                               reason="no CUDA device, or libcaffe built without CUDA")
+
+
+def test_cpu_mode_and_clear_errors_without_gpu():
+    surgery.set_mode("cpu")
+    assert surgery.mode() == "cpu"
+    with pytest.raises(surgery.SurgeryError, match="'cpu' or 'gpu'"):
+        surgery.set_mode("tpu")
+    if not surgery.gpu_available():
+        with pytest.raises(surgery.SurgeryError, match="CUDA"):
+            surgery.set_mode("gpu")
+        with pytest.raises(surgery.SurgeryError, match="CUDA|device"):
+            surgery.set_device(0)
+        assert surgery.mode() == "cpu"
+
+
+def test_surgery_moves_no_param_data(lenet):
+    """Heads before and after surgery are the same: surgery reads shapes, not data."""
+    net = surgery.Net(*lenet)
+    before = {name: net.param_heads(name) for name in ("conv1", "ip1", "ip2")}
+    net.fully_convolutionalize()
+    after = {"conv1": net.param_heads("conv1"), "ip1": net.param_heads("ip1-conv"),
+             "ip2": net.param_heads("ip2-conv")}
+    assert before == after
+    assert net.head("data") in ("uninitialized", "cpu")
+
+
+@pytest.fixture
+def caffenet_like(tmp_path):
+    path = tmp_path / "n.prototxt"
+    path.write_text(with_input("""
+      layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+              convolution_param { num_output: 8 kernel_size: 3 stride: 2 } }
+      layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc"
+              inner_product_param { num_output: 6 transpose: true } }
+      layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }""", (1, 3, 15, 15)))
+    net = surgery.Net(path)
+    randomize(net, seed=2)
+    return net
+
+
+@needs_gpu
+def test_gpu_surgery_keeps_params_on_the_device_and_matches_cpu(caffenet_like):
+    x = np.random.default_rng(0).standard_normal((1, 3, 31, 31)).astype(np.float32)
+    cpu = surgery.Net(caffenet_like.source)
+    for name, blobs in caffenet_like.params.items():
+        for src, dst in zip(blobs, cpu.params[name]):
+            dst[...] = src
+    cpu.fully_convolutionalize()
+    expected = cpu.forward(data=x)["prob"]
+    surgery.set_mode("gpu")
+    try:
+        caffenet_like.forward(data=np.zeros((1, 3, 15, 15), np.float32))  # params go to the GPU
+        assert all(h in ("gpu", "synced") for h in caffenet_like.param_heads("fc"))
+        heads = {n: caffenet_like.param_heads(n) for n in ("conv", "fc")}
+        caffenet_like.fully_convolutionalize()
+        # A device-to-host copy would turn a "gpu" head into "synced"; none may.
+        # conv is untouched; fc's weights were transposed on the device (a
+        # device write: "gpu"), its bias kept.
+        assert caffenet_like.param_heads("conv") == heads["conv"]
+        fc = caffenet_like.param_heads("fc-conv")
+        assert fc[0] == "gpu" and fc[1] == heads["fc"][1]
+        got = caffenet_like.forward(data=x)["prob"]
+    finally:
+        surgery.set_mode("cpu")
+    np.testing.assert_allclose(got, expected, atol=1e-4)
