@@ -69,10 +69,7 @@ class DenseMap:
         if self._net.forward_count != self._forward:
             raise SurgeryError(f"the net has run again since this map was made; pass "
                                f"blobs=({name!r},) to dense_forward to keep '{name}'")
-        blobs = self._net.blobs
-        if name not in blobs:
-            raise SurgeryError(f"the net has no blob {name!r}; it has {sorted(blobs)}")
-        return blobs[name]
+        return _blob_view(self._net, name)
 
     def label(self, index: int) -> str:
         return self.labels[index] if self.labels else str(index)
@@ -136,9 +133,16 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     if scores.ndim != 3:
         raise ShapeError(f"output {output!r} is {scores.shape}, not a map; is the net "
                          "fully convolutional? (surgery.fully_convolutionalize)")
-    current = net.blobs
-    kept = {b: np.array(current[b]) for b in blobs}
+    # Only the blobs asked for are read (in GPU mode, copied to the host).
+    kept = {b: np.array(_blob_view(net, b)) for b in blobs}
     return DenseMap(net, img, scores, geometry(net, output), kept, labels)
+
+
+def _blob_view(net: Net, name: str) -> np.ndarray:
+    names = net._blob_names()
+    if name not in names:
+        raise SurgeryError(f"the net has no blob {name!r}; it has {names}")
+    return net._blob(name)
 
 
 def declared_shape(net: Net, name: str) -> List[int]:
