@@ -1,5 +1,6 @@
 """The build finds a Caffe the user points it at, instead of building one."""
 
+import os
 import pathlib
 import shutil
 import subprocess
@@ -21,3 +22,14 @@ def test_configure_uses_caffe_dir(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"Caffe: {caffe_dir}" in result.stdout
     assert "building or reusing the cached libcaffe" not in result.stdout
+
+
+def test_unknown_variant_is_refused(tmp_path):
+    # Only cpu and cuda exist; a typo must not silently build the cpu variant.
+    result = subprocess.run(["bash", str(REPO / "third_party/caffe/build.sh")],
+                            env={**os.environ, "CAFFE_SURGERY_VARIANT": "gpu",
+                                 "CAFFE_SURGERY_CACHE": str(tmp_path / "cache")},
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "must be cpu or cuda" in result.stderr
+    assert not (tmp_path / "cache").exists()

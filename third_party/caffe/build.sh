@@ -8,15 +8,27 @@
 # ${XDG_CACHE_HOME:-~/.cache}/caffe-surgery. Progress goes to stderr.
 # Environment: CAFFE_SURGERY_JOBS (default: nproc), CAFFE_SURGERY_PYTHON
 # (the Python whose pip fetches the sdist, default python3), CAFFE_SURGERY_BLAS
-# (scipy-openblas, the default on x86-64, or system: Debian's OpenBLAS).
+# (scipy-openblas, the default on x86-64, or system: Debian's OpenBLAS),
+# CAFFE_SURGERY_VARIANT (cpu, the default, or cuda: GPU build with nvcc from
+# CUDACXX or /usr/local/cuda-13.0, cuBLAS and cuRAND from their PyPI wheels).
 set -euo pipefail
 
 readonly VERSION=9.0.2
 readonly SHA256=c6410cc60bdd6db685d441b66be7df05410f8850ac88d6b75d48ef9b2315c08a
-readonly VARIANT=cpu
+readonly VARIANT=${CAFFE_SURGERY_VARIANT:-cpu}
+case $VARIANT in
+  cpu|cuda) ;;
+  *) echo "[libcaffe] CAFFE_SURGERY_VARIANT must be cpu or cuda, not '$VARIANT'" >&2; exit 2 ;;
+esac
 # A newer OpenBLAS than Debian's, from PyPI; x86-64 only (the pin is that wheel's).
 readonly BLAS_VERSION=0.3.34.481.3
 readonly BLAS_SHA256=0595f94cd58c1f8a0d90c975621f4587337a003916b1979e834ebdf2cb5d9504
+# cuda variant: cuBLAS and cuRAND of the CUDA 13.0 line (nvcc 13.0 builds
+# it), from PyPI's manylinux x86-64 wheels; their .so files travel with libcaffe.
+readonly CUBLAS_VERSION=13.0.2.14
+readonly CUBLAS_SHA256=0cf238ffdbe46c00cb9aa98e7bca745c223a5ca5a53e686ac8b3e5a08fe80d6c
+readonly CURAND_VERSION=10.4.0.35
+readonly CURAND_SHA256=1aee33a5da6e1db083fe2b90082def8915f30f3248d5896bcec36a579d941bfc
 blas=${CAFFE_SURGERY_BLAS:-$([[ $(uname -m) == x86_64 ]] && echo scipy-openblas || echo system)}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,6 +46,11 @@ if [[ -f "$prefix/.complete" ]]; then
   exit 0
 fi
 
+if [[ $VARIANT == cuda ]]; then
+  [[ $(uname -m) == x86_64 ]] || { log "the cuda variant is pinned to x86-64 wheels"; exit 1; }
+  nvcc=$(command -v "${CUDACXX:-/usr/local/cuda-13.0/bin/nvcc}") ||
+    { log "no nvcc at ${CUDACXX:-/usr/local/cuda-13.0/bin/nvcc} (set CUDACXX)"; exit 1; }
+fi
 mkdir -p "$cache/src" "$cache/libcaffe"
 # One builder at a time; a second waits, then finds the cache filled.
 exec 9>"$cache/libcaffe/.lock"
@@ -74,6 +91,12 @@ rm -f "$src/include/caffe/proto/caffe.pb.h" "$src/src/caffe/proto/caffe.pb.cc"
 for p in "$here"/patches/*.patch; do
   patch --quiet -p1 -d "$src" < "$p"
 done
+if [[ $VARIANT == cuda ]]; then
+  # CUDA 13 fixes, only for this variant (some undo what CPU_ONLY needs).
+  for p in "$here"/patches/cuda/*.patch; do
+    patch --quiet -p1 -d "$src" < "$p"
+  done
+fi
 
 blas_args=()
 if [[ $blas == scipy-openblas ]]; then
@@ -83,8 +106,22 @@ if [[ $blas == scipy-openblas ]]; then
   blas_args=(-DSCIPY_OPENBLAS_DIR="$work/blas/scipy_openblas32")
 fi
 
-log "building ($VARIANT, $blas BLAS, -j$jobs) into $prefix; about 3 minutes on 2 cores"
-cmake -S "$here" -B "$work/build" -DCMAKE_BUILD_TYPE=Release "${blas_args[@]}" \
+variant_args=()
+minutes=3
+if [[ $VARIANT == cuda ]]; then
+  for spec in "cublas $CUBLAS_VERSION $CUBLAS_SHA256" "curand $CURAND_VERSION $CURAND_SHA256"; do
+    read -r name version sum <<<"$spec"
+    wheel="nvidia_$name-$version-py3-none-manylinux_2_27_x86_64.whl"
+    fetch "nvidia-$name==$version" "$wheel" "$sum" --only-binary=:all:
+    "$python" -m zipfile -e "$cache/src/$wheel" "$work/$name"
+  done
+  variant_args=(-DCAFFE_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc"
+    -DCUBLAS_ROOT="$work/cublas/nvidia/cu13" -DCURAND_ROOT="$work/curand/nvidia/cu13")
+  minutes=8
+fi
+
+log "building ($VARIANT, $blas BLAS, -j$jobs) into $prefix; about $minutes minutes on 2 cores"
+cmake -S "$here" -B "$work/build" -DCMAKE_BUILD_TYPE=Release "${blas_args[@]}" "${variant_args[@]}" \
   -DCAFFE_SOURCE_DIR="$src" -DCMAKE_INSTALL_PREFIX="$work/install" >&2
 cmake --build "$work/build" -j "$jobs" >&2
 cmake --install "$work/build" >&2
