@@ -9,7 +9,10 @@ Rows, all measured in this one run (medians of --repeat runs each):
 GFLOP/s is the dense forward's multiply-adds x 2 over its time, next to
 numpy's measured SGEMM rate on the same cores.
 
-    .venv/bin/python benchmarks/dense.py [--repeat 15]
+    .venv/bin/python benchmarks/dense.py [--repeat 15] [--gpu]
+
+--gpu runs the surgery rows in Caffe's GPU mode (a CUDA libcaffe and a
+device needed) and names the device; OpenCV and PyTorch stay on the CPU.
 """
 
 import argparse
@@ -86,7 +89,15 @@ def torch_caffenet(net):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--gpu", action="store_true")
     args = parser.parse_args()
+    device = "CPU"
+    if args.gpu:
+        surgery.set_mode("gpu")  # raises a clear error without a CUDA build or device
+        import subprocess
+        names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                               capture_output=True, text=True).stdout.strip()
+        device = f"GPU ({names.splitlines()[0] if names else 'CUDA device'})"
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
         folder = pathlib.Path(folder)
@@ -129,7 +140,8 @@ def main():
             torch_note = "torch not installed: no PyTorch row"
         peak = sgemm_gflops(args.repeat)
     single, dense_ms = rows["surgery 227 single"], rows["surgery 451 dense (8x8)"]
-    print(f"CaffeNet, random weights, batch 1, medians of {args.repeat} runs; {torch_note}")
+    print(f"CaffeNet, random weights, batch 1, medians of {args.repeat} runs; surgery on {device}; "
+          f"{torch_note}")
     print(f"OpenCV {cv2.__version__}; max |difference| to our 8x8 probabilities: "
           + ", ".join(f"{k} {v:.1e}" for k, v in check.items()))
     print(f"\n{'engine / task':<30} {'ms':>8} {'vs surgery dense':>17}")
