@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import surgery  # noqa: E402
+import surgery  # noqa: E402,F401 - loaded once here, so each forked case starts with it
 from cases import GENERATORS  # noqa: E402
 from forkrun import run_isolated  # noqa: E402
 

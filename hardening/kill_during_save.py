@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import pathlib
 import random
-import resource
 import signal
 import subprocess
 import sys

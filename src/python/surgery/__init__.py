@@ -20,7 +20,7 @@ gpu_available = _core.gpu_available
 memory_limit = _core.memory_limit
 
 __all__ = [
-    "CaffeError", "ConvertedLayer", "DenseMap", "dense_forward", "load_image", "load_labels", "FileError", "Geometry", "LayerInfo", "Net",
+    "CaffeError", "ConvertedLayer", "DenseMap", "preprocess", "dense_forward", "load_image", "load_labels", "FileError", "Geometry", "LayerInfo", "Net",
     "NetDefinitionError", "ParseError", "ShapeError", "SurgeryError", "SurgeryResult",
     "fully_convolutionalize", "geometry", "gpu_available", "memory_limit", "mode", "set_device", "set_mode", "set_log_level", "set_memory_limit",
 ]
