@@ -70,8 +70,10 @@ def _dense(args: argparse.Namespace) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="caffe-surgery", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="run the bundled demo").set_defaults(
-        run=lambda args: demo.run())
+    demo_command = commands.add_parser(
+        "demo", help="train a digit classifier (once), convert it, read digits off a canvas")
+    demo_command.add_argument("--png", default="dense_digits.png", help="where to write the map")
+    demo_command.set_defaults(run=lambda args: demo.run(png=args.png))
     info = commands.add_parser("info", help="list a net's layers and parameter shapes")
     info.add_argument("prototxt")
     info.add_argument("weights", nargs="?")
