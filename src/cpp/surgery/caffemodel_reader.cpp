@@ -12,34 +12,16 @@
 #include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <google/protobuf/wire_format_lite.h>
 
+#include "surgery/caffemodel_wire.hpp"
 #include "surgery/errors.hpp"
 #include "surgery/weights_check.hpp"
 
 namespace surgery {
 namespace {
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-              "packed floats are read as raw little-endian bytes");
-
 using google::protobuf::io::CodedInputStream;
 using google::protobuf::internal::WireFormatLite;
-
-// caffe.proto field numbers.
-enum : int {
-  kNetLayers = 2,  // V1LayerParameter: left to the general path
-  kNetLayer = 100,
-  kLayerName = 1,
-  kLayerType = 2,
-  kLayerBlobs = 7,
-  kBlobNum = 1,
-  kBlobChannels = 2,
-  kBlobHeight = 3,
-  kBlobWidth = 4,
-  kBlobData = 5,
-  kBlobShape = 7,
-  kBlobDoubleData = 8,
-  kShapeDim = 1,
-};
+using namespace wire;  // NOLINT: the field numbers read like caffe.proto
 
 struct NeedsGeneral {};
 
@@ -92,12 +74,7 @@ class Reader {
       }
     }
     if (!target) return;
-    if (static_cast<int>(target->blobs().size()) != blobs) {
-      std::ostringstream out;
-      out << where(name) << ": the file has " << blobs << " parameter blobs, the net's layer has "
-          << target->blobs().size();
-      throw ShapeError(out.str());
-    }
+    check_blob_count(where(name), blobs, static_cast<int>(target->blobs().size()));
     loaded->insert(name);
   }
 

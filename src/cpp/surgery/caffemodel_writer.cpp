@@ -5,21 +5,14 @@
 #include <google/protobuf/wire_format_lite.h>
 
 #include "surgery/atomic_file.hpp"
+#include "surgery/caffemodel_wire.hpp"
 
 namespace surgery {
 namespace {
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-              "packed floats are written as raw little-endian bytes");
-
 using google::protobuf::io::CodedOutputStream;
 using google::protobuf::internal::WireFormatLite;
-
-// Field numbers from caffe.proto.
-constexpr int kNetName = 1;
-constexpr int kNetLayer = 100;
-constexpr int kLayerBlobs = 7;
-constexpr int kBlobData = 5;
+using namespace wire;  // NOLINT: the field numbers read like caffe.proto
 
 size_t length_delimited_size(size_t payload) {
   return CodedOutputStream::VarintSize64(payload) + payload;

@@ -57,6 +57,14 @@ const caffe::Layer<float>* target_of(const caffe::Net<float>& net,
 
 }  // namespace
 
+void check_blob_count(const std::string& where, int in_file, int in_net) {
+  if (in_file == in_net) return;
+  std::ostringstream out;
+  out << where << ": the file has " << in_file << " parameter blobs, the net's layer has "
+      << in_net;
+  throw ShapeError(out.str());
+}
+
 void check_blob_fits(const std::string& where, int index, const std::vector<int64_t>& shape,
                      int64_t values, bool ip_to_conv, const caffe::Blob<float>& target) {
   if (values != count_of(shape)) {
@@ -87,12 +95,7 @@ std::vector<BlobCopy> plan_weight_copy(const caffe::Net<float>& net,
     auto& target_layer = const_cast<caffe::Layer<float>&>(*found);
     const auto& targets = target_layer.blobs();
     const std::string where = "weights '" + source + "', layer '" + layer.name() + "'";
-    if (static_cast<int>(targets.size()) != layer.blobs_size()) {
-      std::ostringstream out;
-      out << where << ": the file has " << layer.blobs_size()
-          << " parameter blobs, the net's layer has " << targets.size();
-      throw ShapeError(out.str());
-    }
+    check_blob_count(where, layer.blobs_size(), static_cast<int>(targets.size()));
     const bool ip_to_conv = layer.type() == "InnerProduct" &&
                             std::string(target_layer.type()) == "Convolution";
     for (int i = 0; i < layer.blobs_size(); ++i) {

@@ -30,6 +30,9 @@ std::vector<BlobCopy> plan_weight_copy(const caffe::Net<float>& net,
                                        const caffe::NetParameter& weights,
                                        const std::string& source);
 
+// ShapeError unless a layer's blob counts agree (file vs. net).
+void check_blob_count(const std::string& where, int in_file, int in_net);
+
 // The rule plan_weight_copy applies to each blob, for other readers: throws
 // ParseError if `values` disagrees with `shape`, ShapeError if the blob does
 // not fit `target`. `where` starts the message ("weights 'f', layer 'l'").

@@ -147,18 +147,17 @@ def fully_convolutionalize(prototxt: Union[PathLike, Net], weights: Optional[Pat
     weights keep their memory. Outputs, if given, are written atomically;
     inputs are never modified.
     """
-    if isinstance(prototxt, Net):
-        if weights is not None:
-            raise SurgeryError("a live Net already holds its weights: pass weights=None")
-        net = prototxt
-    else:
-        net = Net(prototxt, weights)
-    if out_weights is not None and weights is None and not isinstance(prototxt, Net):
+    live = isinstance(prototxt, Net)
+    # Argument checks first: nothing is loaded for a call that cannot succeed.
+    if live and weights is not None:
+        raise SurgeryError("a live Net already holds its weights: pass weights=None")
+    if out_weights is not None and weights is None and not live:
         raise SurgeryError("out_weights needs weights to convert")
     for out in (out_prototxt, out_weights):
-        if out is not None and not isinstance(prototxt, Net) and os.path.exists(out) and (
+        if out is not None and not live and os.path.exists(out) and (
                 os.path.samefile(out, prototxt) or (weights and os.path.samefile(out, weights))):
             raise SurgeryError(f"refusing to overwrite the input {os.fspath(out)!r}")
+    net = prototxt if live else Net(prototxt, weights)
     result = convert_in_place(net, suffix=suffix, input_shape=input_shape)
     if out_prototxt is not None or out_weights is not None:
         net.save(out_prototxt, out_weights)
