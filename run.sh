@@ -54,9 +54,12 @@ case "${1:-}" in
     ;;
   test)
     install_system_packages
-    # The C++ tests are built in the same (kept) build folder as the extension.
+    # The C++ tests and benchmarks/plain_caffe (the baseline that
+    # tests/python/test_plain_caffe.py checks) are built in the same (kept)
+    # build folder as the extension.
     install_package "[test]" --config-settings=build-dir=build/test \
-      --config-settings=cmake.define.SURGERY_BUILD_TESTS=ON
+      --config-settings=cmake.define.SURGERY_BUILD_TESTS=ON \
+      --config-settings=cmake.define.SURGERY_BUILD_BENCHMARKS=ON
     status=0
     say "ctest"
     ctest --test-dir build/test --output-on-failure || status=1

@@ -3,21 +3,28 @@
 Rows, all measured in this one run (medians of --repeat runs each):
   surgery  227 single      the original net on one 227x227 window
   surgery  451 dense       the converted net on 451x451: an 8x8 map
+  plain Caffe 227 / 451    stock caffe::Net on the same files and inputs, none of
+                           our code (benchmarks/plain_caffe.cpp): our overhead
   surgery  64 crops, one by one / batched   the sliding-window way to the same map
   OpenCV   451 dense       cv2.dnn on our converted files
   PyTorch  451 dense       the same architecture and weights in torch (if installed)
 GFLOP/s is the dense forward's multiply-adds x 2 over its time, next to
 numpy's measured SGEMM rate on the same cores.
 
-    .venv/bin/python benchmarks/dense.py [--repeat 15] [--gpu]
+    .venv/bin/python benchmarks/dense.py [--repeat 15] [--gpu] [--plain-caffe BINARY]
+
+The plain Caffe binary is the one `./run.sh test` builds
+(build/test/benchmarks/plain_caffe); without it those rows are left out.
 
 --gpu runs the surgery rows in Caffe's GPU mode (a CUDA libcaffe and a
 device needed) and names the device; OpenCV and PyTorch stay on the CPU.
 """
 
 import argparse
+import os
 import pathlib
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +32,8 @@ import time
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = pathlib.Path(os.environ.get("SURGERY_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+PLAIN_CAFFE = ROOT / "build" / "test" / "benchmarks" / "plain_caffe"
 sys.path.insert(0, str(ROOT / "tests" / "python"))
 
 import surgery  # noqa: E402
@@ -61,6 +69,16 @@ def sgemm_gflops(repeat):
     return 2 * 4096 ** 3 / (ms / 1000) / 1e9
 
 
+def plain_caffe(binary, prototxt, model, x, repeat, mode, folder):
+    """Median ms of stock Caffe's forward on x, and its output (a subprocess)."""
+    source, result = folder / "plain_in.bin", folder / "plain_out.bin"
+    x.astype(np.float32).tofile(source)
+    run = subprocess.run([str(binary), str(prototxt), str(model), *map(str, x.shape[2:]),
+                          str(repeat), mode, str(source), str(result)],
+                         capture_output=True, text=True, check=True)
+    return float(run.stdout), np.fromfile(result, np.float32)
+
+
 def torch_caffenet(net):
     import torch
     from torch import nn
@@ -90,11 +108,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--gpu", action="store_true")
+    parser.add_argument("--plain-caffe", type=pathlib.Path, default=PLAIN_CAFFE,
+                        help="the benchmarks/plain_caffe binary")
     args = parser.parse_args()
     device = "CPU"
     if args.gpu:
         surgery.set_mode("gpu")  # raises a clear error without a CUDA build or device
-        import subprocess
         names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
                                capture_output=True, text=True).stdout.strip()
         device = f"GPU ({names.splitlines()[0] if names else 'CUDA device'})"
@@ -115,6 +134,20 @@ def main():
         rows["surgery 227 single"] = median_ms(lambda: original.forward(data=x227), args.repeat)
         rows["surgery 451 dense (8x8)"] = median_ms(lambda: dense.forward(data=x451), args.repeat)
         gflop = dense_gflop(dense)
+        check = {}
+        if args.plain_caffe.exists():
+            mode = "gpu" if args.gpu else "cpu"
+            rows["plain Caffe 227 single"], _ = plain_caffe(
+                args.plain_caffe, folder / "o.prototxt", folder / "o.caffemodel", x227,
+                args.repeat, mode, folder)
+            rows["plain Caffe 451 dense (8x8)"], plain = plain_caffe(
+                args.plain_caffe, folder / "fc.prototxt", folder / "fc.caffemodel", x451,
+                args.repeat, mode, folder)
+            check["plain Caffe"] = np.abs(plain - dense.forward(data=x451)["prob"].ravel()).max()
+            plain_note = ""
+        else:
+            plain_note = (f"no {args.plain_caffe} (./run.sh test builds it): "
+                          "no plain Caffe rows")
         rows["surgery 64 crops one by one"] = median_ms(
             lambda: [original.forward(data=crops[k:k + 1]) for k in range(64)], max(3, args.repeat // 5))
         rows["surgery 64 crops batched"] = median_ms(
@@ -127,7 +160,7 @@ def main():
             cv_net.setInput(x451)
             return cv_net.forward()
         rows["OpenCV 451 dense"] = median_ms(cv_forward, args.repeat)
-        check = {"OpenCV": np.abs(cv_forward() - dense.forward(data=x451)["prob"]).max()}
+        check["OpenCV"] = np.abs(cv_forward() - dense.forward(data=x451)["prob"]).max()
         try:
             import torch
             model = torch_caffenet(dense)
@@ -138,21 +171,30 @@ def main():
             torch_note = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
         except ImportError:
             torch_note = "torch not installed: no PyTorch row"
-        peak = sgemm_gflops(args.repeat)
+        peak = None if args.gpu else sgemm_gflops(args.repeat)
     single, dense_ms = rows["surgery 227 single"], rows["surgery 451 dense (8x8)"]
     print(f"CaffeNet, random weights, batch 1, medians of {args.repeat} runs; surgery on {device}; "
           f"{torch_note}")
     print(f"OpenCV {cv2.__version__}; max |difference| to our 8x8 probabilities: "
           + ", ".join(f"{k} {v:.1e}" for k, v in check.items()))
+    if plain_note:
+        print(plain_note)
     print(f"\n{'engine / task':<30} {'ms':>8} {'vs surgery dense':>17}")
     for name, ms in rows.items():
-        print(f"{name:<30} {ms:>8.1f} {ms / dense_ms:>16.2f}x")
+        print(f"{name:<30} {ms:>8.2f} {ms / dense_ms:>16.2f}x")
     print(f"\ndense / single (the seed's '3x'): {dense_ms / single:.2f}")
+    if "plain Caffe 227 single" in rows:
+        print("our forward over plain Caffe's: "
+              f"{single / rows['plain Caffe 227 single'] - 1:+.1%} at 227, "
+              f"{dense_ms / rows['plain Caffe 451 dense (8x8)'] - 1:+.1%} at 451 dense")
     print(f"sliding-window speedup: {rows['surgery 64 crops one by one'] / dense_ms:.1f}x one by one, "
           f"{rows['surgery 64 crops batched'] / dense_ms:.1f}x batched")
-    print(f"dense forward: {gflop:.1f} GFLOP in {dense_ms:.0f} ms = {gflop / dense_ms * 1000:.0f} GFLOP/s; "
-          f"numpy SGEMM 4096^3 on these cores: {peak:.0f} GFLOP/s "
-          f"({gflop / dense_ms * 1000 / peak:.0%} of it)")
+    rate = f"dense forward: {gflop:.1f} GFLOP in {dense_ms:.2f} ms = {gflop / dense_ms * 1000:.0f} GFLOP/s"
+    if args.gpu:
+        print(rate)
+    else:
+        print(f"{rate}; numpy SGEMM 4096^3 on these cores: {peak:.0f} GFLOP/s "
+              f"({gflop / dense_ms * 1000 / peak:.0%} of it)")
 
 
 if __name__ == "__main__":
