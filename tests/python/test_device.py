@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import surgery
-from nets import randomize, with_input
+from conftest import fixture
+from nets import random_model, randomize, with_input
 
 needs_gpu = pytest.mark.skipif(not surgery.gpu_available(),
                                reason="no CUDA device, or libcaffe built without CUDA")
@@ -74,3 +75,25 @@ def test_gpu_surgery_keeps_params_on_the_device_and_matches_cpu(caffenet_like):
     finally:
         surgery.set_mode("cpu")
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+@needs_gpu
+def test_gpu_caffenet_dense_map_matches_cpu(tmp_path):
+    """The issue's proof from Python: converted CaffeNet (random weights), one
+    451x451 image, the 8x8 probability map on the GPU equals the CPU's."""
+    proto, model = random_model(fixture("bvlc_reference_caffenet", "deploy.prototxt"), tmp_path)
+    image = np.random.default_rng(0).uniform(0, 255, (451, 451, 3)).astype(np.float32)
+    steps = dict(mean=[104, 117, 123], channel_swap=(2, 1, 0))
+    expected = surgery.fully_convolutionalize(proto, model).net.dense_forward(image, **steps)
+    surgery.set_mode("gpu")
+    try:
+        net = surgery.fully_convolutionalize(proto, model).net
+        got = net.dense_forward(image, **steps)
+        heads = [h for name in ("conv1", "fc6-conv", "fc8-conv") for h in net.param_heads(name)]
+        hidden = net.head("fc7-conv")
+    finally:
+        surgery.set_mode("cpu")
+    assert got.scores.shape == (1000, 8, 8)
+    np.testing.assert_allclose(got.scores, expected.scores, atol=1e-4)
+    assert set(heads) == {"synced"}  # loaded on the host, used on the GPU
+    assert hidden == "gpu"  # blobs not asked for stay on the device

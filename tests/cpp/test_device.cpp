@@ -1,0 +1,158 @@
+// Modes and where blob data lives. The GPU tests skip without a CUDA
+// libcaffe and a visible device (CI has neither); they run on a GPU machine.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "surgery/device.hpp"
+#include "surgery/errors.hpp"
+#include "surgery/fully_convolutional.hpp"
+#include "surgery/proto_io.hpp"
+#include "test_support.hpp"
+
+namespace surgery::test {
+namespace {
+
+#define SKIP_WITHOUT_GPU()                                                   \
+  if (!gpu_available()) {                                                    \
+    GTEST_SKIP() << "no CUDA device, or libcaffe built without CUDA";       \
+  }
+
+// Caffe's mode is per thread; every test leaves this thread in CPU mode.
+struct GpuMode {
+  GpuMode() { set_mode("gpu"); }
+  ~GpuMode() { set_mode("cpu"); }
+};
+
+// He-scaled normal weights, small biases: a random net with sane activations.
+void randomize(Net& net, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  for (const auto& layer : net.layers()) {
+    for (const auto& blob : net.params(layer.name)) {
+      const float scale =
+          blob->num_axes() > 1 ? std::sqrt(2.f / blob->count(1)) : 0.01f;
+      float* data = blob->mutable_cpu_data();
+      for (int i = 0; i < blob->count(); ++i) data[i] = normal(rng) * scale;
+    }
+  }
+}
+
+void copy_params(const Net& from, Net& to) {
+  for (const auto& layer : from.layers()) {
+    const auto& src = from.params(layer.name);
+    const auto& dst = to.params(layer.name);
+    for (size_t i = 0; i < src.size(); ++i) dst[i]->CopyFrom(*src[i]);
+  }
+}
+
+std::vector<std::string> all_param_heads(const Net& net) {
+  std::vector<std::string> heads;
+  for (const auto& layer : net.layers()) {
+    for (const auto& blob : net.params(layer.name)) heads.push_back(head_of(*blob));
+  }
+  return heads;
+}
+
+std::vector<float> output(const Net& net, const std::string& name) {
+  const auto& blob = net.blob(name);
+  return {blob.cpu_data(), blob.cpu_data() + blob.count()};
+}
+
+TEST(Device, CpuModeAndClearErrorsWithoutGpu) {
+  set_mode("cpu");
+  EXPECT_EQ(mode(), "cpu");
+  try {
+    set_mode("tpu");
+    FAIL() << "an unknown mode was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'cpu' or 'gpu'"), std::string::npos) << e.what();
+  }
+  if (gpu_available()) return;
+  EXPECT_THROW(set_mode("gpu"), Error);
+  EXPECT_THROW(set_device(0), Error);
+  EXPECT_EQ(mode(), "cpu");
+}
+
+// The issue's proof: CaffeNet, random weights, converted while its params
+// live on the GPU. Every param head is "gpu" before surgery (as after a GPU
+// solver step); a device-to-host copy would turn one into "synced", so all
+// still being "gpu" afterwards shows none happened. The 451x451 map then
+// matches the same net converted and run on the CPU.
+TEST(Device, CaffeNetSurgeryOnGpuCopiesNothingToTheHostAndMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const auto prototxt = fixtures() / "bvlc_reference_caffenet" / "deploy.prototxt";
+  SKIP_WITHOUT_FIXTURE(prototxt);
+  std::vector<float> image(3 * 451 * 451);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> pixel(-100.f, 100.f);
+  for (float& v : image) v = pixel(rng);
+  const InputView input{{1, 3, 451, 451}, image.data()};
+
+  Net cpu(prototxt.string());
+  randomize(cpu, 1);
+  Net gpu(prototxt.string());
+  copy_params(cpu, gpu);
+  fully_convolutionalize(cpu);
+  cpu.forward({{"data", input}});
+  const std::vector<float> expected = output(cpu, "prob");
+
+  GpuMode mode;
+  std::vector<float> zeros(3 * 227 * 227, 0.f);
+  gpu.forward({{"data", {{1, 3, 227, 227}, zeros.data()}}});  // uploads the params
+  for (const auto& layer : gpu.layers()) {
+    for (const auto& blob : gpu.params(layer.name)) blob->mutable_gpu_data();
+  }
+  const auto before = all_param_heads(gpu);
+  ASSERT_EQ(before.size(), 16u);
+  ASSERT_TRUE(std::all_of(before.begin(), before.end(), [](auto& h) { return h == "gpu"; }));
+  const float* fc6_weights = gpu.params("fc6")[0]->gpu_data();
+
+  const SurgeryReport report = fully_convolutionalize(gpu);
+  ASSERT_EQ(report.layers.size(), 3u);
+  EXPECT_EQ(all_param_heads(gpu), before);
+  EXPECT_EQ(gpu.params("fc6-conv")[0]->gpu_data(), fc6_weights);  // same device memory
+  EXPECT_EQ(gpu.params("fc6-conv")[0]->shape(), (std::vector<int>{4096, 256, 6, 6}));
+
+  gpu.forward({{"data", input}});
+  EXPECT_EQ(all_param_heads(gpu), before);
+  EXPECT_EQ(head_of(gpu.blob("fc7-conv")), "gpu");  // only what is read comes back
+  const std::vector<float> got = output(gpu, "prob");
+  EXPECT_EQ(head_of(gpu.blob("prob")), "synced");
+  ASSERT_EQ(gpu.blob("prob").shape(), (std::vector<int>{1, 1000, 8, 8}));
+  ASSERT_EQ(got.size(), expected.size());
+  float worst = 0.f;
+  for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - expected[i]));
+  EXPECT_LE(worst, 1e-4f);
+}
+
+// transpose: true is the one case that rearranges weights: on the GPU it
+// happens there (cuBLAS geam), leaving the head "gpu".
+TEST(Device, TransposedWeightsAreRearrangedOnTheDevice) {
+  SKIP_WITHOUT_GPU();
+  const std::string def = R"(
+    layer { name: "data" type: "Input" top: "data"
+            input_param { shape { dim: 1 dim: 2 dim: 3 dim: 3 } } }
+    layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc"
+            inner_product_param { num_output: 5 transpose: true } })";
+  Net cpu(parse_net_text(def, "t"), "t");
+  randomize(cpu, 3);
+  Net gpu(parse_net_text(def, "t"), "t");
+  copy_params(cpu, gpu);
+  fully_convolutionalize(cpu);
+
+  GpuMode mode;
+  gpu.params("fc")[0]->mutable_gpu_data();
+  fully_convolutionalize(gpu);
+  const auto& weights = *gpu.params("fc-conv")[0];
+  EXPECT_EQ(head_of(weights), "gpu");
+  EXPECT_EQ(weights.shape(), (std::vector<int>{5, 2, 3, 3}));
+  const auto& reference = *cpu.params("fc-conv")[0];
+  const std::vector<float> got(weights.cpu_data(), weights.cpu_data() + weights.count());
+  EXPECT_EQ(got, std::vector<float>(reference.cpu_data(), reference.cpu_data() + reference.count()));
+}
+
+}  // namespace
+}  // namespace surgery::test
