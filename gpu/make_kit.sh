@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Builds, on this (Debian 12) machine, everything the GPU checks need on a
+# GPU machine that can fetch nothing and has no Caffe build dependencies:
+#   .gpu-kit/wheels/    the package built for the GPU machine's Python, cuda
+#                       variant, cuBLAS/cuRAND left to the machine's own CUDA
+#   .gpu-kit/bin/       the C++ tests and benchmarks/plain_caffe
+#   .gpu-kit/lib/       the shared libraries that machine lacks
+#   .gpu-kit/fixtures/  the shared fixtures the checks read
+# Then gpu/run_kit.sh runs the checks there (gpu/README.md).
+#
+#   gpu/make_kit.sh [KIT_DIR]      (KIT_DIR defaults to .gpu-kit, which git ignores)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+KIT=$(realpath -m "${1:-$ROOT/.gpu-kit}")
+# The GPU machine's Python is 3.12: the extension is built for that version.
+KIT_PYTHON=${CAFFE_SURGERY_KIT_PYTHON:-python3.12}
+JOBS=${CAFFE_SURGERY_JOBS:-$(nproc)}
+FIXTURES=${SURGERY_FIXTURES:-$ROOT/../shared/fixtures}
+# The GPU machine has CUDA 13's libraries, protobuf 3.21, HDF5 1.10 and
+# OpenBLAS, but not these (../shared/notes/caffe-build.md, "CUDA").
+CARRIED_LIBRARIES=(libglog.so.1 libgflags.so.2.2 libboost_filesystem.so.1.74.0
+  libboost_thread.so.1.74.0 libunwind.so.8)
+
+say() { echo "== $*" >&2; }
+
+say "cuda libcaffe (built once, then cached)"
+prefix=$(CAFFE_SURGERY_VARIANT=cuda bash "$ROOT/third_party/caffe/build.sh")
+caffe_dir=$prefix/lib/cmake/Caffe
+
+rm -rf "$KIT"
+mkdir -p "$KIT"/{bin,lib,wheels}
+
+say "C++ tests and the plain Caffe baseline"
+cmake -S "$ROOT" -B "$ROOT/build/gpu-kit" -DCaffe_DIR="$caffe_dir" \
+  -DSURGERY_BUILD_TESTS=ON -DSURGERY_BUILD_BENCHMARKS=ON >/dev/null
+cmake --build "$ROOT/build/gpu-kit" -j "$JOBS" --target surgery_tests plain_caffe >/dev/null
+cp "$ROOT/build/gpu-kit/tests/cpp/surgery_tests" "$ROOT/build/gpu-kit/benchmarks/plain_caffe" "$KIT/bin/"
+
+say "the package for $("$KIT_PYTHON" --version)"
+"$KIT_PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$KIT/wheels" "$ROOT" \
+  --config-settings=build-dir=build/gpu-kit-wheel \
+  --config-settings=cmake.define.Caffe_DIR="$caffe_dir" \
+  --config-settings=cmake.define.SURGERY_BUNDLE_CUDA_LIBRARIES=OFF
+
+say "shared libraries the GPU machine lacks"
+for name in "${CARRIED_LIBRARIES[@]}"; do
+  # awk reads all of ldconfig's output: exiting early would fail the pipe (pipefail).
+  path=$(ldconfig -p | awk -v n="$name" '$1 == n && /x86-64/ && !p {p = $NF} END {print p}')
+  [[ -n $path ]] || { echo "not on this machine: $name (run ./run.sh test first)" >&2; exit 1; }
+  cp -L "$path" "$KIT/lib/$name"
+done
+
+cp -r "$FIXTURES" "$KIT/fixtures"
+du -sh "$KIT" >&2
