@@ -16,8 +16,9 @@ numpy's measured SGEMM rate on the same cores.
 The plain Caffe binary is the one `./run.sh test` builds
 (build/test/benchmarks/plain_caffe); without it those rows are left out.
 
---gpu runs the surgery rows in Caffe's GPU mode (a CUDA libcaffe and a
-device needed) and names the device; OpenCV and PyTorch stay on the CPU.
+--gpu runs the surgery and plain Caffe rows in Caffe's GPU mode (a CUDA
+libcaffe and a device needed), adds a TF32 row (surgery.set_tf32) and names
+the device; OpenCV and PyTorch stay on the CPU.
 """
 
 import argparse
@@ -135,6 +136,12 @@ def main():
         rows["surgery 451 dense (8x8)"] = median_ms(lambda: dense.forward(data=x451), args.repeat)
         gflop = dense_gflop(dense)
         check = {}
+        if args.gpu:  # opt-in TF32 tensor cores: its time and how far it moves the map
+            exact = dense.forward(data=x451)["prob"]
+            surgery.set_tf32(True)
+            rows["surgery 451 dense TF32"] = median_ms(lambda: dense.forward(data=x451), args.repeat)
+            check["TF32"] = np.abs(dense.forward(data=x451)["prob"] - exact).max()
+            surgery.set_tf32(False)
         if args.plain_caffe.exists():
             mode = "gpu" if args.gpu else "cpu"
             rows["plain Caffe 227 single"], _ = plain_caffe(

@@ -73,7 +73,10 @@ TEST(Device, CpuModeAndClearErrorsWithoutGpu) {
   if (gpu_available()) return;
   EXPECT_THROW(set_mode("gpu"), Error);
   EXPECT_THROW(set_device(0), Error);
+  EXPECT_THROW(set_tf32(true), Error);
+  set_tf32(false);
   EXPECT_EQ(mode(), "cpu");
+  EXPECT_FALSE(tf32());
 }
 
 // The proof: CaffeNet, random weights, converted while its params
@@ -118,6 +121,7 @@ TEST(Device, CaffeNetSurgeryOnGpuCopiesNothingToTheHostAndMatchesCpu) {
 
   gpu.forward({{"data", input}});
   EXPECT_EQ(all_param_heads(gpu), before);
+  EXPECT_EQ(head_of(gpu.blob("data")), "gpu");  // the input went straight to the device
   EXPECT_EQ(head_of(gpu.blob("fc7-conv")), "gpu");  // only what is read comes back
   const std::vector<float> got = output(gpu, "prob");
   EXPECT_EQ(head_of(gpu.blob("prob")), "synced");

@@ -22,7 +22,10 @@ def test_cpu_mode_and_clear_errors_without_gpu():
             surgery.set_mode("gpu")
         with pytest.raises(surgery.SurgeryError, match="CUDA|device"):
             surgery.set_device(0)
-        assert surgery.mode() == "cpu"
+        with pytest.raises(surgery.SurgeryError, match="TF32 is a GPU setting"):
+            surgery.set_tf32(True)
+        surgery.set_tf32(False)
+        assert surgery.mode() == "cpu" and not surgery.tf32()
 
 
 def test_surgery_moves_no_param_data(lenet):
@@ -97,3 +100,26 @@ def test_gpu_caffenet_dense_map_matches_cpu(tmp_path):
     np.testing.assert_allclose(got.scores, expected.scores, atol=1e-4)
     assert set(heads) == {"synced"}  # loaded on the host, used on the GPU
     assert hidden == "gpu"  # blobs not asked for stay on the device
+
+
+@needs_gpu
+def test_tf32_is_opt_in_and_close_to_float(tmp_path):
+    proto, model = random_model(fixture("bvlc_reference_caffenet", "deploy.prototxt"), tmp_path)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 451, 451)).astype(np.float32)
+    surgery.set_mode("gpu")
+    try:
+        net = surgery.fully_convolutionalize(proto, model).net
+        assert not surgery.tf32()
+        exact = net.forward(data=x)["prob"]
+        surgery.set_tf32(True)
+        assert surgery.tf32()
+        surgery.set_device(0)  # a new cuBLAS handle: the choice must survive it
+        assert surgery.tf32()
+        fast = net.forward(data=x)["prob"]
+    finally:
+        surgery.set_tf32(False)
+        surgery.set_mode("cpu")
+    # TF32 rounds GEMM inputs to 10-bit mantissas: close, not equal. Rounding
+    # only the weights and the image so, on the CPU, moves these
+    # probabilities (max 0.36) by up to 5e-4; TF32 rounds every layer's input.
+    np.testing.assert_allclose(fast, exact, atol=5e-3)

@@ -13,6 +13,8 @@ void bind_device(py::module_& m) {
   m.def("set_mode", &set_mode, py::arg("mode"));
   m.def("mode", &mode);
   m.def("set_device", &set_device, py::arg("device"));
+  m.def("set_tf32", &set_tf32, py::arg("on"));
+  m.def("tf32", &tf32);
   m.def("head", [](const Net& net, const std::string& blob) { return head_of(net.blob(blob)); },
         py::arg("net"), py::arg("blob"));
   m.def("param_heads", [](const Net& net, const std::string& layer) {

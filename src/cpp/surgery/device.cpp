@@ -1,10 +1,31 @@
 #include "surgery/device.hpp"
 
+#include <algorithm>
+
 #include "caffe/common.hpp"
 #include "caffe/syncedmem.hpp"
 #include "surgery/errors.hpp"
 
 namespace surgery {
+
+namespace {
+
+// Per thread, as Caffe's cuBLAS handle is.
+thread_local bool tf32_on = false;
+
+#ifndef CPU_ONLY
+void apply_tf32() {
+  cublasHandle_t handle = caffe::Caffe::cublas_handle();
+  if (!handle) throw Error("cuBLAS is not available on this thread (no GPU driver or device)");
+  const cublasStatus_t status =
+      cublasSetMathMode(handle, tf32_on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    throw Error("cuBLAS refused the math mode (status " + std::to_string(status) + ")");
+  }
+}
+#endif
+
+}  // namespace
 
 bool gpu_available() {
 #ifdef CPU_ONLY
@@ -44,7 +65,45 @@ void set_device(int device) {
                 " visible)");
   }
   guard_caffe("selecting a CUDA device", [&] { caffe::Caffe::SetDevice(device); });
+  if (tf32_on) apply_tf32();
 #endif
+}
+
+void set_tf32(bool on) {
+  if (!on && !gpu_available()) {
+    tf32_on = false;  // nothing to undo where cuBLAS never ran
+    return;
+  }
+#ifdef CPU_ONLY
+  throw Error("TF32 is a GPU setting: this libcaffe was built without CUDA (build the cuda "
+              "variant, CAFFE_SURGERY_VARIANT=cuda)");
+#else
+  if (!gpu_available()) throw Error("TF32 is a GPU setting: no CUDA device is visible");
+  const bool before = tf32_on;
+  tf32_on = on;
+  try {
+    apply_tf32();
+  } catch (...) {
+    tf32_on = before;
+    throw;
+  }
+#endif
+}
+
+bool tf32() { return tf32_on; }
+
+void upload(caffe::Blob<float>& blob, const float* host) {
+#ifndef CPU_ONLY
+  if (caffe::Caffe::mode() == caffe::Caffe::GPU) {
+    const cudaError_t status = cudaMemcpy(blob.mutable_gpu_data(), host,
+                                          sizeof(float) * blob.count(), cudaMemcpyHostToDevice);
+    if (status != cudaSuccess) {
+      throw Error(std::string("copying an input to the GPU failed: ") + cudaGetErrorString(status));
+    }
+    return;
+  }
+#endif
+  std::copy(host, host + blob.count(), blob.mutable_cpu_data());
 }
 
 std::string head_of(const caffe::Blob<float>& blob) {

@@ -18,6 +18,19 @@ void set_mode(const std::string& mode);
 std::string mode();
 void set_device(int device);
 
+// Opt-in TF32: lets cuBLAS run this thread's float GEMMs (Convolution and
+// InnerProduct) on tensor cores with 10-bit mantissa inputs, accumulating in
+// float. Off by default; results then differ from float math by about 1e-3
+// relative. set_tf32(true) without a GPU raises surgery::Error. Kept across
+// set_device, which gives the thread a new cuBLAS handle.
+void set_tf32(bool on);
+bool tf32();
+
+// Copies blob.count() floats from host memory into the blob, where the next
+// forward reads them: in GPU mode straight to the device (one copy, where
+// writing the host side would cost a second one when Caffe uploads it).
+void upload(caffe::Blob<float>& blob, const float* host);
+
 // The head of a blob's SyncedMemory: "uninitialized", "cpu", "gpu" or
 // "synced". Reading it moves nothing.
 std::string head_of(const caffe::Blob<float>& blob);

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <set>
-#include <set>
 #include <sstream>
 
 #include "surgery/caffemodel_reader.hpp"
 #include "surgery/caffemodel_writer.hpp"
+#include "surgery/device.hpp"
 #include "surgery/errors.hpp"
 #include "surgery/memory_guard.hpp"
 #include "surgery/proto_io.hpp"
@@ -197,10 +197,7 @@ void Net::forward(const std::map<std::string, InputView>& inputs) {
   }
   if (!new_shapes.empty()) reshape(new_shapes);
   ++forwards_;
-  for (const auto& [name, view] : inputs) {
-    auto& blob = *net_->blob_by_name(name);
-    std::copy(view.data, view.data + blob.count(), blob.mutable_cpu_data());
-  }
+  for (const auto& [name, view] : inputs) upload(*net_->blob_by_name(name), view.data);
   guard_caffe("forward through '" + source_ + "'", [&] { net_->Forward(); });
 }
 

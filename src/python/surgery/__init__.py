@@ -16,11 +16,13 @@ set_memory_limit = _core.set_memory_limit
 set_mode = _core.set_mode          # "cpu" or "gpu", for the calling thread (Caffe's rule)
 mode = _core.mode
 set_device = _core.set_device
+set_tf32 = _core.set_tf32        # opt-in TF32 tensor-core GEMMs in GPU mode, per thread
+tf32 = _core.tf32
 gpu_available = _core.gpu_available
 memory_limit = _core.memory_limit
 
 __all__ = [
     "CaffeError", "ConvertedLayer", "DenseMap", "preprocess", "dense_forward", "load_image", "load_labels", "FileError", "Geometry", "LayerInfo", "Net",
     "NetDefinitionError", "ParseError", "ShapeError", "SurgeryError", "SurgeryResult",
-    "fully_convolutionalize", "geometry", "gpu_available", "memory_limit", "mode", "set_device", "set_mode", "set_log_level", "set_memory_limit",
+    "fully_convolutionalize", "geometry", "gpu_available", "memory_limit", "mode", "set_device", "set_mode", "set_log_level", "set_memory_limit", "set_tf32", "tf32",
 ]
