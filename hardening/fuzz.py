@@ -52,7 +52,7 @@ def campaign(cases: int, seed: int, timeout: float = 20.0, progress=None):
 
 def print_table(table, cases, seconds, out=print):
     kinds = collections.Counter()
-    for (family, kind, detail), count in table.items():
+    for (family, kind, _), count in table.items():
         if family != "named":
             kinds[kind] += count
     out(f"fuzz campaign: {cases} cases in {seconds:.0f} s, each in a forked child")

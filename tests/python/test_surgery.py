@@ -45,11 +45,11 @@ def test_caffenet_matches_the_seeds_hand_made_prototxt(caffenet):
     ours = caffenet[2].read_text()
     assert kernels(ours) == kernels(seed)
     report = caffenet[4]
-    assert [(l.old_name, l.new_name, l.kernel) for l in report.layers] == [
+    assert [(layer.old_name, layer.new_name, layer.kernel) for layer in report.layers] == [
         ("fc6", "fc6-conv", (6, 6)), ("fc7", "fc7-conv", (1, 1)), ("fc8", "fc8-conv", (1, 1))]
     assert report.layers[0].old_shape == (4096, 9216)
     assert report.layers[0].new_shape == (4096, 256, 6, 6)
-    assert not any(l.copied for l in report.layers)
+    assert not any(layer.copied for layer in report.layers)
     g = report.geometry
     assert (g.window, g.stride) == ((227, 227), (32, 32))
     assert g.padded_layers == ("conv2", "conv3", "conv4", "conv5")

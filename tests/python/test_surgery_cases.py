@@ -69,14 +69,14 @@ def test_suffix_none_keeps_names(tmp_path):
                 'top: "fc" inner_product_param { num_output: 4 } }')
     result, twin = converted_twin(net, tmp_path, suffix=None)
     assert result.layers[0].new_name == "fc" and twin.outputs == ["fc"]
-    assert [l.type for l in twin.layers] == ["Input", "Convolution", "Convolution"]
+    assert [layer.type for layer in twin.layers] == ["Input", "Convolution", "Convolution"]
 
 
 def test_global_pooling_becomes_a_fixed_window(tmp_path):
     net = build(tmp_path, CONV + 'layer { name: "gap" type: "Pooling" bottom: "conv" top: "gap" '
                 'pooling_param { pool: AVE global_pooling: true } }')
     result, twin = converted_twin(net, tmp_path)
-    assert [(l.old_name, l.kernel) for l in result.layers] == [("gap", (4, 3))]
+    assert [(layer.old_name, layer.kernel) for layer in result.layers] == [("gap", (4, 3))]
     assert "global pooling" in str(result)
     assert_same_at_declared_size(net, twin, "gap")
     assert twin.forward(data=np.ones((1, 2, 8, 8)))["gap"].shape == (1, 3, 3, 4)
@@ -87,7 +87,7 @@ def test_nothing_to_convert_leaves_the_net_alone(tmp_path):
     result, twin = converted_twin(net, tmp_path)
     assert result.layers == [] and result.removed == []
     assert "nothing to convert" in str(result)
-    assert [l.type for l in twin.layers] == ["Input", "Convolution"]
+    assert [layer.type for layer in twin.layers] == ["Input", "Convolution"]
 
 
 def test_several_inputs(tmp_path):
@@ -121,7 +121,7 @@ def test_axis_two_is_refused(tmp_path):
                 'top: "fc" inner_product_param { num_output: 4 axis: 2 } }')
     with pytest.raises(surgery.SurgeryError, match="'fc'.*axis 2"):
         net.fully_convolutionalize()
-    assert [l.type for l in net.layers][-1] == "InnerProduct"
+    assert [layer.type for layer in net.layers][-1] == "InnerProduct"
 
 
 def test_inner_product_without_spatial_bottom_is_refused_and_nothing_written(tmp_path):

@@ -22,7 +22,12 @@ gpu_available = _core.gpu_available
 memory_limit = _core.memory_limit
 
 __all__ = [
-    "CaffeError", "ConvertedLayer", "DenseMap", "preprocess", "dense_forward", "load_image", "load_labels", "FileError", "Geometry", "LayerInfo", "Net",
-    "NetDefinitionError", "ParseError", "ShapeError", "SurgeryError", "SurgeryResult",
-    "fully_convolutionalize", "geometry", "gpu_available", "memory_limit", "mode", "set_device", "set_mode", "set_log_level", "set_memory_limit", "set_tf32", "tf32",
+    # errors
+    "CaffeError", "FileError", "NetDefinitionError", "ParseError", "ShapeError", "SurgeryError",
+    # nets, surgery, dense inference
+    "LayerInfo", "Net", "ConvertedLayer", "Geometry", "SurgeryResult", "fully_convolutionalize",
+    "geometry", "DenseMap", "dense_forward", "preprocess", "load_image", "load_labels",
+    # settings
+    "gpu_available", "mode", "set_mode", "set_device", "set_tf32", "tf32", "set_log_level",
+    "memory_limit", "set_memory_limit",
 ]
