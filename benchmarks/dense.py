@@ -1,4 +1,5 @@
-"""Dense benchmark: CaffeNet (random weights), batch 1, this machine's CPU.
+"""Dense benchmark: CaffeNet (random weights), batch 1, on the CPU and, with
+--gpu, on the GPU too (a second column).
 
 Rows, all measured in this one run (medians of --repeat runs each):
   surgery  227 single      the original net on one 227x227 window
@@ -16,9 +17,9 @@ numpy's measured SGEMM rate on the same cores.
 The plain Caffe binary is the one `./run.sh test` builds
 (build/test/benchmarks/plain_caffe); without it those rows are left out.
 
---gpu runs the surgery and plain Caffe rows in Caffe's GPU mode (a CUDA
-libcaffe and a device needed), adds a TF32 row (surgery.set_tf32) and names
-the device; OpenCV and PyTorch stay on the CPU.
+--gpu measures the surgery and plain Caffe rows again in Caffe's GPU mode (a
+CUDA libcaffe and a device needed), in a GPU column named after the device,
+and adds a TF32 row (surgery.set_tf32); OpenCV and PyTorch run on the CPU.
 """
 
 import argparse
@@ -41,14 +42,19 @@ import surgery  # noqa: E402
 from nets import randomize  # noqa: E402
 
 
-def median_ms(fn, repeat):
+def times_ms(fn, repeat):
+    """Milliseconds of `repeat` calls, after one warm-up call."""
     fn()  # warm up: allocations, reshapes
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        times.append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def median_ms(fn, repeat):
+    return statistics.median(times_ms(fn, repeat))
 
 
 def dense_gflop(net):
@@ -71,13 +77,24 @@ def sgemm_gflops(repeat):
 
 
 def plain_caffe(binary, prototxt, model, x, repeat, mode, folder):
-    """Median ms of stock Caffe's forward on x, and its output (a subprocess)."""
+    """Stock Caffe's forward on x in a subprocess: its run times (ms) and output."""
     source, result = folder / "plain_in.bin", folder / "plain_out.bin"
     x.astype(np.float32).tofile(source)
     run = subprocess.run([str(binary), str(prototxt), str(model), *map(str, x.shape[2:]),
                           str(repeat), mode, str(source), str(result)],
                          capture_output=True, text=True, check=True)
-    return float(run.stdout), np.fromfile(result, np.float32)
+    return [float(line) for line in run.stdout.split()], np.fromfile(result, np.float32)
+
+
+def paired_ms(ours, binary, files, x, repeat, mode, folder, rounds=3):
+    """Medians of our forward and plain Caffe's on x, taken in alternating
+    rounds so that the shared machine's drift falls on both alike."""
+    mine, theirs = [], []
+    for _ in range(rounds):
+        mine += times_ms(ours, max(1, repeat // rounds))
+        runs, output = plain_caffe(binary, *files, x, max(1, repeat // rounds), mode, folder)
+        theirs += runs
+    return statistics.median(mine), statistics.median(theirs), output
 
 
 def torch_caffenet(net):
@@ -105,6 +122,43 @@ def torch_caffenet(net):
     return model.eval()
 
 
+def measure_ours(original, dense, x227, x451, crops, args, folder, gpu):
+    """Our rows and plain Caffe's in one mode: {row: ms}, and the 451 map."""
+    surgery.set_mode("gpu" if gpu else "cpu")
+    try:
+        mode = "gpu" if gpu else "cpu"
+        rows, check = {}, {}
+        for label, net, x, stem in (("227 single", original, x227, "o"),
+                                    ("451 dense (8x8)", dense, x451, "fc")):
+            def ours(net=net, x=x):
+                return net.forward(data=x)
+            if args.plain_caffe.exists():
+                files = folder / f"{stem}.prototxt", folder / f"{stem}.caffemodel"
+                rows[f"surgery {label}"], rows[f"plain Caffe {label}"], plain = paired_ms(
+                    ours, args.plain_caffe, files, x, args.repeat, mode, folder)
+            else:
+                rows[f"surgery {label}"] = median_ms(ours, args.repeat)
+        exact = dense.forward(data=x451)["prob"]
+        if args.plain_caffe.exists():
+            check[f"{mode.upper()} plain Caffe"] = np.abs(plain - exact.ravel()).max()
+        if gpu:  # opt-in TF32 tensor cores: its time and how far it moves the map
+            surgery.set_tf32(True)
+            try:
+                rows["surgery 451 dense TF32"] = median_ms(lambda: dense.forward(data=x451),
+                                                           args.repeat)
+                check["GPU TF32"] = np.abs(dense.forward(data=x451)["prob"] - exact).max()
+            finally:
+                surgery.set_tf32(False)
+        few = max(3, args.repeat // 5)
+        rows["surgery 64 crops one by one"] = median_ms(
+            lambda: [original.forward(data=crops[k:k + 1]) for k in range(64)], few)
+        rows["surgery 64 crops batched"] = median_ms(lambda: original.forward(data=crops), few)
+        original.reshape(data=(1, 3, 227, 227))
+    finally:
+        surgery.set_mode("cpu")
+    return rows, exact, check
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=15)
@@ -112,12 +166,8 @@ def main():
     parser.add_argument("--plain-caffe", type=pathlib.Path, default=PLAIN_CAFFE,
                         help="the benchmarks/plain_caffe binary")
     args = parser.parse_args()
-    device = "CPU"
-    if args.gpu:
-        surgery.set_mode("gpu")  # raises a clear error without a CUDA build or device
-        names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                               capture_output=True, text=True).stdout.strip()
-        device = f"GPU ({names.splitlines()[0] if names else 'CUDA device'})"
+    if args.gpu and not surgery.gpu_available():
+        surgery.set_mode("gpu")  # raises the clear error: no CUDA build, or no device
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
         folder = pathlib.Path(folder)
@@ -131,77 +181,81 @@ def main():
         x451 = rng.uniform(-1, 1, (1, 3, 451, 451)).astype(np.float32)
         crops = np.concatenate([x451[:, :, 32 * i:32 * i + 227, 32 * j:32 * j + 227]
                                 for i in range(8) for j in range(8)])
-        rows = {}
-        rows["surgery 227 single"] = median_ms(lambda: original.forward(data=x227), args.repeat)
-        rows["surgery 451 dense (8x8)"] = median_ms(lambda: dense.forward(data=x451), args.repeat)
+        dense.reshape(data=x451.shape)
         gflop = dense_gflop(dense)
-        check = {}
-        if args.gpu:  # opt-in TF32 tensor cores: its time and how far it moves the map
-            exact = dense.forward(data=x451)["prob"]
-            surgery.set_tf32(True)
-            rows["surgery 451 dense TF32"] = median_ms(lambda: dense.forward(data=x451), args.repeat)
-            check["TF32"] = np.abs(dense.forward(data=x451)["prob"] - exact).max()
-            surgery.set_tf32(False)
-        if args.plain_caffe.exists():
-            mode = "gpu" if args.gpu else "cpu"
-            rows["plain Caffe 227 single"], _ = plain_caffe(
-                args.plain_caffe, folder / "o.prototxt", folder / "o.caffemodel", x227,
-                args.repeat, mode, folder)
-            rows["plain Caffe 451 dense (8x8)"], plain = plain_caffe(
-                args.plain_caffe, folder / "fc.prototxt", folder / "fc.caffemodel", x451,
-                args.repeat, mode, folder)
-            check["plain Caffe"] = np.abs(plain - dense.forward(data=x451)["prob"].ravel()).max()
-            plain_note = ""
-        else:
-            plain_note = (f"no {args.plain_caffe} (./run.sh test builds it): "
-                          "no plain Caffe rows")
-        rows["surgery 64 crops one by one"] = median_ms(
-            lambda: [original.forward(data=crops[k:k + 1]) for k in range(64)], max(3, args.repeat // 5))
-        rows["surgery 64 crops batched"] = median_ms(
-            lambda: original.forward(data=crops), max(3, args.repeat // 5))
-        original.reshape(data=(1, 3, 227, 227))
+        columns = {}
+        columns["CPU"], cpu_map, check = measure_ours(original, dense, x227, x451, crops, args,
+                                                      folder, gpu=False)
+        if args.gpu:
+            columns[gpu_name()], gpu_map, gpu_check = measure_ours(
+                original, dense, x227, x451, crops, args, folder, gpu=True)
+            check.update(gpu_check)
+            check["GPU vs CPU"] = np.abs(gpu_map - cpu_map).max()
         import cv2
         cv_net = cv2.dnn.readNetFromCaffe(str(folder / "fc.prototxt"), str(folder / "fc.caffemodel"))
 
         def cv_forward():
             cv_net.setInput(x451)
             return cv_net.forward()
-        rows["OpenCV 451 dense"] = median_ms(cv_forward, args.repeat)
-        check["OpenCV"] = np.abs(cv_forward() - dense.forward(data=x451)["prob"]).max()
+        others = {"OpenCV 451 dense": median_ms(cv_forward, args.repeat)}
+        check["OpenCV"] = np.abs(cv_forward() - cpu_map).max()
         try:
             import torch
             model = torch_caffenet(dense)
             tx = torch.from_numpy(x451)
             with torch.inference_mode():
-                rows["PyTorch 451 dense"] = median_ms(lambda: model(tx), args.repeat)
-                check["PyTorch"] = np.abs(model(tx).numpy() - dense.forward(data=x451)["prob"]).max()
+                others["PyTorch 451 dense"] = median_ms(lambda: model(tx), args.repeat)
+                check["PyTorch"] = np.abs(model(tx).numpy() - cpu_map).max()
             torch_note = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
         except ImportError:
             torch_note = "torch not installed: no PyTorch row"
-        peak = None if args.gpu else sgemm_gflops(args.repeat)
-    single, dense_ms = rows["surgery 227 single"], rows["surgery 451 dense (8x8)"]
-    print(f"CaffeNet, random weights, batch 1, medians of {args.repeat} runs; surgery on {device}; "
-          f"{torch_note}")
-    print(f"OpenCV {cv2.__version__}; max |difference| to our 8x8 probabilities: "
+        peak = sgemm_gflops(args.repeat)
+    print(f"CaffeNet, random weights, batch 1, medians of {args.repeat} runs; {torch_note}; "
+          f"OpenCV {cv2.__version__}")
+    print("max |difference| to our CPU 8x8 probabilities: "
           + ", ".join(f"{k} {v:.1e}" for k, v in check.items()))
-    if plain_note:
-        print(plain_note)
-    print(f"\n{'engine / task':<30} {'ms':>8} {'vs surgery dense':>17}")
-    for name, ms in rows.items():
-        print(f"{name:<30} {ms:>8.2f} {ms / dense_ms:>16.2f}x")
-    print(f"\ndense / single (the seed's '3x'): {dense_ms / single:.2f}")
-    if "plain Caffe 227 single" in rows:
-        print("our forward over plain Caffe's: "
-              f"{single / rows['plain Caffe 227 single'] - 1:+.1%} at 227, "
-              f"{dense_ms / rows['plain Caffe 451 dense (8x8)'] - 1:+.1%} at 451 dense")
-    print(f"sliding-window speedup: {rows['surgery 64 crops one by one'] / dense_ms:.1f}x one by one, "
-          f"{rows['surgery 64 crops batched'] / dense_ms:.1f}x batched")
-    rate = f"dense forward: {gflop:.1f} GFLOP in {dense_ms:.2f} ms = {gflop / dense_ms * 1000:.0f} GFLOP/s"
-    if args.gpu:
-        print(rate)
-    else:
-        print(f"{rate}; numpy SGEMM 4096^3 on these cores: {peak:.0f} GFLOP/s "
-              f"({gflop / dense_ms * 1000 / peak:.0%} of it)")
+    if not args.plain_caffe.exists():
+        print(f"no {args.plain_caffe} (./run.sh test builds it): no plain Caffe rows")
+    print_table(columns, others)
+    for device, rows in columns.items():
+        single, dense_ms = rows["surgery 227 single"], rows["surgery 451 dense (8x8)"]
+        print(f"\n{device}: dense / single (the seed's '3x') {dense_ms / single:.2f}; "
+              f"sliding-window speedup {rows['surgery 64 crops one by one'] / dense_ms:.1f}x "
+              f"one by one, {rows['surgery 64 crops batched'] / dense_ms:.1f}x batched")
+        if "plain Caffe 227 single" in rows:
+            print(f"{device}: our forward over plain Caffe's "
+                  f"{single / rows['plain Caffe 227 single'] - 1:+.1%} at 227, "
+                  f"{dense_ms / rows['plain Caffe 451 dense (8x8)'] - 1:+.1%} at 451 dense")
+        print(f"{device}: dense forward {gflop:.1f} GFLOP in {dense_ms:.2f} ms = "
+              f"{gflop / dense_ms * 1000:.0f} GFLOP/s")
+    print(f"numpy SGEMM 4096^3 on these CPU cores: {peak:.0f} GFLOP/s")
+
+
+def gpu_name():
+    names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                           capture_output=True, text=True).stdout.strip()
+    return f"GPU {names.splitlines()[0]}" if names else "GPU"
+
+
+def print_table(columns, others):
+    """Rows x devices: ms and the ratio to that device's 451 dense row."""
+    # The last column (the GPU's, when there is one) has every row: its order.
+    names = list(dict.fromkeys(name for rows in reversed(columns.values()) for name in rows))
+    names += list(others)
+    widths = {device: max(8, len(device) + 3) for device in columns}
+    header = f"{'engine / task':<30}"
+    for device, width in widths.items():
+        header += f" {device + ' ms':>{width}} {'vs dense':>9}"
+    print("\n" + header)
+    for name in names:
+        line = f"{name:<30}"
+        for device, rows in columns.items():
+            width = widths[device]
+            ms = rows.get(name, others.get(name) if device == "CPU" else None)
+            base = rows["surgery 451 dense (8x8)"]
+            line += (f" {ms:>{width}.2f} {ms / base:>8.2f}x" if ms is not None
+                     else f" {'-':>{width}} {'':>9}")
+        print(line)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@
 //   plain_caffe PROTOTXT CAFFEMODEL HEIGHT WIDTH REPEAT cpu|gpu INPUT OUTPUT
 //
 // INPUT holds 3 x HEIGHT x WIDTH float32s; OUTPUT receives the net's first
-// output after the last run (float32s). Prints the median milliseconds of
-// REPEAT runs after one warm-up run.
+// output after the last run (float32s). Prints the milliseconds of each of
+// REPEAT runs after one warm-up run, one per line.
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -49,21 +49,18 @@ int main(int argc, char** argv) try {
   const std::vector<float> image = read_floats(argv[7], input->count());
   const caffe::Blob<float>* output = net.output_blobs()[0];
 
-  std::vector<double> ms;
   for (int run = 0; run <= repeat; ++run) {
     const auto start = std::chrono::steady_clock::now();
     std::copy(image.begin(), image.end(), input->mutable_cpu_data());
     net.Forward();
     const float* result = output->cpu_data();  // in GPU mode: the copy back, which waits
     const std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - start;
-    if (run > 0) ms.push_back(took.count());
+    if (run > 0) std::cout << took.count() << "\n";
     if (run == repeat) {
       std::ofstream(argv[8], std::ios::binary)
           .write(reinterpret_cast<const char*>(result), output->count() * sizeof(float));
     }
   }
-  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
-  std::cout << ms[ms.size() / 2] << "\n";
   return 0;
 } catch (const std::exception& e) {
   std::cerr << "plain_caffe: " << e.what() << "\n";
