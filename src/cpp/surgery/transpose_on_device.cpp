@@ -23,7 +23,11 @@ bool transpose_on_device(caffe::Blob<float>* weights, int rows, int cols) {
     throw Error("not enough GPU memory to transpose " + std::to_string(bytes) + " bytes of weights");
   }
   float* data = weights->mutable_gpu_data();
-  cudaMemcpy(scratch, data, bytes, cudaMemcpyDeviceToDevice);
+  const cudaError_t copied = cudaMemcpy(scratch, data, bytes, cudaMemcpyDeviceToDevice);
+  if (copied != cudaSuccess) {
+    cudaFree(scratch);
+    throw Error(std::string("copying weights on the GPU failed: ") + cudaGetErrorString(copied));
+  }
   // Row-major rows x cols is column-major cols x rows (ld = cols); its
   // transpose, row-major cols x rows, is column-major rows x cols (ld = rows).
   const float one = 1.f, zero = 0.f;
