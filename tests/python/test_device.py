@@ -86,20 +86,23 @@ def test_gpu_caffenet_dense_map_matches_cpu(tmp_path):
     451x451 image, the 8x8 probability map on the GPU equals the CPU's."""
     proto, model = random_model(fixture("bvlc_reference_caffenet", "deploy.prototxt"), tmp_path)
     image = np.random.default_rng(0).uniform(0, 255, (451, 451, 3)).astype(np.float32)
-    steps = dict(mean=[104, 117, 123], channel_swap=(2, 1, 0))
+    steps = dict(mean=[104, 117, 123], channel_swap=(2, 1, 0), blobs=("fc7-conv",))
     expected = surgery.fully_convolutionalize(proto, model).net.dense_forward(image, **steps)
     surgery.set_mode("gpu")
     try:
         net = surgery.fully_convolutionalize(proto, model).net
         got = net.dense_forward(image, **steps)
         heads = [h for name in ("conv1", "fc6-conv", "fc8-conv") for h in net.param_heads(name)]
-        hidden = net.head("fc7-conv")
+        hidden, output = net.head("fc7-conv"), net.head("prob")
     finally:
         surgery.set_mode("cpu")
     assert got.scores.shape == (1000, 8, 8)
     np.testing.assert_allclose(got.scores, expected.scores, atol=1e-4)
+    np.testing.assert_allclose(got.features("fc7-conv"), expected.features("fc7-conv"),
+                               rtol=1e-3, atol=1e-3)
     assert set(heads) == {"synced"}  # loaded on the host, used on the GPU
-    assert hidden == "gpu"  # blobs not asked for stay on the device
+    assert hidden == "gpu"  # read back as a copy: the device copy stays current
+    assert output == "gpu"  # the output was copied to the caller, not synced
 
 
 @needs_gpu

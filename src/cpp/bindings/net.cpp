@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bindings/bindings.hpp"
+#include "surgery/device.hpp"
 #include "surgery/errors.hpp"
 #include "surgery/net.hpp"
 
@@ -36,12 +37,26 @@ py::array view_of(caffe::Blob<float>& blob) {
   return py::array_t<float>(shape, blob.mutable_cpu_data(), owner);
 }
 
-// Hands a blob that nobody else references to numpy, without a copy.
-py::array adopt(std::unique_ptr<caffe::Blob<float>> blob) {
-  std::vector<py::ssize_t> shape(blob->shape().begin(), blob->shape().end());
-  float* data = blob->mutable_cpu_data();
-  py::capsule owner(blob.release(), [](void* p) { delete static_cast<caffe::Blob<float>*>(p); });
-  return py::array_t<float>(shape, data, owner);
+// A copy of a blob's data in ordinary host memory, made without the GIL.
+// (A Blob would do, but in GPU mode Caffe gives it pinned host memory,
+// whose allocation costs more than the copy.)
+struct HostCopy {
+  std::vector<py::ssize_t> shape;
+  std::unique_ptr<float[]> data;  // not zeroed first: it is written whole
+};
+
+HostCopy copy_to_host(const caffe::Blob<float>& blob) {
+  HostCopy copy{{blob.shape().begin(), blob.shape().end()},
+                std::unique_ptr<float[]>(new float[blob.count()])};
+  download(blob, copy.data.get());
+  return copy;
+}
+
+// Hands the copy to numpy, without copying it again.
+py::array adopt(HostCopy copy) {
+  float* data = copy.data.release();
+  py::capsule owner(data, [](void* p) { delete[] static_cast<float*>(p); });
+  return py::array_t<float>(copy.shape, data, owner);
 }
 
 }  // namespace
@@ -89,6 +104,16 @@ void bind_net(py::module_& m) {
       .def("_blob", [](const Net& net, const std::string& name) {
              return view_of(net.blob(name));
            })
+      .def("_blob_copy",
+           [](const Net& net, const std::string& name) {
+             HostCopy copy;
+             {
+               py::gil_scoped_release release;
+               std::lock_guard<std::recursive_mutex> lock(net.mutex());
+               copy = copy_to_host(net.blob(name));
+             }
+             return adopt(std::move(copy));
+           })
       .def("_param_layers",
            [](const Net& net) {
              std::vector<std::string> out;
@@ -111,7 +136,7 @@ void bind_net(py::module_& m) {
       .def("_forward",
            [](Net& net, const std::map<std::string, FloatArray>& inputs) {
              const auto views = input_views(inputs);
-             std::vector<std::pair<std::string, std::unique_ptr<caffe::Blob<float>>>> outputs;
+             std::vector<std::pair<std::string, HostCopy>> outputs;
              {
                // Forward and the copy of its outputs happen under one hold of
                // the net's lock, so another thread cannot slip in between.
@@ -119,13 +144,11 @@ void bind_net(py::module_& m) {
                std::lock_guard<std::recursive_mutex> lock(net.mutex());
                net.forward(views);
                for (const auto& name : net.output_names()) {
-                 auto copy = std::make_unique<caffe::Blob<float>>();
-                 copy->CopyFrom(net.blob(name), false, true);
-                 outputs.emplace_back(name, std::move(copy));
+                 outputs.emplace_back(name, copy_to_host(net.blob(name)));
                }
              }
              py::dict out;
-             for (auto& [name, blob] : outputs) out[name.c_str()] = adopt(std::move(blob));
+             for (auto& [name, copy] : outputs) out[name.c_str()] = adopt(std::move(copy));
              return out;
            })
       .def("save",

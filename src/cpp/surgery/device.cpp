@@ -106,6 +106,22 @@ void upload(caffe::Blob<float>& blob, const float* host) {
   std::copy(host, host + blob.count(), blob.mutable_cpu_data());
 }
 
+void download(const caffe::Blob<float>& blob, float* host) {
+  if (blob.count() == 0) return;
+#ifndef CPU_ONLY
+  if (blob.data()->head() == caffe::SyncedMemory::HEAD_AT_GPU) {
+    const cudaError_t status = cudaMemcpy(host, blob.gpu_data(), sizeof(float) * blob.count(),
+                                          cudaMemcpyDeviceToHost);
+    if (status != cudaSuccess) {
+      throw Error(std::string("copying a result from the GPU failed: ") +
+                  cudaGetErrorString(status));
+    }
+    return;
+  }
+#endif
+  std::copy(blob.cpu_data(), blob.cpu_data() + blob.count(), host);
+}
+
 std::string head_of(const caffe::Blob<float>& blob) {
   const auto& memory = blob.data();
   if (!memory) return "uninitialized";

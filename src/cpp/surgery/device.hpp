@@ -31,6 +31,11 @@ bool tf32();
 // writing the host side would cost a second one when Caffe uploads it).
 void upload(caffe::Blob<float>& blob, const float* host);
 
+// Copies the blob's data into host memory (blob.count() floats) from
+// wherever it is current, leaving the blob's head where it is: in GPU mode
+// an output comes back in one copy, without a pinned host buffer.
+void download(const caffe::Blob<float>& blob, float* host);
+
 // The head of a blob's SyncedMemory: "uninitialized", "cpu", "gpu" or
 // "synced". Reading it moves nothing.
 std::string head_of(const caffe::Blob<float>& blob);

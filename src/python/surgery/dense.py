@@ -134,15 +134,26 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
         raise ShapeError(f"output {output!r} is {scores.shape}, not a map; is the net "
                          "fully convolutional? (surgery.fully_convolutionalize)")
     # Only the blobs asked for are read (in GPU mode, copied to the host).
-    kept = {b: np.array(_blob_view(net, b)) for b in blobs}
+    kept = {b: _blob_copy(net, b) for b in blobs}
     return DenseMap(net, img, scores, geometry(net, output), kept, labels)
 
 
-def _blob_view(net: Net, name: str) -> np.ndarray:
+def _check_blob(net: Net, name: str) -> None:
     names = net._blob_names()
     if name not in names:
         raise SurgeryError(f"the net has no blob {name!r}; it has {names}")
+
+
+def _blob_view(net: Net, name: str) -> np.ndarray:
+    _check_blob(net, name)
     return net._blob(name)
+
+
+def _blob_copy(net: Net, name: str) -> np.ndarray:
+    """A copy, read from wherever the data is current (in GPU mode, the
+    device) without marking the host side current."""
+    _check_blob(net, name)
+    return net._blob_copy(name)
 
 
 def declared_shape(net: Net, name: str) -> List[int]:
