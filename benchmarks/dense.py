@@ -122,26 +122,27 @@ def torch_caffenet(net):
     return model.eval()
 
 
-def measure_ours(original, dense, x227, x451, crops, args, folder, gpu):
-    """Our rows and plain Caffe's in one mode: {row: ms}, and the 451 map."""
-    surgery.set_mode("gpu" if gpu else "cpu")
+def measure_ours(original, dense, x227, x451, crops, args, folder, mode):
+    """Our rows and plain Caffe's in one mode ("cpu" or "gpu"): {row: ms},
+    the 451 map, and how far plain Caffe's (and TF32's) maps are from it."""
+    surgery.set_mode(mode)
     try:
-        mode = "gpu" if gpu else "cpu"
-        rows, check = {}, {}
+        rows, check, plain_maps = {}, {}, {}
         for label, net, x, stem in (("227 single", original, x227, "o"),
                                     ("451 dense (8x8)", dense, x451, "fc")):
             def ours(net=net, x=x):
                 return net.forward(data=x)
             if args.plain_caffe.exists():
                 files = folder / f"{stem}.prototxt", folder / f"{stem}.caffemodel"
-                rows[f"surgery {label}"], rows[f"plain Caffe {label}"], plain = paired_ms(
-                    ours, args.plain_caffe, files, x, args.repeat, mode, folder)
+                rows[f"surgery {label}"], rows[f"plain Caffe {label}"], plain_maps[label] = \
+                    paired_ms(ours, args.plain_caffe, files, x, args.repeat, mode, folder)
             else:
                 rows[f"surgery {label}"] = median_ms(ours, args.repeat)
         exact = dense.forward(data=x451)["prob"]
-        if args.plain_caffe.exists():
-            check[f"{mode.upper()} plain Caffe"] = np.abs(plain - exact.ravel()).max()
-        if gpu:  # opt-in TF32 tensor cores: its time and how far it moves the map
+        if plain_maps:
+            check[f"{mode.upper()} plain Caffe"] = np.abs(
+                plain_maps["451 dense (8x8)"] - exact.ravel()).max()
+        if mode == "gpu":  # opt-in TF32 tensor cores: its time and how far it moves the map
             surgery.set_tf32(True)
             try:
                 rows["surgery 451 dense TF32"] = median_ms(lambda: dense.forward(data=x451),
@@ -185,10 +186,10 @@ def main():
         gflop = dense_gflop(dense)
         columns = {}
         columns["CPU"], cpu_map, check = measure_ours(original, dense, x227, x451, crops, args,
-                                                      folder, gpu=False)
+                                                      folder, "cpu")
         if args.gpu:
             columns[gpu_name()], gpu_map, gpu_check = measure_ours(
-                original, dense, x227, x451, crops, args, folder, gpu=True)
+                original, dense, x227, x451, crops, args, folder, "gpu")
             check.update(gpu_check)
             check["GPU vs CPU"] = np.abs(gpu_map - cpu_map).max()
         import cv2

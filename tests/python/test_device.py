@@ -1,6 +1,8 @@
 """Modes, devices and where blobs live. GPU tests skip without a CUDA build
 and device (CI has none); they run on a GPU machine."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,17 @@ from nets import random_model, randomize, with_input
 
 needs_gpu = pytest.mark.skipif(not surgery.gpu_available(),
                                reason="no CUDA device, or libcaffe built without CUDA")
+
+
+@contextlib.contextmanager
+def gpu_mode():
+    """This thread in GPU mode, back to CPU mode (TF32 off) however it ends."""
+    surgery.set_mode("gpu")
+    try:
+        yield
+    finally:
+        surgery.set_tf32(False)
+        surgery.set_mode("cpu")
 
 
 def test_cpu_mode_and_clear_errors_without_gpu():
@@ -62,8 +75,7 @@ def test_gpu_surgery_keeps_params_on_the_device_and_matches_cpu(caffenet_like):
             dst[...] = src
     cpu.fully_convolutionalize()
     expected = cpu.forward(data=x)["prob"]
-    surgery.set_mode("gpu")
-    try:
+    with gpu_mode():
         caffenet_like.forward(data=np.zeros((1, 3, 15, 15), np.float32))  # params go to the GPU
         assert all(h in ("gpu", "synced") for h in caffenet_like.param_heads("fc"))
         heads = {n: caffenet_like.param_heads(n) for n in ("conv", "fc")}
@@ -75,8 +87,6 @@ def test_gpu_surgery_keeps_params_on_the_device_and_matches_cpu(caffenet_like):
         fc = caffenet_like.param_heads("fc-conv")
         assert fc[0] == "gpu" and fc[1] == heads["fc"][1]
         got = caffenet_like.forward(data=x)["prob"]
-    finally:
-        surgery.set_mode("cpu")
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
@@ -88,14 +98,11 @@ def test_gpu_caffenet_dense_map_matches_cpu(tmp_path):
     image = np.random.default_rng(0).uniform(0, 255, (451, 451, 3)).astype(np.float32)
     steps = dict(mean=[104, 117, 123], channel_swap=(2, 1, 0), blobs=("fc7-conv",))
     expected = surgery.fully_convolutionalize(proto, model).net.dense_forward(image, **steps)
-    surgery.set_mode("gpu")
-    try:
+    with gpu_mode():
         net = surgery.fully_convolutionalize(proto, model).net
         got = net.dense_forward(image, **steps)
         heads = [h for name in ("conv1", "fc6-conv", "fc8-conv") for h in net.param_heads(name)]
         hidden, output = net.head("fc7-conv"), net.head("prob")
-    finally:
-        surgery.set_mode("cpu")
     assert got.scores.shape == (1000, 8, 8)
     np.testing.assert_allclose(got.scores, expected.scores, atol=1e-4)
     np.testing.assert_allclose(got.features("fc7-conv"), expected.features("fc7-conv"),
@@ -109,8 +116,7 @@ def test_gpu_caffenet_dense_map_matches_cpu(tmp_path):
 def test_tf32_is_opt_in_and_close_to_float(tmp_path):
     proto, model = random_model(fixture("bvlc_reference_caffenet", "deploy.prototxt"), tmp_path)
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 451, 451)).astype(np.float32)
-    surgery.set_mode("gpu")
-    try:
+    with gpu_mode():
         net = surgery.fully_convolutionalize(proto, model).net
         assert not surgery.tf32()
         exact = net.forward(data=x)["prob"]
@@ -119,9 +125,6 @@ def test_tf32_is_opt_in_and_close_to_float(tmp_path):
         surgery.set_device(0)  # a new cuBLAS handle: the choice must survive it
         assert surgery.tf32()
         fast = net.forward(data=x)["prob"]
-    finally:
-        surgery.set_tf32(False)
-        surgery.set_mode("cpu")
     # TF32 rounds GEMM inputs to 10-bit mantissas: close, not equal. Rounding
     # only the weights and the image so, on the CPU, moves these
     # probabilities (max 0.36) by up to 5e-4; TF32 rounds every layer's input.

@@ -13,12 +13,24 @@ namespace {
 // Per thread, as Caffe's cuBLAS handle is.
 thread_local bool tf32_on = false;
 
+// Why the GPU cannot be used here, or "" when it can.
+std::string no_gpu_reason() {
+#ifdef CPU_ONLY
+  return "this libcaffe was built without CUDA: build the cuda variant "
+         "(CAFFE_SURGERY_VARIANT=cuda) to use the GPU";
+#else
+  int count = 0;
+  const bool visible = cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+  return visible ? "" : "no CUDA device is visible";
+#endif
+}
+
 #ifndef CPU_ONLY
-void apply_tf32() {
+void apply_tf32(bool on) {
   cublasHandle_t handle = caffe::Caffe::cublas_handle();
   if (!handle) throw Error("cuBLAS is not available on this thread (no GPU driver or device)");
   const cublasStatus_t status =
-      cublasSetMathMode(handle, tf32_on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+      cublasSetMathMode(handle, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
   if (status != CUBLAS_STATUS_SUCCESS) {
     throw Error("cuBLAS refused the math mode (status " + std::to_string(status) + ")");
   }
@@ -27,26 +39,15 @@ void apply_tf32() {
 
 }  // namespace
 
-bool gpu_available() {
-#ifdef CPU_ONLY
-  return false;
-#else
-  int count = 0;
-  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-#endif
-}
+bool gpu_available() { return no_gpu_reason().empty(); }
 
 void set_mode(const std::string& mode) {
   if (mode == "cpu") {
     caffe::Caffe::set_mode(caffe::Caffe::CPU);
   } else if (mode == "gpu") {
-#ifdef CPU_ONLY
-    throw Error("this libcaffe was built without CUDA: build the cuda variant "
-                "(CAFFE_SURGERY_VARIANT=cuda) to use the GPU");
-#else
-    if (!gpu_available()) throw Error("no CUDA device is visible");
+    const std::string why = no_gpu_reason();
+    if (!why.empty()) throw Error(why);
     caffe::Caffe::set_mode(caffe::Caffe::GPU);
-#endif
   } else {
     throw Error("mode must be 'cpu' or 'gpu', not '" + mode + "'");
   }
@@ -65,28 +66,20 @@ void set_device(int device) {
                 " visible)");
   }
   guard_caffe("selecting a CUDA device", [&] { caffe::Caffe::SetDevice(device); });
-  if (tf32_on) apply_tf32();
+  if (tf32_on) apply_tf32(true);
 #endif
 }
 
 void set_tf32(bool on) {
-  if (!on && !gpu_available()) {
-    tf32_on = false;  // nothing to undo where cuBLAS never ran
+  const std::string why = no_gpu_reason();
+  if (!why.empty()) {
+    if (on) throw Error("TF32 is a GPU setting: " + why);
+    tf32_on = false;  // off is off, with or without a GPU
     return;
   }
-#ifdef CPU_ONLY
-  throw Error("TF32 is a GPU setting: this libcaffe was built without CUDA (build the cuda "
-              "variant, CAFFE_SURGERY_VARIANT=cuda)");
-#else
-  if (!gpu_available()) throw Error("TF32 is a GPU setting: no CUDA device is visible");
-  const bool before = tf32_on;
+#ifndef CPU_ONLY
+  apply_tf32(on);  // throws before the choice is recorded
   tf32_on = on;
-  try {
-    apply_tf32();
-  } catch (...) {
-    tf32_on = before;
-    throw;
-  }
 #endif
 }
 
