@@ -26,6 +26,8 @@ void bind_errors(py::module_&) {
       raise("ParseError", e.what());
     } catch (const NetDefinitionError& e) {
       raise("NetDefinitionError", e.what());
+    } catch (const MemoryLimitError& e) {
+      raise("MemoryLimitError", e.what());
     } catch (const ShapeError& e) {
       raise("ShapeError", e.what());
     } catch (const CaffeError& e) {
@@ -35,6 +37,10 @@ void bind_errors(py::module_&) {
     } catch (const caffe_check::CheckFailure& e) {
       raise("CaffeError", std::string("Caffe refused it (") + e.file() + ":" +
                               std::to_string(e.line()) + "): " + e.what());
+    } catch (const std::bad_alloc& e) {
+      // Our libcaffe's allocator budget (caffe::MemoryBudgetExceeded) reached
+      // a path that guard_caffe does not wrap.
+      raise("MemoryLimitError", std::string(e.what()) + " (surgery.set_memory_limit)");
     }
   });
 }

@@ -12,6 +12,8 @@ PYBIND11_MODULE(_core, m) {
         "Refuse nets whose forward needs more bytes; 0 restores the default "
         "(three quarters of physical memory).");
   m.def("memory_limit", &surgery::memory_limit);
+  m.def("memory_in_use", &surgery::memory_in_use,
+        "Host bytes Caffe's blobs hold now, counted against the memory limit.");
   surgery::bindings::bind_errors(m);
   surgery::bindings::bind_net(m);
   surgery::bindings::bind_surgery(m);

@@ -3,6 +3,7 @@
 #ifndef SURGERY_ERRORS_HPP_
 #define SURGERY_ERRORS_HPP_
 
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -40,6 +41,13 @@ class ShapeError : public Error {
   using Error::Error;
 };
 
+// More memory than the limit (set_memory_limit) allows: refused before the
+// memory is taken, by our own estimate or by libcaffe's allocator budget.
+class MemoryLimitError : public ShapeError {
+ public:
+  using ShapeError::ShapeError;
+};
+
 // A failed CHECK inside Caffe that our own validation did not foresee.
 class CaffeError : public Error {
  public:
@@ -47,14 +55,19 @@ class CaffeError : public Error {
 };
 
 // Runs f(); a failed CHECK inside Caffe comes out as CaffeError prefixed with
-// what we were doing. caffe_check::CheckFailure comes from check_throws.hpp,
-// which the build force-includes into every translation unit.
+// what we were doing, an allocation the memory budget refused (our libcaffe
+// throws caffe::MemoryBudgetExceeded, a std::bad_alloc) as MemoryLimitError.
+// caffe_check::CheckFailure comes from check_throws.hpp, which the build
+// force-includes into every translation unit.
 template <typename F>
 auto guard_caffe(const std::string& doing, F&& f) -> decltype(f()) {
   try {
     return f();
   } catch (const caffe_check::CheckFailure& e) {
     throw CaffeError(doing + ": Caffe refused it: " + e.what());
+  } catch (const std::bad_alloc& e) {
+    throw MemoryLimitError(doing + ": " + e.what() +
+                           "; raise it with surgery.set_memory_limit, or use a smaller input");
   }
 }
 

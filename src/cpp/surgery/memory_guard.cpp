@@ -8,6 +8,13 @@
 
 #include "surgery/errors.hpp"
 
+// Our libcaffe has the allocator budget; a Caffe the user brings may not, and
+// then only the estimate below guards (README, "Your own Caffe").
+#if __has_include("caffe/memory_budget.hpp")
+#include "caffe/memory_budget.hpp"
+#define SURGERY_CAFFE_MEMORY_BUDGET 1
+#endif
+
 namespace surgery {
 namespace {
 
@@ -18,6 +25,18 @@ uint64_t default_limit() {
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   return pages * page / 4 * 3;
 }
+
+void apply_to_caffe(uint64_t bytes) {
+#ifdef SURGERY_CAFFE_MEMORY_BUDGET
+  caffe::MemoryBudget::SetLimit(static_cast<size_t>(bytes));
+#else
+  (void)bytes;
+#endif
+}
+
+// The budget holds from the moment the library is loaded, not only after a
+// first set_memory_limit call.
+const bool default_applied = (apply_to_caffe(default_limit()), true);
 
 // Caffe's ConvolutionLayer keeps a (C/g * kh * kw * g) x (H' * W') buffer,
 // except for 1x1 kernels at stride 1 without pad, which skip im2col.
@@ -33,9 +52,20 @@ uint64_t im2col_floats(caffe::Layer<float>& layer, const caffe::Blob<float>& bot
 
 }  // namespace
 
-void set_memory_limit(uint64_t bytes) { limit = bytes; }
+void set_memory_limit(uint64_t bytes) {
+  limit = bytes;
+  apply_to_caffe(memory_limit());
+}
 
 uint64_t memory_limit() { return limit ? limit.load() : default_limit(); }
+
+uint64_t memory_in_use() {
+#ifdef SURGERY_CAFFE_MEMORY_BUDGET
+  return caffe::MemoryBudget::InUse(false);
+#else
+  return 0;
+#endif
+}
 
 uint64_t forward_bytes(const caffe::Net<float>& net) {
   uint64_t floats = 0;
@@ -63,7 +93,15 @@ void check_memory(const caffe::Net<float>& net, const std::string& what) {
   out.precision(3);
   out << what << " would need " << need / 1073741824.0 << " GiB for its blobs, more than the "
       << "memory limit of " << cap / 1073741824.0 << " GiB (surgery.set_memory_limit)";
-  throw ShapeError(out.str());
+  throw MemoryLimitError(out.str());
+}
+
+void release_excess_memory(caffe::Net<float>& net) {
+#ifdef SURGERY_CAFFE_MEMORY_BUDGET
+  for (const auto& blob : net.blobs()) blob->ShrinkToFit();
+#else
+  (void)net;
+#endif
 }
 
 }  // namespace surgery

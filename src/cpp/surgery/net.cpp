@@ -169,14 +169,23 @@ void Net::reshape(const std::map<std::string, std::vector<int>>& shapes) {
     for (const auto& [name, shape] : target) net_->blob_by_name(name)->Reshape(shape);
     net_->Reshape();
   };
+  // A refused shape leaves the old one, holding no more memory than before.
+  auto restore = [&] {
+    apply(old_shapes);
+    release_excess_memory(*net_);
+  };
+  const std::string what = "net '" + source_ + "' at the new input shape";
   try {
     apply(shapes);
-    check_memory(*net_, "net '" + source_ + "' at the new input shape");
+    check_memory(*net_, what);
   } catch (const ShapeError&) {
-    apply(old_shapes);
+    restore();
     throw;
+  } catch (const std::bad_alloc& e) {
+    restore();
+    throw MemoryLimitError(what + ": " + e.what() + " (surgery.set_memory_limit)");
   } catch (const caffe_check::CheckFailure& e) {
-    apply(old_shapes);
+    restore();
     std::ostringstream out;
     out << "net '" << source_ << "' cannot take input shape";
     for (const auto& [name, shape] : shapes) out << " " << name << "=" << shape_text(shape);

@@ -1,8 +1,8 @@
 """caffe-surgery: make Caffe classifiers fully convolutional and run them densely."""
 
 from . import _core
-from .errors import (CaffeError, FileError, NetDefinitionError, ParseError,
-                     ShapeError, SurgeryError)
+from .errors import (CaffeError, FileError, MemoryLimitError, NetDefinitionError,
+                     ParseError, ShapeError, SurgeryError)
 from .net import LayerInfo, Net
 from .dense import DenseMap, dense_forward
 from . import preprocess
@@ -20,14 +20,16 @@ set_tf32 = _core.set_tf32        # opt-in TF32 tensor-core GEMMs in GPU mode, pe
 tf32 = _core.tf32
 gpu_available = _core.gpu_available
 memory_limit = _core.memory_limit
+memory_in_use = _core.memory_in_use
 
 __all__ = [
     # errors
-    "CaffeError", "FileError", "NetDefinitionError", "ParseError", "ShapeError", "SurgeryError",
+    "CaffeError", "FileError", "MemoryLimitError", "NetDefinitionError", "ParseError",
+    "ShapeError", "SurgeryError",
     # nets, surgery, dense inference
     "LayerInfo", "Net", "ConvertedLayer", "Geometry", "SurgeryResult", "fully_convolutionalize",
     "geometry", "DenseMap", "dense_forward", "preprocess", "load_image", "load_labels",
     # settings
     "gpu_available", "mode", "set_mode", "set_device", "set_tf32", "tf32", "set_log_level",
-    "memory_limit", "set_memory_limit",
+    "memory_in_use", "memory_limit", "set_memory_limit",
 ]

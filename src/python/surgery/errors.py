@@ -25,5 +25,9 @@ class ShapeError(SurgeryError, ValueError):
     """Shapes that do not fit: weights vs. layer, input vs. net, kernel vs. blob."""
 
 
+class MemoryLimitError(ShapeError, MemoryError):
+    """More memory than ``surgery.set_memory_limit`` allows; refused before it is taken."""
+
+
 class CaffeError(SurgeryError, RuntimeError):
     """A failed CHECK inside Caffe that surgery's own validation did not foresee."""
