@@ -39,7 +39,8 @@ say "C++ tests"
 "$KIT/bin/surgery_tests" 2>&1 | tee "$LOGS/cpp_tests.log" | tail -n 30
 [[ ${PIPESTATUS[0]} == 0 ]] || status=1
 say "Python tests"
-"$PYTHON" -m pytest -q -rs -p no:cacheprovider tests/python 2>&1 | tee "$LOGS/pytest.log" | tail -n 30
+# --tb=short: no repr of locals in failure reports, -rfEs: name every failure.
+"$PYTHON" -m pytest -q --tb=short -rfEs -p no:cacheprovider tests/python 2>&1 | tee "$LOGS/pytest.log" | tail -n 30
 [[ ${PIPESTATUS[0]} == 0 ]] || status=1
 say "GPU benchmark"
 "$PYTHON" benchmarks/dense.py --gpu --plain-caffe "$KIT/bin/plain_caffe" 2>&1 | tee "$LOGS/bench_gpu.txt"
