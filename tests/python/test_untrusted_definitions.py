@@ -150,9 +150,8 @@ CRASHERS = {
     "stride_h 0": inputs(data=(1, 1, 8, 8)) + """layer { name: "bad" type: "Convolution"
         bottom: "data" top: "out" convolution_param { num_output: 1 kernel_size: 3
         stride_h: 0 stride_w: 1 } }""",
-    "stride_w missing": inputs(data=(1, 1, 8, 8)) + """layer { name: "bad" type: "Convolution"
-        bottom: "data" top: "out" convolution_param { num_output: 1 kernel_size: 3
-        stride_h: 2 } }""",
+    "pooling stride_w missing": inputs(data=(1, 1, 8, 8)) + """layer { name: "bad"
+        type: "Pooling" bottom: "data" top: "out" pooling_param { kernel_size: 2 stride_h: 2 } }""",
     "group 0": inputs(data=(1, 2, 8, 8)) + """layer { name: "bad" type: "Convolution"
         bottom: "data" top: "out" convolution_param { num_output: 2 kernel_size: 3 group: 0 } }""",
     "pooling stride 0": inputs(data=(1, 1, 8, 8)) + """layer { name: "bad" type: "Pooling"

@@ -81,7 +81,6 @@ const std::vector<LayerVerdict>& table() {
       {"Accuracy", A::kComputes, "", {}},
       {"ContrastiveLoss", A::kComputes, "", {}},
       {"EuclideanLoss", A::kComputes, "", {}},
-      {"HingeLoss", A::kComputes, "", {}},
       {"MultinomialLogisticLoss", A::kComputes, "", {}},
       {"SigmoidCrossEntropyLoss", A::kComputes, "", {}},
       {"SmoothL1Loss", A::kComputes, "", {}},
@@ -129,9 +128,10 @@ const std::vector<LayerVerdict>& table() {
        "a database backend",
        {}},
       {"MaxUnPool", A::kUnchecked,
-       "writes its output at positions read from its mask bottom without bounds checks "
-       "(this libcaffe does not check them)",
+       "writes its output at positions read from its mask bottom without bounds checks",
        {}},
+      {"HingeLoss", A::kUnchecked,
+       "writes at positions read from its label bottom without bounds checks", {}},
       {"Python", A::kRunsCode, "runs arbitrary code (the Python module named in python_param)", {}},
   };
   return verdicts;
@@ -196,8 +196,8 @@ void check_layer_policy(const caffe::LayerParameter& layer, const std::string& s
     case A::kTouchesFiles:
       if (policy.trust_io_layers) return;
       throw NetDefinitionError(where + ": refused, this layer type " + verdict->reason +
-                               "; deploy nets take their data through Input layers, or " +
-                               kOptIn);
+                               "; remove the layer (deploy nets take their data through Input "
+                               "layers), or " + kOptIn);
     case A::kUnavailable:
       throw NetDefinitionError(where + ": refused, this layer type " + verdict->reason +
                                "; deploy nets take their data through Input layers");

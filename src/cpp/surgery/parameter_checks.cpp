@@ -104,8 +104,8 @@ void check_convolution(Checker& c) {
     per_axis(p.kernel_size_size(), "convolution_param.kernel_size");
   }
   if (p.has_stride_h() || p.has_stride_w()) {
-    c.require(p.has_stride_h() && p.has_stride_w() && p.stride_size() == 0,
-              "give stride_h and stride_w together, and not with stride");
+    // Caffe checks `stride` but divides by these (each defaults to 1).
+    c.require(p.stride_size() == 0, "give stride_h/stride_w or stride, not both");
     stride = {p.stride_h(), p.stride_w()};
     per_axis(2, "stride_h/stride_w");
   } else {
@@ -371,6 +371,10 @@ void check_argmax(Checker& c) {
 }
 
 void check_accuracy(Checker& c) {
+  // The per-class top counts at label positions Caffe only DCHECKs.
+  c.require(c.layer.top_size() == 1,
+            "the second top (per-class accuracy) writes at positions read from the label "
+            "bottom without bounds checks; use one top");
   c.positive(c.layer.accuracy_param().top_k(), "accuracy_param.top_k");
   c.axis(c.layer.accuracy_param().axis(), "accuracy_param.axis");
 }
@@ -400,6 +404,10 @@ void check_proposal(Checker& c) {
   const auto& p = c.layer.proposal_param();
   c.positive(p.feat_stride(), "proposal_param.feat_stride");
   c.positive(p.base_size(), "proposal_param.base_size");
+  c.positive(p.pre_nms_topn(), "proposal_param.pre_nms_topn");
+  c.positive(p.post_nms_topn(), "proposal_param.post_nms_topn");
+  // Caffe passes &ratio[0] and &scale[0] of these, empty or not.
+  c.require(p.ratio_size() > 0 && p.scale_size() > 0, "proposal_param needs a ratio and a scale");
   for (float r : p.ratio()) c.finite_positive(r, "proposal_param.ratio");
   for (float s : p.scale()) c.finite_positive(s, "proposal_param.scale");
 }
@@ -423,11 +431,12 @@ void check_detection_evaluate(Checker& c) {
             "detection_evaluate_param.background_label_id must be below num_classes");
 }
 
-// Blob sizes given in the definition: each dim a 32-bit size, the count too.
+// Blob sizes given in the definition: each dim a positive 32-bit size (the
+// fillers divide by the first two), the count too.
 void check_shape(Checker& c, const caffe::BlobShape& shape, const std::string& field) {
   double count = 1;
   for (auto dim : shape.dim()) {
-    c.require(dim >= 0 && dim <= INT_MAX, field + " dims must be 0 or positive 32-bit sizes");
+    c.require(dim >= 1 && dim <= INT_MAX, field + " dims must be positive 32-bit sizes");
     count *= static_cast<double>(dim);
   }
   c.require(count <= INT_MAX, field + " holds more than 2^31 - 1 values");
@@ -440,6 +449,9 @@ void check_dummy_data(Checker& c) {
   for (int size : legacy) {
     c.require(size == 0 || size == 1 || size == c.layer.top_size(),
               "dummy_data_param gives num/channels/height/width once or once per top");
+  }
+  for (const auto* sizes : {&p.num(), &p.channels(), &p.height(), &p.width()}) {
+    for (auto size : *sizes) c.positive(size, "dummy_data_param num/channels/height/width");
   }
   for (int i = 0; i < c.layer.top_size(); ++i) {
     const auto pick = [&](const google::protobuf::RepeatedField<uint32_t>& v) -> double {
@@ -541,10 +553,9 @@ const ParameterRule kRules[] = {
     {"Accuracy", 2, 2, 1, 2, Axes::kUnknown, check_accuracy},
     {"ContrastiveLoss", 3, 3, 0, 1, Axes::kUnknown, nullptr},
     {"EuclideanLoss", 2, 2, 0, 1, Axes::kUnknown, nullptr},
-    {"HingeLoss", 2, 2, 0, 1, Axes::kUnknown, nullptr},
     {"MultinomialLogisticLoss", 2, 2, 0, 1, Axes::kUnknown, nullptr},
     {"SigmoidCrossEntropyLoss", 2, 2, 0, 1, Axes::kUnknown, nullptr},
-    {"SmoothL1Loss", 2, 3, 0, 1, Axes::kUnknown, nullptr},
+    {"SmoothL1Loss", 2, 2, 0, 1, Axes::kUnknown, nullptr},
     {"SoftmaxWithLoss", 2, 2, 0, 2, Axes::kUnknown, check_softmax},
     {"MultiBoxLoss", 4, 4, 0, 1, Axes::kUnknown, nullptr},
     {"InfogainLoss", 2, 3, 0, 2, Axes::kUnknown, nullptr},
@@ -580,6 +591,12 @@ std::vector<int> check_layer_parameters(const caffe::LayerParameter& layer,
     return std::vector<int>(layer.top_size(), kUnknownAxes);
   }
   Checker c(layer, bottom_axes);
+  // A layer's blobs in the definition become its weights without the shape
+  // checks a caffemodel goes through (Layer's constructor copies them, and
+  // LayerSetUp then skips its own); a forward would read past them.
+  c.require(layer.blobs_size() == 0,
+            "it carries weights (blobs) in the definition, which Caffe uses without checking "
+            "their shapes; keep weights in a caffemodel");
   const int bottoms = layer.bottom_size(), tops = layer.top_size();
   c.require(bottoms >= rule->min_bottoms && (rule->max_bottoms == kAny || bottoms <= rule->max_bottoms),
             "it has " + std::to_string(bottoms) + " bottoms, this type takes " +
