@@ -187,6 +187,11 @@ TEST(ParameterChecks, CrashingParametersRaise) {
       {R"(type: "Eltwise" bottom: "data")", "bottoms"},
       {R"(type: "Dropout" bottom: "data" dropout_param { dropout_ratio: 1 })", "dropout_ratio"},
       {R"(type: "Reshape" bottom: "data" reshape_param { shape { dim: -1 dim: -1 } })", "-1"},
+      {R"(type: "Accuracy" bottom: "data" bottom: "data" top: "per_class")", "second top"},
+      {R"(type: "Convolution" bottom: "data" convolution_param { num_output: 1 kernel_size: 3 }
+          blobs { shape { dim: 1 } data: 1 })", "weights"},
+      {R"(type: "DummyData" dummy_data_param { shape { dim: 0 dim: 3 } })", "positive"},
+      {R"(type: "Proposal" bottom: "data" bottom: "data" bottom: "data")", "ratio"},
   };
   for (const auto& [layer, needle] : cases) {
     const auto text = input + R"(layer { name: "bad" top: "out" )" + layer + " }";
