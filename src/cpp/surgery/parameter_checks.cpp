@@ -593,7 +593,8 @@ std::vector<int> check_layer_parameters(const caffe::LayerParameter& layer,
   Checker c(layer, bottom_axes);
   // A layer's blobs in the definition become its weights without the shape
   // checks a caffemodel goes through (Layer's constructor copies them, and
-  // LayerSetUp then skips its own); a forward would read past them.
+  // InnerProduct, BatchNorm and others then skip initialising and checking
+  // them); a forward would read past them.
   c.require(layer.blobs_size() == 0,
             "it carries weights (blobs) in the definition, which Caffe uses without checking "
             "their shapes; keep weights in a caffemodel");
