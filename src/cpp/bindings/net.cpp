@@ -72,12 +72,15 @@ std::map<std::string, InputView> input_views(const std::map<std::string, FloatAr
 void bind_net(py::module_& m) {
   py::class_<Net>(m, "Net")
       .def(py::init([](const std::string& prototxt, std::optional<std::string> weights,
-                       const std::string& phase) {
+                       const std::string& phase, bool trust_io_layers) {
              const caffe::Phase p = parse_phase(phase);
+             LoadPolicy policy;
+             policy.trust_io_layers = trust_io_layers;
              py::gil_scoped_release release;
-             return std::make_unique<Net>(prototxt, weights.value_or(""), p);
+             return std::make_unique<Net>(prototxt, weights.value_or(""), p, policy);
            }),
-           py::arg("prototxt"), py::arg("weights") = py::none(), py::arg("phase") = "test")
+           py::arg("prototxt"), py::arg("weights") = py::none(), py::arg("phase") = "test",
+           py::kw_only(), py::arg("trust_io_layers") = false)
       .def("load_weights",
            [](Net& net, const std::string& path) {
              py::gil_scoped_release release;

@@ -28,8 +28,9 @@ caffe::NetParameter filtered(const caffe::NetParameter& definition, caffe::Phase
 
 }  // namespace
 
-Net::Net(const std::string& prototxt, const std::string& weights, caffe::Phase phase)
-    : Net(read_net_text(prototxt), prototxt, phase) {
+Net::Net(const std::string& prototxt, const std::string& weights, caffe::Phase phase,
+         const LoadPolicy& policy)
+    : Net(read_net_text(prototxt), prototxt, phase, policy) {
   if (weights.empty()) return;
   // A fresh net may take the file's values before all of it is checked (a
   // failure discards the net), so it can stream them without a second copy.
@@ -42,10 +43,11 @@ Net::Net(const std::string& prototxt, const std::string& weights, caffe::Phase p
   }
 }
 
-Net::Net(caffe::NetParameter definition, std::string source, caffe::Phase phase)
+Net::Net(caffe::NetParameter definition, std::string source, caffe::Phase phase,
+         const LoadPolicy& policy)
     : definition_(std::move(definition)), source_(std::move(source)), phase_(phase) {
   caffe::NetParameter param = filtered(definition_, phase_);
-  validate_definition(param, source_);
+  validate_definition(param, source_, policy);
   net_ = guard_caffe("building the net from '" + source_ + "'", [&] {
     return std::make_unique<LiveNet>(param);
   });

@@ -13,6 +13,7 @@
 
 #include "caffe/net.hpp"
 #include "caffe/proto/caffe.pb.h"
+#include "surgery/layer_policy.hpp"
 #include "surgery/live_net.hpp"
 
 namespace surgery {
@@ -33,11 +34,12 @@ struct InputView {
 class Net {
  public:
   // Loads a text prototxt and, if `weights` is not empty, a caffemodel.
+  // `policy` says which layer types may be constructed (layer_policy.hpp).
   Net(const std::string& prototxt, const std::string& weights = "",
-      caffe::Phase phase = caffe::TEST);
+      caffe::Phase phase = caffe::TEST, const LoadPolicy& policy = {});
   // Builds from a parsed definition; `source` names it in messages.
   Net(caffe::NetParameter definition, std::string source,
-      caffe::Phase phase = caffe::TEST);
+      caffe::Phase phase = caffe::TEST, const LoadPolicy& policy = {});
   ~Net();
   Net(const Net&) = delete;
   Net& operator=(const Net&) = delete;

@@ -1,35 +1,44 @@
 #include "surgery/validate.hpp"
 
 #include <climits>
+#include <map>
 #include <set>
 #include <sstream>
 
 #include "caffe/layer_factory.hpp"
 #include "surgery/errors.hpp"
+#include "surgery/name_text.hpp"
+#include "surgery/parameter_checks.hpp"
 
 namespace surgery {
 namespace {
 
 std::string where(const std::string& source, const caffe::LayerParameter& layer) {
-  return "'" + source + "', layer '" + layer.name() + "' (" + layer.type() + ")";
+  return layer_text(source, layer);
 }
 
-void check_type(const caffe::LayerParameter& layer, const std::string& source) {
-  if (layer.type() == "Python") {
-    throw NetDefinitionError(where(source, layer) +
-                             ": Python layers run arbitrary code and are refused");
+// Names reach Python as str and messages as text: refuse what cannot be.
+void check_name(const std::string& name, const std::string& what, const std::string& context) {
+  if (!is_clean_name(name)) {
+    throw NetDefinitionError(context + ": " + what + " '" + quoted_name(name) +
+                             "' is not valid UTF-8 or holds a NUL byte; rename it");
   }
-  // Their constructors open a database on a prefetch thread, where a failure
-  // cannot be turned into an exception; this libcaffe has no database backend.
-  if (layer.type() == "Data" || layer.type() == "AnnotatedData") {
-    throw NetDefinitionError(where(source, layer) +
-                             ": reads an LMDB/LevelDB database, which this libcaffe is built "
-                             "without; deploy nets take their data through Input layers");
-  }
+}
+
+void check_names(const caffe::LayerParameter& layer, const std::string& source) {
+  const std::string context = where(source, layer);
+  check_name(layer.name(), "the layer name", context);
+  check_name(layer.type(), "the layer type", context);
+  for (const auto& bottom : layer.bottom()) check_name(bottom, "bottom", context);
+  for (const auto& top : layer.top()) check_name(top, "top", context);
+  for (const auto& param : layer.param()) check_name(param.name(), "param name", context);
+}
+
+void check_registered(const caffe::LayerParameter& layer, const std::string& source) {
   const auto& registry = caffe::LayerRegistry<float>::Registry();
   if (registry.count(layer.type()) == 0) {
-    throw NetDefinitionError(where(source, layer) + ": unknown layer type '" +
-                             layer.type() + "'");
+    throw NetDefinitionError(where(source, layer) +
+                             ": this layer type is not built into this libcaffe");
   }
 }
 
@@ -63,17 +72,26 @@ void check_input_shapes(const caffe::LayerParameter& layer, const std::string& s
 
 }  // namespace
 
-void validate_definition(const caffe::NetParameter& net, const std::string& source) {
-  std::set<std::string> available;
+void validate_definition(const caffe::NetParameter& net, const std::string& source,
+                         const LoadPolicy& policy) {
+  check_name(net.name(), "the net name", "'" + source + "'");
+  // Each blob produced so far, with its number of axes where known.
+  std::map<std::string, int> available;
   for (const auto& layer : net.layer()) {
-    check_type(layer, source);
+    check_names(layer, source);
+    check_layer_policy(layer, source, policy);
+    check_registered(layer, source);
     check_input_shapes(layer, source);
+    std::vector<int> bottom_axes;
     for (const auto& bottom : layer.bottom()) {
-      if (available.count(bottom) == 0) {
+      const auto found = available.find(bottom);
+      if (found == available.end()) {
         throw NetDefinitionError(where(source, layer) + ": bottom '" + bottom +
                                  "' is not produced by any earlier layer");
       }
+      bottom_axes.push_back(found->second);
     }
+    const std::vector<int> top_axes = check_layer_parameters(layer, source, bottom_axes);
     for (int i = 0; i < layer.top_size(); ++i) {
       const auto& top = layer.top(i);
       const bool in_place = i < layer.bottom_size() && layer.bottom(i) == top;
@@ -81,7 +99,7 @@ void validate_definition(const caffe::NetParameter& net, const std::string& sour
         throw NetDefinitionError(where(source, layer) + ": top '" + top +
                                  "' is already produced by an earlier layer");
       }
-      available.insert(top);
+      available[top] = top_axes[i];
     }
   }
 }

@@ -25,12 +25,19 @@ class Net(_core.Net):
     Bad files raise ``surgery.SurgeryError`` subclasses; the interpreter
     survives. ``blobs`` and ``params`` view Caffe's memory without copying:
     writing into them changes the net.
+
+    Only layer types that compute from their bottoms and parameters are
+    constructed; layers that read or write the files their definition names
+    (HDF5Data, HDF5Output, InfogainLoss's ``source``, DetectionOutput's
+    ``save_output_param``, ...) raise ``NetDefinitionError`` unless
+    ``trust_io_layers=True``.
     """
 
     def __init__(self, prototxt: PathLike, weights: Optional[PathLike] = None,
-                 phase: str = "test") -> None:
+                 phase: str = "test", *, trust_io_layers: bool = False) -> None:
         super().__init__(os.fspath(prototxt),
-                         None if weights is None else os.fspath(weights), phase)
+                         None if weights is None else os.fspath(weights), phase,
+                         trust_io_layers=trust_io_layers)
 
     @property
     def layers(self) -> List[LayerInfo]:
