@@ -11,6 +11,8 @@
 #                                                     writes build/fuzz/campaign/summary.txt
 #   hardening/fuzz/run.sh merge [TARGET...]           minimize the campaign's corpus into corpus/
 #   hardening/fuzz/run.sh triage TARGET FILE...       what each input triggers (its signature)
+#   hardening/fuzz/run.sh keep TARGET FILE...         keep crash inputs: into crashes/TARGET/ and
+#                                                     pending.txt with their signatures
 #
 # Targets: prototxt, caffemodel, surgery, forward (targets/fuzz_*.cpp).
 # crashes/TARGET/ holds every crash input ever found; pending.txt lists those
@@ -20,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 here=hardening/fuzz
-build=${SURGERY_FUZZ_BUILD:-build/fuzz}
+build=${SURGERY_FUZZ_BUILD:-build/fuzz$([[ ${SURGERY_FUZZ_CAFFE:-} == plain ]] && echo -plain)}
 ALL_TARGETS=(prototxt caffemodel surgery forward)
 # OSS-Fuzz's UBSan checks (less vptr and function, which need every library
 # built with RTTI checks); the same for libcaffe, the core and the targets.
@@ -34,6 +36,8 @@ export FUZZ_LIMITS="${LIMITS[*]}"
 # one-time allocations would be reported on every input here.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+# One thread: OpenBLAS threads only slow a fuzzer down on a shared machine.
+export OPENBLAS_NUM_THREADS=1
 say() { echo "== fuzz: $*" >&2; }
 
 # libcaffe built by clang with the same instrumentation, in a cache of its
@@ -58,17 +62,18 @@ instrumented_caffe() {
     CAFFE_SURGERY_JOBS=${CAFFE_SURGERY_JOBS:-2} bash "$recipe/build.sh"
 }
 
-# The targets need a libcaffe built by clang: the shared one, built by gcc,
-# names Caffe's layer registry differently (gcc and clang mangle the ABI tag
-# of a function's static local differently), so a clang-built core would
-# find no layer types in it.
+# SURGERY_FUZZ_CAFFE=plain links the shared, uninstrumented libcaffe (built
+# by gcc) instead: no long build, but coverage and the sanitizers then stop
+# at Caffe's door (its crashes still show as deadly signals).
 build() {
-  local prefix
-  prefix=$(instrumented_caffe)
+  local caffe_args=()
+  if [[ ${SURGERY_FUZZ_CAFFE:-instrumented} != plain ]]; then
+    caffe_args=(-DCMAKE_PREFIX_PATH="$(instrumented_caffe)")
+  fi
   say "targets in $build"
   cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSURGERY_BUILD_FUZZERS=ON \
-    -DSURGERY_FUZZ_SANITIZERS="$SANITIZERS" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+    -DSURGERY_FUZZ_SANITIZERS="$SANITIZERS" "${caffe_args[@]}" >/dev/null
   cmake --build "$build" -j "${CAFFE_SURGERY_JOBS:-2}" >/dev/null
 }
 
@@ -201,11 +206,28 @@ merge() {
   done
 }
 
+keep() {
+  local target=$1 file name verdict; shift
+  mkdir -p "$here/crashes/$target"
+  for file in "$@"; do
+    name=$(sha1sum "$file" | cut -c1-16)
+    cp "$file" "$here/crashes/$target/$name"
+    verdict=$(triage "$target" "$here/crashes/$target/$name" | cut -f2)
+    if [[ $verdict == ok ]]; then
+      say "$target: $file runs clean (a flaky crash?): kept as a regression input only"
+    elif ! grep -q "^$target	$name	" "$here/pending.txt"; then
+      printf '%s\t%s\t%s\n' "$target" "$name" "$verdict" >> "$here/pending.txt"
+    fi
+    echo "$target/$name	$verdict"
+  done
+}
+
 case "${1:-}" in
   build) build ;;
   ci) shift; ci "$@" ;;
   campaign) shift; campaign "$@" ;;
   merge) shift; merge "$@" ;;
   triage) shift; triage "$@" ;;
-  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+  keep) shift; keep "$@" ;;
+  *) sed -n '2,24p' "$0" >&2; exit 2 ;;
 esac

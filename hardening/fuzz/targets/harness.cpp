@@ -1,8 +1,7 @@
 #include "harness.hpp"
 
-#include <unistd.h>
-
 #include <cstdlib>
+#include <filesystem>
 #include <set>
 #include <stdexcept>
 #include <vector>
@@ -12,6 +11,7 @@
 #include <google/protobuf/reflection.h>
 
 #include "caffe/common.hpp"
+#include "caffe/layer_factory.hpp"
 #include "surgery/logging.hpp"
 #include "surgery/memory_guard.hpp"
 #include "surgery/proto_io.hpp"
@@ -20,6 +20,19 @@ namespace fuzz {
 namespace {
 
 std::string scratch;
+
+// Caffe's layer registry is a static local of an inline function, and gcc
+// and clang mangle its name differently (the [abi:cxx11] tag), so with
+// libcaffe built by gcc (SURGERY_FUZZ_CAFFE=plain) this code and libcaffe
+// would each see a registry of their own, this one empty. Emitting the
+// registry's entry points here (exported: --export-dynamic) makes
+// libcaffe's registrations and look-ups, which go through the PLT, use
+// this side's. With the clang-built libcaffe both names agree anyway.
+[[maybe_unused]] __attribute__((used)) void* const kRegistryEntryPoints[] = {
+    reinterpret_cast<void*>(&caffe::LayerRegistry<float>::AddCreator),
+    reinterpret_cast<void*>(&caffe::LayerRegistry<float>::CreateLayer),
+    reinterpret_cast<void*>(&caffe::LayerRegistry<double>::AddCreator),
+    reinterpret_cast<void*>(&caffe::LayerRegistry<double>::CreateLayer)};
 
 // Layer types that open, read, write or delete files, or run code.
 const std::set<std::string> kFileLayers = {
@@ -66,6 +79,7 @@ void init() {
     throw std::runtime_error("cannot make the fuzzer's private folder");
   }
   scratch = folder;
+  std::atexit([] { std::filesystem::remove_all(scratch); });
 }
 
 std::string scratch_path(const std::string& name) { return scratch + "/" + name; }
