@@ -127,7 +127,7 @@ fuzz() {
   local stats
   stats=$(grep -E '^#[0-9]+: cov: ' "$out/log" | tail -1)
   # "#N: cov: C ft: F corp: K exec/s E oom/timeout/crash: a/b/c time: Ts ..."
-  awk -v t="$target" -v artifacts="$(find "$out/artifacts" -type f | wc -l)" \
+  awk -v t="$target" -v artifacts="$(findings "$out" | wc -l)" \
     '{ sub(/:$/, "", $1); sub(/#/, "", $1);
        printf "%-11s %10s %7s %6s %7s %8s %10s %9s\n", t, $1, $9, $3, $5, $7, $11, artifacts }' \
     <<<"${stats:-#0: cov: 0 ft: 0 corp: 0 exec/s 0 oom/timeout/crash: 0/0/0}"
@@ -138,10 +138,15 @@ header() {
     oom/to/crash artifacts
 }
 
+# The artifacts that are findings (libFuzzer also keeps slow-unit-* files).
+findings() {
+  find "$1/artifacts" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | sort
+}
+
 # Signatures of the artifacts of a run, one line each, with a count.
 signatures() {
   local target=$1 out=$2
-  find "$out/artifacts" -type f | sort | while read -r f; do triage "$target" "$f"; done |
+  findings "$out" | while read -r f; do triage "$target" "$f"; done |
     awk -F'\t' '{ n[$2]++; first[$2] = first[$2] ? first[$2] : $1 }
                 END { for (s in n) printf "  %3d x %s  (e.g. %s)\n", n[s], s, first[s] }'
 }
@@ -156,7 +161,7 @@ ci() {
     say "$target: fuzzing ${seconds} s"
     header; fuzz "$target" "$seconds" "$out"
     # A crash whose signature is not a pending one is new: it fails CI.
-    new=$(find "$out/artifacts" -type f | sort | while read -r f; do triage "$target" "$f"; done |
+    new=$(findings "$out" | while read -r f; do triage "$target" "$f"; done |
           awk -F'\t' 'NR == FNR { known[$0] = 1; next } $2 != "ok" && !known[$2]' \
             <(pending_signatures "$target") -)
     if [[ -n $new ]]; then
