@@ -9,7 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 APT_PACKAGES=(build-essential cmake patch libprotobuf-dev protobuf-compiler
   libgoogle-glog-dev libgflags-dev libboost-system-dev libboost-filesystem-dev
-  libboost-thread-dev libhdf5-dev libopenblas-dev libgtest-dev)
+  libboost-thread-dev libhdf5-dev libopenblas-dev libgtest-dev
+  clang libclang-rt-14-dev)  # the last two: libFuzzer and the sanitizers (hardening/fuzz)
 VENV=${SURGERY_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 export CAFFE_SURGERY_JOBS=${CAFFE_SURGERY_JOBS:-$(nproc)}
@@ -69,6 +70,8 @@ case "${1:-}" in
     ctest --test-dir build/asan --output-on-failure || status=1
     say "pytest"
     "$VENV/bin/python" -m pytest -q tests/python || status=1
+    say "fuzz targets: replay the corpus and crash inputs, then 20 s each"
+    hardening/fuzz/run.sh ci || status=1
     exit $status
     ;;
   *)

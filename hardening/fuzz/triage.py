@@ -1,0 +1,91 @@
+"""Replays fuzz inputs through a target and names what each triggers, so a
+crash found again can be told from a new one.
+
+    python3 hardening/fuzz/triage.py build/fuzz/hardening/fuzz/fuzz_prototxt FILE...
+
+Prints one line per file: the file, then its signature ("ok" when it runs
+clean), e.g. "SEGV in caffe::UpsampleLayer<float>::Reshape". A signature is
+the kind the sanitizer or libFuzzer reported and the first stack frame that
+is neither a runtime (sanitizer, libFuzzer, C/C++ library) nor the harness;
+function names, not line numbers, so it survives unrelated edits.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+# Frames that say where the report was raised, not where the bug is.
+RUNTIME = re.compile(
+    r"^(__sanitizer|__asan|__ubsan|__lsan|__interceptor|__cxa|__gxx|__gnu_cxx|__libc|"
+    r"fuzzer::|LLVMFuzzer|std::|operator new|operator delete|malloc|calloc|realloc|free|"
+    r"abort|raise|gsignal|__GI_|_Unwind|caffe_check::|fuzz::|"
+    r"\(anonymous namespace\)::state_of|__clang_call_terminate|"
+    r"google::LogMessage|void std::)")
+FRAME = re.compile(r"^\s*#\d+ 0x[0-9a-f]+ in (.+?) (/\S+|\(\S+\))")
+KIND = [
+    (re.compile(r"ERROR: AddressSanitizer: (\S+)"), None),
+    (re.compile(r"runtime error: (.+?)(?: of type| for type|$)"), "ubsan: "),
+    (re.compile(r"ERROR: libFuzzer: (out-of-memory|timeout|deadly signal|malloc limit)"), None),
+    (re.compile(r"refused surgery changed the net"), None),
+    (re.compile(r"terminate called after throwing an instance of '([^']+)'"), "uncaught "),
+]
+TIMEOUT_S = 60
+
+
+def function_name(frame: str) -> str:
+    """'caffe::Foo<float>::Bar(int, float) const' -> 'caffe::Foo<float>::Bar'."""
+    depth, out = 0, []
+    for ch in frame:
+        if ch == "(" and depth == 0 and out:
+            break
+        depth += ch == "<"
+        depth -= ch == ">"
+        out.append(ch)
+    return "".join(out).strip()
+
+
+def signature(report: str) -> str:
+    kind = ""
+    for pattern, prefix in KIND:
+        m = pattern.search(report)
+        if m:
+            kind = (prefix or "") + (m.group(1) if m.groups() else m.group(0))
+            kind = re.sub(r"-?\d+", "N", kind)  # values in a message vary by input
+            break
+    where = ""
+    for line in report.splitlines():
+        m = FRAME.match(line)
+        if m and not RUNTIME.match(m.group(1)) and "libc.so" not in m.group(2) \
+                and "libstdc++" not in m.group(2):
+            where = function_name(m.group(1))
+            break
+    return f"{kind or 'crash'} in {where or '?'}"
+
+
+def replay(binary: str, path: str) -> str:
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:symbolize=1",
+               UBSAN_OPTIONS="print_stacktrace=1")
+    try:
+        done = subprocess.run([binary, "-rss_limit_mb=2048", "-malloc_limit_mb=320",
+                               "-timeout=25", path],
+                              capture_output=True, text=True, errors="replace",
+                              timeout=TIMEOUT_S, env=env)
+    except subprocess.TimeoutExpired:
+        return "timeout in ?"
+    if done.returncode == 0:
+        return "ok"
+    return signature(done.stderr + done.stdout)
+
+
+def main() -> int:
+    binary, paths = sys.argv[1], sys.argv[2:]
+    for path in paths:
+        print(f"{path}\t{replay(binary, path)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
