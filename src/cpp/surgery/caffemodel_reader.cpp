@@ -191,8 +191,8 @@ class Reader {
     const int left = in_.BytesUntilLimit();
     if (left < 0 || length > static_cast<uint64_t>(left)) {
       std::ostringstream out;
-      out << "cannot parse caffemodel '" << path_ << "': a field claims " << length
-          << " bytes where its enclosing message has " << left << " left";
+      out << "cannot parse caffemodel '" << path_ << "': truncated or corrupt: a field claims "
+          << length << " bytes where its enclosing message has " << left << " left";
       throw ParseError(out.str());
     }
     return static_cast<int64_t>(length);
