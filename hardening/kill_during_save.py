@@ -1,6 +1,8 @@
 """Kill the saving process (SIGKILL) at random moments; the target must
-always be the old file intact or the new one complete. Then a full disk
-(RLIMIT_FSIZE in a child): a clear error and the old file intact.
+always be the old file intact or the new one complete. Then the same for a
+prototxt + caffemodel pair: the pair loads as the old pair, one new pair, or
+is refused as mixed (ParseError), never a silent mix of two saves. Then a
+full disk (RLIMIT_FSIZE in a child): a clear error and the old file intact.
 
     .venv/bin/python hardening/kill_during_save.py --trials 200
 """
@@ -38,6 +40,27 @@ while True:
             blob[...] = value
     net.save(weights=target)
     value = 1.0 - value
+"""
+
+# Alternates two nets that differ in name ("a"/"b") and weights (0/1), so a
+# definition from one save beside weights from another shows.
+PAIR_SAVER = r"""
+import pathlib, sys, surgery
+proto, target_proto, target_model, ready = sys.argv[1:5]
+nets = []
+for name, value in (("a", 0.0), ("b", 1.0)):
+    text = pathlib.Path(proto).read_text().replace('name: "big"', f'name: "{name}"')
+    path = pathlib.Path(ready).with_name(name + ".prototxt")
+    path.write_text(text)
+    net = surgery.Net(path)
+    for blobs in net.params.values():
+        for blob in blobs:
+            blob[...] = value
+    nets.append(net)
+pathlib.Path(ready).touch()
+while True:
+    for net in nets:
+        net.save(target_proto, target_model)
 """
 
 FULL_DISK = r"""
@@ -104,6 +127,52 @@ def kill_trials(trials: int, seed: int = 0) -> collections.Counter:
     return outcomes
 
 
+def pair_state(proto, model) -> str:
+    """'old', 'new', 'refused as mixed' or 'silent mix / corrupt'."""
+    try:
+        net = surgery.Net(proto, model)
+    except surgery.ParseError as error:
+        return "refused as mixed" if "mixed" in str(error) else "silent mix / corrupt"
+    except surgery.SurgeryError:
+        return "silent mix / corrupt"
+    values = {float(v) for blobs in net.params.values() for blob in blobs for v in np.unique(blob)}
+    expected = {"big": {7.0}, "a": {0.0}, "b": {1.0}}.get(net.name)
+    if values != expected:
+        return "silent mix / corrupt"
+    return "old" if net.name == "big" else "new"
+
+
+def pair_kill_trials(trials: int, seed: int = 0) -> collections.Counter:
+    rng = random.Random(seed)
+    outcomes = collections.Counter()
+    with tempfile.TemporaryDirectory() as folder:
+        folder = pathlib.Path(folder)
+        for _ in range(trials):
+            proto = folder / "big.prototxt"
+            proto.write_text(NET)
+            net = surgery.Net(proto)
+            for blobs in net.params.values():
+                for blob in blobs:
+                    blob[...] = 7.0
+            target_proto, target_model = folder / "pair.prototxt", folder / "pair.caffemodel"
+            for old in (target_proto, target_model):
+                old.unlink(missing_ok=True)
+            net.save(target_proto, target_model)
+            ready = folder / "ready"
+            ready.unlink(missing_ok=True)
+            child = subprocess.Popen([sys.executable, "-c", PAIR_SAVER, str(proto),
+                                      str(target_proto), str(target_model), str(ready)])
+            while not ready.exists():
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.4))
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            outcomes[pair_state(target_proto, target_model)] += 1
+            for path in folder.glob("pair.*.tmp.*"):
+                path.unlink()
+    return outcomes
+
+
 def full_disk_trial() -> dict:
     with tempfile.TemporaryDirectory() as folder:
         folder = pathlib.Path(folder)
@@ -125,11 +194,17 @@ def main():
           f"({time.time() - start:.0f} s)")
     for name in ("old", "new", "corrupt", "temporary files left by the killed save"):
         print(f"  {name:<42} {outcomes[name]:>5}")
+    start = time.time()
+    pairs = pair_kill_trials(args.trials)
+    print(f"kill during a pair save: {args.trials} SIGKILLs ({time.time() - start:.0f} s)")
+    for name in ("old", "new", "refused as mixed", "silent mix / corrupt"):
+        print(f"  {name:<42} {pairs[name]:>5}")
     disk = full_disk_trial()
     print(f"full disk (RLIMIT_FSIZE 1 MB): exit {disk['exit']}, target {disk['target']}, "
           f"temporary files left {disk['temporary files left']}")
     print(f"  {disk['message']}")
-    sys.exit(1 if outcomes["corrupt"] or disk["target"] != "old" else 0)
+    broken = outcomes["corrupt"] or pairs["silent mix / corrupt"] or disk["target"] != "old"
+    sys.exit(1 if broken else 0)
 
 
 if __name__ == "__main__":

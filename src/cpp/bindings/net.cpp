@@ -155,11 +155,12 @@ void bind_net(py::module_& m) {
              return out;
            })
       .def("save",
-           [](const Net& net, const std::string& prototxt, const std::string& weights) {
+           [](const Net& net, const std::string& prototxt, const std::string& weights,
+              bool overwrite) {
              py::gil_scoped_release release;
-             net.save(prototxt, weights);
+             net.save(prototxt, weights, overwrite);
            },
-           py::arg("prototxt"), py::arg("weights"));
+           py::arg("prototxt"), py::arg("weights"), py::arg("overwrite") = false);
 }
 
 }  // namespace surgery::bindings

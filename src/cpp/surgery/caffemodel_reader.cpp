@@ -1,11 +1,6 @@
 #include "surgery/caffemodel_reader.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <climits>
-#include <cstring>
 #include <sstream>
 
 #include <google/protobuf/io/coded_stream.h>
@@ -14,6 +9,8 @@
 
 #include "surgery/caffemodel_wire.hpp"
 #include "surgery/errors.hpp"
+#include "surgery/file_digest.hpp"
+#include "surgery/input_file.hpp"
 #include "surgery/weights_check.hpp"
 
 namespace surgery {
@@ -55,10 +52,11 @@ class Reader {
     int blobs = 0;
     while (const uint32_t tag = in_.ReadTag()) {
       switch (WireFormatLite::GetTagFieldNumber(tag)) {
-        case kLayerName: read_string(&name); break;
-        case kLayerType: read_string(&type); break;
+        case kLayerName: read_string(tag, blobs, &name); break;
+        case kLayerType: read_string(tag, blobs, &type); break;
         case kLayerBlobs: {
-          if (name.empty()) throw NeedsGeneral{};  // blobs before the name: unusual writer
+          // Blobs before the name: unusual writer.
+          if (name.empty() || !length_delimited(tag)) throw NeedsGeneral{};
           if (blobs == 0) target = find(name, type);
           const auto limit = push_length();
           if (target) {
@@ -95,27 +93,37 @@ class Reader {
     }
     caffe::Blob<float>& blob = *layer.blobs()[index];
     std::vector<int64_t> shape, legacy(4, 0);
-    bool has_legacy = false;
+    bool has_legacy = false, has_data = false;
     int64_t values = 0;
     while (const uint32_t tag = in_.ReadTag()) {
       const int field = WireFormatLite::GetTagFieldNumber(tag);
       const auto wire = WireFormatLite::GetTagWireType(tag);
-      if (field >= kBlobNum && field <= kBlobWidth) {
-        uint64_t v;
-        if (!in_.ReadVarint64(&v)) truncated();
-        legacy[field - kBlobNum] = static_cast<int64_t>(v);
+      if (field >= kBlobNum && field <= kBlobWidth && wire == WireFormatLite::WIRETYPE_VARINT) {
+        // int32 fields: a negative value arrives sign-extended to 64 bits.
+        legacy[field - kBlobNum] = read_varint();
         has_legacy = true;
       } else if (field == kBlobData && wire == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
-        uint32_t bytes;
-        if (!in_.ReadVarint32(&bytes)) truncated();
-        values = bytes / sizeof(float);
-        // A blob of another size is skipped, so the error can name both
-        // shapes once the file's shape (stored after the data) is read.
+        // A second packed run appends to the first: left to protobuf.
+        if (has_data) throw NeedsGeneral{};
+        has_data = true;
+        const int64_t bytes = read_length();
+        if (bytes % static_cast<int64_t>(sizeof(float)) != 0) {
+          std::ostringstream out;
+          out << where(name) << ", param " << index << ": " << bytes
+              << " bytes of float data is not a whole number of 4-byte floats";
+          throw ParseError(out.str());
+        }
+        values = bytes / static_cast<int64_t>(sizeof(float));
+        // Only exactly count() floats are written into the blob. A blob of
+        // another size is skipped, so the error can name both shapes once the
+        // file's shape (stored after the data) is read.
         const bool fits = values == blob.count();
         if (!(fits ? in_.ReadRaw(blob.mutable_cpu_data(), static_cast<int>(bytes))
                    : in_.Skip(static_cast<int>(bytes)))) {
           truncated();
         }
+      } else if (field >= kBlobNum && field <= kBlobWidth) {
+        throw NeedsGeneral{};  // a known field with another wire type: protobuf's rules
       } else if (field == kBlobShape && wire == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
         const auto limit = push_length();
         read_dims(&shape);
@@ -135,14 +143,30 @@ class Reader {
     while (const uint32_t tag = in_.ReadTag()) {
       if (WireFormatLite::GetTagFieldNumber(tag) != kShapeDim) {
         skip(tag);
-      } else if (WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      } else if (length_delimited(tag)) {
         const auto limit = push_length();
-        while (in_.BytesUntilLimit() > 0) dims->push_back(read_varint());
+        while (in_.BytesUntilLimit() > 0) add_dim(dims);
         pop(limit);
+      } else if (WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_VARINT) {
+        add_dim(dims);
       } else {
-        dims->push_back(read_varint());
+        skip(tag);  // as protobuf treats a known field of another wire type
       }
     }
+  }
+
+  // The values are range-checked with the shape (check_blob_fits); the
+  // number of axes here, so a file cannot grow this vector without bound.
+  void add_dim(std::vector<int64_t>* dims) {
+    if (dims->size() >= static_cast<size_t>(::kMaxBlobAxes)) {
+      throw ParseError("caffemodel '" + path_ + "': a blob shape with more than " +
+                       std::to_string(::kMaxBlobAxes) + " axes");
+    }
+    dims->push_back(read_varint());
+  }
+
+  static bool length_delimited(uint32_t tag) {
+    return WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
   }
 
   int64_t read_varint() {
@@ -151,15 +175,31 @@ class Reader {
     return static_cast<int64_t>(v);
   }
 
-  void read_string(std::string* out) {
-    uint32_t length;
-    if (!in_.ReadVarint32(&length) || !in_.ReadString(out, static_cast<int>(length))) truncated();
+  // A name after the layer's blobs would, for protobuf, rename the layer the
+  // blobs already went to: left to the general reader.
+  void read_string(uint32_t tag, int blobs_read, std::string* out) {
+    if (!length_delimited(tag) || blobs_read > 0) throw NeedsGeneral{};
+    if (!in_.ReadString(out, static_cast<int>(read_length()))) truncated();
+  }
+
+  // A length prefix, read as 64 bits and bounded by what is left of the
+  // enclosing message (the whole file at the top), so that it fits an int
+  // and never reaches past its parent.
+  int64_t read_length() {
+    uint64_t length;
+    if (!in_.ReadVarint64(&length)) truncated();
+    const int left = in_.BytesUntilLimit();
+    if (left < 0 || length > static_cast<uint64_t>(left)) {
+      std::ostringstream out;
+      out << "cannot parse caffemodel '" << path_ << "': truncated or corrupt: a field claims "
+          << length << " bytes where its enclosing message has " << left << " left";
+      throw ParseError(out.str());
+    }
+    return static_cast<int64_t>(length);
   }
 
   CodedInputStream::Limit push_length() {
-    uint32_t length;
-    if (!in_.ReadVarint32(&length)) truncated();
-    return in_.PushLimit(static_cast<int>(length));
+    return in_.PushLimit(static_cast<int>(read_length()));
   }
 
   void pop(CodedInputStream::Limit limit) {
@@ -167,8 +207,13 @@ class Reader {
     in_.PopLimit(limit);
   }
 
+  // Unknown fields: a length is checked as strictly as a known field's.
   void skip(uint32_t tag) {
-    if (!WireFormatLite::SkipField(&in_, tag)) truncated();
+    if (length_delimited(tag)) {
+      if (!in_.Skip(static_cast<int>(read_length()))) truncated();
+    } else if (!WireFormatLite::SkipField(&in_, tag)) {
+      truncated();
+    }
   }
 
   [[noreturn]] void truncated() {
@@ -188,23 +233,31 @@ class Reader {
 
 }  // namespace
 
+void check_caffemodel_size(int64_t bytes, const std::string& path) {
+  if (bytes > INT_MAX) {
+    throw ParseError("caffemodel '" + path + "' is " + std::to_string(bytes) +
+                     " bytes: protobuf reads at most 2 GiB - 1");
+  }
+}
+
 StreamResult stream_caffemodel(caffe::Net<float>& net, const std::string& path,
-                               std::set<std::string>* loaded) {
-  const int fd = open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw FileError("cannot open '" + path + "': " + std::strerror(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { close(fd); }
-  } closer{fd};
-  google::protobuf::io::FileInputStream file(fd, 1 << 20);
-  CodedInputStream in(&file);
+                               std::set<std::string>* loaded, FileDigest* digest) {
+  InputFile file(path, "caffemodel");
+  check_caffemodel_size(file.size(), path);
+  std::unique_ptr<Sha256> hash(digest ? new Sha256 : nullptr);
+  DigestingInput input(file.fd(), hash.get());
+  google::protobuf::io::CopyingInputStreamAdaptor stream(&input, 1 << 20);
+  CodedInputStream in(&stream);
   in.SetTotalBytesLimit(INT_MAX);
+  // Every length is checked against this limit (the file's size at opening).
+  in.PushLimit(static_cast<int>(file.size()));
   try {
     Reader(net, path, &in).read_net(loaded);
   } catch (const NeedsGeneral&) {
     loaded->clear();
     return StreamResult::kNeedsGeneral;
   }
+  if (digest) *digest = hash->finish();
   return StreamResult::kLoaded;
 }
 

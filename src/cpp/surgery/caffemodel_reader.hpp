@@ -9,6 +9,7 @@
 #include <string>
 
 #include "caffe/net.hpp"
+#include "surgery/file_digest.hpp"
 
 namespace surgery {
 
@@ -23,9 +24,18 @@ enum class StreamResult {
 // Same matching and checks as plan_weight_copy, except that a blob's values
 // land in the net before its shape (which protobuf stores after the data)
 // has been checked: only for a net that is discarded if this throws.
+// Every length prefix is bounded by what is left of its enclosing message
+// (the file's size at the top) in 64-bit arithmetic; packed float data must
+// be exactly 4 x the blob's count to be written into it; shapes are range-
+// checked (check_blob_fits). Only regular files are read (input_file.hpp).
+// If `digest` is not null it receives the size and SHA-256 of the bytes read
+// (kLoaded only).
 // Throws FileError, ParseError (truncated, inconsistent) or ShapeError.
 StreamResult stream_caffemodel(caffe::Net<float>& net, const std::string& path,
-                               std::set<std::string>* loaded);
+                               std::set<std::string>* loaded, FileDigest* digest = nullptr);
+
+// ParseError if a caffemodel of `bytes` is past what protobuf can read (2 GiB).
+void check_caffemodel_size(int64_t bytes, const std::string& path);
 
 }  // namespace surgery
 

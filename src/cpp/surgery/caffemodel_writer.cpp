@@ -6,6 +6,7 @@
 
 #include "surgery/atomic_file.hpp"
 #include "surgery/caffemodel_wire.hpp"
+#include "surgery/file_digest.hpp"
 
 namespace surgery {
 namespace {
@@ -70,9 +71,12 @@ void write_layer(const caffe::Layer<float>& layer,
 
 }  // namespace
 
-void write_caffemodel(const caffe::Net<float>& net, const std::string& path) {
-  write_file_atomically(path, [&](int fd) {
-    google::protobuf::io::FileOutputStream file(fd);
+StagedFile stage_caffemodel(const caffe::Net<float>& net, const std::string& path,
+                           FileDigest* digest) {
+  Sha256 hash;
+  StagedFile staged(path, [&](int fd) {
+    DigestingOutput output(fd, &hash);
+    google::protobuf::io::CopyingOutputStreamAdaptor file(&output, 1 << 20);
     {
       CodedOutputStream out(&file);
       WireFormatLite::WriteString(kNetName, net.name(), &out);
@@ -83,6 +87,12 @@ void write_caffemodel(const caffe::Net<float>& net, const std::string& path) {
     }
     return file.Flush();
   });
+  if (digest) *digest = hash.finish();
+  return staged;
+}
+
+void write_caffemodel(const caffe::Net<float>& net, const std::string& path) {
+  stage_caffemodel(net, path, nullptr).commit();
 }
 
 }  // namespace surgery

@@ -5,6 +5,8 @@
 #include <string>
 
 #include "caffe/net.hpp"
+#include "surgery/atomic_file.hpp"
+#include "surgery/file_digest.hpp"
 
 namespace surgery {
 
@@ -15,6 +17,11 @@ namespace surgery {
 // directly to the file, so saving a 500 MB model needs no 500 MB message.
 // Atomic (atomic_file.hpp).
 void write_caffemodel(const caffe::Net<float>& net, const std::string& path);
+
+// The same, staged (commit() puts it in place); `digest`, if given, receives
+// the size and SHA-256 of the bytes written, hashed as they are written.
+StagedFile stage_caffemodel(const caffe::Net<float>& net, const std::string& path,
+                            FileDigest* digest);
 
 }  // namespace surgery
 

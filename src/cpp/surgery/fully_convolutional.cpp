@@ -39,8 +39,53 @@ struct Plan {
               why);
 }
 
+// Surgery finds layers by name, in the definition and in the live net; a
+// name used twice would convert one layer and edit or fill another.
+std::set<std::string> unique_layer_names(const caffe::NetParameter& layers) {
+  std::set<std::string> names;
+  for (const auto& layer : layers.layer()) {
+    if (!names.insert(layer.name()).second) {
+      throw NetDefinitionError("two layers are named '" + layer.name() +
+                               "': surgery edits layers by name; rename one of them");
+    }
+  }
+  return names;
+}
+
+// What the steps will edit or create must be unambiguous in the whole
+// definition (all phases), and the names they create must be new.
+void check_names(const Net& net, const caffe::NetParameter& layers, const Plan& plan,
+                 const std::optional<std::string>& suffix) {
+  const auto names = unique_layer_names(layers);
+  std::map<std::string, int> everywhere;
+  for (const auto& layer : net.definition().layer()) everywhere[layer.name()]++;
+  std::set<std::string> blobs;
+  for (const auto& layer : layers.layer()) blobs.insert(layer.top().begin(), layer.top().end());
+  for (const auto& step : plan.steps) {
+    for (const auto* edited : {&step.name, &step.passthrough}) {
+      if (!edited->empty() && everywhere[*edited] > 1) {
+        throw NetDefinitionError("layer '" + *edited + "' appears " +
+                                 std::to_string(everywhere[*edited]) +
+                                 " times in the definition (in other phases too): surgery "
+                                 "edits layers by name; rename the others");
+      }
+    }
+    if (step.kind != Step::kInnerProduct || !suffix) continue;
+    const std::string new_name = step.name + *suffix;
+    if (names.count(new_name) || everywhere.count(new_name)) {
+      throw NetDefinitionError("layer '" + step.name + "' would become '" + new_name +
+                               "', but a layer of that name exists: pass another suffix");
+    }
+    if (!step.new_top.empty() && blobs.count(step.new_top)) {
+      throw NetDefinitionError("layer '" + step.name + "' would write blob '" + step.new_top +
+                               "', but a blob of that name exists: pass another suffix");
+    }
+  }
+}
+
 Plan make_plan(const Net& net, const caffe::NetParameter& layers,
                const std::optional<std::string>& suffix) {
+  unique_layer_names(layers);  // before anything is looked up by name
   auto& live = net.caffe_net();
   std::map<std::string, const caffe::LayerParameter*> producer;
   std::map<std::string, int> readers;
@@ -89,6 +134,7 @@ Plan make_plan(const Net& net, const caffe::NetParameter& layers,
     }
     for (const auto& top : layer.top()) producer[top] = &layer;
   }
+  check_names(net, layers, plan, suffix);
   return plan;
 }
 
@@ -180,11 +226,19 @@ void check_weights(const Net& net, const Plan& plan) {
 
 SurgeryReport fully_convolutionalize(Net& net, const SurgeryOptions& options) {
   std::lock_guard<std::recursive_mutex> lock(net.mutex());
+  std::map<std::string, std::vector<int>> current;
+  for (const auto& input : net.input_names()) current[input] = net.blob(input).shape();
   auto shapes = net.declared_input_shapes();
   for (const auto& [name, shape] : options.input_shapes) shapes[name] = shape;
   net.reshape(shapes);
-  const Plan plan = make_plan(net, net.filtered_definition(), options.suffix);
-  check_weights(net, plan);
+  Plan plan;
+  try {
+    plan = make_plan(net, net.filtered_definition(), options.suffix);
+    check_weights(net, plan);
+  } catch (const Error&) {
+    net.reshape(current);  // a refusal leaves the net at the shapes it had
+    throw;
+  }
   SurgeryReport report;
   auto& live = net.live_net();
   guard_caffe("net surgery on '" + net.source() + "'", [&] {

@@ -1,9 +1,11 @@
 #include "surgery/net.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 #include <sstream>
 
+#include "surgery/atomic_file.hpp"
 #include "surgery/caffemodel_reader.hpp"
 #include "surgery/caffemodel_writer.hpp"
 #include "surgery/device.hpp"
@@ -26,20 +28,58 @@ caffe::NetParameter filtered(const caffe::NetParameter& definition, caffe::Phase
   return out;
 }
 
+std::pair<caffe::NetParameter, std::optional<PairRecord>> read_with_record(
+    const std::string& prototxt) {
+  std::optional<PairRecord> record;
+  auto definition = read_net_text(prototxt, &record);
+  return {std::move(definition), std::move(record)};
+}
+
+bool ends_with(std::string name, const std::string& suffix) {
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name.size() >= suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 }  // namespace
 
 Net::Net(const std::string& prototxt, const std::string& weights, caffe::Phase phase,
          const LoadPolicy& policy)
-    : Net(read_net_text(prototxt), prototxt, phase, policy) {
+    : Net(read_with_record(prototxt), prototxt, weights, phase, policy) {}
+
+Net::Net(std::pair<caffe::NetParameter, std::optional<PairRecord>> text,
+         const std::string& prototxt, const std::string& weights, caffe::Phase phase,
+         const LoadPolicy& policy)
+    : Net(std::move(text.first), prototxt, phase, policy) {
   if (weights.empty()) return;
+  const auto& record = text.second;
+  if (!record || !record_applies(*record, weights)) {
+    load_weights_file(weights, nullptr);
+    return;
+  }
+  // The digest is taken from the bytes as they stream in: no second read.
+  FileDigest digest;
+  try {
+    load_weights_file(weights, &digest);
+  } catch (const Error& error) {
+    // A mixed pair can fail to load for other reasons (shapes, a truncated
+    // file): the message then says both.
+    const std::string mixed = pair_mismatch(*record, prototxt, weights, digest_file(weights));
+    if (mixed.empty()) throw;
+    throw ParseError(std::string(error.what()) + "; and " + mixed);
+  }
+  check_pair(*record, prototxt, weights, digest);
+}
+
+void Net::load_weights_file(const std::string& weights, FileDigest* digest) {
   // A fresh net may take the file's values before all of it is checked (a
   // failure discards the net), so it can stream them without a second copy.
   std::set<std::string> loaded;
-  if (stream_caffemodel(*net_, weights, &loaded) == StreamResult::kLoaded) {
+  if (stream_caffemodel(*net_, weights, &loaded, digest) == StreamResult::kLoaded) {
     loaded_layers_ = std::move(loaded);
     weights_source_ = weights;
   } else {
-    load_weights(weights);
+    load_weights(read_net_binary(weights, digest), weights);
   }
 }
 
@@ -212,10 +252,61 @@ void Net::forward(const std::map<std::string, InputView>& inputs) {
   guard_caffe("forward through '" + source_ + "'", [&] { net_->Forward(); });
 }
 
-void Net::save(const std::string& prototxt, const std::string& caffemodel) const {
+void Net::check_save_targets(const std::string& prototxt, const std::string& caffemodel,
+                             bool overwrite) const {
+  if (prototxt.empty() && caffemodel.empty()) {
+    throw Error("save() was given no file: pass a prototxt path, a weights path, or both");
+  }
+  const char* swapped = " (swapped arguments?): pass save(prototxt='net.prototxt', "
+                        "weights='net.caffemodel')";
+  for (const char* text_suffix : {".prototxt", ".pbtxt", ".txt"}) {
+    if (!caffemodel.empty() && ends_with(caffemodel, text_suffix)) {
+      throw Error("the weights target '" + caffemodel + "' is named like a text prototxt, "
+                  "but weights are written as a binary caffemodel" + swapped);
+    }
+  }
+  if (!prototxt.empty() && ends_with(prototxt, ".caffemodel")) {
+    throw Error("the prototxt target '" + prototxt + "' is named like a binary caffemodel, "
+                "but the definition is written as text" + swapped);
+  }
+  if (!prototxt.empty() && !caffemodel.empty() && same_file(prototxt, caffemodel)) {
+    throw FileError("save() was given the same file '" + prototxt +
+                    "' for the prototxt and the weights: one would replace the other");
+  }
+  if (overwrite) return;
+  for (const auto* target : {&prototxt, &caffemodel}) {
+    if (target->empty()) continue;
+    for (const auto* input : {&source_, &weights_source_}) {
+      if (!input->empty() && same_file(*target, *input)) {
+        throw FileError("refusing to overwrite '" + *target + "', which this net was loaded "
+                        "from (" + (input == &source_ ? "its comments and formatting would "
+                        "be lost" : "the original weights would be lost") +
+                        "): save under another name, or pass overwrite=True");
+      }
+    }
+  }
+}
+
+void Net::save(const std::string& prototxt, const std::string& caffemodel,
+               bool overwrite) const {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
-  if (!prototxt.empty()) write_net_text(definition_, prototxt);
-  if (!caffemodel.empty()) write_caffemodel(*net_, caffemodel);
+  check_save_targets(prototxt, caffemodel, overwrite);
+  if (caffemodel.empty()) {
+    write_net_text(definition_, prototxt);
+    return;
+  }
+  if (prototxt.empty()) {
+    write_caffemodel(*net_, caffemodel);
+    return;
+  }
+  // Both staged before either is renamed; the prototxt goes first, so a kill
+  // between the renames leaves a record naming the new weights beside the
+  // old ones: a pair that refuses to load (pair_record.hpp).
+  FileDigest digest;
+  StagedFile weights = stage_caffemodel(*net_, caffemodel, &digest);
+  StagedFile text = stage_net_text(definition_, prototxt, pair_record_line(caffemodel, digest));
+  text.commit();
+  weights.commit();
 }
 
 }  // namespace surgery

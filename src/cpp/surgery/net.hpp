@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "caffe/proto/caffe.pb.h"
 #include "surgery/layer_policy.hpp"
 #include "surgery/live_net.hpp"
+#include "surgery/pair_record.hpp"
 
 namespace surgery {
 
@@ -34,7 +36,10 @@ struct InputView {
 class Net {
  public:
   // Loads a text prototxt and, if `weights` is not empty, a caffemodel.
-  // `policy` says which layer types may be constructed (layer_policy.hpp).
+  // `policy` says which layer types may be constructed (layer_policy.hpp). If
+  // the prototxt was saved by save() together with a caffemodel of the same
+  // file name as `weights`, that file's size and SHA-256 must match what
+  // the prototxt records (pair_record.hpp), else ParseError names both.
   Net(const std::string& prototxt, const std::string& weights = "",
       caffe::Phase phase = caffe::TEST, const LoadPolicy& policy = {});
   // Builds from a parsed definition; `source` names it in messages.
@@ -73,9 +78,19 @@ class Net {
   // last one may hold other data now.
   uint64_t forward_count() const { return forwards_; }
 
-  // Writes the definition as text and the weights as binary, each atomically.
-  // Either path may be empty to skip that file.
-  void save(const std::string& prototxt, const std::string& caffemodel) const;
+  // Writes the definition as text and the weights as binary, each atomically
+  // (atomic_file.hpp: regular files only, symlinks followed, modes kept,
+  // read-only files refused). Either path may be empty to skip that file,
+  // not both. Saving both makes a pair: the weights and the prototxt are
+  // staged, then the prototxt (whose first line records the weights' size
+  // and SHA-256) is renamed into place, then the weights; a kill between the
+  // two renames leaves a pair that refuses to load, never a silent mix.
+  // Refused before anything is written (Error, FileError): the same file for
+  // both, a weights name with a text suffix (.prototxt, .pbtxt, .txt) or a
+  // prototxt named .caffemodel (swapped arguments), and, unless `overwrite`,
+  // either file this net was loaded from.
+  void save(const std::string& prototxt, const std::string& caffemodel,
+            bool overwrite = false) const;
 
   // Shapes of the inputs as the definition declares them.
   std::map<std::string, std::vector<int>> declared_input_shapes() const;
@@ -96,6 +111,12 @@ class Net {
   std::recursive_mutex& mutex() const { return mutex_; }
 
  private:
+  Net(std::pair<caffe::NetParameter, std::optional<PairRecord>> text,
+      const std::string& prototxt, const std::string& weights, caffe::Phase phase,
+      const LoadPolicy& policy);
+  void load_weights_file(const std::string& weights, FileDigest* digest);
+  void check_save_targets(const std::string& prototxt, const std::string& caffemodel,
+                          bool overwrite) const;
   std::vector<int> shape_of(const std::string& blob) const;
 
   caffe::NetParameter definition_;

@@ -1,6 +1,5 @@
 #include "surgery/proto_io.hpp"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,14 +15,16 @@
 #include "caffe/common.hpp"
 #include "caffe/util/upgrade_proto.hpp"
 #include "surgery/atomic_file.hpp"
+#include "surgery/caffemodel_reader.hpp"
 #include "surgery/errors.hpp"
+#include "surgery/input_file.hpp"
 
 namespace surgery {
 namespace {
 
 using google::protobuf::io::CodedInputStream;
-using google::protobuf::io::FileInputStream;
-using google::protobuf::io::FileOutputStream;
+using google::protobuf::io::CopyingInputStreamAdaptor;
+using google::protobuf::io::CopyingOutputStreamAdaptor;
 
 // Keeps the first problem protobuf reports, with its position.
 class FirstError : public google::protobuf::io::ErrorCollector {
@@ -40,20 +41,6 @@ class FirstError : public google::protobuf::io::ErrorCollector {
 
  private:
   std::string message_;
-};
-
-class OpenFile {
- public:
-  explicit OpenFile(const std::string& path) : fd_(open(path.c_str(), O_RDONLY)) {
-    if (fd_ < 0) {
-      throw FileError("cannot open '" + path + "': " + std::strerror(errno));
-    }
-  }
-  ~OpenFile() { close(fd_); }
-  int fd() const { return fd_; }
-
- private:
-  int fd_;
 };
 
 void upgrade(caffe::NetParameter* net, const std::string& source) {
@@ -80,27 +67,47 @@ caffe::NetParameter parse_net_text(const std::string& text,
   return net;
 }
 
-caffe::NetParameter read_net_text(const std::string& path) {
-  OpenFile file(path);
+caffe::NetParameter read_net_text(const std::string& path, std::optional<PairRecord>* pair) {
+  InputFile file(path, "prototxt");
+  auto too_large = [&] {
+    return FileError("'" + path + "' is larger than " + std::to_string(kMaxPrototxtBytes >> 20) +
+                     " MiB: too large for a net definition (weights belong in a caffemodel)");
+  };
+  if (file.size() > kMaxPrototxtBytes) throw too_large();
   std::string text;
   char chunk[1 << 16];
   ssize_t n;
-  while ((n = read(file.fd(), chunk, sizeof chunk)) > 0) text.append(chunk, n);
+  while ((n = read(file.fd(), chunk, sizeof chunk)) > 0) {
+    text.append(chunk, n);
+    if (static_cast<int64_t>(text.size()) > kMaxPrototxtBytes) throw too_large();  // it grew
+  }
   if (n < 0) throw FileError("cannot read '" + path + "': " + std::strerror(errno));
+  if (pair) *pair = find_pair_record(text, path);
   return parse_net_text(text, path);
 }
 
-caffe::NetParameter read_net_binary(const std::string& path) {
-  OpenFile file(path);
+caffe::NetParameter read_net_binary(const std::string& path, FileDigest* digest) {
+  InputFile file(path, "caffemodel");
+  check_caffemodel_size(file.size(), path);
   caffe::NetParameter net;
   {
-    FileInputStream raw(file.fd());
+    std::unique_ptr<Sha256> hash(digest ? new Sha256 : nullptr);
+    DigestingInput input(file.fd(), hash.get());
+    CopyingInputStreamAdaptor raw(&input, 1 << 20);
     CodedInputStream coded(&raw);
-    // Caffe caps models at 512 MB; VGG-16's is larger. INT_MAX is protobuf's own cap.
-    coded.SetTotalBytesLimit(INT_MAX);
+    // Caffe caps models at 512 MB; VGG-16's is larger. Nothing past the
+    // file's size (at most protobuf's own cap, INT_MAX) is read.
+    coded.SetTotalBytesLimit(static_cast<int>(file.size()));
     if (!net.ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage()) {
       throw ParseError("cannot parse caffemodel '" + path +
                        "': truncated, or not a binary NetParameter");
+    }
+    if (digest) {
+      // Whatever protobuf left unread (nothing, at a clean end) is hashed too.
+      char rest[1 << 16];
+      while (input.Read(rest, sizeof rest) > 0) {
+      }
+      *digest = hash->finish();
     }
   }
   if (net.layer_size() == 0 && net.layers_size() == 0) {
@@ -110,11 +117,18 @@ caffe::NetParameter read_net_binary(const std::string& path) {
   return net;
 }
 
-void write_net_text(const caffe::NetParameter& net, const std::string& path) {
-  write_file_atomically(path, [&](int fd) {
-    FileOutputStream out(fd);
+StagedFile stage_net_text(const caffe::NetParameter& net, const std::string& path,
+                          const std::string& first_line) {
+  return StagedFile(path, [&](int fd) {
+    DigestingOutput file(fd, nullptr);
+    if (!file.Write(first_line.data(), static_cast<int>(first_line.size()))) return false;
+    CopyingOutputStreamAdaptor out(&file);
     return google::protobuf::TextFormat::Print(net, &out) && out.Flush();
   });
+}
+
+void write_net_text(const caffe::NetParameter& net, const std::string& path) {
+  stage_net_text(net, path, "").commit();
 }
 
 }  // namespace surgery

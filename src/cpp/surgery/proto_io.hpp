@@ -3,25 +3,43 @@
 #ifndef SURGERY_PROTO_IO_HPP_
 #define SURGERY_PROTO_IO_HPP_
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "caffe/proto/caffe.pb.h"
+#include "surgery/atomic_file.hpp"
+#include "surgery/file_digest.hpp"
+#include "surgery/pair_record.hpp"
 
 namespace surgery {
 
+// The largest prototxt read: real definitions are kilobytes (a 1000-layer
+// net is under 1 MB); text this large is an error or an attack, refused
+// before it is read into memory.
+constexpr int64_t kMaxPrototxtBytes = int64_t{64} << 20;
+
 // A text prototxt, upgraded from V0/V1 and legacy `input:` fields as Caffe
-// does. FileError if unreadable, ParseError with line and column if invalid.
-caffe::NetParameter read_net_text(const std::string& path);
+// does. FileError if not a regular file (input_file.hpp), unreadable or over
+// kMaxPrototxtBytes, ParseError with line and column if invalid. If `pair` is
+// given it receives the pair record of the first line (pair_record.hpp).
+caffe::NetParameter read_net_text(const std::string& path,
+                                  std::optional<PairRecord>* pair = nullptr);
 
 // The same from text held in memory; `source` names it in messages.
 caffe::NetParameter parse_net_text(const std::string& text,
                                    const std::string& source);
 
 // A binary caffemodel (any size protobuf allows), upgraded likewise.
-// ParseError if truncated, not a NetParameter, or holding no layer.
-caffe::NetParameter read_net_binary(const std::string& path);
+// FileError if not a regular file, ParseError if truncated, not a
+// NetParameter, or holding no layer. If `digest` is given it receives the
+// size and SHA-256 of the file's bytes.
+caffe::NetParameter read_net_binary(const std::string& path, FileDigest* digest = nullptr);
 
-// Writes `net` as a text prototxt, atomically (atomic_file.hpp).
+// Writes `net` as a text prototxt, atomically (atomic_file.hpp); the staged
+// form starts the file with `first_line` (a comment, or empty).
+StagedFile stage_net_text(const caffe::NetParameter& net, const std::string& path,
+                          const std::string& first_line);
 void write_net_text(const caffe::NetParameter& net, const std::string& path);
 
 }  // namespace surgery

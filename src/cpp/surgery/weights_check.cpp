@@ -1,6 +1,7 @@
 #include "surgery/weights_check.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <set>
 #include <sstream>
 
@@ -10,14 +11,35 @@
 namespace surgery {
 namespace {
 
+// Caffe's Blob::FromProto: any legacy field makes the legacy 4-D shape count.
 std::vector<int64_t> proto_shape(const caffe::BlobProto& blob) {
-  if (blob.has_shape()) return {blob.shape().dim().begin(), blob.shape().dim().end()};
-  return {blob.num(), blob.channels(), blob.height(), blob.width()};
+  if (blob.has_num() || blob.has_channels() || blob.has_height() || blob.has_width()) {
+    return {blob.num(), blob.channels(), blob.height(), blob.width()};
+  }
+  return {blob.shape().dim().begin(), blob.shape().dim().end()};
 }
 
-int64_t count_of(const std::vector<int64_t>& shape) {
+// The element count of a shape from a file, which may say anything: each
+// dimension within 0..INT_MAX, at most kMaxBlobAxes of them, and a product
+// that fits Caffe's int count, or ParseError.
+int64_t checked_count(const std::string& where, int index, const std::vector<int64_t>& shape) {
+  if (shape.size() > static_cast<size_t>(::kMaxBlobAxes)) {
+    throw ParseError(where + ", param " + std::to_string(index) + ": a shape of " +
+                     std::to_string(shape.size()) + " axes (Caffe allows " +
+                     std::to_string(::kMaxBlobAxes) + ")");
+  }
+  auto refuse = [&](const std::string& why) {
+    std::ostringstream out;
+    out << where << ", param " << index << ": shape " << shape_text(shape) << " " << why;
+    throw ParseError(out.str());
+  };
   int64_t n = 1;
-  for (auto d : shape) n *= d;
+  for (auto d : shape) {
+    if (d < 0 || d > INT_MAX) refuse("has a dimension outside 0..2147483647");
+    if (__builtin_mul_overflow(n, d, &n) || n > INT_MAX) {
+      refuse("has more than 2147483647 elements");
+    }
+  }
   return n;
 }
 
@@ -67,13 +89,14 @@ void check_blob_count(const std::string& where, int in_file, int in_net) {
 
 void check_blob_fits(const std::string& where, int index, const std::vector<int64_t>& shape,
                      int64_t values, bool ip_to_conv, const caffe::Blob<float>& target) {
-  if (values != count_of(shape)) {
+  const int64_t count = checked_count(where, index, shape);
+  if (values != count) {
     std::ostringstream out;
     out << where << ", param " << index << ": holds " << values << " values but its shape says "
         << shape_text(shape);
     throw ParseError(out.str());
   }
-  const bool same_bytes = ip_to_conv && count_of(shape) == target.count();
+  const bool same_bytes = ip_to_conv && count == target.count();
   if (!caffe_accepts(shape, target.shape()) && !same_bytes) {
     std::ostringstream out;
     out << where << ", param " << index << ": shape " << shape_text(shape) << " in the file, but "

@@ -34,7 +34,9 @@ std::vector<BlobCopy> plan_weight_copy(const caffe::Net<float>& net,
 void check_blob_count(const std::string& where, int in_file, int in_net);
 
 // The rule plan_weight_copy applies to each blob, for other readers: throws
-// ParseError if `values` disagrees with `shape`, ShapeError if the blob does
+// ParseError if the shape is out of range (a dimension negative or past
+// INT_MAX, more than kMaxBlobAxes axes, a product past INT_MAX, all in
+// 64-bit arithmetic) or `values` disagrees with it, ShapeError if the blob does
 // not fit `target`. `where` starts the message ("weights 'f', layer 'l'").
 void check_blob_fits(const std::string& where, int index, const std::vector<int64_t>& shape,
                      int64_t values, bool ip_to_conv, const caffe::Blob<float>& target);

@@ -153,6 +153,10 @@ def fully_convolutionalize(prototxt: Union[PathLike, Net], weights: Optional[Pat
         raise SurgeryError("a live Net already holds its weights: pass weights=None")
     if out_weights is not None and weights is None and not live:
         raise SurgeryError("out_weights needs weights to convert")
+    if out_prototxt is not None and out_weights is not None and (
+            os.path.realpath(out_prototxt) == os.path.realpath(out_weights)):
+        raise SurgeryError("out_prototxt and out_weights are the same file "
+                           f"{os.fspath(out_prototxt)!r}")
     for out in (out_prototxt, out_weights):
         if out is not None and not live and os.path.exists(out) and (
                 os.path.samefile(out, prototxt) or (weights and os.path.samefile(out, weights))):

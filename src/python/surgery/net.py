@@ -71,10 +71,19 @@ class Net(_core.Net):
         super().load_weights(os.fspath(weights))
 
     def save(self, prototxt: Optional[PathLike] = None,
-             weights: Optional[PathLike] = None) -> None:
-        """Write the definition (text) and/or weights (binary); each appears whole or not at all."""
+             weights: Optional[PathLike] = None, *, overwrite: bool = False) -> None:
+        """Write the definition (text) and/or weights (binary); each appears whole or not at all.
+
+        Saved together, the prototxt records the weights' size and SHA-256 on
+        its first line, so a pair mixed by an interrupted save refuses to load.
+        Refused before anything is written: no file given, a weights name
+        ending .prototxt/.pbtxt/.txt or a prototxt name ending .caffemodel
+        (swapped arguments), one file for both, a target that is not a regular
+        file or is read-only, and, unless ``overwrite=True``, the files this
+        net was loaded from.
+        """
         super().save("" if prototxt is None else os.fspath(prototxt),
-                     "" if weights is None else os.fspath(weights))
+                     "" if weights is None else os.fspath(weights), overwrite)
 
     def head(self, blob: str) -> str:
         """Where blob `blob`'s data is current: 'uninitialized', 'cpu', 'gpu' or
