@@ -179,7 +179,6 @@ void check_weights(const Net& net, const Plan& plan) {
 }  // namespace
 
 SurgeryReport fully_convolutionalize(Net& net, const SurgeryOptions& options) {
-  std::lock_guard<std::recursive_mutex> lock(net.mutex());
   auto shapes = net.declared_input_shapes();
   for (const auto& [name, shape] : options.input_shapes) shapes[name] = shape;
   net.reshape(shapes);
