@@ -1,15 +1,20 @@
-"""caffe-surgery: make Caffe classifiers fully convolutional and run them densely."""
+"""caffe-surgery: make Caffe classifiers fully convolutional and run them densely.
+
+The modules, each importing only those above it in this list: errors; net
+(Net, LayerInfo, lazy views); geometry; convert, preprocess; dense; plot,
+report; cli, demo.
+"""
 
 from . import _core
-from .errors import (CaffeError, FileError, NetDefinitionError, ParseError,
+from .errors import (CaffeError, FileError, NetDefinitionError, NumericWarning, ParseError,
                      ShapeError, SurgeryError)
 from .net import LayerInfo, Net
-from .dense import DenseMap, dense_forward
+from .geometry import Geometry, geometry
+from .convert import ConvertedLayer, SurgeryResult, fully_convolutionalize
 from . import preprocess
 from .preprocess import load_image
+from .dense import DenseMap, dense_forward
 from .report import load_labels
-from .convert import (ConvertedLayer, Geometry, SurgeryResult, fully_convolutionalize,
-                      geometry)
 
 set_log_level = _core.set_log_level
 set_memory_limit = _core.set_memory_limit
@@ -22,8 +27,9 @@ gpu_available = _core.gpu_available
 memory_limit = _core.memory_limit
 
 __all__ = [
-    # errors
+    # errors and warnings
     "CaffeError", "FileError", "NetDefinitionError", "ParseError", "ShapeError", "SurgeryError",
+    "NumericWarning",
     # nets, surgery, dense inference
     "LayerInfo", "Net", "ConvertedLayer", "Geometry", "SurgeryResult", "fully_convolutionalize",
     "geometry", "DenseMap", "dense_forward", "preprocess", "load_image", "load_labels",

@@ -27,3 +27,7 @@ class ShapeError(SurgeryError, ValueError):
 
 class CaffeError(SurgeryError, RuntimeError):
     """A failed CHECK inside Caffe that surgery's own validation did not foresee."""
+
+
+class NumericWarning(RuntimeWarning):
+    """Numbers that cannot be right, such as NaN or infinite scores."""
