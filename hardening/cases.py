@@ -13,8 +13,9 @@ import re
 import numpy as np
 
 import surgery
+from surgery.testing import fixtures
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = fixtures()
 SEED_TEXTS = {
     "lenet": FIXTURES / "lenet_mnist_trained" / "lenet.prototxt",
     "lenet-train": FIXTURES / "bvlc_caffe_mnist_lenet" / "lenet_train_test.prototxt",
