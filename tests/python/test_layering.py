@@ -19,7 +19,8 @@ RANKS = {
     "geometry": 2, "testing": 2,
     "convert": 3, "preprocess": 3, "plot": 3, "report": 3,
     "dense": 4,
-    "cli": 5, "demo": 5,
+    "demo": 5,
+    "cli": 6,
 }
 
 

@@ -2,7 +2,7 @@
 
 The modules, each importing only those above it in this list: errors; net
 (Net, LayerInfo, lazy views); geometry; convert, preprocess; dense; plot,
-report; cli, demo.
+report; demo; cli.
 """
 
 from . import _core
