@@ -17,7 +17,9 @@ import subprocess
 import sys
 import tempfile
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+from surgery.testing import fixtures, random_model
+
+FIXTURES = fixtures()
 
 CHILD = r"""
 import json, sys, time
@@ -48,8 +50,6 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "python"))
-    from nets import random_model
     with tempfile.TemporaryDirectory() as folder:
         folder = pathlib.Path(folder)
         proto, model = random_model(FIXTURES / "bvlc_reference_caffenet" / "deploy.prototxt", folder)

@@ -23,23 +23,18 @@ and adds a TF32 row (surgery.set_tf32); OpenCV and PyTorch run on the CPU.
 """
 
 import argparse
-import os
 import pathlib
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-FIXTURES = pathlib.Path(os.environ.get("SURGERY_FIXTURES", ROOT.parent / "shared" / "fixtures"))
-PLAIN_CAFFE = ROOT / "build" / "test" / "benchmarks" / "plain_caffe"
-sys.path.insert(0, str(ROOT / "tests" / "python"))
+import surgery
+from surgery.testing import fixtures, plain_caffe, plain_caffe_binary, randomize
 
-import surgery  # noqa: E402
-from nets import randomize  # noqa: E402
+FIXTURES = fixtures()
 
 
 def times_ms(fn, repeat):
@@ -74,16 +69,6 @@ def sgemm_gflops(repeat):
     a = np.random.default_rng(0).standard_normal((4096, 4096), dtype=np.float32)
     ms = median_ms(lambda: a @ a, max(3, repeat // 3))
     return 2 * 4096 ** 3 / (ms / 1000) / 1e9
-
-
-def plain_caffe(binary, prototxt, model, x, repeat, mode, folder):
-    """Stock Caffe's forward on x in a subprocess: its run times (ms) and output."""
-    source, result = folder / "plain_in.bin", folder / "plain_out.bin"
-    x.astype(np.float32).tofile(source)
-    run = subprocess.run([str(binary), str(prototxt), str(model), *map(str, x.shape[2:]),
-                          str(repeat), mode, str(source), str(result)],
-                         capture_output=True, text=True, check=True)
-    return [float(line) for line in run.stdout.split()], np.fromfile(result, np.float32)
 
 
 def paired_ms(ours, binary, files, x, repeat, mode, folder, rounds=3):
@@ -171,7 +156,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--gpu", action="store_true")
-    parser.add_argument("--plain-caffe", type=pathlib.Path, default=PLAIN_CAFFE,
+    parser.add_argument("--plain-caffe", type=pathlib.Path, default=plain_caffe_binary(),
                         help="the benchmarks/plain_caffe binary")
     args = parser.parse_args()
     if args.gpu and not surgery.gpu_available():

@@ -7,13 +7,13 @@ watch resident memory: it must settle, not grow with the count.
 from __future__ import annotations
 
 import argparse
-import pathlib
 
 import numpy as np
 
 import surgery
+from surgery.testing import fixtures
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = fixtures()
 
 
 def rss_mb() -> float:

@@ -47,6 +47,8 @@ TEST(FullyConvolutional, SameMemorySameOutputLargerMap) {
   ASSERT_TRUE(g.known);
   EXPECT_EQ(g.receptive_h.size, 4);
   EXPECT_EQ(g.receptive_h.stride, 1);
+  EXPECT_EQ(g.window_h, 4);  // declared, though the net last ran at 7 x 6
+  EXPECT_EQ(g.window_w, 4);
   EXPECT_TRUE(g.padded_layers.empty());
 }
 

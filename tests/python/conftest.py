@@ -1,14 +1,13 @@
 """Shared test inputs: the fixtures beside the checkout, MNIST, tiny nets."""
 
 import gzip
-import os
-import pathlib
 
 import numpy as np
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-FIXTURES = pathlib.Path(os.environ.get("SURGERY_FIXTURES", REPO.parent / "shared" / "fixtures"))
+from surgery.testing import fixtures
+
+FIXTURES = fixtures()
 
 # Input 1x1x4x4 -> 2x2 convolution (1 output) -> InnerProduct(2).
 TINY_NET = """

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import skimage.io
+
 from conftest import fixture
 
 
@@ -11,12 +13,13 @@ def cli(*args):
                           capture_output=True, text=True)
 
 
-def test_demo_command(tmp_path):
+def test_demo_command_finds_every_pasted_digit(tmp_path):
+    """The demo, run once in the suite, as a user runs it."""
     result = subprocess.run([sys.executable, "-m", "surgery.cli", "demo"], cwd=tmp_path,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "6/6 pasted digits found at their place" in result.stdout
-    assert (tmp_path / "dense_digits.png").exists()
+    assert skimage.io.imread(tmp_path / "dense_digits.png").shape == (450, 1000, 4)
 
 
 def test_convert_trained_lenet(tmp_path, lenet):

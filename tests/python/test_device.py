@@ -8,7 +8,7 @@ import pytest
 
 import surgery
 from conftest import fixture
-from nets import random_model, randomize, with_input
+from surgery.testing import random_model, randomize, with_input
 
 needs_gpu = pytest.mark.skipif(not surgery.gpu_available(),
                                reason="no CUDA device, or libcaffe built without CUDA")
@@ -41,15 +41,19 @@ def test_cpu_mode_and_clear_errors_without_gpu():
         assert surgery.mode() == "cpu" and not surgery.tf32()
 
 
+@needs_gpu
 def test_surgery_moves_no_param_data(lenet):
-    """Heads before and after surgery are the same: surgery reads shapes, not data."""
+    """Heads before and after surgery are the same: surgery reads shapes, not
+    data. (On the CPU every head is "cpu" either way, so only a GPU can tell.)"""
     net = surgery.Net(*lenet)
-    before = {name: net.param_heads(name) for name in ("conv1", "ip1", "ip2")}
-    net.fully_convolutionalize()
-    after = {"conv1": net.param_heads("conv1"), "ip1": net.param_heads("ip1-conv"),
-             "ip2": net.param_heads("ip2-conv")}
+    with gpu_mode():
+        net.forward(data=np.zeros((64, 1, 28, 28), np.float32))  # params go to the GPU
+        before = {name: net.param_heads(name) for name in ("conv1", "ip1", "ip2")}
+        assert all(h in ("gpu", "synced") for heads in before.values() for h in heads)
+        net.fully_convolutionalize()
+        after = {"conv1": net.param_heads("conv1"), "ip1": net.param_heads("ip1-conv"),
+                 "ip2": net.param_heads("ip2-conv")}
     assert before == after
-    assert net.head("data") in ("uninitialized", "cpu")
 
 
 @pytest.fixture

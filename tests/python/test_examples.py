@@ -6,7 +6,7 @@ import pathlib
 import numpy as np
 
 from conftest import fixture
-from nets import random_model
+from surgery.testing import random_model
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 

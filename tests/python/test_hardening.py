@@ -14,6 +14,7 @@ import surgery
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "hardening"))
 
 
+@pytest.mark.slow
 def test_bounded_fuzz_campaign_has_no_crash_hang_or_untyped_error():
     from fuzz import campaign
     table, findings = campaign(cases=600, seed=7, timeout=30)
@@ -32,6 +33,7 @@ def test_kill_during_save_never_leaves_a_broken_file():
     assert disk["target"] == "old" and disk["temporary files left"] == 0
 
 
+@pytest.mark.slow
 def test_memory_settles_over_repeated_use():
     from soak import soak
     marks = soak(300, checkpoints=(100, 300))

@@ -1,25 +1,22 @@
 """benchmarks/plain_caffe, the stock-Caffe baseline of benchmarks/dense.py,
 computes what surgery.Net computes: otherwise its timings compare nothing.
-The benchmark's own wrapper runs it here."""
+The benchmark's own runner (surgery.testing.plain_caffe) runs it here."""
 
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import surgery
-from conftest import REPO
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-import dense as benchmark  # noqa: E402
+from surgery import testing
 
 
 @pytest.fixture
 def plain_caffe():
-    if not benchmark.PLAIN_CAFFE.exists():
-        pytest.skip(f"{benchmark.PLAIN_CAFFE} not built (./run.sh test builds it)")
-    return benchmark.PLAIN_CAFFE
+    binary = testing.plain_caffe_binary()
+    if not binary.exists():
+        pytest.skip(f"{binary} not built (./run.sh test builds it)")
+    return binary
 
 
 def test_same_output_as_surgery_and_a_time_per_run(plain_caffe, lenet, mnist, tmp_path):
@@ -28,8 +25,8 @@ def test_same_output_as_surgery_and_a_time_per_run(plain_caffe, lenet, mnist, tm
     net.save(tmp_path / "fc.prototxt", tmp_path / "fc.caffemodel")
     canvas = np.zeros((1, 1, 56, 84), np.float32)
     canvas[0, 0, 14:42, 28:56] = mnist[0][0] / 255.0
-    times, output = benchmark.plain_caffe(plain_caffe, tmp_path / "fc.prototxt",
-                                          tmp_path / "fc.caffemodel", canvas, 2, "cpu", tmp_path)
+    times, output = testing.plain_caffe(plain_caffe, tmp_path / "fc.prototxt",
+                                        tmp_path / "fc.caffemodel", canvas, 2, "cpu", tmp_path)
     assert len(times) == 2 and min(times) > 0
     expected = net.forward(data=canvas)["prob"]
     assert expected.shape == (1, 10, 8, 15)

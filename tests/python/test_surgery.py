@@ -10,7 +10,7 @@ import pytest
 
 import surgery
 from conftest import fixture
-from nets import random_model
+from surgery.testing import random_model
 
 
 def opencv_forward(prototxt, caffemodel, x, blob=None):
@@ -146,7 +146,8 @@ def test_lenet_finds_pasted_digits_where_they_are(lenet_pair, mnist):
     ("bvlc_alexnet", "deploy.prototxt", "prob", 291, (3, 3)),
     ("squeezenet", "SqueezeNet_v1.1_deploy.prototxt", "prob", 259, (3, 3)),
     ("resnet50_deploy", "ResNet-50-deploy.prototxt", "prob", 256, (2, 2)),
-    ("vgg16_deploy", "vgg16_deploy.v1-gist-derived.prototxt", "prob", 256, (2, 2)),
+    pytest.param("vgg16_deploy", "vgg16_deploy.v1-gist-derived.prototxt", "prob", 256, (2, 2),
+                 marks=pytest.mark.slow),
 ])
 def test_architecture_converts_and_agrees_with_opencv(tmp_path, folder, name, blob, big, cells):
     proto, model = random_model(fixture(folder, name), tmp_path)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import surgery
-from nets import randomize, with_input
+from surgery.testing import randomize, with_input
 
 CONV = ('layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" '
         'convolution_param { num_output: 3 kernel_size: 3 } }\n')

@@ -5,14 +5,58 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "bindings/net_guard.hpp"
 #include "surgery/net.hpp"
 
 namespace surgery::bindings {
 
 using FloatArray = pybind11::array_t<float, pybind11::array::c_style | pybind11::array::forcecast>;
+
+// The class Python knows as surgery._core.Net.
+using PyNet = Guarded<Net>;
+
+// THE rule for every entry point that touches a net: release the GIL (other
+// Python threads go on while this one waits or works), take the net's guard
+// (one call inside the net at a time), run `call`. `call` must not touch
+// Python objects; it returns plain C++ values that the caller converts once
+// it holds the GIL again. Nothing ever waits for a guard while holding the
+// GIL, so the two cannot deadlock.
+template <typename Object, typename F>
+auto locked(const Guarded<Object>& object, F&& call) -> decltype(call()) {
+  pybind11::gil_scoped_release release;
+  return object.guard().run(std::forward<F>(call));
+}
+
+// For a forward on the main thread: true once Ctrl-C (any signal whose
+// Python handler raises) is pending, with the Python exception set. Takes
+// the GIL briefly, so call it only inside locked(). Elsewhere (other
+// threads, where Python runs no handlers) an empty function.
+std::function<bool()> signal_check();
+
+// Re-raises the Python exception a signal handler left (after an
+// Interrupted from the core); call with the GIL held.
+[[noreturn]] void raise_pending_signal();
+
+// Python text from a name Caffe holds: bytes that are not UTF-8 (which the
+// loader should have refused) become U+FFFD instead of a UnicodeDecodeError.
+pybind11::str text(const std::string& bytes);
+pybind11::list texts(const std::vector<std::string>& names);
+
+// A path argument: refuses an embedded NUL, which C would silently cut at.
+const std::string& checked_path(const std::string& path);
+
+// A dimension from Python: an int in [1, 2^31 - 1], else ShapeError naming `what`.
+int dimension(const pybind11::handle& value, const std::string& what);
+std::vector<int> dimensions(const pybind11::handle& shape, const std::string& what);
+std::map<std::string, std::vector<int>> shapes(const pybind11::dict& by_name,
+                                               const std::string& what);
 
 // Borrowed views of numpy arrays (which must outlive them), for forward and training.
 std::map<std::string, InputView> input_views(const std::map<std::string, FloatArray>& arrays);

@@ -11,7 +11,8 @@ namespace {
 
 void raise(const char* name, const std::string& message) {
   py::object cls = py::module_::import("surgery.errors").attr(name);
-  py::set_error(cls, message.c_str());
+  // Messages quote names from the files, which need not be UTF-8.
+  py::set_error(cls, text(message));
 }
 
 }  // namespace

@@ -8,7 +8,16 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_log_level", &surgery::set_caffe_log_level, pybind11::arg("level"),
         "Caffe's glog threshold: 0 INFO, 1 WARNING, 2 ERROR (default).");
   m.def("log_level", &surgery::caffe_log_level);
-  m.def("set_memory_limit", &surgery::set_memory_limit, pybind11::arg("bytes"),
+  m.def("set_memory_limit", [](const pybind11::int_& bytes) {
+          // A range check here, so -1 or 2**64 is a ValueError, not pybind's TypeError.
+          int overflow = 0;
+          const long long n = PyLong_AsLongLongAndOverflow(bytes.ptr(), &overflow);
+          if (overflow != 0 || n < 0) {
+            throw pybind11::value_error("the memory limit is a number of bytes from 0 to 2**63 - 1, not " +
+                                        std::string(pybind11::str(bytes)));
+          }
+          surgery::set_memory_limit(static_cast<uint64_t>(n));
+        }, pybind11::arg("bytes"),
         "Refuse nets whose forward needs more bytes; 0 restores the default "
         "(three quarters of physical memory).");
   m.def("memory_limit", &surgery::memory_limit);

@@ -24,17 +24,32 @@ caffe::Phase parse_phase(const std::string& phase) {
   throw Error("phase must be 'test' or 'train', not '" + phase + "'");
 }
 
-// A writable array over the blob's host memory. The array owns a reference
+// A writable array over a blob's host memory. The array owns a reference
 // to the blob's SyncedMemory, so it stays valid (though stale) even if a
-// later reshape makes the blob allocate new memory.
-py::array view_of(caffe::Blob<float>& blob) {
-  std::vector<py::ssize_t> shape(blob.shape().begin(), blob.shape().end());
-  if (blob.count() == 0) return py::array_t<float>(shape);
-  auto* keep = new caffe::shared_ptr<caffe::SyncedMemory>(blob.data());
+// later reshape makes the blob allocate new memory. Made in two halves: the
+// pointer under the net's guard (mutable_cpu_data moves the head), the
+// array afterwards with the GIL.
+struct HostView {
+  std::vector<py::ssize_t> shape;
+  caffe::shared_ptr<caffe::SyncedMemory> memory;  // null for an empty blob
+  float* data = nullptr;
+};
+
+HostView host_view(caffe::Blob<float>& blob) {
+  HostView view{{blob.shape().begin(), blob.shape().end()}, nullptr, nullptr};
+  if (blob.count() == 0) return view;
+  view.memory = blob.data();
+  view.data = blob.mutable_cpu_data();
+  return view;
+}
+
+py::array to_array(HostView view) {
+  if (!view.data) return py::array_t<float>(view.shape);
+  auto* keep = new caffe::shared_ptr<caffe::SyncedMemory>(std::move(view.memory));
   py::capsule owner(keep, [](void* p) {
     delete static_cast<caffe::shared_ptr<caffe::SyncedMemory>*>(p);
   });
-  return py::array_t<float>(shape, blob.mutable_cpu_data(), owner);
+  return py::array_t<float>(view.shape, view.data, owner);
 }
 
 // A copy of a blob's data in ordinary host memory, made without the GIL.
@@ -70,95 +85,111 @@ std::map<std::string, InputView> input_views(const std::map<std::string, FloatAr
 }
 
 void bind_net(py::module_& m) {
-  py::class_<Net>(m, "Net")
+  // Every method that reaches the net goes through locked() (bindings.hpp).
+  py::class_<PyNet>(m, "Net")
       .def(py::init([](const std::string& prototxt, std::optional<std::string> weights,
                        const std::string& phase, bool trust_io_layers) {
              const caffe::Phase p = parse_phase(phase);
              LoadPolicy policy;
              policy.trust_io_layers = trust_io_layers;
+             checked_path(prototxt);
+             if (weights) checked_path(*weights);
              py::gil_scoped_release release;
-             return std::make_unique<Net>(prototxt, weights.value_or(""), p, policy);
+             return std::make_unique<PyNet>(prototxt, weights.value_or(""), p, policy);
            }),
            py::arg("prototxt"), py::arg("weights") = py::none(), py::arg("phase") = "test",
            py::kw_only(), py::arg("trust_io_layers") = false)
       .def("load_weights",
-           [](Net& net, const std::string& path) {
-             py::gil_scoped_release release;
-             net.load_weights(path);
+           [](PyNet& net, const std::string& path) {
+             checked_path(path);
+             locked(net, [&] { net.load_weights(path); });
            })
       .def_property_readonly("phase",
-                             [](const Net& net) {
+                             [](const PyNet& net) {
                                return net.phase() == caffe::TEST ? "test" : "train";
                              })
-      .def_property_readonly("source", &Net::source)
-      .def_property_readonly("name", [](const Net& net) { return net.caffe_net().name(); })
-      .def_property_readonly("inputs", &Net::input_names)
-      .def_property_readonly("forward_count", &Net::forward_count)
-      .def_property_readonly("outputs", &Net::output_names)
+      .def_property_readonly("source", [](const PyNet& net) { return text(net.source()); })
+      .def_property_readonly(
+          "name", [](const PyNet& net) { return text(locked(net, [&] { return net.caffe_net().name(); })); })
+      .def_property_readonly(
+          "inputs", [](const PyNet& net) { return texts(locked(net, [&] { return net.input_names(); })); })
+      .def_property_readonly(
+          "outputs", [](const PyNet& net) { return texts(locked(net, [&] { return net.output_names(); })); })
+      .def_property_readonly("forward_count",
+                             [](const PyNet& net) { return locked(net, [&] { return net.forward_count(); }); })
       .def("_layers",
-           [](const Net& net) {
+           [](const PyNet& net) {
              py::list out;
-             for (const auto& l : net.layers()) {
-               out.append(py::make_tuple(l.name, l.type, l.bottoms, l.tops));
+             for (const auto& l : locked(net, [&] { return net.layers(); })) {
+               out.append(py::make_tuple(text(l.name), text(l.type), texts(l.bottoms), texts(l.tops)));
              }
              return out;
            })
-      .def("_blob_names", &Net::blob_names)
-      .def("_blob", [](const Net& net, const std::string& name) {
-             return view_of(net.blob(name));
+      .def("_blob_names",
+           [](const PyNet& net) { return texts(locked(net, [&] { return net.blob_names(); })); })
+      .def("_blob",
+           [](const PyNet& net, const std::string& name) {
+             return to_array(locked(net, [&] { return host_view(net.blob(name)); }));
            })
       .def("_blob_copy",
-           [](const Net& net, const std::string& name) {
-             HostCopy copy;
-             {
-               py::gil_scoped_release release;
-               std::lock_guard<std::recursive_mutex> lock(net.mutex());
-               copy = copy_to_host(net.blob(name));
-             }
-             return adopt(std::move(copy));
+           [](const PyNet& net, const std::string& name) {
+             return adopt(locked(net, [&] { return copy_to_host(net.blob(name)); }));
            })
       .def("_param_layers",
-           [](const Net& net) {
-             std::vector<std::string> out;
-             for (const auto& l : net.layers()) {
-               if (!net.params(l.name).empty()) out.push_back(l.name);
-             }
-             return out;
+           [](const PyNet& net) {
+             return texts(locked(net, [&] {
+               std::vector<std::string> out;
+               for (const auto& l : net.layers()) {
+                 if (!net.params(l.name).empty()) out.push_back(l.name);
+               }
+               return out;
+             }));
            })
       .def("_params",
-           [](const Net& net, const std::string& layer) {
+           [](const PyNet& net, const std::string& layer) {
+             const auto views = locked(net, [&] {
+               std::vector<HostView> out;
+               for (const auto& blob : net.params(layer)) out.push_back(host_view(*blob));
+               return out;
+             });
              py::list out;
-             for (const auto& blob : net.params(layer)) out.append(view_of(*blob));
+             for (const auto& view : views) out.append(to_array(view));
              return out;
            })
       .def("_reshape",
-           [](Net& net, const std::map<std::string, std::vector<int>>& shapes) {
-             py::gil_scoped_release release;
-             net.reshape(shapes);
+           [](PyNet& net, const py::dict& by_name) {
+             const auto target = shapes(by_name, "reshape: input");
+             locked(net, [&] { net.reshape(target); });
            })
       .def("_forward",
-           [](Net& net, const std::map<std::string, FloatArray>& inputs) {
+           [](PyNet& net, const std::map<std::string, FloatArray>& inputs) {
              const auto views = input_views(inputs);
+             const auto interrupted = signal_check();
              std::vector<std::pair<std::string, HostCopy>> outputs;
-             {
-               // Forward and the copy of its outputs happen under one hold of
-               // the net's lock, so another thread cannot slip in between.
-               py::gil_scoped_release release;
-               std::lock_guard<std::recursive_mutex> lock(net.mutex());
-               net.forward(views);
-               for (const auto& name : net.output_names()) {
-                 outputs.emplace_back(name, copy_to_host(net.blob(name)));
-               }
+             try {
+               // Forward and the copy of its outputs in one call, so another
+               // thread cannot slip in between.
+               outputs = locked(net, [&] {
+                 net.forward(views, interrupted);
+                 std::vector<std::pair<std::string, HostCopy>> out;
+                 for (const auto& name : net.output_names()) {
+                   out.emplace_back(name, copy_to_host(net.blob(name)));
+                 }
+                 return out;
+               });
+             } catch (const Interrupted&) {
+               raise_pending_signal();
              }
              py::dict out;
-             for (auto& [name, copy] : outputs) out[name.c_str()] = adopt(std::move(copy));
+             for (auto& [name, copy] : outputs) out[text(name)] = adopt(std::move(copy));
              return out;
            })
       .def("save",
-           [](const Net& net, const std::string& prototxt, const std::string& weights,
+           [](const PyNet& net, const std::string& prototxt, const std::string& weights,
               bool overwrite) {
-             py::gil_scoped_release release;
-             net.save(prototxt, weights, overwrite);
+             checked_path(prototxt);
+             checked_path(weights);
+             locked(net, [&] { net.save(prototxt, weights, overwrite); });
            },
            py::arg("prototxt"), py::arg("weights"), py::arg("overwrite") = false);
 }

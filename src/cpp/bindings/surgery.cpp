@@ -1,5 +1,7 @@
-// surgery._core.fully_convolutionalize and geometry: plain dicts out, the
-// Python package turns them into typed results.
+// surgery._core.fully_convolutionalize and geometry. The report and the
+// geometry are bound once, field by field (read-only), so a field renamed
+// or dropped in C++ fails the build here; surgery/convert.py and
+// surgery/geometry.py use them as they come.
 #include <pybind11/stl.h>
 
 #include "bindings/bindings.hpp"
@@ -11,57 +13,59 @@ namespace py = pybind11;
 namespace surgery::bindings {
 namespace {
 
-py::dict extent(const Extent& e) {
-  py::dict d;
-  d["stride"] = e.stride;
-  d["offset"] = e.offset;
-  d["size"] = e.size;
-  return d;
-}
+py::tuple as_tuple(const std::vector<int>& values) { return py::cast(values).cast<py::tuple>(); }
 
 }  // namespace
 
 void bind_surgery(py::module_& m) {
+  py::class_<ConvertedLayer>(m, "ConvertedLayer", "One layer the surgery changed.")
+      .def_property_readonly("old_name", [](const ConvertedLayer& l) { return text(l.old_name); })
+      .def_property_readonly("old_type", [](const ConvertedLayer& l) { return text(l.old_type); })
+      .def_property_readonly("new_name", [](const ConvertedLayer& l) { return text(l.new_name); })
+      .def_property_readonly("new_type", [](const ConvertedLayer& l) { return text(l.new_type); })
+      .def_property_readonly("old_shape", [](const ConvertedLayer& l) { return as_tuple(l.old_shape); },
+                             "the weights' shape before (empty for pooling)")
+      .def_property_readonly("new_shape", [](const ConvertedLayer& l) { return as_tuple(l.new_shape); },
+                             "the weights' shape after")
+      .def_property_readonly(
+          "kernel", [](const ConvertedLayer& l) { return py::make_tuple(l.kernel_h, l.kernel_w); },
+          "(h, w)")
+      .def_readonly("num_output", &ConvertedLayer::num_output, "0 for pooling")
+      .def_readonly("copied", &ConvertedLayer::copied,
+                    "weights rearranged (transpose: true); else the same memory");
+  py::class_<SurgeryReport>(m, "SurgeryReport")
+      .def_readonly("layers", &SurgeryReport::layers)
+      .def_property_readonly("removed", [](const SurgeryReport& r) { return texts(r.removed); });
   m.def(
       "fully_convolutionalize",
-      [](Net& net, std::optional<std::string> suffix,
-         std::map<std::string, std::vector<int>> input_shapes) {
-        SurgeryReport report;
-        {
-          py::gil_scoped_release release;
-          report = fully_convolutionalize(net, {suffix, input_shapes});
-        }
-        py::list layers;
-        for (const auto& l : report.layers) {
-          py::dict d;
-          d["old_name"] = l.old_name;
-          d["old_type"] = l.old_type;
-          d["new_name"] = l.new_name;
-          d["new_type"] = l.new_type;
-          d["old_shape"] = l.old_shape;
-          d["new_shape"] = l.new_shape;
-          d["kernel"] = py::make_tuple(l.kernel_h, l.kernel_w);
-          d["num_output"] = l.num_output;
-          d["copied"] = l.copied;
-          layers.append(d);
-        }
-        return py::make_tuple(layers, report.removed);
+      [](PyNet& net, std::optional<std::string> suffix, const py::dict& input_shapes) {
+        const SurgeryOptions options{suffix, shapes(input_shapes, "input_shape")};
+        return locked(net, [&] { return fully_convolutionalize(net, options); });
       },
       py::arg("net"), py::arg("suffix"), py::arg("input_shapes"));
+
+  py::class_<Extent>(m, "Extent", "Cell i depends on input pixels [offset + i*stride, ... + size).")
+      .def_readonly("stride", &Extent::stride)
+      .def_readonly("offset", &Extent::offset)
+      .def_readonly("size", &Extent::size);
+  py::class_<Geometry>(m, "Geometry")
+      .def_readonly("known", &Geometry::known)
+      .def_property_readonly("why", [](const Geometry& g) { return text(g.why); })
+      .def_readonly("window_h", &Geometry::window_h)
+      .def_readonly("window_w", &Geometry::window_w)
+      .def_readonly("receptive_h", &Geometry::receptive_h)
+      .def_readonly("receptive_w", &Geometry::receptive_w)
+      .def_property_readonly("padded_layers",
+                             [](const Geometry& g) { return texts(g.padded_layers); });
   m.def(
       "geometry",
-      [](const Net& net, const std::string& blob) {
-        const Geometry g = compute_geometry(net.filtered_definition(), blob);
-        py::dict d;
-        d["known"] = g.known;
-        d["why"] = g.why;
-        d["receptive_h"] = extent(g.receptive_h);
-        d["receptive_w"] = extent(g.receptive_w);
-        d["padded_layers"] = g.padded_layers;
-        return d;
+      [](const PyNet& net, const std::string& blob) {
+        return locked(net, [&] { return compute_geometry(net.filtered_definition(), blob); });
       },
       py::arg("net"), py::arg("blob"));
-  m.def("declared_input_shapes", [](const Net& net) { return net.declared_input_shapes(); });
+  m.def("declared_input_shapes", [](const PyNet& net) {
+    return locked(net, [&] { return net.declared_input_shapes(); });
+  });
 }
 
 }  // namespace surgery::bindings

@@ -1,4 +1,6 @@
-// surgery._core.Trainer: feeds numpy batches to libcaffe's solver.
+// surgery._core.Trainer: feeds numpy batches to libcaffe's solver. The
+// trainer owns its net (no surgery.Net shares it) and is guarded by the
+// same rule as a Net: one call at a time, without the GIL.
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
@@ -9,20 +11,24 @@ namespace py = pybind11;
 
 namespace surgery::bindings {
 
+using PyTrainer = Guarded<Trainer>;
+
 void bind_trainer(py::module_& m) {
-  py::class_<Trainer>(m, "Trainer")
+  py::class_<PyTrainer>(m, "Trainer")
       .def(py::init<const std::string&, const std::string&>(), py::arg("solver"),
            py::arg("train_net"))
       .def("step",
-           [](Trainer& trainer, const std::map<std::string, FloatArray>& batch) {
+           [](PyTrainer& trainer, const std::map<std::string, FloatArray>& batch) {
              const auto views = input_views(batch);
-             py::gil_scoped_release release;
-             return trainer.step(views);
+             return locked(trainer, [&] { return trainer.step(views); });
            })
-      .def_property_readonly("iteration", &Trainer::iteration)
-      .def("save_weights", [](const Trainer& trainer, const std::string& path) {
-        py::gil_scoped_release release;
-        trainer.save_weights(path);
+      .def_property_readonly("iteration",
+                             [](const PyTrainer& trainer) {
+                               return locked(trainer, [&] { return trainer.iteration(); });
+                             })
+      .def("save_weights", [](const PyTrainer& trainer, const std::string& path) {
+        checked_path(path);
+        locked(trainer, [&] { trainer.save_weights(path); });
       });
 }
 

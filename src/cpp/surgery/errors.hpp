@@ -54,6 +54,13 @@ class CaffeError : public Error {
   using Error::Error;
 };
 
+// A forward stopped between two layers because its caller asked (Ctrl-C);
+// the net stays usable, its blobs hold a partial pass.
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
 // Runs f(); a failed CHECK inside Caffe comes out as CaffeError prefixed with
 // what we were doing, an allocation the memory budget refused (our libcaffe
 // throws caffe::MemoryBudgetExceeded, a std::bad_alloc) as MemoryLimitError.

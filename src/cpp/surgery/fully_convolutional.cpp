@@ -22,7 +22,7 @@ const std::set<std::string> kShapeKeeping = {
 
 // One step of the surgery, decided before anything changes.
 struct Step {
-  enum Kind { kInnerProduct, kGlobalPooling } kind;
+  enum Kind { kInnerProduct, kGlobalPooling } kind = kInnerProduct;
   std::string name;
   std::string passthrough;  // Flatten/Reshape to drop before it, if any
   int kernel_h = 0, kernel_w = 0;
@@ -98,7 +98,13 @@ Plan make_plan(const Net& net, const caffe::NetParameter& layers,
     if (layer.type() == "Pooling" && layer.pooling_param().global_pooling()) {
       const auto shape = live.blob_by_name(layer.bottom(0))->shape();
       if (shape.size() != 4) refuse(layer, "global pooling over a " + shape_text(shape) + " blob");
-      plan.steps.push_back({Step::kGlobalPooling, layer.name(), "", shape[2], shape[3], shape[1], ""});
+      Step step;
+      step.kind = Step::kGlobalPooling;
+      step.name = layer.name();
+      step.kernel_h = shape[2];
+      step.kernel_w = shape[3];
+      step.channels = shape[1];
+      plan.steps.push_back(step);
     } else if (layer.type() == "InnerProduct") {
       const auto& bottom = layer.bottom(0);
       auto shape = live.blob_by_name(bottom)->shape();
@@ -109,7 +115,11 @@ Plan make_plan(const Net& net, const caffe::NetParameter& layers,
         refuse(layer, "axis " + std::to_string(layer.inner_product_param().axis()) + " on " +
                           shape_text(shape) + " does not slide over space; only axis 1 does");
       }
-      Step step{Step::kInnerProduct, layer.name(), "", 1, 1, 0, ""};
+      Step step;
+      step.kind = Step::kInnerProduct;
+      step.name = layer.name();
+      step.kernel_h = 1;  // a 2-D bottom that turns 4-D upstream: 1 x 1
+      step.kernel_w = 1;
       const auto* source = producer.count(bottom) ? producer[bottom] : nullptr;
       if (shape.size() == 2 && source &&
           (source->type() == "Flatten" || source->type() == "Reshape") && readers[bottom] == 1 &&
@@ -225,7 +235,6 @@ void check_weights(const Net& net, const Plan& plan) {
 }  // namespace
 
 SurgeryReport fully_convolutionalize(Net& net, const SurgeryOptions& options) {
-  std::lock_guard<std::recursive_mutex> lock(net.mutex());
   std::map<std::string, std::vector<int>> current;
   for (const auto& input : net.input_names()) current[input] = net.blob(input).shape();
   auto shapes = net.declared_input_shapes();

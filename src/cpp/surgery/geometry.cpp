@@ -72,11 +72,20 @@ const std::set<std::string> kUnmodelled = {
 
 Geometry compute_geometry(const caffe::NetParameter& net, const std::string& blob) {
   Geometry g;
+  bool window_seen = false;
   std::map<std::string, Extent2> extents;
   for (const auto& layer : net.layer()) {
     const std::string& type = layer.type();
     if (layer.bottom_size() == 0) {
       for (const auto& top : layer.top()) extents[top] = {};
+      if (!window_seen && type == "Input" && layer.top_size() > 0) {
+        window_seen = true;
+        const auto& shapes = layer.input_param().shape();
+        if (shapes.size() > 0 && shapes.Get(0).dim_size() == 4) {
+          g.window_h = shapes.Get(0).dim(2);
+          g.window_w = shapes.Get(0).dim(3);
+        }
+      }
       continue;
     }
     if (std::any_of(layer.bottom().begin(), layer.bottom().end(),
@@ -130,6 +139,10 @@ Geometry compute_geometry(const caffe::NetParameter& net, const std::string& blo
   }
   g.receptive_h = it->second.h;
   g.receptive_w = it->second.w;
+  if (g.window_h <= 0 || g.window_w <= 0) {
+    g.known = false;
+    g.why = "the first input declares no N x C x H x W shape, so there is no window";
+  }
   return g;
 }
 

@@ -21,9 +21,15 @@ struct Extent {
 
 struct Geometry {
   // False when a layer on the way changes space in a way not modelled here
-  // (Deconvolution, Crop, an unconverted InnerProduct...): `why` names it.
+  // (Deconvolution, Crop, an unconverted InnerProduct...), or when the first
+  // input declares no N x C x H x W shape: `why` says which.
   bool known = true;
   std::string why;
+  // The first input's declared H and W: the size the original classifier
+  // took, so output cell (i, j) stands for the window of this size at
+  // (i * stride, j * stride). Declared, not current: the net may have run
+  // on a larger image since.
+  int64_t window_h = 0, window_w = 0;
   Extent receptive_h, receptive_w;
   // Layers with pad > 0 on the way: their dense cells differ slightly from
   // running the original net on the matching crop.
@@ -31,7 +37,8 @@ struct Geometry {
 };
 
 // Geometry of blob `blob` relative to the net's inputs, walking the
-// (phase-filtered) definition in order.
+// (phase-filtered) definition in order; the window is the first Input
+// layer's first declared shape.
 Geometry compute_geometry(const caffe::NetParameter& net, const std::string& blob);
 
 }  // namespace surgery

@@ -1,5 +1,12 @@
 // caffe::Net with the few structural edits net surgery needs, made on the
 // running net itself: no rebuild, no reload, param blobs kept where they are.
+//
+// What an edited net keeps valid: Forward, Reshape, blob and layer lookup
+// by name, and saving (the definition is edited in step; weights are read
+// layer by layer). Not kept: the param bookkeeping by layer index
+// (param_layer_indices_, read by debug_info, ShareWeights and the solver's
+// updates), so an edited net is for inference and saving: never turn on
+// debug_info for it, never hand it to a solver.
 #ifndef SURGERY_LIVE_NET_HPP_
 #define SURGERY_LIVE_NET_HPP_
 

@@ -11,6 +11,7 @@
 #include "surgery/device.hpp"
 #include "surgery/errors.hpp"
 #include "surgery/memory_guard.hpp"
+#include "surgery/phase_filter.hpp"
 #include "surgery/proto_io.hpp"
 #include "surgery/shape_text.hpp"
 #include "surgery/validate.hpp"
@@ -18,15 +19,6 @@
 
 namespace surgery {
 namespace {
-
-caffe::NetParameter filtered(const caffe::NetParameter& definition, caffe::Phase phase) {
-  caffe::NetParameter with_phase = definition;
-  with_phase.mutable_state()->set_phase(phase);
-  caffe::NetParameter out;
-  guard_caffe("filtering layers by phase",
-              [&] { caffe::Net<float>::FilterNet(with_phase, &out); });
-  return out;
-}
 
 std::pair<caffe::NetParameter, std::optional<PairRecord>> read_with_record(
     const std::string& prototxt) {
@@ -86,7 +78,7 @@ void Net::load_weights_file(const std::string& weights, FileDigest* digest) {
 Net::Net(caffe::NetParameter definition, std::string source, caffe::Phase phase,
          const LoadPolicy& policy)
     : definition_(std::move(definition)), source_(std::move(source)), phase_(phase) {
-  caffe::NetParameter param = filtered(definition_, phase_);
+  caffe::NetParameter param = filter_by_phase(definition_, phase_);
   validate_definition(param, source_, policy);
   net_ = guard_caffe("building the net from '" + source_ + "'", [&] {
     return std::make_unique<LiveNet>(param);
@@ -101,7 +93,6 @@ void Net::load_weights(const std::string& caffemodel) {
 }
 
 void Net::load_weights(const caffe::NetParameter& weights, const std::string& source) {
-  std::lock_guard<std::recursive_mutex> lock(mutex_);
   const auto plan = plan_weight_copy(*net_, weights, source);
   for (const auto& copy : plan) {
     copy_blob_data(*copy.source, copy.target);
@@ -111,8 +102,7 @@ void Net::load_weights(const caffe::NetParameter& weights, const std::string& so
 }
 
 caffe::NetParameter Net::filtered_definition() const {
-  std::lock_guard<std::recursive_mutex> lock(mutex_);
-  return filtered(definition_, phase_);
+  return filter_by_phase(definition_, phase_);
 }
 
 std::map<std::string, std::vector<int>> Net::declared_input_shapes() const {
@@ -130,7 +120,6 @@ std::map<std::string, std::vector<int>> Net::declared_input_shapes() const {
 }
 
 std::vector<LayerInfo> Net::layers() const {
-  std::lock_guard<std::recursive_mutex> lock(mutex_);
   std::vector<LayerInfo> out;
   const caffe::NetParameter param = filtered_definition();
   for (const auto& layer : param.layer()) {
@@ -142,7 +131,6 @@ std::vector<LayerInfo> Net::layers() const {
 }
 
 std::vector<std::string> Net::blob_names() const {
-  std::lock_guard<std::recursive_mutex> lock(mutex_);
   // The blobs the definition names, in order: not Caffe's Split blobs, not
   // the tops of layers that surgery removed.
   std::vector<std::string> out;
@@ -157,21 +145,18 @@ std::vector<std::string> Net::blob_names() const {
 }
 
 std::vector<std::string> Net::input_names() const {
-  std::lock_guard<std::recursive_mutex> lock(mutex_);
   std::vector<std::string> out;
   for (int i : net_->input_blob_indices()) out.push_back(net_->blob_names()[i]);
   return out;
 }
 
 std::vector<std::string> Net::output_names() const {
-  std::lock_guard<std::recursive_mutex> lock(mutex_);
   std::vector<std::string> out;
   for (int i : net_->output_blob_indices()) out.push_back(net_->blob_names()[i]);
   return out;
 }
 
 caffe::Blob<float>& Net::blob(const std::string& name) const {
-  std::lock_guard<std::recursive_mutex> lock(mutex_);
   if (!net_->has_blob(name)) {
     throw Error("net '" + source_ + "' has no blob '" + name + "'");
   }
@@ -180,7 +165,6 @@ caffe::Blob<float>& Net::blob(const std::string& name) const {
 
 const std::vector<caffe::shared_ptr<caffe::Blob<float>>>& Net::params(
     const std::string& layer) const {
-  std::lock_guard<std::recursive_mutex> lock(mutex_);
   if (!net_->has_layer(layer)) {
     throw Error("net '" + source_ + "' has no layer '" + layer + "'");
   }
@@ -192,7 +176,6 @@ std::vector<int> Net::shape_of(const std::string& name) const {
 }
 
 void Net::reshape(const std::map<std::string, std::vector<int>>& shapes) {
-  std::lock_guard<std::recursive_mutex> lock(mutex_);
   const auto inputs = input_names();
   std::map<std::string, std::vector<int>> old_shapes;
   for (const auto& [name, shape] : shapes) {
@@ -236,8 +219,8 @@ void Net::reshape(const std::map<std::string, std::vector<int>>& shapes) {
   }
 }
 
-void Net::forward(const std::map<std::string, InputView>& inputs) {
-  std::lock_guard<std::recursive_mutex> lock(mutex_);
+void Net::forward(const std::map<std::string, InputView>& inputs,
+                  const std::function<bool()>& interrupted) {
   const auto names = input_names();
   std::map<std::string, std::vector<int>> new_shapes;
   for (const auto& [name, view] : inputs) {
@@ -249,7 +232,18 @@ void Net::forward(const std::map<std::string, InputView>& inputs) {
   if (!new_shapes.empty()) reshape(new_shapes);
   ++forwards_;
   for (const auto& [name, view] : inputs) upload(*net_->blob_by_name(name), view.data);
-  guard_caffe("forward through '" + source_ + "'", [&] { net_->Forward(); });
+  // Layer by layer (as Net::Forward does it, without the loss sum) so a
+  // caller can stop a long pass between layers.
+  const int layers = static_cast<int>(net_->layers().size());
+  guard_caffe("forward through '" + source_ + "'", [&] {
+    for (int i = 0; i < layers; ++i) {
+      if (interrupted && interrupted()) {
+        throw Interrupted("forward through '" + source_ + "' interrupted before layer '" +
+                          net_->layer_names()[i] + "'");
+      }
+      net_->ForwardFromTo(i, i);
+    }
+  });
 }
 
 void Net::check_save_targets(const std::string& prototxt, const std::string& caffemodel,
@@ -289,7 +283,6 @@ void Net::check_save_targets(const std::string& prototxt, const std::string& caf
 
 void Net::save(const std::string& prototxt, const std::string& caffemodel,
                bool overwrite) const {
-  std::lock_guard<std::recursive_mutex> lock(mutex_);
   check_save_targets(prototxt, caffemodel, overwrite);
   if (caffemodel.empty()) {
     write_net_text(definition_, prototxt);

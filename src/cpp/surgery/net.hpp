@@ -1,12 +1,17 @@
 // surgery::Net: a Caffe net with its definition, loaded with validation so
 // bad input raises surgery::Error instead of aborting the process.
+//
+// Like caffe::Net, a surgery::Net is single-threaded: it takes no lock, and
+// one thread at a time may use it (views handed out by blob() and params()
+// included). A caller sharing a net between threads serializes every call
+// itself; the Python binding does so in one place (bindings/net_guard.hpp).
 #ifndef SURGERY_NET_HPP_
 #define SURGERY_NET_HPP_
 
-#include <atomic>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -72,8 +77,12 @@ class Net {
   // Gives the named inputs new shapes and reshapes every layer. If Caffe
   // refuses the new shapes, the old ones are restored and ShapeError raised.
   void reshape(const std::map<std::string, std::vector<int>>& shapes);
-  // Copies the inputs in (reshaping first where shapes differ), then runs.
-  void forward(const std::map<std::string, InputView>& inputs);
+  // Copies the inputs in (reshaping first where shapes differ), then runs
+  // the layers in order. Between two layers it asks `interrupted` (if
+  // given); a true answer stops the pass with surgery::Interrupted, leaving
+  // the net usable (its blobs hold a partial pass until the next forward).
+  void forward(const std::map<std::string, InputView>& inputs,
+               const std::function<bool()>& interrupted = {});
   // How many forwards have run (or begun): views of blobs taken before the
   // last one may hold other data now.
   uint64_t forward_count() const { return forwards_; }
@@ -106,10 +115,6 @@ class Net {
   caffe::NetParameter& mutable_definition() { return definition_; }
   LiveNet& live_net() { return *net_; }
 
-  // Held by every method above that reads or changes the net; a caller
-  // composing several steps (or another thread) takes it too.
-  std::recursive_mutex& mutex() const { return mutex_; }
-
  private:
   Net(std::pair<caffe::NetParameter, std::optional<PairRecord>> text,
       const std::string& prototxt, const std::string& weights, caffe::Phase phase,
@@ -124,9 +129,8 @@ class Net {
   caffe::Phase phase_;
   std::unique_ptr<LiveNet> net_;
   std::set<std::string> loaded_layers_;
-  std::atomic<uint64_t> forwards_{0};
+  uint64_t forwards_ = 0;
   std::string weights_source_;
-  mutable std::recursive_mutex mutex_;
 };
 
 }  // namespace surgery

@@ -7,6 +7,7 @@
 #include "caffe/solver_factory.hpp"
 #include "surgery/caffemodel_writer.hpp"
 #include "surgery/errors.hpp"
+#include "surgery/phase_filter.hpp"
 #include "surgery/proto_io.hpp"
 #include "surgery/shape_text.hpp"
 #include "surgery/validate.hpp"
@@ -19,11 +20,7 @@ Trainer::Trainer(const std::string& solver, const std::string& train_net) {
     throw ParseError("cannot parse the solver parameters");
   }
   *param.mutable_net_param() = parse_net_text(train_net, "train net");
-  caffe::NetParameter filtered;
-  caffe::NetParameter with_phase = param.net_param();
-  with_phase.mutable_state()->set_phase(caffe::TRAIN);
-  guard_caffe("filtering the train net", [&] { caffe::Net<float>::FilterNet(with_phase, &filtered); });
-  validate_definition(filtered, "train net");
+  validate_definition(filter_by_phase(param.net_param(), caffe::TRAIN), "train net");
   param.set_snapshot(0);
   param.set_display(0);
   param.set_solver_mode(caffe::SolverParameter::CPU);

@@ -1,15 +1,20 @@
-"""caffe-surgery: make Caffe classifiers fully convolutional and run them densely."""
+"""caffe-surgery: make Caffe classifiers fully convolutional and run them densely.
+
+The modules, each importing only those above it in this list: errors; net
+(Net, LayerInfo, lazy views); geometry; convert, preprocess; dense; plot,
+report; demo; cli.
+"""
 
 from . import _core
 from .errors import (CaffeError, FileError, MemoryLimitError, NetDefinitionError,
-                     ParseError, ShapeError, SurgeryError)
+                     NumericWarning, ParseError, ShapeError, SurgeryError)
 from .net import LayerInfo, Net
-from .dense import DenseMap, dense_forward
+from .geometry import Geometry, geometry
+from .convert import ConvertedLayer, SurgeryResult, fully_convolutionalize
 from . import preprocess
 from .preprocess import load_image
+from .dense import DenseMap, dense_forward
 from .report import load_labels
-from .convert import (ConvertedLayer, Geometry, SurgeryResult, fully_convolutionalize,
-                      geometry)
 
 set_log_level = _core.set_log_level
 set_memory_limit = _core.set_memory_limit
@@ -23,9 +28,9 @@ memory_limit = _core.memory_limit
 memory_in_use = _core.memory_in_use
 
 __all__ = [
-    # errors
+    # errors and warnings
     "CaffeError", "FileError", "MemoryLimitError", "NetDefinitionError", "ParseError",
-    "ShapeError", "SurgeryError",
+    "ShapeError", "SurgeryError", "NumericWarning",
     # nets, surgery, dense inference
     "LayerInfo", "Net", "ConvertedLayer", "Geometry", "SurgeryResult", "fully_convolutionalize",
     "geometry", "DenseMap", "dense_forward", "preprocess", "load_image", "load_labels",

@@ -10,16 +10,18 @@ from typing import List, Optional
 
 from . import demo
 from .convert import fully_convolutionalize
-from .report import format_dense, load_labels
+from .dense import dense_forward
 from .errors import SurgeryError
 from .net import Net
+from .report import format_dense, load_labels
 
 
 def _info(args: argparse.Namespace) -> None:
     net = Net(args.prototxt, args.weights)
     print(repr(net))
+    params_of = net.params
     for layer in net.layers:
-        params = net.params.get(layer.name, [])
+        params = params_of.get(layer.name, [])
         shapes = ", ".join("x".join(map(str, p.shape)) for p in params)
         print(f"  {layer.name:<16} {layer.type:<14} -> {','.join(layer.tops):<16} {shapes}")
 
@@ -45,7 +47,7 @@ def _numbers(text: Optional[str], kind=float):
 def _dense(args: argparse.Namespace) -> None:
     net = Net(args.prototxt, args.weights)
     if any(layer.type == "InnerProduct" for layer in net.layers):
-        print(net.fully_convolutionalize(), file=sys.stderr)
+        print(fully_convolutionalize(net), file=sys.stderr)
     labels = load_labels(args.labels) if args.labels else None
     mean = args.mean
     if mean is not None and not os.path.exists(mean):
@@ -55,9 +57,9 @@ def _dense(args: argparse.Namespace) -> None:
     for n, image in enumerate(args.images, 1):
         if progress:
             print(f"\r\033[K[{n}/{len(args.images)}] {image}", end="", file=sys.stderr, flush=True)
-        dense = net.dense_forward(image, mean=mean, channel_swap=_numbers(args.channel_swap, int),
-                                  raw_scale=args.raw_scale, input_scale=args.input_scale,
-                                  size=_numbers(args.size, int), labels=labels)
+        dense = dense_forward(net, image, mean=mean, channel_swap=_numbers(args.channel_swap, int),
+                              raw_scale=args.raw_scale, input_scale=args.input_scale,
+                              size=_numbers(args.size, int), labels=labels)
         if progress:
             print("\r\033[K", end="", file=sys.stderr, flush=True)
         print(format_dense(image, dense, args.top))

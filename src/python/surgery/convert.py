@@ -4,61 +4,32 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 from . import _core
 from .errors import SurgeryError
-from .net import Net, PathLike
+from .geometry import Geometry, geometry
+from .net import Net, PathLike, operations
 
 Shape = Sequence[int]
 
 
-@dataclass(frozen=True)
-class ConvertedLayer:
-    """One layer the surgery changed."""
-    old_name: str
-    old_type: str
-    new_name: str
-    new_type: str
-    old_shape: Tuple[int, ...]   # weights before (empty for pooling)
-    new_shape: Tuple[int, ...]   # weights after
-    kernel: Tuple[int, int]      # (h, w)
-    num_output: int              # 0 for pooling
-    copied: bool                 # weights rearranged (transpose: true); else same memory
-
-    def __str__(self) -> str:
-        kh, kw = self.kernel
-        if self.old_type == "Pooling":
-            return (f"{self.old_name}: global pooling -> fixed {kh}x{kw} window, stride 1")
-        old = "x".join(map(str, self.old_shape))
-        new = "x".join(map(str, self.new_shape))
-        how = "weights transposed (copied)" if self.copied else "same memory"
-        return (f"{self.old_name} ({self.old_type} {old}) -> {self.new_name} "
-                f"({self.new_type} {kh}x{kw}, {self.num_output} outputs, {new}; {how})")
+# One layer the surgery changed, as the core reports it (read-only fields:
+# old_name, old_type, new_name, new_type, old_shape, new_shape, kernel (h, w),
+# num_output, copied); bound once in src/cpp/bindings/surgery.cpp.
+ConvertedLayer = _core.ConvertedLayer
 
 
-@dataclass(frozen=True)
-class Geometry:
-    """Where output cell (i, j) looks in the input, from the layers' parameters.
-
-    ``window`` is the input size the original classifier took: cell (i, j)
-    stands for the window at (i * stride, j * stride) of that size.
-    ``receptive_field`` is every pixel the cell depends on, starting at
-    ``receptive_offset`` (negative where layers pad), so it can be larger.
-    """
-    window: Tuple[int, int]
-    stride: Tuple[int, int]
-    receptive_field: Tuple[int, int]
-    receptive_offset: Tuple[int, int]
-    padded_layers: Tuple[str, ...]
-
-    def window_of(self, i: int, j: int) -> Tuple[int, int, int, int]:
-        """(x0, y0, x1, y1) of cell (i, j)'s window; x1, y1 exclusive.
-
-        Caffe rounds pooled sizes up, so the last cells' windows may run past
-        the image's right and bottom edges."""
-        y0, x0 = i * self.stride[0], j * self.stride[1]
-        return x0, y0, x0 + self.window[1], y0 + self.window[0]
+def describe(layer: ConvertedLayer) -> str:
+    """One line saying what happened to `layer`."""
+    kh, kw = layer.kernel
+    if layer.old_type == "Pooling":
+        return f"{layer.old_name}: global pooling -> fixed {kh}x{kw} window, stride 1"
+    old = "x".join(map(str, layer.old_shape))
+    new = "x".join(map(str, layer.new_shape))
+    how = "weights transposed (copied)" if layer.copied else "same memory"
+    return (f"{layer.old_name} ({layer.old_type} {old}) -> {layer.new_name} "
+            f"({layer.new_type} {kh}x{kw}, {layer.num_output} outputs, {new}; {how})")
 
 
 @dataclass
@@ -72,7 +43,7 @@ class SurgeryResult:
     def __str__(self) -> str:
         lines = [f"converted {len(self.layers)} layer(s)" if self.layers
                  else "nothing to convert: the net is already fully convolutional"]
-        lines += [f"  {layer}" for layer in self.layers]
+        lines += [f"  {describe(layer)}" for layer in self.layers]
         lines += [f"  removed {name} (only reshaped its bottom)" for name in self.removed]
         if self.geometry:
             g = self.geometry
@@ -84,41 +55,23 @@ class SurgeryResult:
         return "\n".join(lines)
 
 
-def geometry(net: Net, blob: Optional[str] = None) -> Optional[Geometry]:
-    """Geometry of ``blob`` (default: the first output) over the first input;
-    None where it cannot be derived (no input, no output, unmodelled layers)."""
-    if not net.inputs or not (blob or net.outputs):
-        return None
-    blob = blob or net.outputs[0]
-    g = _core.geometry(net, blob)
-    if not g["known"]:
-        return None
-    # The declared size, not the current one: the net may have run on a larger image.
-    window = tuple(_core.declared_input_shapes(net)[net.inputs[0]][2:4])
-    if len(window) != 2:
-        return None
-    h, w = g["receptive_h"], g["receptive_w"]
-    return Geometry(window=window, stride=(h["stride"], w["stride"]),
-                    receptive_field=(h["size"], w["size"]),
-                    receptive_offset=(h["offset"], w["offset"]),
-                    padded_layers=tuple(g["padded_layers"]))
-
-
-def _input_shapes(net: Net, input_shape) -> Dict[str, List[int]]:
+def _input_shapes(net: Net, input_shape: Union[Shape, Dict[str, Shape], None]
+                  ) -> Dict[str, Shape]:
     if input_shape is None:
         return {}
     if isinstance(input_shape, dict):
-        return {name: [int(d) for d in shape] for name, shape in input_shape.items()}
-    if len(net.inputs) != 1:
-        raise SurgeryError(f"the net has inputs {net.inputs}: give input_shape as a dict")
-    return {net.inputs[0]: [int(d) for d in input_shape]}
+        return input_shape
+    inputs = net.inputs
+    if len(inputs) != 1:
+        raise SurgeryError(f"the net has inputs {inputs}: give input_shape as a dict")
+    return {inputs[0]: input_shape}
 
 
 def convert_in_place(net: Net, *, suffix: Optional[str] = "-conv",
-                     input_shape=None) -> SurgeryResult:
-    raw_layers, removed = _core.fully_convolutionalize(net, suffix, _input_shapes(net, input_shape))
-    layers = [ConvertedLayer(**{k: tuple(v) if isinstance(v, list) else v
-                                for k, v in layer.items()}) for layer in raw_layers]
+                     input_shape: Union[Shape, Dict[str, Shape], None] = None) -> SurgeryResult:
+    """Convert a live net in place (``Net.fully_convolutionalize``)."""
+    report = _core.fully_convolutionalize(net, suffix, _input_shapes(net, input_shape))
+    layers = list(report.layers)
     geo = geometry(net)
     warnings = []
     if geo and geo.padded_layers:
@@ -128,7 +81,7 @@ def convert_in_place(net: Net, *, suffix: Optional[str] = "-conv",
             "at its border where the large image has real neighbours)")
     if geo is None and layers:
         warnings.append("the output geometry could not be derived from the layers")
-    return SurgeryResult(net=net, layers=layers, removed=list(removed), geometry=geo,
+    return SurgeryResult(net=net, layers=layers, removed=list(report.removed), geometry=geo,
                          warnings=warnings)
 
 
@@ -166,3 +119,6 @@ def fully_convolutionalize(prototxt: Union[PathLike, Net], weights: Optional[Pat
     if out_prototxt is not None or out_weights is not None:
         net.save(out_prototxt, out_weights)
     return result
+
+
+operations["fully_convolutionalize"] = convert_in_place

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import warnings
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .convert import Geometry, geometry
-from .errors import ShapeError, SurgeryError
-from .net import Net
+from .errors import NumericWarning, ShapeError, SurgeryError
+from .geometry import Geometry, geometry
+from .net import Net, operations
+from .plot import plot_dense_map, save_png
 from .preprocess import ImageLike, MeanLike, preprocess
 
 
@@ -18,6 +21,8 @@ class DenseMap:
 
     ``scores`` is C x H' x W' (the net's output, e.g. class probabilities per
     cell); cell (i, j) stands for the window ``boxes[i, j]`` of the input.
+    ``finite`` is False when some score is NaN or infinite (NaN weights or
+    mean; a NumericWarning said so): then argmax and top mean nothing.
     """
 
     def __init__(self, net: Net, image: np.ndarray, scores: np.ndarray,
@@ -29,6 +34,7 @@ class DenseMap:
         self.scores = scores
         self.geometry = geo
         self.labels = list(labels) if labels is not None else None
+        self.finite = bool(np.isfinite(scores).all())
         self._kept = kept
 
     @property
@@ -77,15 +83,40 @@ class DenseMap:
     def plot(self, cls: Optional[int] = None, figure=None):
         """The input beside the confidence map of class `cls` (default: the
         class with the highest score anywhere), as in Caffe's net surgery example."""
-        from .plot import plot_dense_map
         return plot_dense_map(self, cls, figure)
 
     def save_png(self, path, cls: Optional[int] = None) -> None:
-        from .plot import save_png
         save_png(self, os.fspath(path), cls)
 
     def __repr__(self) -> str:
         return f"<DenseMap {self.shape[0]}x{self.shape[1]} cells, {self.scores.shape[0]} scores>"
+
+
+@dataclass(frozen=True)
+class _NetFacts:
+    """What dense_forward needs to know about a net, read once per call."""
+    input: str
+    channels: int
+    window: Tuple[int, int]
+    output: str
+    geometry: Optional[Geometry]
+
+
+def _net_facts(net: Net, output: Optional[str]) -> _NetFacts:
+    inputs = net.inputs
+    if len(inputs) != 1:
+        raise SurgeryError(f"dense_forward needs a net with one input, not {inputs}")
+    name = inputs[0]
+    declared = net.declared_input_shapes()[name]
+    if len(declared) != 4:
+        raise ShapeError(f"input {name!r} is {list(declared)}, not N x C x H x W")
+    if output is None:
+        outputs = net.outputs
+        if not outputs:
+            raise SurgeryError("the net has no output blob to map")
+        output = outputs[0]
+    return _NetFacts(input=name, channels=declared[1], window=(declared[2], declared[3]),
+                     output=output, geometry=geometry(net, output))
 
 
 def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
@@ -100,42 +131,48 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     one DenseMap each). Preprocessing is pycaffe's Transformer; `size`
     resizes first as the Transformer does when the net's input is fixed.
     The net is reshaped to the image. `blobs` names blobs to keep copies of.
+    Scores holding NaN or Inf give a NumericWarning (and ``DenseMap.finite``
+    False).
     """
-    if isinstance(image, (list, tuple)):
-        return [dense_forward(net, one, mean=mean, channel_swap=channel_swap,
-                              raw_scale=raw_scale, input_scale=input_scale, blobs=blobs,
-                              size=size, output=output, labels=labels) for one in image]
-    if len(net.inputs) != 1:
-        raise SurgeryError(f"dense_forward needs a net with one input, not {net.inputs}")
-    name = net.inputs[0]
-    declared = declared_shape(net, name)
-    if len(declared) != 4:
-        raise ShapeError(f"input {name!r} is {declared}, not N x C x H x W")
-    window = tuple(declared[2:])
+    facts = _net_facts(net, output)
+    many = isinstance(image, (list, tuple))
+    maps = [_one_image(net, facts, one, mean=mean, channel_swap=channel_swap,
+                       raw_scale=raw_scale, input_scale=input_scale, blobs=blobs, size=size,
+                       labels=labels) for one in (image if many else [image])]
+    return maps if many else maps[0]
+
+
+def _one_image(net: Net, facts: _NetFacts, image: ImageLike, *, mean: MeanLike,
+               channel_swap: Optional[Sequence[int]], raw_scale: Optional[float],
+               input_scale: Optional[float], blobs: Sequence[str],
+               size: Optional[Tuple[int, int]], labels: Optional[Sequence[str]]) -> DenseMap:
+    window = facts.window
     if size is None and not isinstance(image, (str, os.PathLike)):
         # Shape the net before preprocessing: an image too large for the net
         # (or the memory limit) is refused before any copy is made of it.
         shape = np.shape(image)
         if len(shape) in (2, 3) and min(shape[:2]) >= min(window):
-            net.reshape(**{name: (1, declared[1], shape[0], shape[1])})
-    img, x = preprocess(image, declared[1], mean=mean, channel_swap=channel_swap,
+            net.reshape(**{facts.input: (1, facts.channels, shape[0], shape[1])})
+    img, x = preprocess(image, facts.channels, mean=mean, channel_swap=channel_swap,
                         raw_scale=raw_scale, input_scale=input_scale, size=size)
     if x.shape[1] < window[0] or x.shape[2] < window[1]:
         raise ShapeError(f"the image is {x.shape[1]}x{x.shape[2]} pixels; this net needs at "
                          f"least {window[0]}x{window[1]} (its window)")
-    if output is None and not net.outputs:
-        raise SurgeryError("the net has no output blob to map")
-    output = output or net.outputs[0]
-    outputs = net.forward(**{name: x[np.newaxis]})
-    if output not in outputs:
-        raise SurgeryError(f"{output!r} is not an output of the net: {sorted(outputs)}")
-    scores = outputs[output][0]
+    outputs = net.forward(**{facts.input: x[np.newaxis]})
+    if facts.output not in outputs:
+        raise SurgeryError(f"{facts.output!r} is not an output of the net: {sorted(outputs)}")
+    scores = outputs[facts.output][0]
     if scores.ndim != 3:
-        raise ShapeError(f"output {output!r} is {scores.shape}, not a map; is the net "
+        raise ShapeError(f"output {facts.output!r} is {scores.shape}, not a map; is the net "
                          "fully convolutional? (surgery.fully_convolutionalize)")
     # Only the blobs asked for are read (in GPU mode, copied to the host).
     kept = {b: _blob_copy(net, b) for b in blobs}
-    return DenseMap(net, img, scores, geometry(net, output), kept, labels)
+    dense = DenseMap(net, img, scores, facts.geometry, kept, labels)
+    if not dense.finite:
+        warnings.warn(f"output {facts.output!r} holds NaN or infinite scores (are the weights "
+                      "or the mean finite?): the map's argmax and top mean nothing",
+                      NumericWarning, stacklevel=3)
+    return dense
 
 
 def _check_blob(net: Net, name: str) -> None:
@@ -156,6 +193,4 @@ def _blob_copy(net: Net, name: str) -> np.ndarray:
     return net._blob_copy(name)
 
 
-def declared_shape(net: Net, name: str) -> List[int]:
-    from . import _core
-    return list(_core.declared_input_shapes(net)[name])
+operations["dense_forward"] = dense_forward

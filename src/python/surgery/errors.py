@@ -31,3 +31,7 @@ class MemoryLimitError(ShapeError, MemoryError):
 
 class CaffeError(SurgeryError, RuntimeError):
     """A failed CHECK inside Caffe that surgery's own validation did not foresee."""
+
+
+class NumericWarning(RuntimeWarning):
+    """Numbers that cannot be right, such as NaN or infinite scores."""

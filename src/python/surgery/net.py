@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, List, NamedTuple, Optional, Sequence, Union
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, NamedTuple,
+                    Optional, Sequence, Tuple, TypeVar, Union)
 
 import numpy as np
 
 from . import _core
 
+if TYPE_CHECKING:  # for the delegates' return types only; never imported at run time
+    from .convert import SurgeryResult
+    from .dense import DenseMap
+
 PathLike = Union[str, "os.PathLike[str]"]
+T = TypeVar("T")
+
+# Operations defined by modules above this one (convert, dense) that Net
+# also offers as methods. Each of those modules enters its own when it is
+# imported, which importing `surgery` always does first; so this module
+# imports nothing above it.
+operations: Dict[str, Callable[..., Any]] = {}
 
 
 class LayerInfo(NamedTuple):
@@ -19,12 +31,42 @@ class LayerInfo(NamedTuple):
     tops: List[str]
 
 
+class Views(Mapping[str, T]):
+    """A read-only mapping by name whose values are made only when asked for.
+
+    The names are read afresh on each use (surgery renames blobs); a view is
+    made for the one item looked up, so looking at one blob neither
+    allocates nor moves (in GPU mode: copies to the host) any other."""
+
+    def __init__(self, names: Callable[[], List[str]], view: Callable[[str], T]) -> None:
+        self._names = names
+        self._view = view
+
+    def __getitem__(self, name: str) -> T:
+        if name not in self._names():
+            raise KeyError(name)
+        return self._view(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return f"<views of {', '.join(self._names())}>"
+
+
 class Net(_core.Net):
     """A Caffe net loaded from a text prototxt and, optionally, a caffemodel.
 
     Bad files raise ``surgery.SurgeryError`` subclasses; the interpreter
     survives. ``blobs`` and ``params`` view Caffe's memory without copying:
-    writing into them changes the net.
+    writing into them changes the net. Threads may share a net: each call
+    runs alone inside it, without holding up other Python threads.
 
     Only layer types that compute from their bottoms and parameters are
     constructed; layers that read or write the files their definition names
@@ -45,23 +87,31 @@ class Net(_core.Net):
         return [LayerInfo(*layer) for layer in self._layers()]
 
     @property
-    def blobs(self) -> Dict[str, np.ndarray]:
-        """Every blob by name, as writable views of Caffe's memory."""
-        return {name: self._blob(name) for name in self._blob_names()}
+    def blobs(self) -> Mapping[str, np.ndarray]:
+        """Every blob by name; looking one up gives a writable view of its memory."""
+        return Views(self._blob_names, self._blob)
 
     @property
-    def params(self) -> Dict[str, List[np.ndarray]]:
-        """Each layer's parameter blobs (weights, bias), as writable views."""
-        return {name: self._params(name) for name in self._param_layers()}
+    def params(self) -> Mapping[str, List[np.ndarray]]:
+        """Each layer's parameter blobs (weights, bias); looking one up gives writable views."""
+        return Views(self._param_layers, self._params)
+
+    def declared_input_shapes(self) -> Dict[str, Tuple[int, ...]]:
+        """The inputs' shapes as the definition declares them (not as last reshaped)."""
+        return {name: tuple(shape) for name, shape in _core.declared_input_shapes(self).items()}
 
     def reshape(self, **shapes: Sequence[int]) -> None:
-        """Give inputs new shapes, e.g. ``net.reshape(data=(1, 3, 451, 451))``."""
-        self._reshape({name: [int(d) for d in shape] for name, shape in shapes.items()})
+        """Give inputs new shapes, e.g. ``net.reshape(data=(1, 3, 451, 451))``.
+
+        Dimensions outside 1 .. 2**31 - 1 raise ShapeError."""
+        self._reshape(shapes)
 
     def forward(self, **inputs: np.ndarray) -> Dict[str, np.ndarray]:
         """Run the net; inputs whose shape differs reshape the net first.
 
         Inputs are read, never modified; the returned outputs are copies.
+        Ctrl-C stops the pass between two layers (KeyboardInterrupt); the
+        net stays usable.
         """
         return self._forward({name: np.asarray(value, dtype=np.float32)
                               for name, value in inputs.items()})
@@ -94,15 +144,14 @@ class Net(_core.Net):
         """The same for each param blob of `layer`."""
         return _core.param_heads(self, layer)
 
-    def fully_convolutionalize(self, *, suffix: Optional[str] = "-conv", input_shape=None):
-        """Convert this net in place; see ``surgery.fully_convolutionalize``."""
-        from .convert import convert_in_place
-        return convert_in_place(self, suffix=suffix, input_shape=input_shape)
+    def fully_convolutionalize(self, *, suffix: Optional[str] = "-conv",
+                               input_shape: Any = None) -> "SurgeryResult":
+        """Convert this net in place: ``surgery.fully_convolutionalize(net, ...)``."""
+        return operations["fully_convolutionalize"](self, suffix=suffix, input_shape=input_shape)
 
-    def dense_forward(self, image, **kwargs):
-        """Run densely over `image`; see ``surgery.dense_forward``."""
-        from .dense import dense_forward
-        return dense_forward(self, image, **kwargs)
+    def dense_forward(self, image: Any, **kwargs: Any) -> "Union[DenseMap, List[DenseMap]]":
+        """Run densely over `image`: ``surgery.dense_forward(net, image, ...)``."""
+        return operations["dense_forward"](self, image, **kwargs)
 
     def __repr__(self) -> str:
         return f"<surgery.Net {self.name!r} from {self.source!r}, {len(self.layers)} layers>"

@@ -1,4 +1,6 @@
-"""Pictures of dense maps (matplotlib, off-screen)."""
+"""Pictures of dense maps (matplotlib, off-screen, imported only when drawing).
+
+A DenseMap is handed in; nothing of the package is imported here."""
 
 from __future__ import annotations
 

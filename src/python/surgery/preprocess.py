@@ -5,24 +5,81 @@ channel swap, raw scale, mean, input scale), without pycaffe."""
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Tuple, Union
+import stat
+import warnings
+from typing import BinaryIO, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from . import _core
 from .errors import FileError, ShapeError
 
 ImageLike = Union[str, "os.PathLike[str]", np.ndarray]
 MeanLike = Union[None, Sequence[float], np.ndarray, str, "os.PathLike[str]"]
 
 
+# Bytes per value while a file is decoded: the decoded pixels (up to 2),
+# skimage's float64 copy (8), our float32 copy (4), then the transposed and
+# scaled copies of preprocessing (4 + 4).
+DECODE_BYTES_PER_VALUE = 22
+
+
+def open_regular_file(path) -> BinaryIO:
+    """`path` opened for reading, refusing anything but a regular file before a
+    byte is read (a FIFO would block, a device such as /dev/zero never end)."""
+    name = os.fspath(path)
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer.
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError) as error:  # ValueError: a NUL in the path
+        raise FileError(f"cannot read image {name!r}: {error}") from error
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileError(f"cannot read image {name!r}: not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def image_size(file: BinaryIO, name: str) -> Tuple[int, int, int]:
+    """(height, width, bands) from the file's header, nothing decoded."""
+    from PIL import Image
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bomb limit is a fixed pixel count; the memory
+            # limit decides here (check_image_memory), so only its hard
+            # error (twice that count) is left to stop an open.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(file) as image:
+                width, height = image.size
+                bands = len(image.getbands())
+    except Image.DecompressionBombError as error:
+        raise ShapeError(f"image {name!r}: {error}") from error
+    except (OSError, ValueError, SyntaxError) as error:  # Pillow's header errors
+        raise FileError(f"cannot read image {name!r}: {error}") from error
+    finally:
+        file.seek(0)
+    return height, width, bands
+
+
 def load_image(path, color: bool = True) -> np.ndarray:
-    """An image file as float32 H x W x C in [0, 1], RGB; as caffe.io.load_image."""
+    """An image file as float32 H x W x C in [0, 1], RGB; as caffe.io.load_image.
+
+    Only a regular file is read, and its size (from the header) is checked
+    against the memory limit before anything is decoded."""
     import skimage.io
     from skimage import img_as_float
-    try:
-        raw = skimage.io.imread(os.fspath(path), as_gray=not color)
-    except (OSError, ValueError) as error:
-        raise FileError(f"cannot read image {os.fspath(path)!r}: {error}") from error
+    name = os.fspath(path)
+    with open_regular_file(path) as file:
+        height, width, bands = image_size(file, name)
+        check_image_memory(height, width, max(bands, 3 if color else 1),
+                           DECODE_BYTES_PER_VALUE)
+        try:
+            raw = skimage.io.imread(file, as_gray=not color)
+        except (OSError, ValueError) as error:
+            raise FileError(f"cannot read image {name!r}: {error}") from error
     img = img_as_float(raw).astype(np.float32)
     if img.ndim == 2:
         img = img[:, :, np.newaxis]
@@ -52,10 +109,11 @@ def resize_image(im: np.ndarray, new_dims: Tuple[int, int], interp_order: int = 
     return resized_im.astype(np.float32)
 
 
-def check_image_memory(height: int, width: int, channels: int) -> None:
-    """Refuse an image whose float copies would not fit the memory limit."""
-    from . import _core
-    need = 4 * int(height) * int(width) * int(channels) * 3  # loaded, transposed, scaled
+def check_image_memory(height: int, width: int, channels: int,
+                       bytes_per_value: int = 12) -> None:
+    """Refuse an image whose copies would not fit the memory limit; by default
+    three float32 copies (loaded, transposed, scaled)."""
+    need = bytes_per_value * int(height) * int(width) * int(channels)
     if need > _core.memory_limit():
         raise ShapeError(f"a {height}x{width}x{channels} image needs {need / 2**30:.1f} GiB to "
                          f"preprocess, more than the memory limit of "

@@ -1,0 +1,88 @@
+// What every entry point shares at the Python boundary: the Ctrl-C check,
+// text from Caffe's bytes, checked paths and dimensions (bindings.hpp).
+#include <Python.h>
+
+#include <climits>
+#include <string>
+
+#include "bindings/bindings.hpp"
+#include "surgery/errors.hpp"
+
+namespace py = pybind11;
+
+namespace surgery::bindings {
+
+std::function<bool()> signal_check() {
+  // Python runs signal handlers only on its main thread.
+  const py::object threading = py::module_::import("threading");
+  if (!threading.attr("current_thread")().is(threading.attr("main_thread")())) return {};
+  return [] {
+    py::gil_scoped_acquire gil;
+    return PyErr_CheckSignals() != 0;
+  };
+}
+
+void raise_pending_signal() {
+  if (PyErr_Occurred()) throw py::error_already_set();
+  throw Error("interrupted");
+}
+
+py::str text(const std::string& bytes) {
+  PyObject* decoded = PyUnicode_DecodeUTF8(bytes.data(), static_cast<Py_ssize_t>(bytes.size()),
+                                           "replace");
+  if (!decoded) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(decoded);
+}
+
+py::list texts(const std::vector<std::string>& names) {
+  py::list out;
+  for (const auto& name : names) out.append(text(name));
+  return out;
+}
+
+const std::string& checked_path(const std::string& path) {
+  if (path.find('\0') != std::string::npos) {
+    throw FileError("the path '" + path.substr(0, path.find('\0')) +
+                    "\\x00...' holds a NUL byte, which no file name can");
+  }
+  return path;
+}
+
+int dimension(const py::handle& value, const std::string& what) {
+  if (!PyIndex_Check(value.ptr()) || PyBool_Check(value.ptr())) {
+    throw ShapeError(what + ": a dimension must be an integer, not " +
+                     std::string(py::str(py::repr(value))));
+  }
+  const py::int_ number = py::reinterpret_steal<py::int_>(PyNumber_Index(value.ptr()));
+  if (!number) throw py::error_already_set();
+  int overflow = 0;
+  const long long n = PyLong_AsLongLongAndOverflow(number.ptr(), &overflow);
+  if (overflow != 0 || n < 1 || n > INT_MAX) {
+    throw ShapeError(what + ": every dimension must be positive and at most " +
+                     std::to_string(INT_MAX) + ", not " + std::string(py::str(number)));
+  }
+  return static_cast<int>(n);
+}
+
+std::vector<int> dimensions(const py::handle& shape, const std::string& what) {
+  if (!py::isinstance<py::sequence>(shape) || py::isinstance<py::str>(shape)) {
+    throw ShapeError(what + ": a shape must be a sequence of integers, not " +
+                     std::string(py::str(py::repr(shape))));
+  }
+  std::vector<int> out;
+  for (const auto& value : py::reinterpret_borrow<py::sequence>(shape)) {
+    out.push_back(dimension(value, what));
+  }
+  return out;
+}
+
+std::map<std::string, std::vector<int>> shapes(const py::dict& by_name, const std::string& what) {
+  std::map<std::string, std::vector<int>> out;
+  for (const auto& [name, shape] : by_name) {
+    const std::string key = py::cast<std::string>(name);
+    out[key] = dimensions(shape, what + " '" + key + "'");
+  }
+  return out;
+}
+
+}  // namespace surgery::bindings

@@ -1,0 +1,69 @@
+// The one locking rule of the bindings, without Python in it (so the C++
+// tests can run it under sanitizers): a core object (surgery::Net, which is
+// single-threaded like caffe::Net) shared by Python threads is used by one
+// call at a time, each call holding the object's guard for its whole length.
+//
+// Fork: a thread of the parent may hold a guard when another thread forks.
+// That thread does not exist in the child, so the guard would never be
+// released there; the child is told so (ForkedWhileInUse) instead of
+// waiting forever. The object's state is then whatever the interrupted call
+// left, so the child has to load its own.
+#ifndef SURGERY_BINDINGS_NET_GUARD_HPP_
+#define SURGERY_BINDINGS_NET_GUARD_HPP_
+
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <utility>
+
+#include "surgery/errors.hpp"
+
+namespace surgery::bindings {
+
+class ForkedWhileInUse : public Error {
+ public:
+  using Error::Error;
+};
+
+class Guard {
+ public:
+  // Runs call() holding the guard; returns what it returns.
+  template <typename F>
+  auto run(F&& call) -> decltype(call()) {
+    // Set only while held: a holder's pid that is not ours means the holder
+    // was a thread of the process we were forked from.
+    const pid_t holder = holder_.load();
+    if (holder != 0 && holder != getpid()) {
+      throw ForkedWhileInUse(
+          "this net was in use by another thread when the process forked, so its state in "
+          "this process is undefined: load the net again here");
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    holder_.store(getpid());
+    struct Release {
+      std::atomic<pid_t>& holder;
+      ~Release() { holder.store(0); }
+    } release{holder_};
+    return std::forward<F>(call)();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::atomic<pid_t> holder_{0};
+};
+
+// A core object with its guard: what the bindings hand to Python.
+template <typename T>
+class Guarded : public T {
+ public:
+  using T::T;
+  Guard& guard() const { return guard_; }
+
+ private:
+  mutable Guard guard_;
+};
+
+}  // namespace surgery::bindings
+
+#endif  // SURGERY_BINDINGS_NET_GUARD_HPP_

@@ -1,0 +1,90 @@
+"""The package's import structure: each module imports only those below it
+(README, Layout), so none is part of an import cycle and each imports alone."""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "src" / "python" / "surgery"
+
+# Bottom to top; a module may import only modules of a lower rank. plot and
+# report draw or print what they are handed, importing nothing above errors,
+# so dense can offer them as methods.
+RANKS = {
+    "_core": 0, "errors": 0,
+    "net": 1, "digits": 1,
+    "geometry": 2, "testing": 2,
+    "convert": 3, "preprocess": 3, "plot": 3, "report": 3,
+    "dense": 4,
+    "demo": 5,
+    "cli": 6,
+}
+
+
+def imports(module: str):
+    """The package modules `module` imports, anywhere in it (function bodies
+    included), except under `if TYPE_CHECKING:`, which never runs."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            skipped.update(id(child) for child in ast.walk(node))
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped or not isinstance(node, ast.ImportFrom) or node.level != 1:
+            continue
+        if node.module:
+            found.add(node.module.split(".")[0])
+        else:
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def modules():
+    return sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+
+
+def test_every_module_has_a_rank():
+    assert set(modules()) <= set(RANKS), set(modules()) - set(RANKS)
+
+
+def test_no_import_cycle():
+    graph = {m: imports(m) & set(modules()) for m in modules()}
+    state = {}
+
+    def visit(module, path):
+        if state.get(module) == "done":
+            return
+        if state.get(module) == "open":
+            cycle = path[path.index(module):] + [module]
+            pytest.fail("import cycle: " + " -> ".join(cycle))
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            visit(target, path + [module])
+        state[module] = "done"
+
+    for module in modules():
+        visit(module, [])
+
+
+def test_each_module_imports_only_modules_below_it():
+    upward = [(m, t) for m in modules() for t in imports(m) if RANKS[t] >= RANKS[m] and t != "_core"]
+    assert not upward, upward
+
+
+@pytest.mark.parametrize("module", sorted(RANKS, key=RANKS.get))
+def test_each_module_imports_alone_in_a_fresh_interpreter(module):
+    run = subprocess.run([sys.executable, "-c", f"import surgery.{module}"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+
+
+def test_the_checker_sees_a_cycle(tmp_path, monkeypatch):
+    # The parser must find imports inside functions, where the old cycle was.
+    (tmp_path / "a.py").write_text("def f():\n    from .b import g\n")
+    (tmp_path / "b.py").write_text("from . import a\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path)
+    assert imports("a") == {"b"} and imports("b") == {"a"}
