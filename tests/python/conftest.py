@@ -29,6 +29,15 @@ def fixture(*parts):
     return path
 
 
+def opencv_caffe_reader():
+    """cv2.dnn.readNetFromCaffe, the independent oracle; skips where OpenCV 5
+    (the GPU machine's) dropped the Caffe importer."""
+    import cv2
+    if not hasattr(cv2.dnn, "readNetFromCaffe"):
+        pytest.skip(f"OpenCV {cv2.__version__} has no Caffe importer (4.x has)")
+    return cv2.dnn.readNetFromCaffe
+
+
 def _idx(path):
     with gzip.open(path, "rb") as f:
         data = f.read()

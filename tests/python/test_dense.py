@@ -4,7 +4,6 @@ by a brute-force probe, maps against crops, OpenCV and the real LeNet."""
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
 import skimage.io
@@ -12,7 +11,7 @@ from skimage import img_as_float
 from skimage.transform import resize
 
 import surgery
-from conftest import fixture
+from conftest import fixture, opencv_caffe_reader
 from surgery.testing import randomize, with_input
 
 
@@ -71,7 +70,7 @@ def test_non_square_input_agrees_with_opencv(caffenet_fc, tmp_path):
     assert dense.shape == (6, 10)
     assert tuple(dense.boxes[5, 9]) == (288, 160, 515, 387)
     caffenet_fc.save(tmp_path / "fc.prototxt", tmp_path / "fc.caffemodel")
-    reference = cv2.dnn.readNetFromCaffe(str(tmp_path / "fc.prototxt"), str(tmp_path / "fc.caffemodel"))
+    reference = opencv_caffe_reader()(str(tmp_path / "fc.prototxt"), str(tmp_path / "fc.caffemodel"))
     reference.setInput(dense.features("data"))
     np.testing.assert_allclose(reference.forward()[0], dense.scores, atol=1e-4)
 

@@ -1,11 +1,11 @@
 """surgery.Net against the real trained LeNet, OpenCV's independent reader,
 and hand-computed numbers."""
 
-import cv2
 import numpy as np
 import pytest
 
 import surgery
+from conftest import opencv_caffe_reader
 
 LENET_SCALE = 0.00390625  # the MNIST example's transform_param scale
 
@@ -28,7 +28,7 @@ def test_lenet_agrees_with_opencv(lenet, mnist):
     images, _ = mnist
     batch = lenet_input(images[:16])
     ours = surgery.Net(*lenet).forward(data=batch)["prob"]
-    reference = cv2.dnn.readNetFromCaffe(str(lenet[0]), str(lenet[1]))
+    reference = opencv_caffe_reader()(str(lenet[0]), str(lenet[1]))
     reference.setInput(batch)
     np.testing.assert_allclose(ours, reference.forward(), atol=1e-5)
 
@@ -101,7 +101,7 @@ def test_save_round_trip_loads_in_surgery_and_opencv(tiny_prototxt, tmp_path):
     expected = net.forward(data=x)["fc"]
     again = surgery.Net(tmp_path / "out.prototxt", tmp_path / "out.caffemodel")
     np.testing.assert_array_equal(again.forward(data=x)["fc"], expected)
-    cv = cv2.dnn.readNetFromCaffe(str(tmp_path / "out.prototxt"), str(tmp_path / "out.caffemodel"))
+    cv = opencv_caffe_reader()(str(tmp_path / "out.prototxt"), str(tmp_path / "out.caffemodel"))
     cv.setInput(x)
     np.testing.assert_allclose(cv.forward(), expected, rtol=1e-5, atol=1e-6)
 

@@ -4,17 +4,16 @@ Caffe reader and the seed's own numpy recipe."""
 
 import re
 
-import cv2
 import numpy as np
 import pytest
 
 import surgery
-from conftest import fixture
+from conftest import fixture, opencv_caffe_reader
 from surgery.testing import random_model
 
 
 def opencv_forward(prototxt, caffemodel, x, blob=None):
-    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
+    net = opencv_caffe_reader()(str(prototxt), str(caffemodel))
     net.setInput(x)
     return net.forward(blob) if blob else net.forward()
 
