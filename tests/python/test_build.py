@@ -10,7 +10,8 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not on PATH")
+@pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("protoc") is None,
+                    reason="cmake or protoc not on PATH: Caffe's build dependencies are missing")
 def test_configure_uses_caffe_dir(tmp_path):
     # The recipe prints its (cached) install prefix; any Caffe install tree would do.
     prefix = subprocess.run(["bash", str(REPO / "third_party/caffe/build.sh")],

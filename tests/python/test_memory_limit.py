@@ -24,6 +24,10 @@ CHILD = textwrap.dedent("""
 
     surgery.set_memory_limit({limit})
     path, action = sys.argv[1], sys.argv[2]
+    # A first small net loads what every net needs (Caffe's per-thread state,
+    # cuBLAS in a CUDA build), so that is not counted as growth below.
+    warm = sys.argv[3]
+    surgery.Net(warm).forward(data=np.ones((1, 1, 4, 4), np.float32))
     before = peak()
     try:
         if action == "load":
@@ -73,11 +77,11 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_refused_before_memory_is_taken(tmp_path, name):
+def test_refused_before_memory_is_taken(tmp_path, tiny_prototxt, name):
     action, text = CASES[name]
     path = tmp_path / f"{name}.prototxt"
     path.write_text(text)
-    child = subprocess.run([sys.executable, "-c", CHILD, str(path), action],
+    child = subprocess.run([sys.executable, "-c", CHILD, str(path), action, str(tiny_prototxt)],
                            capture_output=True, text=True, timeout=120)
     assert child.returncode == 0, child.stderr[-2000:]
     report = json.loads(child.stdout.strip().splitlines()[-1])
@@ -85,7 +89,8 @@ def test_refused_before_memory_is_taken(tmp_path, name):
     # The refused request was 1 to 8 GiB; the process grew only by what it was
     # allowed (a deconvolution's 16 MiB of weights, numpy's buffers).
     assert report["after"] - report["before"] < 64 << 20, report
-    assert report["after"] < LIMIT, report
+    if report["before"] < LIMIT // 2:  # the CPU build: the whole process stays under the limit
+        assert report["after"] < LIMIT, report
 
 
 def test_memory_limit_error_is_a_shape_error_and_a_memory_error():
