@@ -17,8 +17,18 @@
 
 namespace surgery {
 
+Net::DefinitionFile Net::read_definition(const std::string& prototxt) {
+  const std::string text = read_text_file(prototxt);
+  return {parse_net_text(text, prototxt), find_window_record(text, prototxt)};
+}
+
+Net::Net(DefinitionFile file, std::string source, caffe::Phase phase)
+    : Net(std::move(file.definition), std::move(source), phase) {
+  recorded_window_ = file.window;
+}
+
 Net::Net(const std::string& prototxt, const std::string& weights, caffe::Phase phase)
-    : Net(read_net_text(prototxt), prototxt, phase) {
+    : Net(read_definition(prototxt), prototxt, phase) {
   if (weights.empty()) return;
   // A fresh net may take the file's values before all of it is checked (a
   // failure discards the net), so it can stream them without a second copy.
@@ -193,7 +203,7 @@ void Net::forward(const std::map<std::string, InputView>& inputs,
 }
 
 void Net::save(const std::string& prototxt, const std::string& caffemodel) const {
-  if (!prototxt.empty()) write_net_text(definition_, prototxt);
+  if (!prototxt.empty()) write_net_text(definition_, prototxt, window_record_line(recorded_window_));
   if (!caffemodel.empty()) write_caffemodel(*net_, caffemodel);
 }
 

@@ -19,6 +19,7 @@
 #include "caffe/net.hpp"
 #include "caffe/proto/caffe.pb.h"
 #include "surgery/live_net.hpp"
+#include "surgery/window_record.hpp"
 
 namespace surgery {
 
@@ -91,6 +92,10 @@ class Net {
   // The definition with only this phase's layers, as Caffe builds it.
   caffe::NetParameter filtered_definition() const;
   const std::string& source() const { return source_; }
+  // The window our surgery recorded (the classifier's input), read from the
+  // prototxt's header and written back by save() (window_record.hpp).
+  const RecordedWindow& recorded_window() const { return recorded_window_; }
+  void set_recorded_window(const RecordedWindow& window) { recorded_window_ = window; }
   caffe::Phase phase() const { return phase_; }
   caffe::Net<float>& caffe_net() const { return *net_; }
 
@@ -99,6 +104,12 @@ class Net {
   LiveNet& live_net() { return *net_; }
 
  private:
+  struct DefinitionFile {
+    caffe::NetParameter definition;
+    RecordedWindow window;
+  };
+  static DefinitionFile read_definition(const std::string& prototxt);
+  Net(DefinitionFile file, std::string source, caffe::Phase phase);
   std::vector<int> shape_of(const std::string& blob) const;
 
   caffe::NetParameter definition_;
@@ -108,6 +119,7 @@ class Net {
   std::set<std::string> loaded_layers_;
   uint64_t forwards_ = 0;
   std::string weights_source_;
+  RecordedWindow recorded_window_;
 };
 
 }  // namespace surgery

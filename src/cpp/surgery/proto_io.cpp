@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <sstream>
@@ -80,14 +81,18 @@ caffe::NetParameter parse_net_text(const std::string& text,
   return net;
 }
 
-caffe::NetParameter read_net_text(const std::string& path) {
+std::string read_text_file(const std::string& path) {
   OpenFile file(path);
   std::string text;
   char chunk[1 << 16];
   ssize_t n;
   while ((n = read(file.fd(), chunk, sizeof chunk)) > 0) text.append(chunk, n);
   if (n < 0) throw FileError("cannot read '" + path + "': " + std::strerror(errno));
-  return parse_net_text(text, path);
+  return text;
+}
+
+caffe::NetParameter read_net_text(const std::string& path) {
+  return parse_net_text(read_text_file(path), path);
 }
 
 caffe::NetParameter read_net_binary(const std::string& path) {
@@ -110,9 +115,22 @@ caffe::NetParameter read_net_binary(const std::string& path) {
   return net;
 }
 
-void write_net_text(const caffe::NetParameter& net, const std::string& path) {
+void write_net_text(const caffe::NetParameter& net, const std::string& path,
+                    const std::string& header) {
   write_file_atomically(path, [&](int fd) {
     FileOutputStream out(fd);
+    if (!header.empty()) {
+      void* buffer = nullptr;
+      int size = 0;
+      std::size_t done = 0;
+      while (done < header.size()) {
+        if (!out.Next(&buffer, &size)) return false;
+        const std::size_t n = std::min<std::size_t>(size, header.size() - done);
+        std::memcpy(buffer, header.data() + done, n);
+        done += n;
+        if (n < static_cast<std::size_t>(size)) out.BackUp(size - static_cast<int>(n));
+      }
+    }
     return google::protobuf::TextFormat::Print(net, &out) && out.Flush();
   });
 }

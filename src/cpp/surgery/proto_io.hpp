@@ -9,6 +9,9 @@
 
 namespace surgery {
 
+// A file's bytes; FileError if it cannot be read.
+std::string read_text_file(const std::string& path);
+
 // A text prototxt, upgraded from V0/V1 and legacy `input:` fields as Caffe
 // does. FileError if unreadable, ParseError with line and column if invalid.
 caffe::NetParameter read_net_text(const std::string& path);
@@ -21,8 +24,10 @@ caffe::NetParameter parse_net_text(const std::string& text,
 // ParseError if truncated, not a NetParameter, or holding no layer.
 caffe::NetParameter read_net_binary(const std::string& path);
 
-// Writes `net` as a text prototxt, atomically (atomic_file.hpp).
-void write_net_text(const caffe::NetParameter& net, const std::string& path);
+// Writes `net` as a text prototxt, atomically (atomic_file.hpp), after
+// `header` (comment lines, e.g. window_record.hpp's).
+void write_net_text(const caffe::NetParameter& net, const std::string& path,
+                    const std::string& header = "");
 
 }  // namespace surgery
 
