@@ -19,8 +19,9 @@ RANKS = {
     "geometry": 2, "testing": 2, "labels": 2, "detections": 2, "plot": 2,
     "convert": 3, "preprocess": 3, "report": 3, "overlay": 3,
     "dense": 4,
-    "cli": 5, "demo": 5,
-    "__main__": 6,
+    "demo": 5,
+    "cli": 6,
+    "__main__": 7,
 }
 
 

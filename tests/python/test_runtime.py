@@ -56,8 +56,9 @@ def test_threads_sharing_a_net_get_single_threaded_results(tiny):
                     view = tiny.blobs["data"]
                     assert view.shape[1:] == (1, 4, 4)
                 elif step == 1:
-                    assert tiny.head("fc") in ("cpu", "synced", "gpu")
-                    assert len(tiny.param_heads("conv")) == 2
+                    # fc's memory is new after each growing reshape: any head.
+                    assert tiny.head("fc") in ("uninitialized", "cpu", "synced", "gpu")
+                    assert tiny.param_heads("conv") == ["cpu", "cpu"]
                 elif step == 2:
                     tiny.reshape(data=(2, 1, 4, 4))
                     assert tiny.inputs == ["data"] and len(tiny.layers) == 3

@@ -2,7 +2,7 @@
 
 The modules, each importing only those above it in this list: errors; net
 (Net, LayerInfo, lazy views); geometry, labels, detections, plot; convert,
-preprocess, overlay, report; dense; cli, demo.
+preprocess, overlay, report; dense; demo; cli.
 """
 
 from . import _core
