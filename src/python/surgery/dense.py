@@ -88,9 +88,9 @@ class DenseMap:
                    background: Union[int, Sequence[int], None] = None) -> List[Detection]:
         """Objects found: cells whose best class (among `classes`, not
         `background`) scores at least `threshold`, as boxes clipped to the
-        image, after non-maximum suppression per class (of two boxes of one
-        class overlapping by more than `nms_iou`, intersection over union,
-        the lower-scoring one goes). Best first. See ``detections.detect``."""
+        image, after non-maximum suppression across classes (of two boxes
+        overlapping by more than `nms_iou`, intersection over union, the
+        lower-scoring one goes). Best first. See ``detections.detect``."""
         return detect(self.scores, self.clipped_boxes, self.label, threshold=threshold,
                       nms_iou=nms_iou, classes=classes, background=background)
 

@@ -73,8 +73,10 @@ def detect(scores: np.ndarray, boxes: np.ndarray, label: Callable[[int], str], *
     """Detections from `scores` (C x H' x W') and the cells' clipped `boxes`
     (H' x W' x 4). A cell proposes the class it scores best among the
     classes considered (`classes`, default all, less `background`), if that
-    score is at least `threshold`; proposals of one class are then thinned
-    by `nms` at `nms_iou`. Returned best first."""
+    score is at least `threshold`; the proposals are then thinned by `nms`
+    at `nms_iou`, across classes: neighbouring cells that saw one object
+    often name it differently (a shifted digit, a tabby and a tiger cat),
+    and the best of them stands for it. Returned best first."""
     if not 0.0 <= nms_iou <= 1.0:
         raise ValueError(f"nms_iou must be in 0..1, not {nms_iou!r}")
     if not np.isfinite(threshold):
@@ -94,16 +96,13 @@ def detect(scores: np.ndarray, boxes: np.ndarray, label: Callable[[int], str], *
         quiet = np.isin(overall, list(dropped))
     else:
         quiet = np.zeros(best.shape, bool)
-    found: List[Detection] = []
-    for k, cls in enumerate(considered):
-        rows, cols = np.nonzero((best == k) & (best_score >= threshold) & ~quiet)
-        if rows.size == 0:
-            continue
-        cls_boxes = boxes[rows, cols]
-        cls_scores = best_score[rows, cols]
-        for n in nms(cls_boxes, cls_scores, nms_iou):
-            found.append(Detection(box=tuple(int(v) for v in cls_boxes[n]), cls=cls,
-                                   label=label(cls), score=float(cls_scores[n]),
-                                   cell=(int(rows[n]), int(cols[n]))))
-    found.sort(key=lambda d: -d.score)
+    rows, cols = np.nonzero((best_score >= threshold) & ~quiet)
+    cell_boxes = boxes[rows, cols]
+    cell_scores = best_score[rows, cols]
+    found = []
+    for n in nms(cell_boxes, cell_scores, nms_iou):
+        cls = considered[int(best[rows[n], cols[n]])]
+        found.append(Detection(box=tuple(int(v) for v in cell_boxes[n]), cls=cls,
+                               label=label(cls), score=float(cell_scores[n]),
+                               cell=(int(rows[n]), int(cols[n]))))
     return found
