@@ -36,7 +36,10 @@ def heat_in_picture(path, height, width):
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
 def test_heat_peak_lies_over_the_pasted_digit(digits_map, tmp_path, suffix):
     dense, truth = digits_map
-    for y, x, digit in truth[:3]:
+    # The digits pasted once (the heat of a class pasted thrice peaks at one of them).
+    once = [(y, x, d) for y, x, d in truth if sum(d == e for _, _, e in truth) == 1]
+    assert len(once) >= 3
+    for y, x, digit in once:
         # Drawn over a black input, so that only the heat colours the picture.
         shown = surgery.DenseMap(dense._net, np.zeros_like(dense.image), dense.scores,
                                  dense.geometry, {}, digits.LABELS)
