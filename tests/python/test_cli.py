@@ -1,16 +1,28 @@
-"""The caffe-surgery command, run as a user would."""
+"""The caffe-surgery command, run as a user would: the installed
+executable, on batches with bad members, and its usage errors."""
 
+import csv
+import json
+import os
+import pathlib
+import shutil
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 import skimage.io
 
 from conftest import fixture
+from surgery import overlay
+from surgery.cli import parser
+
+# The console script pip installed beside this interpreter.
+EXECUTABLE = pathlib.Path(sys.executable).parent / "caffe-surgery"
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "surgery.cli", *map(str, args)],
-                          capture_output=True, text=True)
+    return subprocess.run([str(EXECUTABLE), *map(str, args)], capture_output=True, text=True)
 
 
 def test_demo_command_finds_every_pasted_digit(tmp_path):
@@ -18,8 +30,10 @@ def test_demo_command_finds_every_pasted_digit(tmp_path):
     result = subprocess.run([sys.executable, "-m", "surgery.cli", "demo"], cwd=tmp_path,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "6/6 pasted digits found at their place" in result.stdout
-    assert skimage.io.imread(tmp_path / "dense_digits.png").shape == (450, 1000, 4)
+    assert "6/6 pasted digits found at their place; 0 other detections" in result.stdout
+    scale = overlay.layout(92, 156)
+    assert skimage.io.imread(tmp_path / "dense_digits.png").shape == (
+        92 * scale + overlay.CAPTION_PX, 156 * scale + overlay.BAR_PX, 4)
 
 
 def test_convert_trained_lenet(tmp_path, lenet):
@@ -39,7 +53,106 @@ def test_convert_definition_only(tmp_path):
     assert not list(tmp_path.glob("*.caffemodel"))
 
 
-def test_errors_are_one_line_and_exit_1(tmp_path):
-    result = cli("convert", tmp_path / "absent.prototxt", "-o", tmp_path)
-    assert result.returncode == 1
-    assert result.stderr.startswith("caffe-surgery: FileError:") and "Traceback" not in result.stderr
+def one_error_line(result):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("caffe-surgery: error: "), result.stderr
+    assert result.stdout == ""
+    return lines[0]
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path):
+    assert "absent.prototxt" in one_error_line(
+        cli("convert", tmp_path / "absent.prototxt", "-o", tmp_path))
+    (tmp_path / "file").write_text("x")
+    assert "is a file" in one_error_line(cli("convert", tmp_path / "absent.prototxt", "-o",
+                                             tmp_path / "file"))
+
+
+DIGITS = ["t10k_00000_label7.png", "t10k_00001_label2.png", "t10k_00002_label1.png"]
+
+
+@pytest.fixture
+def batch(tmp_path):
+    """A folder of three digits and one corrupt image."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in DIGITS:
+        shutil.copy(fixture("mnist_t10k", "digits", name), folder / name)
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return folder
+
+
+def test_a_batch_survives_a_corrupt_image_and_a_missing_path(lenet, batch, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    result = cli("dense", *lenet, batch, tmp_path / "missing.png", "--raw-scale", "0.99609375",
+                 "--json", out / "d.json", "--csv", out / "d.csv", "--picture", f"{out}/")
+    assert result.returncode == 1, result.stderr
+    # stderr also holds the on-the-fly conversion's report; errors are one line each.
+    errors = [line for line in result.stderr.splitlines() if line.startswith("caffe-surgery:")]
+    assert len(errors) == 2 and "Traceback" not in result.stderr
+    assert errors[0].startswith(f"caffe-surgery: error: {batch / 'corrupt.png'}: ")
+    assert errors[1].startswith(f"caffe-surgery: error: {tmp_path / 'missing.png'}: ")
+    assert "3 of 5 images processed, 2 failed" in result.stdout
+    records = json.loads((out / "d.json").read_text())
+    assert sorted((pathlib.Path(r["image"]).name, r["label"]) for r in records) == sorted(
+        (name, name[-5]) for name in DIGITS)
+    for r in records:  # a 28 x 28 digit is one cell: its window is the image
+        assert (r["x0"], r["y0"], r["x1"], r["y1"]) == (0, 0, 28, 28)
+    with open(out / "d.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(row["image"], row["label"]) for row in rows] == [
+        (r["image"], str(r["label"])) for r in records]
+    # Pictures are named after each image's stem.
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(DIGITS)
+
+
+def test_globs_expand_to_images(lenet, batch):
+    result = cli("dense", *lenet, batch / "t10k_0000[01]*.png", "--raw-scale", "0.99609375")
+    assert result.returncode == 0, result.stderr
+    assert "2 of 2 images processed" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--mean", "foo.npy"], "foo.npy"),
+    (["--mean", "104 117 123"], "3 values, the net takes 1 channels"),
+    (["--json", "/nonexistent/folder/d.json"], "does not exist"),
+    (["--picture", "/nonexistent/folder/p.png"], "does not exist"),
+    (["--picture", "p.gif"], "picture format"),
+    (["--top", "-2"], "unrecognized arguments"),
+    (["--threshold", "x"], "invalid float"),
+    (["--nms", "2"], "not in 0..1"),
+    (["--window", "0,5"], "window"),
+    (["--class", "12"], "outside 0..9"),
+])
+def test_usage_errors_come_before_any_computation(lenet, batch, tmp_path, args, message):
+    result = cli("dense", *lenet, batch / DIGITS[0], *args)
+    line = one_error_line(result)
+    assert message in line, line
+
+
+def test_labels_count_is_checked_first(lenet, batch, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("header\n" + "\n".join(str(d) for d in range(10)) + "\n")
+    assert "header" in one_error_line(cli("dense", *lenet, batch / DIGITS[0], "--labels", labels))
+
+
+def test_version_and_python_m_surgery():
+    version = cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("caffe-surgery ")
+    run = subprocess.run([sys.executable, "-m", "surgery", "--version"], capture_output=True,
+                         text=True)
+    assert run.returncode == 0 and run.stdout == version.stdout
+
+
+def test_every_argument_has_help():
+    def actions(p):
+        for action in p._actions:
+            if action.choices and hasattr(action.choices, "items"):
+                for sub in action.choices.values():
+                    yield from actions(sub)
+            elif action.dest not in ("help", "version", "command"):
+                yield action
+    missing = [a.dest for a in actions(parser()) if not a.help]
+    assert not missing, missing

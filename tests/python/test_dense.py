@@ -161,10 +161,12 @@ def test_several_images_features_and_staleness(lenet):
 def test_bad_images_raise_typed_errors(lenet, tmp_path):
     net = surgery.Net(*lenet)
     net.fully_convolutionalize()
-    with pytest.raises(surgery.ShapeError, match="at least 28x28"):
+    # LeNet's smallest input is 25x25 (pooling rounds up), below its 28x28 window.
+    with pytest.raises(surgery.ShapeError, match="at least 25x25"):
         net.dense_forward(np.zeros((20, 40)))
-    with pytest.raises(surgery.ShapeError, match="3 channels, the net takes 1"):
-        net.dense_forward(np.zeros((30, 30, 3)))
+    assert net.dense_forward(np.zeros((25, 25))).shape == (1, 1)
+    with pytest.raises(surgery.ShapeError, match="5 channels, the net takes 1"):
+        net.dense_forward(np.zeros((30, 30, 5)))
     with pytest.raises(surgery.ShapeError, match="NaN"):
         net.dense_forward(np.full((30, 30), np.nan))
     with pytest.raises(surgery.ShapeError, match="mean has 3 values"):
@@ -172,7 +174,7 @@ def test_bad_images_raise_typed_errors(lenet, tmp_path):
     with pytest.raises(surgery.FileError, match="absent.png"):
         net.dense_forward(tmp_path / "absent.png")
     not_fc = surgery.Net(*lenet)
-    with pytest.raises(surgery.SurgeryError):
+    with pytest.raises(surgery.ShapeError, match="InnerProduct"):
         not_fc.dense_forward(np.zeros((28, 28)))
 
 
@@ -192,5 +194,5 @@ def test_cli_dense_on_lenet(lenet, tmp_path):
                              str(digit), "--raw-scale", "0.99609375", "--png",
                              str(tmp_path / "m.png")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "7 [7] 1.0000 at cell (0,0) 0,0-28,28" in result.stdout
+    assert "7 [7] 1.0000 at 0,0-28,28 (cell 0,0)" in result.stdout
     assert (tmp_path / "m.png").exists()

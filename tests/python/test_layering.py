@@ -16,11 +16,12 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "src" / "python" / "surg
 RANKS = {
     "_core": 0, "errors": 0,
     "net": 1, "digits": 1,
-    "geometry": 2, "testing": 2,
-    "convert": 3, "preprocess": 3, "plot": 3, "report": 3,
+    "geometry": 2, "testing": 2, "labels": 2, "detections": 2, "plot": 2,
+    "convert": 3, "preprocess": 3, "report": 3, "overlay": 3,
     "dense": 4,
     "demo": 5,
     "cli": 6,
+    "__main__": 7,
 }
 
 

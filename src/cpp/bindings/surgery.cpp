@@ -2,11 +2,15 @@
 // geometry are bound once, field by field (read-only), so a field renamed
 // or dropped in C++ fails the build here; surgery/convert.py and
 // surgery/geometry.py use them as they come.
+#include <algorithm>
+
+#include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
 #include "bindings/bindings.hpp"
 #include "surgery/fully_convolutional.hpp"
 #include "surgery/geometry.hpp"
+#include "surgery/mean_file.hpp"
 
 namespace py = pybind11;
 
@@ -53,6 +57,9 @@ void bind_surgery(py::module_& m) {
       .def_property_readonly("why", [](const Geometry& g) { return text(g.why); })
       .def_readonly("window_h", &Geometry::window_h)
       .def_readonly("window_w", &Geometry::window_w)
+      .def_property_readonly("window_rule", [](const Geometry& g) { return text(g.window_rule); })
+      .def_readonly("min_input_h", &Geometry::min_input_h)
+      .def_readonly("min_input_w", &Geometry::min_input_w)
       .def_readonly("receptive_h", &Geometry::receptive_h)
       .def_readonly("receptive_w", &Geometry::receptive_w)
       .def_property_readonly("padded_layers",
@@ -60,9 +67,20 @@ void bind_surgery(py::module_& m) {
   m.def(
       "geometry",
       [](const PyNet& net, const std::string& blob) {
-        return locked(net, [&] { return compute_geometry(net.filtered_definition(), blob); });
+        return locked(net, [&] {
+          return compute_geometry(net.filtered_definition(), blob, net.recorded_window());
+        });
       },
       py::arg("net"), py::arg("blob"));
+  m.def(
+      "read_mean_file",
+      [](const std::string& path) {
+        MeanBlob mean = read_mean_file(path);
+        py::array_t<float> out(std::vector<py::ssize_t>(mean.shape.begin(), mean.shape.end()));
+        std::copy(mean.data.begin(), mean.data.end(), out.mutable_data());
+        return out;
+      },
+      py::arg("path"), "A Caffe .binaryproto mean file as an array of its stored shape.");
   m.def("declared_input_shapes", [](const PyNet& net) {
     return locked(net, [&] { return net.declared_input_shapes(); });
   });

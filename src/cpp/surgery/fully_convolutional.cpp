@@ -257,6 +257,13 @@ SurgeryReport fully_convolutionalize(Net& net, const SurgeryOptions& options) {
       live.Reshape();
     }
   });
+  // The converted net's cells each stand for one input of the classifier:
+  // record it, since the layers alone no longer tell (window_record.hpp).
+  const auto inputs = net.input_names();
+  if (!report.layers.empty() && !inputs.empty()) {
+    const auto& shape = shapes[inputs.front()];
+    if (shape.size() == 4) net.set_recorded_window({shape[2], shape[3]});
+  }
   return report;
 }
 

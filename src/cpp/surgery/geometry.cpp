@@ -1,6 +1,7 @@
 #include "surgery/geometry.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <map>
 #include <set>
 
@@ -14,6 +15,7 @@ struct Extent2 {
 // Kernel, stride, pad and dilation along one spatial axis (0 = h, 1 = w).
 struct Window {
   int64_t kernel = 1, stride = 1, pad = 0, dilation = 1;
+  bool pooling = false, ceil = true;  // pooling rounds its output size up unless ceil_mode: false
 };
 
 int64_t pick(const google::protobuf::RepeatedField<uint32_t>& values, int axis, int64_t fallback) {
@@ -40,7 +42,35 @@ Window pool_window(const caffe::PoolingParameter& p, int axis) {
   w.stride = axis == 0 ? (p.has_stride_h() ? p.stride_h() : p.stride())
                        : (p.has_stride_w() ? p.stride_w() : p.stride());
   w.pad = axis == 0 ? (p.has_pad_h() ? p.pad_h() : p.pad()) : (p.has_pad_w() ? p.pad_w() : p.pad());
+  w.pooling = true;
+  w.ceil = p.ceil_mode();
   return w;
+}
+
+Window window_of(const caffe::LayerParameter& layer, int axis) {
+  return layer.type() == "Convolution" ? conv_window(layer.convolution_param(), axis)
+                                       : pool_window(layer.pooling_param(), axis);
+}
+
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
+// Output size of one layer along one axis, as Caffe computes it
+// (BaseConvolutionLayer::compute_output_shape, PoolingLayer::Reshape); 0 if
+// the layer would get no output. A convolution needs its whole (dilated)
+// kernel inside the padded input; a pooling window only needs to start in it.
+int64_t size_through(int64_t in, const Window& w) {
+  if (in < 1 || w.stride < 1) return 0;
+  if (!w.pooling) {
+    const int64_t extent = w.dilation * (w.kernel - 1) + 1;
+    if (in + 2 * w.pad < extent) return 0;
+    return (in + 2 * w.pad - extent) / w.stride + 1;
+  }
+  const int64_t span = in + 2 * w.pad - w.kernel;
+  int64_t out = (w.ceil ? ceil_div(span, w.stride) : floor_div(span, w.stride)) + 1;
+  // Caffe drops a last window that would start in the padding only.
+  if (w.pad > 0 && (out - 1) * w.stride >= in + w.pad) --out;
+  return std::max<int64_t>(out, 0);
 }
 
 Extent through(const Extent& in, const Window& w) {
@@ -68,9 +98,63 @@ const std::set<std::string> kUnmodelled = {
     "Deconvolution", "Crop", "Upsample", "Interp", "SPP", "ROIPooling", "PixelShuffle",
     "MaxUnPool", "Resize", "Reorg", "Permute", "Flatten", "Reshape", "InnerProduct"};
 
+bool global_pooling(const caffe::LayerParameter& layer) {
+  return layer.type() == "Pooling" && layer.pooling_param().global_pooling();
+}
+
+// The smallest n in 1 .. 2^31 - 1 giving the blob at least one cell along
+// `axis` (sizes only grow with the input); 0 if none does.
+int64_t min_input(const caffe::NetParameter& net, const std::string& blob, int axis) {
+  int64_t lo = 1, hi = INT_MAX;
+  if (output_size(net, blob, axis, hi) < 1) return 0;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (output_size(net, blob, axis, mid) >= 1) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return lo;
+}
+
 }  // namespace
 
-Geometry compute_geometry(const caffe::NetParameter& net, const std::string& blob) {
+int64_t output_size(const caffe::NetParameter& net, const std::string& blob, int axis,
+                    int64_t n) {
+  std::map<std::string, int64_t> sizes;  // blobs whose size is known
+  for (const auto& layer : net.layer()) {
+    if (layer.bottom_size() == 0) {
+      for (const auto& top : layer.top()) sizes[top] = n;
+      continue;
+    }
+    const std::string& type = layer.type();
+    const bool lost = kUnmodelled.count(type) > 0 ||
+                      std::any_of(layer.bottom().begin(), layer.bottom().end(),
+                                  [&](const std::string& b) { return sizes.count(b) == 0; });
+    if (lost) {
+      for (const auto& top : layer.top()) sizes.erase(top);
+      continue;
+    }
+    int64_t in = sizes[layer.bottom(0)];
+    if (type == "Eltwise" || type == "Concat") {
+      for (const auto& bottom : layer.bottom()) in = std::min(in, sizes[bottom]);
+    }
+    int64_t out = in;
+    if (global_pooling(layer)) {
+      out = 1;
+    } else if (type == "Convolution" || type == "Pooling") {
+      out = size_through(in, window_of(layer, axis));
+    }
+    if (out < 1) return 0;  // Caffe refuses this input size (or gives an empty blob)
+    for (const auto& top : layer.top()) sizes[top] = out;
+  }
+  const auto it = sizes.find(blob);
+  return it == sizes.end() ? 0 : it->second;
+}
+
+Geometry compute_geometry(const caffe::NetParameter& net, const std::string& blob,
+                          const RecordedWindow& recorded) {
   Geometry g;
   bool window_seen = false;
   std::map<std::string, Extent2> extents;
@@ -139,9 +223,24 @@ Geometry compute_geometry(const caffe::NetParameter& net, const std::string& blo
   }
   g.receptive_h = it->second.h;
   g.receptive_w = it->second.w;
-  if (g.window_h <= 0 || g.window_w <= 0) {
-    g.known = false;
-    g.why = "the first input declares no N x C x H x W shape, so there is no window";
+  g.min_input_h = min_input(net, blob, 0);
+  g.min_input_w = min_input(net, blob, 1);
+  const int64_t declared_h = g.window_h, declared_w = g.window_w;
+  const int64_t fit_h = g.receptive_h.size + 2 * g.receptive_h.offset;
+  const int64_t fit_w = g.receptive_w.size + 2 * g.receptive_w.offset;
+  if (!recorded.empty()) {
+    g.window_h = recorded.h;
+    g.window_w = recorded.w;
+    g.window_rule = "recorded";
+  } else if (declared_h > 0 && declared_w > 0 && output_size(net, blob, 0, declared_h) == 1 &&
+             output_size(net, blob, 1, declared_w) == 1) {
+    g.window_rule = "declared";
+  } else if (fit_h >= 1 && fit_w >= 1) {
+    g.window_h = fit_h;
+    g.window_w = fit_w;
+    g.window_rule = "exact fit";
+  } else {
+    g.window_h = g.window_w = 0;
   }
   return g;
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "caffe/proto/caffe.pb.h"
+#include "surgery/window_record.hpp"
 
 namespace surgery {
 
@@ -21,15 +22,29 @@ struct Extent {
 
 struct Geometry {
   // False when a layer on the way changes space in a way not modelled here
-  // (Deconvolution, Crop, an unconverted InnerProduct...), or when the first
-  // input declares no N x C x H x W shape: `why` says which.
+  // (Deconvolution, Crop, an unconverted InnerProduct...): `why` says which.
   bool known = true;
   std::string why;
-  // The first input's declared H and W: the size the original classifier
-  // took, so output cell (i, j) stands for the window of this size at
-  // (i * stride, j * stride). Declared, not current: the net may have run
-  // on a larger image since.
+  // The window output cell (i, j) stands for: the input region of this size
+  // at (i * stride, j * stride). Chosen by the first rule that applies:
+  //  1. "recorded": the window our surgery recorded (the classifier's input),
+  //     passed in by the caller (window_record.hpp);
+  //  2. "declared": the first input's declared H x W, if at that size the
+  //     blob is one cell (a classifier's deploy input, converted or not);
+  //  3. "exact fit": walking back from one cell, the size at which every
+  //     layer's windows fit its input exactly (no cut-off, no rounding):
+  //     receptive size + 2 * offset, i.e. the receptive field less the
+  //     padding. Full-conv CaffeNet 227, VGG-16 224, LeNet 28. Where a
+  //     classifier relied on Caffe rounding pooled sizes up (GoogLeNet,
+  //     ResNet), this is not the size it was trained at: record or pass it.
+  // 0 x 0 with an empty rule when none gives a window of at least one pixel.
   int64_t window_h = 0, window_w = 0;
+  std::string window_rule;
+  // The smallest input H and W (each side on its own) for which every layer
+  // gets an input it accepts and the blob has at least one cell, by Caffe's
+  // own size arithmetic (pooling rounds up unless ceil_mode: false). 0 when
+  // no size up to 2^31 - 1 works.
+  int64_t min_input_h = 0, min_input_w = 0;
   Extent receptive_h, receptive_w;
   // Layers with pad > 0 on the way: their dense cells differ slightly from
   // running the original net on the matching crop.
@@ -37,9 +52,16 @@ struct Geometry {
 };
 
 // Geometry of blob `blob` relative to the net's inputs, walking the
-// (phase-filtered) definition in order; the window is the first Input
-// layer's first declared shape.
-Geometry compute_geometry(const caffe::NetParameter& net, const std::string& blob);
+// (phase-filtered) definition in order. `recorded` (if not empty) is the
+// window our surgery recorded for this net.
+Geometry compute_geometry(const caffe::NetParameter& net, const std::string& blob,
+                          const RecordedWindow& recorded = {});
+
+// The blob's size along one axis (0 = H, 1 = W) when the first input is `n`
+// pixels along it, by Caffe's arithmetic; 0 when a layer on the way would
+// get no output or is not modelled.
+int64_t output_size(const caffe::NetParameter& net, const std::string& blob, int axis,
+                    int64_t n);
 
 }  // namespace surgery
 

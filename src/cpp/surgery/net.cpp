@@ -20,13 +20,6 @@
 namespace surgery {
 namespace {
 
-std::pair<caffe::NetParameter, std::optional<PairRecord>> read_with_record(
-    const std::string& prototxt) {
-  std::optional<PairRecord> record;
-  auto definition = read_net_text(prototxt, &record);
-  return {std::move(definition), std::move(record)};
-}
-
 bool ends_with(std::string name, const std::string& suffix) {
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return name.size() >= suffix.size() &&
@@ -35,16 +28,22 @@ bool ends_with(std::string name, const std::string& suffix) {
 
 }  // namespace
 
+Net::DefinitionFile Net::read_definition(const std::string& prototxt) {
+  const std::string text = read_text_file(prototxt);
+  return {parse_net_text(text, prototxt), find_pair_record(text, prototxt),
+          find_window_record(text, prototxt)};
+}
+
 Net::Net(const std::string& prototxt, const std::string& weights, caffe::Phase phase,
          const LoadPolicy& policy)
-    : Net(read_with_record(prototxt), prototxt, weights, phase, policy) {}
+    : Net(read_definition(prototxt), prototxt, weights, phase, policy) {}
 
-Net::Net(std::pair<caffe::NetParameter, std::optional<PairRecord>> text,
-         const std::string& prototxt, const std::string& weights, caffe::Phase phase,
-         const LoadPolicy& policy)
-    : Net(std::move(text.first), prototxt, phase, policy) {
+Net::Net(DefinitionFile file, const std::string& prototxt, const std::string& weights,
+         caffe::Phase phase, const LoadPolicy& policy)
+    : Net(std::move(file.definition), prototxt, phase, policy) {
+  recorded_window_ = file.window;
   if (weights.empty()) return;
-  const auto& record = text.second;
+  const auto& record = file.pair;
   if (!record || !record_applies(*record, weights)) {
     load_weights_file(weights, nullptr);
     return;
@@ -284,8 +283,10 @@ void Net::check_save_targets(const std::string& prototxt, const std::string& caf
 void Net::save(const std::string& prototxt, const std::string& caffemodel,
                bool overwrite) const {
   check_save_targets(prototxt, caffemodel, overwrite);
+  // The window record (window_record.hpp) travels with the definition.
+  const std::string window = window_record_line(recorded_window_);
   if (caffemodel.empty()) {
-    write_net_text(definition_, prototxt);
+    write_net_text(definition_, prototxt, window);
     return;
   }
   if (prototxt.empty()) {
@@ -297,7 +298,8 @@ void Net::save(const std::string& prototxt, const std::string& caffemodel,
   // old ones: a pair that refuses to load (pair_record.hpp).
   FileDigest digest;
   StagedFile weights = stage_caffemodel(*net_, caffemodel, &digest);
-  StagedFile text = stage_net_text(definition_, prototxt, pair_record_line(caffemodel, digest));
+  StagedFile text =
+      stage_net_text(definition_, prototxt, pair_record_line(caffemodel, digest) + window);
   text.commit();
   weights.commit();
 }

@@ -22,6 +22,7 @@
 #include "surgery/layer_policy.hpp"
 #include "surgery/live_net.hpp"
 #include "surgery/pair_record.hpp"
+#include "surgery/window_record.hpp"
 
 namespace surgery {
 
@@ -108,6 +109,10 @@ class Net {
   // The definition with only this phase's layers, as Caffe builds it.
   caffe::NetParameter filtered_definition() const;
   const std::string& source() const { return source_; }
+  // The window our surgery recorded (the classifier's input), read from the
+  // prototxt's header and written back by save() (window_record.hpp).
+  const RecordedWindow& recorded_window() const { return recorded_window_; }
+  void set_recorded_window(const RecordedWindow& window) { recorded_window_ = window; }
   caffe::Phase phase() const { return phase_; }
   caffe::Net<float>& caffe_net() const { return *net_; }
 
@@ -116,9 +121,16 @@ class Net {
   LiveNet& live_net() { return *net_; }
 
  private:
-  Net(std::pair<caffe::NetParameter, std::optional<PairRecord>> text,
-      const std::string& prototxt, const std::string& weights, caffe::Phase phase,
-      const LoadPolicy& policy);
+  // What a prototxt file holds: the definition and the records in its
+  // opening comment lines (pair_record.hpp, window_record.hpp).
+  struct DefinitionFile {
+    caffe::NetParameter definition;
+    std::optional<PairRecord> pair;
+    RecordedWindow window;
+  };
+  static DefinitionFile read_definition(const std::string& prototxt);
+  Net(DefinitionFile file, const std::string& prototxt, const std::string& weights,
+      caffe::Phase phase, const LoadPolicy& policy);
   void load_weights_file(const std::string& weights, FileDigest* digest);
   void check_save_targets(const std::string& prototxt, const std::string& caffemodel,
                           bool overwrite) const;
@@ -131,6 +143,7 @@ class Net {
   std::set<std::string> loaded_layers_;
   uint64_t forwards_ = 0;
   std::string weights_source_;
+  RecordedWindow recorded_window_;
 };
 
 }  // namespace surgery

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <sstream>
@@ -67,8 +68,8 @@ caffe::NetParameter parse_net_text(const std::string& text,
   return net;
 }
 
-caffe::NetParameter read_net_text(const std::string& path, std::optional<PairRecord>* pair) {
-  InputFile file(path, "prototxt");
+std::string read_text_file(const std::string& path, const char* what) {
+  InputFile file(path, what);
   auto too_large = [&] {
     return FileError("'" + path + "' is larger than " + std::to_string(kMaxPrototxtBytes >> 20) +
                      " MiB: too large for a net definition (weights belong in a caffemodel)");
@@ -82,6 +83,11 @@ caffe::NetParameter read_net_text(const std::string& path, std::optional<PairRec
     if (static_cast<int64_t>(text.size()) > kMaxPrototxtBytes) throw too_large();  // it grew
   }
   if (n < 0) throw FileError("cannot read '" + path + "': " + std::strerror(errno));
+  return text;
+}
+
+caffe::NetParameter read_net_text(const std::string& path, std::optional<PairRecord>* pair) {
+  const std::string text = read_text_file(path);
   if (pair) *pair = find_pair_record(text, path);
   return parse_net_text(text, path);
 }
@@ -118,17 +124,18 @@ caffe::NetParameter read_net_binary(const std::string& path, FileDigest* digest)
 }
 
 StagedFile stage_net_text(const caffe::NetParameter& net, const std::string& path,
-                          const std::string& first_line) {
+                          const std::string& header) {
   return StagedFile(path, [&](int fd) {
     DigestingOutput file(fd, nullptr);
-    if (!file.Write(first_line.data(), static_cast<int>(first_line.size()))) return false;
+    if (!file.Write(header.data(), static_cast<int>(header.size()))) return false;
     CopyingOutputStreamAdaptor out(&file);
     return google::protobuf::TextFormat::Print(net, &out) && out.Flush();
   });
 }
 
-void write_net_text(const caffe::NetParameter& net, const std::string& path) {
-  stage_net_text(net, path, "").commit();
+void write_net_text(const caffe::NetParameter& net, const std::string& path,
+                    const std::string& header) {
+  stage_net_text(net, path, header).commit();
 }
 
 }  // namespace surgery

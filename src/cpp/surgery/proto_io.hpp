@@ -19,6 +19,10 @@ namespace surgery {
 // before it is read into memory.
 constexpr int64_t kMaxPrototxtBytes = int64_t{64} << 20;
 
+// A regular file's bytes (a prototxt, or a small binary such as a mean file),
+// at most kMaxPrototxtBytes; FileError otherwise, naming the file as `what`.
+std::string read_text_file(const std::string& path, const char* what = "prototxt");
+
 // A text prototxt, upgraded from V0/V1 and legacy `input:` fields as Caffe
 // does. FileError if not a regular file (input_file.hpp), unreadable or over
 // kMaxPrototxtBytes, ParseError with line and column if invalid. If `pair` is
@@ -36,11 +40,13 @@ caffe::NetParameter parse_net_text(const std::string& text,
 // size and SHA-256 of the file's bytes.
 caffe::NetParameter read_net_binary(const std::string& path, FileDigest* digest = nullptr);
 
-// Writes `net` as a text prototxt, atomically (atomic_file.hpp); the staged
-// form starts the file with `first_line` (a comment, or empty).
+// Writes `net` as a text prototxt, atomically (atomic_file.hpp), after
+// `header`: comment lines (pair_record.hpp's first, window_record.hpp's).
+// The staged form is committed by the caller (pairs commit two files).
 StagedFile stage_net_text(const caffe::NetParameter& net, const std::string& path,
-                          const std::string& first_line);
-void write_net_text(const caffe::NetParameter& net, const std::string& path);
+                          const std::string& header);
+void write_net_text(const caffe::NetParameter& net, const std::string& path,
+                    const std::string& header = "");
 
 }  // namespace surgery
 

@@ -1,8 +1,8 @@
 """caffe-surgery: make Caffe classifiers fully convolutional and run them densely.
 
 The modules, each importing only those above it in this list: errors; net
-(Net, LayerInfo, lazy views); geometry; convert, preprocess; dense; plot,
-report; demo; cli.
+(Net, LayerInfo, lazy views); geometry, labels, detections, plot; convert,
+preprocess, overlay, report; dense; demo; cli.
 """
 
 from . import _core
@@ -13,8 +13,9 @@ from .geometry import Geometry, geometry
 from .convert import ConvertedLayer, SurgeryResult, fully_convolutionalize
 from . import preprocess
 from .preprocess import load_image
+from .detections import Detection
+from .labels import load_labels
 from .dense import DenseMap, dense_forward
-from .report import load_labels
 
 set_log_level = _core.set_log_level
 set_memory_limit = _core.set_memory_limit
@@ -33,7 +34,7 @@ __all__ = [
     "ShapeError", "SurgeryError", "NumericWarning",
     # nets, surgery, dense inference
     "LayerInfo", "Net", "ConvertedLayer", "Geometry", "SurgeryResult", "fully_convolutionalize",
-    "geometry", "DenseMap", "dense_forward", "preprocess", "load_image", "load_labels",
+    "geometry", "DenseMap", "Detection", "dense_forward", "preprocess", "load_image", "load_labels",
     # settings
     "gpu_available", "mode", "set_mode", "set_device", "set_tf32", "tf32", "set_log_level",
     "memory_in_use", "memory_limit", "set_memory_limit",

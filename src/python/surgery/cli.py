@@ -1,22 +1,151 @@
-"""The ``caffe-surgery`` command."""
+"""The ``caffe-surgery`` command (also ``python -m surgery``).
+
+Exit codes: 0 all done; 1 some images failed (each reported on one line,
+the others processed); 2 a usage error (one line ``caffe-surgery: error:
+...``), found before any computation."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import glob
+import json
 import os
 import pathlib
+import re
 import sys
-from typing import List, Optional
+import tempfile
+from typing import List, Optional, Sequence
 
 from . import demo
 from .convert import fully_convolutionalize
 from .dense import dense_forward
 from .errors import SurgeryError
+from .geometry import as_window
+from .labels import check_labels
 from .net import Net
-from .report import format_dense, load_labels
+from .overlay import picture_format
+from .preprocess import load_mean
+from .report import format_dense
+
+PROG = "caffe-surgery"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                  ".pgm", ".pbm"}
 
 
-def _info(args: argparse.Namespace) -> None:
+class UsageError(Exception):
+    """A mistake in the command line or its files: exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error printed as one line (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{PROG}: error: {message}\n")
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+# ---- argument types: each refuses a bad value with a one-line message ----
+
+def numbers(kind=float, count: Optional[int] = None):
+    def parse(text: str):
+        parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
+        try:
+            values = [kind(p) for p in parts]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a list of {'integers' if kind is int else 'numbers'}"
+                " (e.g. 104,117,123)") from None
+        if not values or (count is not None and len(values) not in (1, count)):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {count or 'some'} values")
+        return values
+    return parse
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not in 0..1")
+    return value
+
+
+def mean_argument(text: str):
+    """Per-channel values (104,117,123 or "104 117 123"), else a mean file."""
+    try:
+        return numbers()(text)
+    except argparse.ArgumentTypeError:
+        return text
+
+
+# ---- images ----
+
+def expand_images(arguments: Sequence[str]) -> List[str]:
+    """Folders become the images in them (sorted, not recursive), globs the
+    files they match; anything else is kept as given (a missing path is
+    reported when its turn comes)."""
+    found: List[str] = []
+    for arg in arguments:
+        if os.path.isdir(arg):
+            found += sorted(str(p) for p in pathlib.Path(arg).iterdir()
+                            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        elif not os.path.exists(arg) and glob.has_magic(arg):
+            matches = sorted(glob.glob(arg))
+            found += matches if matches else [arg]
+        else:
+            found.append(arg)
+    return found
+
+
+def picture_paths(dest: Optional[str], images: Sequence[str]) -> List[Optional[str]]:
+    """Where each image's picture goes: DEST itself for one image; for
+    several, DEST/<stem>.png if DEST is a folder (existing, or ending in
+    '/'), else <DEST's stem>-<image stem><DEST's suffix>."""
+    if dest is None:
+        return [None] * len(images)
+    folder = os.path.isdir(dest) or dest.endswith(os.sep)
+    if folder:
+        paths = [os.path.join(dest, pathlib.Path(i).stem + ".png") for i in images]
+    elif len(images) == 1:
+        paths = [dest]
+    else:
+        base, suffix = os.path.splitext(dest)
+        paths = [f"{base}-{pathlib.Path(i).stem}{suffix}" for i in images]
+    seen = {}
+    for image, path in zip(images, paths):
+        if path in seen:
+            raise UsageError(f"{seen[path]!r} and {image!r} would both be drawn to {path!r} "
+                             "(same file name): give them separate folders")
+        seen[path] = image
+    return paths
+
+
+def check_writable(path: str, what: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{what} {path!r}: folder {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"{what} {path!r} is a folder; give a file name")
+
+
+# ---- commands ----
+
+def _info(args: argparse.Namespace) -> int:
     net = Net(args.prototxt, args.weights)
     print(repr(net))
     params_of = net.params
@@ -24,90 +153,220 @@ def _info(args: argparse.Namespace) -> None:
         params = params_of.get(layer.name, [])
         shapes = ", ".join("x".join(map(str, p.shape)) for p in params)
         print(f"  {layer.name:<16} {layer.type:<14} -> {','.join(layer.tops):<16} {shapes}")
+    return 0
 
 
-def _convert(args: argparse.Namespace) -> None:
+def _convert(args: argparse.Namespace) -> int:
     out = pathlib.Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"-o {str(out)!r} is a file; give a folder")
+    shape = args.input_shape
+    if shape is not None and len(shape) != 4:
+        raise UsageError(f"--input-shape needs N,C,H,W, not {len(shape)} values")
     out.mkdir(parents=True, exist_ok=True)
     stem = pathlib.Path(args.prototxt).stem
     out_prototxt = out / f"{stem}_full_conv.prototxt"
     out_weights = out / f"{pathlib.Path(args.weights).stem}_full_conv.caffemodel" if args.weights else None
-    shape = [int(d) for d in args.input_shape.split(",")] if args.input_shape else None
     result = fully_convolutionalize(args.prototxt, args.weights, out_prototxt, out_weights,
                                     suffix=None if args.keep_names else args.suffix,
                                     input_shape=shape)
     print(result)
     print(f"wrote {out_prototxt}" + (f" and {out_weights}" if out_weights else ""))
+    return 0
 
 
-def _numbers(text: Optional[str], kind=float):
-    return None if text is None else [kind(v) for v in text.split(",")]
+def _class_index(choice: Optional[str], labels: Optional[List[str]], classes: int) -> Optional[int]:
+    if choice is None:
+        return None
+    if re.fullmatch(r"\d+", choice):
+        index = int(choice)
+    elif labels and choice in labels:
+        index = labels.index(choice)
+    else:
+        raise UsageError(f"--class {choice!r} is neither a class index nor a label")
+    if not 0 <= index < classes:
+        raise UsageError(f"--class {index} is outside 0..{classes - 1}")
+    return index
 
 
-def _dense(args: argparse.Namespace) -> None:
+def _dense(args: argparse.Namespace) -> int:
+    # Everything that can be checked is checked before the first forward.
+    for flag in ("json", "csv"):
+        if getattr(args, flag):
+            check_writable(getattr(args, flag), f"--{flag}")
+    if args.picture and not (os.path.isdir(args.picture) or args.picture.endswith(os.sep)):
+        check_writable(args.picture, "--picture")
+        picture_format(args.picture)
+    if args.picture and args.picture.endswith(os.sep) and not os.path.isdir(args.picture):
+        raise UsageError(f"--picture folder {args.picture!r} does not exist")
+    mean = args.mean
+    if isinstance(mean, str):
+        mean = load_mean(mean)
+    window = as_window(args.window[0] if args.window and len(args.window) == 1 else args.window)
+    size = None
+    if args.size is not None:
+        if len(args.size) != 2:
+            raise UsageError("--size needs H,W")
+        size = args.size
+    images = expand_images(args.images)
+    pictures = picture_paths(args.picture, images)
     net = Net(args.prototxt, args.weights)
     if any(layer.type == "InnerProduct" for layer in net.layers):
         print(fully_convolutionalize(net), file=sys.stderr)
-    labels = load_labels(args.labels) if args.labels else None
-    mean = args.mean
-    if mean is not None and not os.path.exists(mean):
-        mean = _numbers(mean)
-    progress = len(args.images) > 1 and sys.stderr.isatty()
-    many = len(args.images) > 1
-    for n, image in enumerate(args.images, 1):
+    output = net.outputs[0] if net.outputs else None
+    classes = int(net.blobs[output].shape[1]) if output else 0
+    labels = check_labels(args.labels, classes) if args.labels else None
+    channels = net.declared_input_shapes()[net.inputs[0]][1] if net.inputs else 0
+    if mean is not None and getattr(mean, "ndim", 1) == 1 and len(mean) != channels:
+        raise UsageError(f"--mean has {len(mean)} values, the net takes {channels} channels")
+    cls = _class_index(args.cls, labels, classes)
+    background = args.background or None
+    for b in background or ():
+        if not 0 <= b < classes:
+            raise UsageError(f"--background {b} is outside 0..{classes - 1}")
+
+    records, failures = [], 0
+    progress = len(images) > 1 and sys.stderr.isatty()
+    for n, (image, picture) in enumerate(zip(images, pictures), 1):
         if progress:
-            print(f"\r\033[K[{n}/{len(args.images)}] {image}", end="", file=sys.stderr, flush=True)
-        dense = dense_forward(net, image, mean=mean, channel_swap=_numbers(args.channel_swap, int),
-                              raw_scale=args.raw_scale, input_scale=args.input_scale,
-                              size=_numbers(args.size, int), labels=labels)
+            print(f"\r\033[K[{n}/{len(images)}] {image}", end="", file=sys.stderr, flush=True)
+        try:
+            dense = dense_forward(net, image, mean=mean, channel_swap=args.channel_swap,
+                                  raw_scale=args.raw_scale, input_scale=args.input_scale,
+                                  size=size, labels=labels, window=window)
+            found = dense.detections(threshold=args.threshold, nms_iou=args.nms,
+                                     background=background) if dense.geometry else []
+            if picture:
+                dense.save_picture(picture, cls, found, side_by_side=args.side_by_side)
+        except (SurgeryError, OSError, ValueError) as error:
+            if progress:
+                print("\r\033[K", end="", file=sys.stderr, flush=True)
+            print(f"{PROG}: error: {image}: {one_line(error)}", file=sys.stderr)
+            failures += 1
+            continue
         if progress:
             print("\r\033[K", end="", file=sys.stderr, flush=True)
-        print(format_dense(image, dense, args.top))
-        if args.png:
-            png = args.png if not many else f"{os.path.splitext(args.png)[0]}-{n}.png"
-            dense.save_png(png)
-            print(f"wrote {png}")
+        print(format_dense(image, dense, found))
+        if picture:
+            print(f"wrote {picture}")
+        records += [{"image": image, **d.record()} for d in found]
+    if args.json:
+        _write_atomically(args.json, json.dumps(records, indent=1) + "\n")
+    if args.csv:
+        _write_atomically(args.csv, _csv_text(records))
+    if len(images) > 1:
+        print(f"{len(images) - failures} of {len(images)} images processed"
+              + (f", {failures} failed" if failures else ""))
+    return 1 if failures else 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="caffe-surgery", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+COLUMNS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "row", "column"]
+
+
+def _csv_text(records) -> str:
+    import io
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return out.getvalue()
+
+
+def _write_atomically(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".out.", delete=False,
+                                     encoding="utf-8") as f:
+        f.write(text)
+    os.replace(f.name, path)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("caffe-surgery")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def parser() -> Parser:
+    top = Parser(prog=PROG, description=__doc__,
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo_command = commands.add_parser(
         "demo", help="train a digit classifier (once), convert it, read digits off a canvas")
-    demo_command.add_argument("--png", default="dense_digits.png", help="where to write the map")
-    demo_command.set_defaults(run=lambda args: demo.run(png=args.png))
+    demo_command.add_argument("--png", default="dense_digits.png",
+                              help="where to write the picture (default dense_digits.png)")
+    demo_command.set_defaults(run=lambda args: demo.run(png=args.png) and 0)
+
     info = commands.add_parser("info", help="list a net's layers and parameter shapes")
-    info.add_argument("prototxt")
-    info.add_argument("weights", nargs="?")
+    info.add_argument("prototxt", help="net definition (text prototxt)")
+    info.add_argument("weights", nargs="?", help="caffemodel (optional)")
     info.set_defaults(run=_info)
+
     convert = commands.add_parser("convert", help="make a classifier fully convolutional")
     convert.add_argument("prototxt", help="deploy prototxt")
     convert.add_argument("weights", nargs="?", help="caffemodel (omit to convert the definition)")
-    convert.add_argument("-o", "--output", required=True, help="output folder")
-    convert.add_argument("--suffix", default="-conv", help="appended to converted layer names")
+    convert.add_argument("-o", "--output", required=True, help="output folder (made if missing)")
+    convert.add_argument("--suffix", default="-conv",
+                         help="appended to converted layer names (default -conv)")
     convert.add_argument("--keep-names", action="store_true", help="do not rename layers")
-    convert.add_argument("--input-shape", help="N,C,H,W at which kernels are measured")
+    convert.add_argument("--input-shape", type=numbers(int), metavar="N,C,H,W",
+                         help="input shape at which kernels are measured (default: declared)")
     convert.set_defaults(run=_convert)
-    dense = commands.add_parser("dense", help="classify every window of large images at once")
-    dense.add_argument("prototxt")
-    dense.add_argument("weights")
-    dense.add_argument("images", nargs="+")
-    dense.add_argument("--mean", help="a .npy mean image, or per-channel values like 104,117,123")
-    dense.add_argument("--channel-swap", help="e.g. 2,1,0 for RGB images into a BGR net")
-    dense.add_argument("--raw-scale", type=float, help="e.g. 255 for a net trained on 0-255")
-    dense.add_argument("--input-scale", type=float)
-    dense.add_argument("--size", help="H,W to resize each image to first")
-    dense.add_argument("--labels", help="class names, one per line")
-    dense.add_argument("--png", help="write the map beside the image (one file per image)")
-    dense.add_argument("--top", type=int, default=3, help="classes to list (default 3)")
+
+    dense = commands.add_parser(
+        "dense", help="classify every window of large images at once; detect, draw, export",
+        description="Runs the net once per image and reports its map, its detections and "
+                    "the classes detected. Folders and globs expand to images.")
+    dense.add_argument("prototxt", help="net definition; converted on the fly if it still "
+                                        "has InnerProduct layers")
+    dense.add_argument("weights", help="caffemodel")
+    dense.add_argument("images", nargs="+", help="image files, folders of images, or globs")
+    dense.add_argument("--mean", type=mean_argument,
+                       help="per-channel values like 104,117,123, or a mean file "
+                            "(.npy, or Caffe's .binaryproto)")
+    dense.add_argument("--channel-swap", type=numbers(int), metavar="ORDER",
+                       help="e.g. 2,1,0 for RGB images into a BGR net")
+    dense.add_argument("--raw-scale", type=float,
+                       help="multiply the [0, 1] image by this, e.g. 255 for a net trained on 0-255")
+    dense.add_argument("--input-scale", type=float, help="multiply after the mean is subtracted")
+    dense.add_argument("--size", type=numbers(int), metavar="H,W",
+                       help="resize each image to H,W first")
+    dense.add_argument("--window", type=numbers(int, 2), metavar="H,W",
+                       help="the window a cell stands for (default: from the net, see README)")
+    dense.add_argument("--labels", help="class names, one per line (count must match)")
+    dense.add_argument("--threshold", type=float, default=0.5,
+                       help="smallest score a detection needs (default 0.5)")
+    dense.add_argument("--nms", type=unit_interval, default=0.3, metavar="IOU",
+                       help="boxes of one class overlapping more than this (intersection over "
+                            "union) keep only the best (default 0.3)")
+    dense.add_argument("--background", type=numbers(int), metavar="CLASSES",
+                       help="class indices that mean 'nothing here' (never detected)")
+    dense.add_argument("--json", metavar="PATH", help="write every detection as JSON")
+    dense.add_argument("--csv", metavar="PATH", help="write every detection as CSV")
+    dense.add_argument("--picture", "--png", metavar="PATH",
+                       help="draw the map over each image, with the detections: a .png or "
+                            ".jpg file (several images: NAME-<image stem>.png), or a folder "
+                            "(<image stem>.png in it)")
+    dense.add_argument("--class", dest="cls", metavar="CLASS",
+                       help="class whose map is drawn (index or label; default the best)")
+    dense.add_argument("--side-by-side", action="store_true",
+                       help="draw the map beside the image instead of over it")
     dense.set_defaults(run=_dense)
-    args = parser.parse_args(argv)
+    return top
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parser().parse_args(argv)
     try:
-        args.run(args)
-    except SurgeryError as error:
-        print(f"caffe-surgery: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-    return 0
+        return int(args.run(args) or 0)
+    except (UsageError, SurgeryError, OSError) as error:
+        print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

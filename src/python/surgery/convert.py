@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from . import _core
 from .errors import SurgeryError
-from .geometry import Geometry, geometry
+from .geometry import WINDOW_RULES, Geometry, geometry
 from .net import Net, PathLike, operations
 
 Shape = Sequence[int]
@@ -50,7 +50,9 @@ class SurgeryResult:
             lines.append(f"each output cell = one {g.window[0]}x{g.window[1]} window at stride "
                          f"{g.stride[0]}x{g.stride[1]} (receptive field "
                          f"{g.receptive_field[0]}x{g.receptive_field[1]} from offset "
-                         f"{g.receptive_offset[0]},{g.receptive_offset[1]})")
+                         f"{g.receptive_offset[0]},{g.receptive_offset[1]}); window: "
+                         f"{WINDOW_RULES[g.window_rule]}; smallest input "
+                         f"{g.min_input[0]}x{g.min_input[1]} (HxW)")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 

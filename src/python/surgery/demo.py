@@ -17,6 +17,8 @@ from .convert import fully_convolutionalize
 PLACES = [((4, 4), 0), ((8, 52), 1), ((40, 100), 2), ((52, 20), 3), ((36, 60), 5),
           ((6, 120), 8)]
 CANVAS = (92, 156)
+# A digit counts as found where its cell is this sure of it.
+THRESHOLD = 0.9
 
 
 def canvas_with_digits(images, labels) -> Tuple[np.ndarray, List[Tuple[int, int, int]]]:
@@ -27,24 +29,6 @@ def canvas_with_digits(images, labels) -> Tuple[np.ndarray, List[Tuple[int, int,
             canvas[y:y + digits.SIZE, x:x + digits.SIZE], images[k])
         truth.append((y, x, int(labels[k])))
     return canvas, truth
-
-
-def detections(dense, threshold: float = 0.9):
-    """Cells whose best class is a digit with probability > threshold and
-    that are the strongest among their 3x3 neighbours: (row, col, digit, p)."""
-    best = dense.scores[:digits.BACKGROUND].max(axis=0)
-    cls = dense.scores[:digits.BACKGROUND].argmax(axis=0)
-    h, w = best.shape
-    found = []
-    for i in range(h):
-        for j in range(w):
-            p = best[i, j]
-            if p <= threshold or dense.argmax[i, j] == digits.BACKGROUND:
-                continue
-            neighbours = best[max(0, i - 1):i + 2, max(0, j - 1):j + 2]
-            if p >= neighbours.max():
-                found.append((i, j, int(cls[i, j]), float(p)))
-    return found
 
 
 def run(png: str = "dense_digits.png", out=print):
@@ -59,21 +43,21 @@ def run(png: str = "dense_digits.png", out=print):
     out("best class per cell ('.' = background):")
     for row in dense.argmax:
         out("  " + "".join(digits.LABELS[c] for c in row))
-    boxes = dense.boxes
-    found = detections(dense)
-    out("\ndigits found (window x0,y0-x1,y1):")
-    for i, j, digit, p in found:
-        x0, y0, x1, y1 = boxes[i, j]
-        out(f"  {digit} at {x0},{y0}-{x1},{y1}  p={p:.3f}")
+    found = dense.detections(threshold=THRESHOLD, background=digits.BACKGROUND)
+    out("\ndigits found (box x0,y0-x1,y1):")
+    for d in found:
+        x0, y0, x1, y1 = d.box
+        out(f"  {d.label} at {x0},{y0}-{x1},{y1}  p={d.score:.3f}")
     out("pasted (truth):")
     hits = 0
     for y, x, digit in truth:
-        hit = any(d == digit and abs(boxes[i, j][0] - x) <= 4 and abs(boxes[i, j][1] - y) <= 4
-                  for i, j, d, _ in found)
+        hit = any(d.cls == digit and abs(d.box[0] - x) <= 4 and abs(d.box[1] - y) <= 4
+                  for d in found)
         hits += hit
         out(f"  {digit} at {x},{y}-{x + 28},{y + 28}  {'found' if hit else 'MISSED'}")
     out(f"{hits}/{len(truth)} pasted digits found at their place; "
         f"{len(found) - hits} other detections")
-    dense.save_png(png, cls=truth[0][2])
-    out(f"map of class {truth[0][2]} beside the canvas: {pathlib.Path(png).resolve()}")
+    dense.save_picture(png, cls=truth[0][2], detections=found)
+    out(f"map of class {truth[0][2]} over the canvas, with the digits found: "
+        f"{pathlib.Path(png).resolve()}")
     return dense, truth, found

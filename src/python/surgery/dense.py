@@ -9,11 +9,18 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .detections import Detection, detect
 from .errors import NumericWarning, ShapeError, SurgeryError
-from .geometry import Geometry, geometry
+from .geometry import Geometry, WindowLike, geometry
+from .labels import check_labels
 from .net import Net, operations
-from .plot import plot_dense_map, save_png
+from .overlay import save_picture
+from .plot import plot_dense_map
 from .preprocess import ImageLike, MeanLike, preprocess
+
+# Spelled once: the hint for a net that still ends in a classifier.
+UNCONVERTED_HINT = ("this net still has InnerProduct layers: call fully_convolutionalize() "
+                    "first (or caffe-surgery convert)")
 
 
 class DenseMap:
@@ -48,21 +55,44 @@ class DenseMap:
 
     def top(self, k: int = 5) -> Tuple[np.ndarray, np.ndarray]:
         """(classes, scores), each k x H' x W', best first, per cell."""
-        k = min(k, self.scores.shape[0])
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"top(k) needs a whole number k >= 1, not {k!r}")
+        k = min(int(k), self.scores.shape[0])
         order = np.argsort(-self.scores, axis=0, kind="stable")[:k]
         return order, np.take_along_axis(self.scores, order, axis=0)
 
     @property
     def boxes(self) -> np.ndarray:
-        """H' x W' x 4: (x0, y0, x1, y1) of each cell's window; x1, y1 exclusive."""
+        """H' x W' x 4: (x0, y0, x1, y1) of each cell's window; x1, y1 exclusive.
+        Not clipped: the last cells' windows may run past the image."""
         if self.geometry is None:
-            raise SurgeryError("the net's geometry is unknown, so cells have no boxes")
+            raise SurgeryError("the net's geometry is unknown, so cells have no boxes "
+                               "(pass window=(H, W) to dense_forward)")
         h, w = self.shape
         out = np.empty((h, w, 4), dtype=np.int64)
         for i in range(h):
             for j in range(w):
                 out[i, j] = self.geometry.window_of(i, j)
         return out
+
+    @property
+    def clipped_boxes(self) -> np.ndarray:
+        """``boxes`` clipped to the image: (x0, y0, x1, y1) within 0..W, 0..H."""
+        out = self.boxes.copy()
+        out[..., 0::2] = np.clip(out[..., 0::2], 0, self.image.shape[1])
+        out[..., 1::2] = np.clip(out[..., 1::2], 0, self.image.shape[0])
+        return out
+
+    def detections(self, threshold: float = 0.5, nms_iou: float = 0.3,
+                   classes: Optional[Sequence[int]] = None,
+                   background: Union[int, Sequence[int], None] = None) -> List[Detection]:
+        """Objects found: cells whose best class (among `classes`, not
+        `background`) scores at least `threshold`, as boxes clipped to the
+        image, after non-maximum suppression across classes (of two boxes
+        overlapping by more than `nms_iou`, intersection over union, the
+        lower-scoring one goes). Best first. See ``detections.detect``."""
+        return detect(self.scores, self.clipped_boxes, self.label, threshold=threshold,
+                      nms_iou=nms_iou, classes=classes, background=background)
 
     def features(self, name: str) -> np.ndarray:
         """Blob `name` from this forward (e.g. 'fc6-conv'), N x C x H x W.
@@ -85,8 +115,17 @@ class DenseMap:
         class with the highest score anywhere), as in Caffe's net surgery example."""
         return plot_dense_map(self, cls, figure)
 
+    def save_picture(self, path, cls: Optional[int] = None,
+                     detections: Optional[Sequence[Detection]] = None,
+                     side_by_side: bool = False) -> None:
+        """Write the map of class `cls` overlaid on the input (aligned to
+        window centres, with a colour bar and the `detections`' boxes), or
+        beside it; PNG or JPEG by the file's suffix (overlay.py)."""
+        save_picture(self, os.fspath(path), cls, detections, side_by_side)
+
     def save_png(self, path, cls: Optional[int] = None) -> None:
-        save_png(self, os.fspath(path), cls)
+        """Kept for older callers: ``save_picture`` of the side-by-side view."""
+        self.save_picture(path, cls, side_by_side=True)
 
     def __repr__(self) -> str:
         return f"<DenseMap {self.shape[0]}x{self.shape[1]} cells, {self.scores.shape[0]} scores>"
@@ -97,12 +136,12 @@ class _NetFacts:
     """What dense_forward needs to know about a net, read once per call."""
     input: str
     channels: int
-    window: Tuple[int, int]
     output: str
     geometry: Optional[Geometry]
+    min_input: Tuple[int, int]
 
 
-def _net_facts(net: Net, output: Optional[str]) -> _NetFacts:
+def _net_facts(net: Net, output: Optional[str], window: WindowLike = None) -> _NetFacts:
     inputs = net.inputs
     if len(inputs) != 1:
         raise SurgeryError(f"dense_forward needs a net with one input, not {inputs}")
@@ -115,8 +154,15 @@ def _net_facts(net: Net, output: Optional[str]) -> _NetFacts:
         if not outputs:
             raise SurgeryError("the net has no output blob to map")
         output = outputs[0]
-    return _NetFacts(input=name, channels=declared[1], window=(declared[2], declared[3]),
-                     output=output, geometry=geometry(net, output))
+    if output not in net.outputs:
+        raise SurgeryError(f"{output!r} is not an output of the net: {net.outputs}")
+    if any(layer.type == "InnerProduct" for layer in net.layers):
+        raise ShapeError(f"{UNCONVERTED_HINT}: it takes only its "
+                         f"{declared[2]}x{declared[3]} input and gives no map")
+    geo = geometry(net, output, window)
+    min_input = geo.min_input if geo is not None and min(geo.min_input) > 0 else (1, 1)
+    return _NetFacts(input=name, channels=declared[1], output=output, geometry=geo,
+                     min_input=min_input)
 
 
 def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
@@ -124,40 +170,51 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
                   raw_scale: Optional[float] = None, input_scale: Optional[float] = None,
                   blobs: Sequence[str] = (), size: Optional[Tuple[int, int]] = None,
                   output: Optional[str] = None,
-                  labels: Optional[Sequence[str]] = None) -> Union[DenseMap, List[DenseMap]]:
+                  labels: Optional[Sequence[str]] = None, window: WindowLike = None,
+                  bgr: bool = False) -> Union[DenseMap, List[DenseMap]]:
     """Run a fully convolutional net over a whole image.
 
     `image` is a path or an H x W (x C) array, or a list of them (any sizes:
     one DenseMap each). Preprocessing is pycaffe's Transformer; `size`
     resizes first as the Transformer does when the net's input is fixed.
-    The net is reshaped to the image. `blobs` names blobs to keep copies of.
-    Scores holding NaN or Inf give a NumericWarning (and ``DenseMap.finite``
-    False).
+    The net is reshaped to the image; an image smaller than the net's
+    smallest input (``Geometry.min_input``, each side) raises ShapeError.
+    `blobs` names blobs to keep copies of (one name or several). `labels`
+    (a list, or a file's path) must name every output channel. `window`
+    (H, W) overrides the window the geometry's rules choose for each cell.
+    `bgr`: array images hold BGR (OpenCV's order), turned to RGB first so
+    that they go through the same steps as a loaded file. Scores holding
+    NaN or Inf give a NumericWarning (and ``DenseMap.finite`` False).
     """
-    facts = _net_facts(net, output)
+    facts = _net_facts(net, output, window)
+    if isinstance(blobs, str):
+        blobs = (blobs,)
+    if labels is not None:
+        labels = check_labels(labels, _channels(net, facts.output))
     many = isinstance(image, (list, tuple))
     maps = [_one_image(net, facts, one, mean=mean, channel_swap=channel_swap,
                        raw_scale=raw_scale, input_scale=input_scale, blobs=blobs, size=size,
-                       labels=labels) for one in (image if many else [image])]
+                       labels=labels, bgr=bgr) for one in (image if many else [image])]
     return maps if many else maps[0]
 
 
 def _one_image(net: Net, facts: _NetFacts, image: ImageLike, *, mean: MeanLike,
                channel_swap: Optional[Sequence[int]], raw_scale: Optional[float],
                input_scale: Optional[float], blobs: Sequence[str],
-               size: Optional[Tuple[int, int]], labels: Optional[Sequence[str]]) -> DenseMap:
-    window = facts.window
+               size: Optional[Tuple[int, int]], labels: Optional[Sequence[str]],
+               bgr: bool) -> DenseMap:
+    smallest = facts.min_input
     if size is None and not isinstance(image, (str, os.PathLike)):
         # Shape the net before preprocessing: an image too large for the net
         # (or the memory limit) is refused before any copy is made of it.
         shape = np.shape(image)
-        if len(shape) in (2, 3) and min(shape[:2]) >= min(window):
+        if len(shape) in (2, 3) and shape[0] >= smallest[0] and shape[1] >= smallest[1]:
             net.reshape(**{facts.input: (1, facts.channels, shape[0], shape[1])})
     img, x = preprocess(image, facts.channels, mean=mean, channel_swap=channel_swap,
-                        raw_scale=raw_scale, input_scale=input_scale, size=size)
-    if x.shape[1] < window[0] or x.shape[2] < window[1]:
-        raise ShapeError(f"the image is {x.shape[1]}x{x.shape[2]} pixels; this net needs at "
-                         f"least {window[0]}x{window[1]} (its window)")
+                        raw_scale=raw_scale, input_scale=input_scale, size=size, bgr=bgr)
+    if x.shape[1] < smallest[0] or x.shape[2] < smallest[1]:
+        raise ShapeError(f"the image is {x.shape[1]}x{x.shape[2]} pixels (HxW); this net needs "
+                         f"at least {smallest[0]}x{smallest[1]} (its smallest input, one cell)")
     outputs = net.forward(**{facts.input: x[np.newaxis]})
     if facts.output not in outputs:
         raise SurgeryError(f"{facts.output!r} is not an output of the net: {sorted(outputs)}")
@@ -173,6 +230,11 @@ def _one_image(net: Net, facts: _NetFacts, image: ImageLike, *, mean: MeanLike,
                       "or the mean finite?): the map's argmax and top mean nothing",
                       NumericWarning, stacklevel=3)
     return dense
+
+
+def _channels(net: Net, output: str) -> int:
+    """Channels of `output` (classes), from its shape at the declared input."""
+    return int(net.blobs[output].shape[1])
 
 
 def _check_blob(net: Net, name: str) -> None:

@@ -70,7 +70,6 @@ def load_image(path, color: bool = True) -> np.ndarray:
     Only a regular file is read, and its size (from the header) is checked
     against the memory limit before anything is decoded."""
     import skimage.io
-    from skimage import img_as_float
     name = os.fspath(path)
     with open_regular_file(path) as file:
         height, width, bands = image_size(file, name)
@@ -80,7 +79,7 @@ def load_image(path, color: bool = True) -> np.ndarray:
             raw = skimage.io.imread(file, as_gray=not color)
         except (OSError, ValueError) as error:
             raise FileError(f"cannot read image {name!r}: {error}") from error
-    img = img_as_float(raw).astype(np.float32)
+    img = scaled(raw, repr(name))
     if img.ndim == 2:
         img = img[:, :, np.newaxis]
         if color:
@@ -131,34 +130,89 @@ def check_size(size) -> Tuple[int, int]:
     return int(h), int(w)
 
 
-def as_image(image: ImageLike, channels: int) -> np.ndarray:
-    """A path, H x W or H x W x C array (uint8 or float) as float32 H x W x C.
+def scaled(array: np.ndarray, name: str = "the image") -> np.ndarray:
+    """The one scaling rule, for arrays and files alike (as pycaffe's
+    load_image, through skimage's img_as_float): unsigned integers are
+    divided by their type's maximum (uint8 by 255, uint16 by 65535), so
+    they land in [0, 1]; bool is 0 or 1; floats are taken as they are.
+    Signed integers have no such rule and are refused."""
+    from skimage import img_as_float
+    if array.dtype == np.bool_ or np.issubdtype(array.dtype, np.unsignedinteger):
+        return img_as_float(array).astype(np.float32)
+    if np.issubdtype(array.dtype, np.floating):
+        return array.astype(np.float32)
+    if np.issubdtype(array.dtype, np.signedinteger):
+        raise ShapeError(f"{name} holds signed integers ({array.dtype}), which have no "
+                         "scaling rule: pass unsigned integers (scaled to [0, 1]) or floats "
+                         "(taken as they are)")
+    raise ShapeError(f"{name} must hold numbers, not {array.dtype}")
 
-    uint8 arrays become [0, 1] like a loaded file; float arrays are taken as
-    they are. The input array is never modified.
+
+def fit_channels(array: np.ndarray, channels: int, name: str = "the image") -> np.ndarray:
+    """H x W x C as the net's channels, one rule for arrays and files: an
+    alpha band is dropped, grey is repeated for a colour net, colour is
+    turned to grey (skimage's rgb2gray luminance, as a file read with
+    as_gray) for a one-channel net."""
+    from skimage.color import rgb2gray
+    if array.shape[2] == 4 and channels != 4:
+        array = array[:, :, :3]
+    if array.shape[2] == 1 and channels == 3:
+        array = np.tile(array, (1, 1, 3))
+    elif array.shape[2] == 3 and channels == 1:
+        array = rgb2gray(array).astype(np.float32)[:, :, np.newaxis]
+    if array.shape[2] != channels:
+        raise ShapeError(f"{name} has {array.shape[2]} channels, the net takes {channels}")
+    return array
+
+
+def as_image(image: ImageLike, channels: int, bgr: bool = False) -> np.ndarray:
+    """A path, H x W or H x W x C array as float32 H x W x C, RGB.
+
+    Files and arrays follow the same rules: ``scaled`` for numbers,
+    ``fit_channels`` for channels. Arrays are taken as RGB, like a decoded
+    file; ``bgr=True`` says an array holds BGR (OpenCV's order) and turns
+    it to RGB first. The input array is never modified.
     """
     if isinstance(image, (str, os.PathLike)):
-        return load_image(image, color=channels == 3)
+        return fit_channels(load_image(image, color=channels != 1), channels,
+                            repr(os.fspath(image)))
     array = np.asarray(image)
     if array.ndim not in (2, 3) or array.size == 0:
         raise ShapeError(f"an image must be H x W or H x W x C, not shape {array.shape}")
     check_image_memory(array.shape[0], array.shape[1], max(channels, array.shape[-1]
                                                           if array.ndim == 3 else 1))
-    if array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
-    elif np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer):
-        array = array.astype(np.float32)
-    else:
-        raise ShapeError(f"an image must hold numbers, not {array.dtype}")
+    array = scaled(array)
     if array.ndim == 2:
         array = array[:, :, np.newaxis]
-    if array.shape[2] == 1 and channels == 3:
-        array = np.tile(array, (1, 1, 3))
-    if array.shape[2] != channels:
-        raise ShapeError(f"the image has {array.shape[2]} channels, the net takes {channels}")
+    if bgr:
+        if array.shape[2] not in (3, 4):
+            raise ShapeError(f"bgr=True needs 3 or 4 channels, the image has {array.shape[2]}")
+        array = np.concatenate([array[:, :, 2::-1], array[:, :, 3:]], axis=2)
+    array = fit_channels(array, channels)
     if not np.isfinite(array).all():
         raise ShapeError("the image holds NaN or infinite values")
     return array
+
+
+def load_mean(path) -> np.ndarray:
+    """A mean file: numpy's .npy (C x H x W, as pycaffe's examples save
+    ilsvrc_2012_mean.npy) or Caffe's .binaryproto (compute_image_mean's
+    output: a 1 x C x H x W BlobProto, read in C++ with every size bounded
+    first), as a float array of C x H x W (or C values)."""
+    name = os.fspath(path)
+    if name.lower().endswith(".binaryproto"):
+        mean = _core.read_mean_file(name)
+        if mean.ndim == 4 and mean.shape[0] == 1:
+            mean = mean[0]
+        return mean
+    try:
+        mean = np.load(name, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise FileError(f"cannot read mean {name!r} (a .npy or .binaryproto file): "
+                        f"{error}") from error
+    if not np.issubdtype(mean.dtype, np.number):
+        raise FileError(f"mean {name!r} holds {mean.dtype}, not numbers")
+    return mean
 
 
 def as_mean(mean: MeanLike, shape: Tuple[int, int, int]) -> Optional[np.ndarray]:
@@ -167,10 +221,7 @@ def as_mean(mean: MeanLike, shape: Tuple[int, int, int]) -> Optional[np.ndarray]
     if mean is None:
         return None
     if isinstance(mean, (str, os.PathLike)):
-        try:
-            mean = np.load(os.fspath(mean))
-        except (OSError, ValueError) as error:
-            raise FileError(f"cannot read mean {os.fspath(mean)!r}: {error}") from error
+        mean = load_mean(mean)
     mean = np.asarray(mean, dtype=np.float64)
     if mean.ndim == 1:
         if mean.shape[0] != shape[0]:
@@ -192,8 +243,8 @@ def as_mean(mean: MeanLike, shape: Tuple[int, int, int]) -> Optional[np.ndarray]
 
 def preprocess(image: ImageLike, channels: int, *, mean: MeanLike = None,
                channel_swap: Optional[Sequence[int]] = None, raw_scale: Optional[float] = None,
-               input_scale: Optional[float] = None,
-               size: Optional[Tuple[int, int]] = None) -> Tuple[np.ndarray, np.ndarray]:
+               input_scale: Optional[float] = None, size: Optional[Tuple[int, int]] = None,
+               bgr: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """(the H x W x C image as loaded, the C x H x W float32 net input).
 
     The order is pycaffe's Transformer.preprocess: resize (only if `size`),
@@ -202,7 +253,7 @@ def preprocess(image: ImageLike, channels: int, *, mean: MeanLike = None,
     if size is not None:
         size = check_size(size)
         check_image_memory(size[0], size[1], channels)
-    img = as_image(image, channels)
+    img = as_image(image, channels, bgr)
     if size is not None:
         img = resize_image(img, size)
     x = img.transpose((2, 0, 1))

@@ -1,39 +1,38 @@
-"""Dense maps as text, for the command line."""
+"""Dense maps and detections as text, for the command line.
+
+A DenseMap and its detections are handed in; nothing of the package is
+imported here."""
 
 from __future__ import annotations
 
-import os
-from typing import List
-
-import numpy as np
-
-from .errors import FileError
+from typing import Sequence
 
 
-def load_labels(path) -> List[str]:
-    """Class names, one per line; the name is the part before the first comma."""
-    try:
-        with open(os.fspath(path), encoding="utf-8") as f:
-            return [line.strip().split(",")[0] for line in f if line.strip()]
-    except OSError as error:
-        raise FileError(f"cannot read labels {os.fspath(path)!r}: {error}") from error
-
-
-def format_dense(name, dense, top: int = 3) -> str:
-    """The argmax grid (class indices) and the best classes with their best cell."""
+def format_dense(name, dense, detections: Sequence = ()) -> str:
+    """The argmax grid (class indices), the detections with their boxes, and
+    the classes ranked by how many times they were detected."""
     h, w = dense.shape
-    lines = [f"{name}: {dense.image.shape[1]}x{dense.image.shape[0]} -> {h}x{w} map"]
+    lines = [f"{name}: {dense.image.shape[0]}x{dense.image.shape[1]} (HxW) -> {h}x{w} map"]
     width = len(str(dense.scores.shape[0] - 1))
     lines.append("best class per cell:")
     lines += ["  " + " ".join(f"{c:>{width}}" for c in row) for row in dense.argmax]
-    best = dense.scores.reshape(dense.scores.shape[0], -1).max(axis=1)
-    boxes = dense.boxes if dense.geometry else None
-    lines.append(f"top {top} classes (best cell, its window x0,y0-x1,y1):")
-    for cls in np.argsort(-best, kind="stable")[:top]:
-        i, j = np.unravel_index(dense.scores[cls].argmax(), (h, w))
-        where = ""
-        if boxes is not None:
-            x0, y0, x1, y1 = boxes[i, j]
-            where = f" at cell ({i},{j}) {x0},{y0}-{x1},{y1}"
-        lines.append(f"  {dense.label(int(cls))} [{cls}] {best[cls]:.4f}{where}")
+    lines.append(f"{len(detections)} detection(s) (box x0,y0-x1,y1, clipped to the image):")
+    for d in detections:
+        x0, y0, x1, y1 = d.box
+        lines.append(f"  {d.label} [{d.cls}] {d.score:.4f} at {x0},{y0}-{x1},{y1} "
+                     f"(cell {d.cell[0]},{d.cell[1]})")
+    lines += format_summary(detections)
     return "\n".join(lines)
+
+
+def format_summary(detections: Sequence) -> list:
+    """Classes ranked by what was detected: count, then best score."""
+    counts = {}
+    for d in detections:
+        label, count, best = counts.get(d.cls, (d.label, 0, 0.0))
+        counts[d.cls] = (label, count + 1, max(best, d.score))
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1][1], -kv[1][2], kv[0]))
+    if not ranked:
+        return ["classes detected: none"]
+    return ["classes detected (most first):"] + [
+        f"  {label} [{cls}]: {count} (best {best:.4f})" for cls, (label, count, best) in ranked]

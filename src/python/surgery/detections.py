@@ -1,0 +1,108 @@
+"""Detections from a dense map: cells that are confident about one class,
+as boxes, with duplicates from neighbouring cells removed by non-maximum
+suppression."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One object found: class index `cls` (named `label`) with `score`,
+    in `box` (x0, y0, x1, y1; x1, y1 exclusive), clipped to the image,
+    the window of map cell `cell` (row, column)."""
+    box: Tuple[int, int, int, int]
+    cls: int
+    label: str
+    score: float
+    cell: Tuple[int, int]
+
+    def record(self) -> dict:
+        """As a flat dict, for JSON and CSV."""
+        x0, y0, x1, y1 = self.box
+        return {"class": self.cls, "label": self.label, "score": self.score,
+                "x0": x0, "y0": y0, "x1": x1, "y1": y1, "row": self.cell[0],
+                "column": self.cell[1]}
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of `box` with each row of `boxes` (x0, y0, x1, y1)."""
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = w * h
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area + areas - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> List[int]:
+    """Greedy non-maximum suppression (as torchvision.ops.nms): indices of
+    the boxes kept, best first; a box overlapping a kept one by more than
+    `threshold` (IoU) is dropped."""
+    order = list(np.argsort(-scores, kind="stable"))
+    keep: List[int] = []
+    while order:
+        best = order.pop(0)
+        keep.append(int(best))
+        if order:
+            rest = np.array(order)
+            order = list(rest[iou(boxes[best].astype(float), boxes[rest].astype(float))
+                              <= threshold])
+    return keep
+
+
+def _indices(value: Union[int, Sequence[int], None], classes: int, name: str) -> List[int]:
+    if value is None:
+        return []
+    values = [value] if isinstance(value, (int, np.integer)) else list(value)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < classes:
+            raise ValueError(f"{name} must be class indices in 0..{classes - 1}, not {v!r}")
+    return [int(v) for v in values]
+
+
+def detect(scores: np.ndarray, boxes: np.ndarray, label: Callable[[int], str], *,
+           threshold: float = 0.5, nms_iou: float = 0.3,
+           classes: Optional[Sequence[int]] = None,
+           background: Union[int, Sequence[int], None] = None) -> List[Detection]:
+    """Detections from `scores` (C x H' x W') and the cells' clipped `boxes`
+    (H' x W' x 4). A cell proposes the class it scores best among the
+    classes considered (`classes`, default all, less `background`), if that
+    score is at least `threshold`; the proposals are then thinned by `nms`
+    at `nms_iou`, across classes: neighbouring cells that saw one object
+    often name it differently (a shifted digit, a tabby and a tiger cat),
+    and the best of them stands for it. Returned best first."""
+    if not 0.0 <= nms_iou <= 1.0:
+        raise ValueError(f"nms_iou must be in 0..1, not {nms_iou!r}")
+    if not np.isfinite(threshold):
+        raise ValueError(f"threshold must be a number, not {threshold!r}")
+    count = scores.shape[0]
+    considered = _indices(classes, count, "classes") or list(range(count))
+    dropped = set(_indices(background, count, "background"))
+    considered = [c for c in considered if c not in dropped]
+    if not considered:
+        return []
+    sub = scores[considered]
+    best = sub.argmax(axis=0)
+    best_score = np.take_along_axis(sub, best[np.newaxis], axis=0)[0]
+    # A cell whose overall best class is background says "nothing here".
+    if dropped:
+        overall = scores.argmax(axis=0)
+        quiet = np.isin(overall, list(dropped))
+    else:
+        quiet = np.zeros(best.shape, bool)
+    rows, cols = np.nonzero((best_score >= threshold) & ~quiet)
+    cell_boxes = boxes[rows, cols]
+    cell_scores = best_score[rows, cols]
+    found = []
+    for n in nms(cell_boxes, cell_scores, nms_iou):
+        cls = considered[int(best[rows[n], cols[n]])]
+        found.append(Detection(box=tuple(int(v) for v in cell_boxes[n]), cls=cls,
+                               label=label(cls), score=float(cell_scores[n]),
+                               cell=(int(rows[n]), int(cols[n]))))
+    return found

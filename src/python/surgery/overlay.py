@@ -1,0 +1,134 @@
+"""A dense map drawn over its input (matplotlib, off-screen).
+
+Cell (i, j)'s score is drawn as a stride-sized square centred on the centre
+of the cell's window, and the squares are blended bilinearly: so the heat
+covers the area the cells' window centres span (half a window in from the
+image's edges) and lies over what each cell looked at, not at its window's
+corner. Detection boxes and their labels are drawn on top; a colour bar
+gives the scale.
+
+Layout, so a picture can be read back in image coordinates: the input fills
+the top-left ``scale * W`` x ``scale * H`` pixels of the file (``layout``);
+a caption runs below it and the colour bar to its right.
+
+A DenseMap is handed in; nothing of the package above errors is imported.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import FileError
+from .plot import plot_dense_map
+
+FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
+BAR_PX = 90       # right of the image: the colour bar and its ticks
+CAPTION_PX = 30   # below the image: what is shown
+DPI = 100
+HEAT_ALPHA = 0.5
+COLORMAP = "jet"
+
+
+def layout(height: int, width: int) -> int:
+    """Pixels of the picture per pixel of the input (small inputs are
+    enlarged so the map is legible; large ones kept 1:1)."""
+    return int(max(1, min(8, 600 // max(height, width))))
+
+
+def picture_format(path: str) -> str:
+    """'png' or 'jpeg' from `path`'s suffix; any other suffix is refused."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in FORMATS:
+        raise FileError(f"cannot tell the picture format of {path!r}: use a .png, .jpg or "
+                        ".jpeg name")
+    return FORMATS[suffix]
+
+
+def best_class(dense) -> int:
+    """The class with the highest score anywhere (the default class shown)."""
+    return int(np.unravel_index(np.nanargmax(dense.scores), dense.scores.shape)[0])
+
+
+def heat_extent(geometry, cells: Tuple[int, int]) -> Tuple[float, float, float, float]:
+    """imshow's (left, right, bottom, top) putting each cell's square on
+    its window's centre."""
+    (sh, sw), (wh, ww) = geometry.stride, geometry.window
+    rows, cols = cells
+    left, top = ww / 2 - sw / 2, wh / 2 - sh / 2
+    return left, left + cols * sw, top + rows * sh, top
+
+
+def draw_overlay(dense, cls: Optional[int] = None, detections: Sequence = (), figure=None):
+    """A matplotlib Figure with the map of class `cls` (default: the best
+    class anywhere) over the input, and the `detections` drawn."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+    image = dense.image
+    height, width = image.shape[:2]
+    scale = layout(height, width)
+    w_px, h_px = width * scale + BAR_PX, height * scale + CAPTION_PX
+    if figure is None:
+        figure = Figure(figsize=(w_px / DPI, h_px / DPI), dpi=DPI)
+    if cls is None:
+        cls = best_class(dense)
+    axes = figure.add_axes((0, CAPTION_PX / h_px, width * scale / w_px, height * scale / h_px))
+    axes.set_axis_off()
+    shown = image[:, :, 0] if image.shape[2] == 1 else image
+    axes.imshow(np.clip(shown, 0, 1), cmap="gray", vmin=0, vmax=1,
+                extent=(0, width, height, 0), interpolation="nearest")
+    values = dense.scores[cls]
+    top = max(1e-6, float(np.nanmax(values)))
+    if dense.geometry is not None:
+        heat = axes.imshow(values, cmap=COLORMAP, vmin=0, vmax=top, alpha=HEAT_ALPHA,
+                           extent=heat_extent(dense.geometry, values.shape),
+                           interpolation="bilinear")
+    else:  # no geometry: stretch the map over the image (said in the caption)
+        heat = axes.imshow(values, cmap=COLORMAP, vmin=0, vmax=top, alpha=HEAT_ALPHA,
+                           extent=(0, width, height, 0), interpolation="bilinear")
+    axes.set_xlim(0, width)
+    axes.set_ylim(height, 0)
+    for d in detections:
+        x0, y0, x1, y1 = d.box
+        axes.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="white",
+                                 linewidth=1.5))
+        axes.text(x0 + 1, y0 + 1, f"{d.label} {d.score:.2f}", color="black", fontsize=8,
+                  va="top", ha="left", bbox=dict(facecolor="white", alpha=0.8, pad=1,
+                                                 linewidth=0))
+    bar = figure.add_axes(((width * scale + 12) / w_px, (CAPTION_PX + 0.1 * height * scale) / h_px,
+                           14 / w_px, 0.8 * height * scale / h_px))
+    figure.colorbar(heat, cax=bar)
+    bar.tick_params(labelsize=7)
+    g = dense.geometry
+    where = (f"window {g.window[0]}x{g.window[1]}, stride {g.stride[0]}" if g is not None
+             else "geometry unknown: map stretched over the image")
+    figure.text(0.01, 0.5 * CAPTION_PX / h_px,
+                f"{dense.label(cls)} [{cls}]: score per cell ({dense.shape[0]}x{dense.shape[1]}), "
+                f"{where}", fontsize=8, va="center", ha="left")
+    return figure
+
+
+def save_picture(dense, path: str, cls: Optional[int] = None, detections: Sequence = (),
+                 side_by_side: bool = False) -> None:
+    """Write the overlay (or the side-by-side view) to `path`, PNG or JPEG
+    by its suffix; the file appears whole or not at all."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    kind = picture_format(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileError(f"cannot write {path!r}: folder {folder!r} does not exist")
+    if side_by_side:
+        figure = plot_dense_map(dense, cls, Figure(figsize=(10, 4.5), dpi=DPI))
+    else:
+        figure = draw_overlay(dense, cls, detections or ())
+    FigureCanvasAgg(figure)
+    data = io.BytesIO()
+    figure.savefig(data, format=kind, dpi=DPI)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".picture.", delete=False) as f:
+        f.write(data.getvalue())
+    os.replace(f.name, path)

@@ -1,0 +1,97 @@
+"""Detections: boxes clipped to the image, one per object after
+non-maximum suppression, checked on the digits demo (where the pasted
+digits are the truth) and on maps made by hand (IoU worked out by hand)."""
+
+import numpy as np
+import pytest
+
+import surgery
+from surgery import demo, digits
+from surgery.detections import detect, iou, nms
+from surgery.geometry import Geometry
+
+
+@pytest.fixture(scope="module")
+def digits_map():
+    prototxt, weights = digits.trained_model(log=lambda *a: None)
+    result = surgery.fully_convolutionalize(prototxt, weights)
+    _, (images, labels) = digits.split(*digits.digit_images())
+    canvas, truth = demo.canvas_with_digits(images, labels)
+    return result.net.dense_forward(canvas, labels=digits.LABELS), truth
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.9])
+def test_each_pasted_digit_is_found_once(digits_map, threshold):
+    dense, truth = digits_map
+    found = dense.detections(threshold=threshold, background=digits.BACKGROUND)
+    matched = []
+    for y, x, digit in truth:
+        hits = [d for d in found if d.cls == digit and abs(d.box[0] - x) <= 4
+                and abs(d.box[1] - y) <= 4]
+        assert len(hits) == 1, (digit, x, y, found)
+        matched += hits
+    assert len(found) == len(truth), f"detections of nothing pasted: {found}"
+    for d in found:
+        assert d.label == digits.LABELS[d.cls] and d.score >= threshold
+        assert 0 <= d.box[0] < d.box[2] <= 156 and 0 <= d.box[1] < d.box[3] <= 92
+
+
+def test_classes_restricts_and_background_is_never_detected(digits_map):
+    dense, truth = digits_map
+    ones = dense.detections(threshold=0.9, classes=[1], background=digits.BACKGROUND)
+    assert len(ones) == sum(digit == 1 for _, _, digit in truth) and {d.cls for d in ones} == {1}
+    everything = dense.detections(threshold=0.0, background=digits.BACKGROUND)
+    assert everything and all(d.cls != digits.BACKGROUND for d in everything)
+    with pytest.raises(ValueError, match="classes"):
+        dense.detections(classes=[11])
+
+
+def hand_map(peaks, shape=(3, 9), classes=2):
+    scores = np.zeros((classes,) + shape, np.float32)
+    scores[1] = 1.0  # class 1 is background everywhere ...
+    for (i, j), score in peaks.items():
+        scores[:, i, j] = 0
+        scores[0, i, j] = score  # ... except at the peaks, class 0
+    return scores
+
+
+GEO = Geometry(window=(28, 28), stride=(4, 4), receptive_field=(28, 28),
+               receptive_offset=(0, 0), padded_layers=())
+
+
+def boxes_of(shape, image_hw=(36, 60)):
+    boxes = np.array([[GEO.window_of(i, j) for j in range(shape[1])] for i in range(shape[0])])
+    boxes[..., 0::2] = np.clip(boxes[..., 0::2], 0, image_hw[1])
+    boxes[..., 1::2] = np.clip(boxes[..., 1::2], 0, image_hw[0])
+    return boxes
+
+
+def test_two_overlapping_objects_are_kept_when_their_iou_is_below_the_threshold():
+    # Cells (0, 0) and (0, 4): windows 0-28 and 16-44, IoU 12 / 44 = 0.27.
+    scores = hand_map({(0, 0): 0.9, (0, 4): 0.8})
+    boxes = boxes_of(scores.shape[1:])
+    assert iou(boxes[0, 0].astype(float), boxes[0, 4][None].astype(float))[0] == \
+        pytest.approx(12 / 44)
+    found = detect(scores, boxes, str, threshold=0.5, nms_iou=0.3, background=1)
+    assert [d.cell for d in found] == [(0, 0), (0, 4)]
+    # Above the overlap allowed, the weaker one goes.
+    found = detect(scores, boxes, str, threshold=0.5, nms_iou=0.25, background=1)
+    assert [d.cell for d in found] == [(0, 0)]
+    # Neighbouring cells (IoU 24 / 32) of one object: one detection.
+    scores = hand_map({(1, 1): 0.7, (1, 2): 0.95, (2, 2): 0.6})
+    found = detect(scores, boxes_of(scores.shape[1:]), str, threshold=0.5, background=1)
+    assert [(d.cell, d.score) for d in found] == [((1, 2), pytest.approx(0.95))]
+
+
+def test_boxes_are_clipped_to_the_image():
+    scores = hand_map({(2, 8): 0.9})
+    found = detect(scores, boxes_of(scores.shape[1:], image_hw=(40, 50)), str, background=1)
+    # Cell (2, 8)'s window is 32,8-60,36; the image is 50 wide.
+    assert found[0].box == (32, 8, 50, 36)
+
+
+def test_nms_is_torchvisions_greedy_rule():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 0, 30, 10], [0, 0, 10, 10]], float)
+    scores = np.array([0.5, 0.9, 0.8, 0.1])
+    assert nms(boxes, scores, 0.5) == [1, 2]
+    assert nms(boxes, scores, 1.0) == [1, 2, 0, 3]
