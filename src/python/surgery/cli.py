@@ -211,8 +211,10 @@ def _dense(args: argparse.Namespace) -> int:
     images = expand_images(args.images)
     pictures = picture_paths(args.picture, images)
     net = Net(args.prototxt, args.weights)
-    if any(layer.type == "InnerProduct" for layer in net.layers):
-        print(fully_convolutionalize(net), file=sys.stderr)
+    # Converted now (the checks below need its output), reported once they passed,
+    # so a usage error stays the one line it is.
+    conversion = (fully_convolutionalize(net)
+                  if any(layer.type == "InnerProduct" for layer in net.layers) else None)
     output = net.outputs[0] if net.outputs else None
     classes = int(net.blobs[output].shape[1]) if output else 0
     labels = check_labels(args.labels, classes) if args.labels else None
@@ -224,6 +226,8 @@ def _dense(args: argparse.Namespace) -> int:
     for b in background or ():
         if not 0 <= b < classes:
             raise UsageError(f"--background {b} is outside 0..{classes - 1}")
+    if conversion is not None:
+        print(conversion, file=sys.stderr)
 
     records, failures = [], 0
     progress = len(images) > 1 and sys.stderr.isatty()
