@@ -114,5 +114,21 @@ TEST_F(BadInput, InputShapeThatTheInnerProductCannotTake) {
   net.forward({{"data", {{1, 1, 4, 4}, image.data()}}});
 }
 
+// Found by the fuzz campaign (hardening/fuzz/crashes): Caffe's upgrade of
+// the legacy `input` fields read an input_shape per input past the end of a
+// shorter list (SEGV in BlobShape::MergeImpl).
+TEST_F(BadInput, LegacyInputsWithTooFewShapes) {
+  const std::string text = "input: \"a\" input: \"b\" input_shape { dim: 2 }\n";
+  expect_error<ParseError>([&] { parse_net_text(text, "legacy.prototxt"); },
+                           {"legacy.prototxt", "2 legacy input(s) with 1 input_shape"});
+  expect_error<ParseError>(
+      [&] { parse_net_text("input: \"a\" input_dim: 1 input_dim: 1\n", "dims.prototxt"); },
+      {"dims.prototxt", "input_dim"});
+  // The well-formed legacy form still loads.
+  Net net(parse_net_text("input: \"a\" input_shape { dim: 1 dim: 1 dim: 4 dim: 4 }\n", "ok"),
+          "ok");
+  EXPECT_EQ(net.blob("a").shape(), (std::vector<int>{1, 1, 4, 4}));
+}
+
 }  // namespace
 }  // namespace surgery::test

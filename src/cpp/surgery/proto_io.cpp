@@ -44,7 +44,23 @@ class FirstError : public google::protobuf::io::ErrorCollector {
   std::string message_;
 };
 
+// Caffe's UpgradeNetInput turns the legacy `input` fields into an Input
+// layer, reading one `input_shape` (or four `input_dim`) per input without
+// checking that they exist: a short list read past its end (fuzzing found it).
+void check_legacy_inputs(const caffe::NetParameter& net, const std::string& source) {
+  const int inputs = net.input_size();
+  const int shapes = net.input_shape_size(), dims = net.input_dim_size();
+  const bool fits = shapes > 0 ? shapes == inputs : dims == 0 || dims == 4 * inputs;
+  if (!fits) {
+    throw ParseError("'" + source + "' declares " + std::to_string(inputs) +
+                     " legacy input(s) with " + std::to_string(shapes) + " input_shape and " +
+                     std::to_string(dims) + " input_dim entries: give one input_shape (or four "
+                     "input_dim values) per input, or use an Input layer");
+  }
+}
+
 void upgrade(caffe::NetParameter* net, const std::string& source) {
+  check_legacy_inputs(*net, source);
   const bool ok = guard_caffe("upgrading '" + source + "'", [&] {
     return caffe::UpgradeNetAsNeeded(source, net);
   });
