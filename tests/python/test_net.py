@@ -120,3 +120,26 @@ def test_reshape_changes_output_size(tmp_path):
         net.reshape(data=(1, 1, 0, 4))
     with pytest.raises(surgery.SurgeryError, match="not an input"):
         net.reshape(conv=(1, 1, 4, 4))
+
+
+def test_repr_of_a_net_that_failed_to_load_is_safe(tmp_path):
+    # Tracebacks, debuggers and pytest show the frame's `self` of the failed
+    # __init__; its C++ side was never built (on an H200 run this segfaulted),
+    # so the repr must not reach it. In a child: a failure here may crash.
+    script = f"""
+import surgery
+try:
+    surgery.Net({str(tmp_path / "absent.prototxt")!r})
+except surgery.FileError as error:
+    tb = error.__traceback__
+    while tb is not None:
+        if "self" in tb.tb_frame.f_locals:
+            print(repr(tb.tb_frame.f_locals["self"]))
+        tb = tb.tb_next
+"""
+    import subprocess
+    import sys
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=60)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "<surgery.Net that failed to load>"

@@ -80,6 +80,10 @@ class Net(_core.Net):
         super().__init__(os.fspath(prototxt),
                          None if weights is None else os.fspath(weights), phase,
                          trust_io_layers=trust_io_layers)
+        # Only now is there a C++ net behind self: a failed load leaves an
+        # instance that tracebacks, debuggers and pytest still show (repr),
+        # and pybind11 would read its unconstructed memory.
+        self._loaded = True
 
     @property
     def layers(self) -> List[LayerInfo]:
@@ -154,4 +158,6 @@ class Net(_core.Net):
         return operations["dense_forward"](self, image, **kwargs)
 
     def __repr__(self) -> str:
+        if not getattr(self, "_loaded", False):
+            return "<surgery.Net that failed to load>"
         return f"<surgery.Net {self.name!r} from {self.source!r}, {len(self.layers)} layers>"
