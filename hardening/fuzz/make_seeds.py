@@ -4,7 +4,7 @@ data, legacy num/channels/height/width dims, double data, V1 layers), about
 a kilobyte each. The protobuf wire format is written by hand (stdlib only,
 field numbers from caffe.proto), so it runs before anything is built.
 
-    python3 hardening/fuzz/make_seeds.py hardening/fuzz/corpus/caffemodel
+    python3 hardening/fuzz/make_seeds.py FOLDER     (run.sh writes them into build/.../seeds/caffemodel)
 """
 
 from __future__ import annotations

@@ -83,11 +83,23 @@ binary() { echo "$build/$here/fuzz_$1"; }
 pending_files() { awk -v t="$1" '$1 == t { print $2 }' "$here/pending.txt"; }
 pending_signatures() { awk -F'\t' -v t="$1" '$1 == t { print $3 }' "$here/pending.txt"; }
 
-# Replays the corpus and the fixed crash inputs; each must run clean.
+# The caffemodel target's seeds are written by make_seeds.py into the build
+# folder (binary model files are not kept in the repository); other targets
+# have none. Prints the target's seed folder.
+seeds() {
+  local dir="$build/seeds/$1"
+  if [[ ! -d $dir ]]; then
+    mkdir -p "$dir"
+    [[ $1 != caffemodel ]] || python3 "$here/make_seeds.py" "$dir" >/dev/null
+  fi
+  echo "$dir"
+}
+
+# Replays the corpus, the generated seeds and the fixed crash inputs; each must run clean.
 replay() {
   local target=$1 files=() f
   mapfile -t pending < <(pending_files "$target")
-  for f in "$here/corpus/$target"/* "$here/crashes/$target"/*; do
+  for f in "$here/corpus/$target"/* "$(seeds "$target")"/* "$here/crashes/$target"/*; do
     [[ -f $f ]] || continue
     [[ " ${pending[*]} " == *" $(basename "$f") "* ]] && continue
     files+=("$f")
@@ -121,9 +133,12 @@ triage() {
 fuzz() {
   local target=$1 seconds=$2 out=$3
   mkdir -p "$out/corpus" "$out/artifacts"
+  # libFuzzer refuses a corpus folder that does not exist: only the kept ones.
+  local kept=("$(seeds "$target")")
+  [[ -d $here/corpus/$target ]] && kept+=("$here/corpus/$target")
   nice -n 10 "$(binary "$target")" "${LIMITS[@]}" -fork=1 -ignore_crashes=1 -ignore_ooms=1 \
     -ignore_timeouts=1 -max_total_time="$seconds" -artifact_prefix="$out/artifacts/" \
-    "$out/corpus" "$here/corpus/$target" >"$out/log" 2>&1 || true
+    "$out/corpus" "${kept[@]}" >"$out/log" 2>&1 || true
   local stats
   stats=$(grep -E '^#[0-9]+: cov: ' "$out/log" | tail -1)
   # "#N: cov: C ft: F corp: K exec/s E oom/timeout/crash: a/b/c time: Ts ..."
@@ -204,6 +219,7 @@ merge() {
     fresh=$(mktemp -d "$build/merge-$target.XXXXXX")
     "$(binary "$target")" "${LIMITS[@]}" -merge=1 "$fresh" "$here/corpus/$target" \
       "$build/campaign/$target/corpus" 2>"$build/merge-$target.log"
+    mkdir -p "$here/corpus/$target"
     rm -f "$here/corpus/$target"/*
     mv "$fresh"/* "$here/corpus/$target/"
     rmdir "$fresh"
