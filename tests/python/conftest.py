@@ -66,3 +66,16 @@ def tiny_prototxt(tmp_path):
     path = tmp_path / "tiny.prototxt"
     path.write_text(TINY_NET)
     return path
+
+
+@pytest.fixture(scope="session")
+def digits_map():
+    """The demo's trained digits classifier, converted, on its canvas of pasted
+    digits: (DenseMap, the pasted digits' truth). Made once for the suite."""
+    import surgery
+    from surgery import demo, digits
+    prototxt, weights = digits.trained_model(log=lambda *a: None)
+    result = surgery.fully_convolutionalize(prototxt, weights)
+    _, (images, labels) = digits.split(*digits.digit_images())
+    canvas, truth = demo.canvas_with_digits(images, labels)
+    return result.net.dense_forward(canvas, labels=digits.LABELS), truth

@@ -6,18 +6,9 @@ import numpy as np
 import pytest
 
 import surgery
-from surgery import demo, digits
+from surgery import digits
 from surgery.detections import detect, iou, nms
 from surgery.geometry import Geometry
-
-
-@pytest.fixture(scope="module")
-def digits_map():
-    prototxt, weights = digits.trained_model(log=lambda *a: None)
-    result = surgery.fully_convolutionalize(prototxt, weights)
-    _, (images, labels) = digits.split(*digits.digit_images())
-    canvas, truth = demo.canvas_with_digits(images, labels)
-    return result.net.dense_forward(canvas, labels=digits.LABELS), truth
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.9])

@@ -7,16 +7,7 @@ import pytest
 import skimage.io
 
 import surgery
-from surgery import demo, digits, overlay
-
-
-@pytest.fixture(scope="module")
-def digits_map():
-    prototxt, weights = digits.trained_model(log=lambda *a: None)
-    result = surgery.fully_convolutionalize(prototxt, weights)
-    _, (images, labels) = digits.split(*digits.digit_images())
-    canvas, truth = demo.canvas_with_digits(images, labels)
-    return result.net.dense_forward(canvas, labels=digits.LABELS), truth
+from surgery import digits, overlay
 
 
 def heat_in_picture(path, height, width):
