@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bindings/net_guard.hpp"
+#include "surgery/fork_gate.hpp"
 #include "surgery/net.hpp"
 
 namespace surgery::bindings {
@@ -24,14 +25,19 @@ using PyNet = Guarded<Net>;
 
 // THE rule for every entry point that touches a net: release the GIL (other
 // Python threads go on while this one waits or works), take the net's guard
-// (one call inside the net at a time), run `call`. `call` must not touch
+// (one call inside the net at a time), run `call` as a CaffeSection (a fork
+// waits for it: fork_gate.hpp), opened inside the guard so that no thread
+// holds a section while waiting for a guard. `call` must not touch
 // Python objects; it returns plain C++ values that the caller converts once
 // it holds the GIL again. Nothing ever waits for a guard while holding the
 // GIL, so the two cannot deadlock.
 template <typename Object, typename F>
 auto locked(const Guarded<Object>& object, F&& call) -> decltype(call()) {
   pybind11::gil_scoped_release release;
-  return object.guard().run(std::forward<F>(call));
+  return object.guard().run([&] {
+    const CaffeSection section;
+    return call();
+  });
 }
 
 // For a forward on the main thread: true once Ctrl-C (any signal whose

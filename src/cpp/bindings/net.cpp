@@ -95,6 +95,7 @@ void bind_net(py::module_& m) {
              checked_path(prototxt);
              if (weights) checked_path(*weights);
              py::gil_scoped_release release;
+             const CaffeSection section;
              return std::make_unique<PyNet>(prototxt, weights.value_or(""), p, policy);
            }),
            py::arg("prototxt"), py::arg("weights") = py::none(), py::arg("phase") = "test",

@@ -10,6 +10,7 @@
 #include "surgery/caffemodel_writer.hpp"
 #include "surgery/device.hpp"
 #include "surgery/errors.hpp"
+#include "surgery/fork_gate.hpp"
 #include "surgery/memory_guard.hpp"
 #include "surgery/phase_filter.hpp"
 #include "surgery/proto_io.hpp"
@@ -235,7 +236,11 @@ void Net::forward(const std::map<std::string, InputView>& inputs,
   // caller can stop a long pass between layers.
   const int layers = static_cast<int>(net_->layers().size());
   guard_caffe("forward through '" + source_ + "'", [&] {
+    const CaffeSection section;
     for (int i = 0; i < layers; ++i) {
+      // Before interrupted(), which may wait for the GIL that a forking
+      // thread holds while fork() waits for this section.
+      let_fork_through();
       if (interrupted && interrupted()) {
         throw Interrupted("forward through '" + source_ + "' interrupted before layer '" +
                           net_->layer_names()[i] + "'");

@@ -1,0 +1,28 @@
+// fork() while another thread is inside Caffe hands the child the locks
+// that thread held at that instant (OpenBLAS's level-3 GEMM lock, its buffer
+// allocator's, glog's), and in the child nobody will ever release them: the
+// child's first GEMM waits forever. So a stretch of Caffe work is a
+// CaffeSection, and fork() (through pthread_atfork) waits until no other
+// thread is inside one; sections that would start meanwhile wait for the
+// fork. A long section (a forward) lets a pending fork through between two
+// steps, so fork() waits at most one layer, not a whole forward.
+#ifndef SURGERY_FORK_GATE_HPP_
+#define SURGERY_FORK_GATE_HPP_
+
+namespace surgery {
+
+class CaffeSection {
+ public:
+  CaffeSection();
+  ~CaffeSection();
+  CaffeSection(const CaffeSection&) = delete;
+  CaffeSection& operator=(const CaffeSection&) = delete;
+};
+
+// Between two steps of the calling thread's section: if a fork is waiting,
+// step out, let it happen, step back in. No effect outside a section.
+void let_fork_through();
+
+}  // namespace surgery
+
+#endif  // SURGERY_FORK_GATE_HPP_

@@ -1,0 +1,87 @@
+// fork() while another thread is inside Caffe (fork_gate.hpp): the child
+// is forked only between that thread's steps, so it can run a GEMM of its
+// own. Without the gate the child often inherited OpenBLAS's level-3 lock
+// held by the other thread and waited for it forever.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "caffe/util/math_functions.hpp"
+#include "surgery/fork_gate.hpp"
+
+namespace surgery::test {
+namespace {
+
+constexpr int kN = 384;  // a GEMM of a few ms, threaded by OpenBLAS
+
+void square(const std::vector<float>& a, std::vector<float>& c) {
+  caffe::caffe_cpu_gemm<float>(CblasNoTrans, CblasNoTrans, kN, kN, kN, 1.f, a.data(), a.data(),
+                               0.f, c.data());
+}
+
+// The child's exit status, or -1 (after killing it) if it has not ended in 60 s.
+int wait_for(pid_t pid) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+TEST(ForkGate, ChildForkedWhileAnotherThreadRunsGemmsRunsItsOwn) {
+  const std::vector<float> a(kN * kN, 0.5f);
+  std::atomic<bool> stop{false};
+  std::atomic<bool> in_step{false};
+  std::atomic<int> steps{0};
+  std::thread worker([&] {
+    std::vector<float> c(kN * kN);
+    const CaffeSection section;
+    while (!stop) {
+      in_step = true;
+      square(a, c);
+      in_step = false;
+      ++steps;
+      let_fork_through();
+    }
+  });
+  while (steps == 0) std::this_thread::yield();
+  for (int round = 0; round < 8; ++round) {
+    const pid_t pid = fork();
+    ASSERT_NE(pid, -1);
+    if (pid == 0) {
+      if (in_step) _exit(3);  // forked in the middle of the other thread's step
+      std::vector<float> c(kN * kN);
+      square(a, c);
+      _exit(c[0] == 0.25f * kN ? 0 : 4);
+    }
+    EXPECT_EQ(wait_for(pid), 0) << "round " << round << " (-1: the child hung)";
+  }
+  stop = true;
+  worker.join();
+}
+
+TEST(ForkGate, LettingAForkThroughOutsideASectionDoesNothing) {
+  let_fork_through();
+  const pid_t pid = fork();
+  ASSERT_NE(pid, -1);
+  if (pid == 0) {
+    const CaffeSection section;  // the child can open one
+    _exit(0);
+  }
+  EXPECT_EQ(wait_for(pid), 0);
+}
+
+}  // namespace
+}  // namespace surgery::test
