@@ -1,10 +1,12 @@
 // The checks this Caffe fork had commented out or left to debug builds,
-// restored by the recipe's patches (third_party/caffe/patches/0003, 0004):
+// restored by the recipe's patches (third_party/caffe/patches/0003, 0004, 0006):
 // without them each case reads or writes outside a blob (ASan, which this
 // suite also runs under, would report it); with them each is a typed error
 // and the library goes on working.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <string>
 #include <vector>
 
 #include "surgery/errors.hpp"
@@ -72,6 +74,40 @@ TEST(RestoredChecks, EmbedIndicesOutsideTheTable) {
   const std::vector<float> good = {0, 4, 2};
   net.forward({{"ids", {{3}, good.data()}}});
   EXPECT_EQ(net.blob("vectors").shape(), (std::vector<int>{3, 4}));
+}
+
+// The losses and Accuracy index the scores by each label's value: in this
+// fork only a DCHECK (gone in release builds) stood between a label of 7 or
+// -1 and a read (a write, in Backward) outside a 5-class blob.
+TEST(RestoredChecks, LabelsOutsideTheClasses) {
+  const std::string inputs = R"(
+    layer { name: "scores" type: "Input" top: "scores" input_param { shape { dim: 2 dim: 5 } } }
+    layer { name: "labels" type: "Input" top: "labels" input_param { shape { dim: 2 } } }
+    layer { name: "gain" type: "Input" top: "gain" input_param { shape { dim: 1 dim: 1 dim: 5 dim: 5 } } }
+  )";
+  const std::vector<std::string> layers = {
+      R"(layer { name: "l" type: "SoftmaxWithLoss" bottom: "scores" bottom: "labels" top: "l" })",
+      R"(layer { name: "l" type: "Accuracy" bottom: "scores" bottom: "labels" top: "l" })",
+      R"(layer { name: "l" type: "MultinomialLogisticLoss" bottom: "scores" bottom: "labels"
+                 top: "l" })",
+      R"(layer { name: "l" type: "InfogainLoss" bottom: "scores" bottom: "labels" bottom: "gain"
+                 top: "l" })",
+  };
+  const std::vector<float> scores(10, 0.2f);
+  const std::vector<float> gain(25, 1.0f);
+  for (const auto& layer : layers) {
+    Net net = build(inputs + layer);
+    const auto run = [&](const std::vector<float>& labels) {
+      net.forward({{"scores", {{2, 5}, scores.data()}},
+                   {"labels", {{2}, labels.data()}},
+                   {"gain", {{1, 1, 5, 5}, gain.data()}}});
+    };
+    for (const float bad : {7.0f, 5.0f, -1.0f}) {
+      EXPECT_THROW(run({1, bad}), CaffeError) << layer << " label " << bad;
+    }
+    run({1, 4});
+    EXPECT_TRUE(std::isfinite(net.blob("l").cpu_data()[0])) << layer;
+  }
 }
 
 }  // namespace
