@@ -29,7 +29,9 @@ if(NOT Caffe_FOUND)
   endif()
   find_package(Caffe CONFIG REQUIRED PATHS "${_surgery_caffe_prefix}" NO_DEFAULT_PATH)
   set(SURGERY_CAFFE_FROM_RECIPE ON CACHE INTERNAL "Caffe_DIR was resolved from third_party/caffe")
-  file(GLOB_RECURSE _surgery_recipe_files "${CMAKE_CURRENT_LIST_DIR}/../third_party/caffe/*")
+  # CONFIGURE_DEPENDS: a new patch file reconfigures too, not only an edited one.
+  file(GLOB_RECURSE _surgery_recipe_files CONFIGURE_DEPENDS
+       "${CMAKE_CURRENT_LIST_DIR}/../third_party/caffe/*")
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_surgery_recipe_files})
 endif()
 message(STATUS "Caffe: ${Caffe_DIR} (failed CHECKs throw: ${Caffe_CHECKS_THROW})")

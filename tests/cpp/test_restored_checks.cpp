@@ -1,5 +1,5 @@
 // The checks this Caffe fork had commented out or left to debug builds,
-// restored by the recipe's patches (third_party/caffe/patches/0003, 0004, 0006):
+// restored by the recipe's patches (third_party/caffe/patches/0003, 0004, 0006, 0007):
 // without them each case reads or writes outside a blob (ASan, which this
 // suite also runs under, would report it); with them each is a typed error
 // and the library goes on working.
@@ -108,6 +108,41 @@ TEST(RestoredChecks, LabelsOutsideTheClasses) {
     run({1, 4});
     EXPECT_TRUE(std::isfinite(net.blob("l").cpu_data()[0])) << layer;
   }
+}
+
+// Proposal reads 2 score and 4 delta channels per anchor (here one anchor)
+// at every position, whatever its bottoms hold: each wrong shape is refused
+// when the net is built, and the right ones build.
+TEST(RestoredChecks, ProposalBottomsThatDoNotMatchItsAnchors) {
+  const auto net_with = [](const char* scores, const char* deltas, const char* info) {
+    return std::string(R"(layer { name: "s" type: "Input" top: "s" input_param { shape { )") +
+           scores + R"( } } }
+      layer { name: "d" type: "Input" top: "d" input_param { shape { )" + deltas + R"( } } }
+      layer { name: "i" type: "Input" top: "i" input_param { shape { )" + info + R"( } } }
+      layer { name: "p" type: "Proposal" bottom: "s" bottom: "d" bottom: "i" top: "rois"
+              proposal_param { ratio: 1 scale: 8 } })";
+  };
+  const char* scores = "dim: 1 dim: 2 dim: 4 dim: 4";
+  const char* deltas = "dim: 1 dim: 4 dim: 4 dim: 4";
+  const char* info = "dim: 1 dim: 3";
+  EXPECT_THROW(build(net_with("dim: 1 dim: 1 dim: 4 dim: 4", deltas, info)), Error);
+  EXPECT_THROW(build(net_with(scores, "dim: 1 dim: 2 dim: 4 dim: 4", info)), Error);
+  EXPECT_THROW(build(net_with(scores, "dim: 1 dim: 4 dim: 8 dim: 4", info)), Error);
+  EXPECT_THROW(build(net_with(scores, "dim: 2 dim: 4 dim: 4 dim: 4", info)), Error);
+  EXPECT_THROW(build(net_with(scores, deltas, "dim: 1")), Error);
+  EXPECT_NO_THROW(build(net_with(scores, deltas, info)));
+}
+
+// PSROIPooling's kernels read five values per RoI.
+TEST(RestoredChecks, PsroiPoolingRoisThatAreNotFiveValues) {
+  const std::string net = R"(
+    layer { name: "f" type: "Input" top: "f" input_param { shape { dim: 1 dim: 8 dim: 6 dim: 6 } } }
+    layer { name: "r" type: "Input" top: "r" input_param { shape { dim: 3 dim: )";
+  const std::string pool = R"( } } }
+    layer { name: "p" type: "PSROIPooling" bottom: "f" bottom: "r" top: "pooled"
+            psroi_pooling_param { spatial_scale: 1 output_dim: 2 group_size: 2 } })";
+  EXPECT_THROW(build(net + "4" + pool), Error);
+  EXPECT_NO_THROW(build(net + "5" + pool));
 }
 
 }  // namespace
