@@ -18,8 +18,10 @@ say() { echo "== $*"; }
 
 site=$(mktemp -d)
 "$PYTHON" -m pip install --quiet --no-index --no-deps --target "$site" "$KIT"/wheels/*.whl || exit 1
-# The C++ binaries use the libcaffe inside the installed package.
+# The C++ binaries use the libcaffe inside the installed package. pip put
+# the console script in $site/bin, which the CLI tests find on PATH.
 export PYTHONPATH=$site
+export PATH=$site/bin:$PATH
 export LD_LIBRARY_PATH=$KIT/lib:$site/surgery${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export SURGERY_FIXTURES=$KIT/fixtures
 export PYTHONUNBUFFERED=1

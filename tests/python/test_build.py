@@ -14,8 +14,13 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
                     reason="cmake or protoc not on PATH: Caffe's build dependencies are missing")
 def test_configure_uses_caffe_dir(tmp_path):
     # The recipe prints its (cached) install prefix; any Caffe install tree would do.
-    prefix = subprocess.run(["bash", str(REPO / "third_party/caffe/build.sh")],
-                            check=True, capture_output=True, text=True).stdout.strip()
+    recipe = subprocess.run(["bash", str(REPO / "third_party/caffe/build.sh")],
+                            capture_output=True, text=True)
+    if recipe.returncode != 0 and "fetching" in recipe.stderr:
+        # An offline machine without the recipe's cache (the GPU machine).
+        pytest.skip("the recipe cannot fetch Caffe's source here: " + recipe.stderr[-200:])
+    assert recipe.returncode == 0, recipe.stderr
+    prefix = recipe.stdout.strip()
     caffe_dir = pathlib.Path(prefix) / "lib/cmake/Caffe"
     result = subprocess.run(
         ["cmake", "-S", str(REPO), "-B", str(tmp_path / "build"), f"-DCaffe_DIR={caffe_dir}"],

@@ -17,8 +17,11 @@ from conftest import fixture
 from surgery import overlay
 from surgery.cli import parser
 
-# The console script pip installed beside this interpreter.
+# The console script pip installed beside this interpreter, or (an install
+# with pip --target, as on the GPU machine) the one on PATH.
 EXECUTABLE = pathlib.Path(sys.executable).parent / "caffe-surgery"
+if not EXECUTABLE.exists():
+    EXECUTABLE = pathlib.Path(shutil.which("caffe-surgery") or EXECUTABLE)
 
 
 def cli(*args):
