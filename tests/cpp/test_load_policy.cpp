@@ -201,6 +201,34 @@ TEST(ParameterChecks, CrashingParametersRaise) {
   }
 }
 
+// Parameter and DummyData declare their tops' axes as Input does, so a
+// layer that needs a number of axes is checked after them too (the fuzzer
+// reached Upsample's reshape with the 0-axis top of a shapeless Parameter).
+TEST(ParameterChecks, AxesDeclaredByParameterAndDummyDataAreChecked) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"(layer { name: "p" type: "Parameter" top: "p" }
+          layer { name: "bad" type: "Upsample" bottom: "p" top: "u" upsample_param { scale: 2 } })",
+       "the bottom has 0 axes"},
+      {R"(layer { name: "p" type: "Parameter" top: "p" parameter_param { shape { dim: 4 dim: 2 } } }
+          layer { name: "bad" type: "PixelShuffle" bottom: "p" top: "s"
+                  pixelshuffle_param { upscale_factor: 2 } })",
+       "the bottom has 2 axes"},
+      {R"(layer { name: "d" type: "DummyData" top: "d" dummy_data_param { shape { dim: 2 dim: 3 } } }
+          layer { name: "bad" type: "Upsample" bottom: "d" top: "u" upsample_param { scale: 2 } })",
+       "the bottom has 2 axes"},
+  };
+  for (const auto& [text, needle] : cases) {
+    const auto message = message_of([&] { validate_text(text); });
+    EXPECT_NE(message.find("'bad'"), std::string::npos) << text << "\n" << message;
+    EXPECT_NE(message.find(needle), std::string::npos) << text << "\n" << message;
+  }
+  // Legacy DummyData fields declare 4 axes.
+  EXPECT_NO_THROW(validate_text(R"(
+    layer { name: "d" type: "DummyData" top: "d"
+            dummy_data_param { num: 1 channels: 4 height: 2 width: 2 } }
+    layer { name: "u" type: "Upsample" bottom: "d" top: "u" upsample_param { scale: 2 } })"));
+}
+
 TEST(ParameterChecks, GoodParametersPass) {
   EXPECT_NO_THROW(validate_text(kTinyNet));
   EXPECT_NO_THROW(validate_text(R"(

@@ -479,7 +479,10 @@ void check_memory_data(Checker& c) {
 }
 
 // How the tops' number of axes follows from the bottoms'.
-enum class Axes { kUnknown, kSame, kInput };
+// How many axes a layer's tops have, as far as the definition says:
+// unknown, those of its bottom, or declared by its own shape fields (Input,
+// Parameter, DummyData).
+enum class Axes { kUnknown, kSame, kDeclared };
 
 struct ParameterRule {
   const char* type;
@@ -528,9 +531,9 @@ const ParameterRule kRules[] = {
     {"Threshold", 1, 1, 1, 1, Axes::kSame, nullptr},
     {"HardSigmoid", 1, 1, 1, 1, Axes::kSame, nullptr},
     {"HardSwish", 1, 1, 1, 1, Axes::kSame, nullptr},
-    {"Input", 0, 0, 1, kAny, Axes::kInput, nullptr},
-    {"Parameter", 0, 0, 1, 1, Axes::kUnknown, check_parameter},
-    {"DummyData", 0, 0, 1, kAny, Axes::kUnknown, check_dummy_data},
+    {"Input", 0, 0, 1, kAny, Axes::kDeclared, nullptr},
+    {"Parameter", 0, 0, 1, 1, Axes::kDeclared, check_parameter},
+    {"DummyData", 0, 0, 1, kAny, Axes::kDeclared, check_dummy_data},
     {"Split", 1, 1, 1, kAny, Axes::kSame, nullptr},
     {"Concat", 1, kAny, 1, 1, Axes::kSame, check_concat},
     {"Slice", 1, 1, 1, kAny, Axes::kSame, check_slice},
@@ -579,6 +582,20 @@ std::string count_text(int min, int max, const char* what) {
   return std::to_string(min) + " to " + std::to_string(max) + " " + what;
 }
 
+// Top `i`'s axes as an Input, Parameter or DummyData layer declares them
+// (one shape for all tops, or one per top, as Caffe reads them).
+int declared_axes(const caffe::LayerParameter& layer, int i) {
+  const auto pick = [i](const auto& shapes) {
+    return shapes.empty() ? kUnknownAxes
+                          : shapes[std::min(i, shapes.size() - 1)].dim_size();
+  };
+  if (layer.type() == "Input") return pick(layer.input_param().shape());
+  if (layer.type() == "Parameter") return layer.parameter_param().shape().dim_size();
+  // DummyData without shapes takes the legacy num, channels, height, width.
+  const auto& shapes = layer.dummy_data_param().shape();
+  return shapes.empty() ? 4 : pick(shapes);
+}
+
 }  // namespace
 
 std::vector<int> check_layer_parameters(const caffe::LayerParameter& layer,
@@ -612,12 +629,9 @@ std::vector<int> check_layer_parameters(const caffe::LayerParameter& layer,
                              "; fix the definition");
   }
   std::vector<int> top_axes(tops, kUnknownAxes);
-  const auto& shapes = layer.input_param().shape();
   for (int i = 0; i < tops; ++i) {
     if (rule->axes == Axes::kSame) top_axes[i] = c.axes();
-    if (rule->axes == Axes::kInput && !shapes.empty()) {
-      top_axes[i] = shapes[shapes.size() == 1 ? 0 : std::min(i, shapes.size() - 1)].dim_size();
-    }
+    if (rule->axes == Axes::kDeclared) top_axes[i] = declared_axes(layer, i);
   }
   return top_axes;
 }
