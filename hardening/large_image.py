@@ -50,7 +50,7 @@ def write_tiff(path: pathlib.Path, side: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
         def tiles():
-            for _ in range(-(-side // 256) ** 2):
+            for _ in range((-(-side // 256)) ** 2):
                 yield rng.integers(0, 256, (256, 256), dtype=np.uint8)
         tif.write(tiles(), shape=(side, side), dtype=np.uint8, tile=(256, 256))
 

@@ -18,6 +18,7 @@ so a tile's numbers are those of the same pixels in a whole-image forward.
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any, Tuple
 
 import numpy as np
@@ -105,9 +106,16 @@ def _tiff(name: str) -> ImageSource:
             series = tif.series[0]
             axes = series.levels[0].axes
         store = tifffile.imread(name, aszarr=True, series=0, level=0)
-        array = zarr.open_array(store, mode="r")
     except Exception as error:  # tifffile raises many kinds for a malformed file
         raise FileError(f"cannot read image {name!r} (TIFF): {error}") from error
+    try:
+        array = zarr.open_array(store, mode="r")
+    except Exception as error:
+        store.close()
+        raise FileError(f"cannot read image {name!r} (TIFF): {error}") from error
+    # The store holds the file open for as long as the array (which a
+    # DenseMap keeps as its image) lives.
+    weakref.finalize(array, store.close)
     if axes not in ("YX", "YXS", "SYX"):
         raise ShapeError(f"image {name!r} has axes {axes!r}; a tiled forward reads one 2-D "
                          "image (YX, YXS or SYX): save one plane per file")

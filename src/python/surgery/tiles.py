@@ -171,17 +171,25 @@ def plan_tiles(geo: Geometry, image_shape: Tuple[int, int], tile: TileLike,
                     (th, tw))
 
 
+# A tile is chosen so that one half as large again on each side (2.25 times
+# its area) would fit the limit: the guard's estimate leaves out small
+# buffers (pooling masks, the input's copies), and other nets in the process
+# may hold memory too.
+HEADROOM = 1.5
+
+
 def tile_for_memory(geo: Geometry, image_shape: Tuple[int, int],
                     fits: Callable[[int, int], bool]) -> Optional[Tuple[int, int]]:
     """The largest square tile (halving from the image's longer side) whose
-    forward `fits(h, w)` the memory limit, counting the last tile's extra
-    stride; None if not even the smallest tile fits."""
+    forward, with HEADROOM, `fits(h, w)` the memory limit, counting the last
+    tile's extra stride; None if not even the smallest tile fits."""
     least = max(smallest_tile(geo, 0), smallest_tile(geo, 1))
     side = max(image_shape)
     while True:
         side = max(side // 2, least)
-        if fits(min(side + geo.stride[0], image_shape[0]),
-                min(side + geo.stride[1], image_shape[1])):
+        room = int(side * HEADROOM)
+        if fits(min(room + geo.stride[0], image_shape[0]),
+                min(room + geo.stride[1], image_shape[1])):
             return side, side
         if side == least:
             return None
