@@ -70,7 +70,7 @@ def dask_rate(prototxt, weights, paths, out, workers, threads):
     from surgery.batch import dense_images
     env = {"OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
     start, cluster = timed(lambda: LocalCluster(n_workers=workers, threads_per_worker=1,
-                                                dashboard_address=None, env=env))
+                                                dashboard_address=":0", env=env))
     with cluster, Client(cluster) as client:
         # Load the net in every worker first: start-up, not throughput.
         dense_images(prototxt, weights, paths[:workers], out / "warm", client=client)

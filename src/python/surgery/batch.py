@@ -138,7 +138,7 @@ def local_cluster(workers: Optional[int] = None):
     from distributed import LocalCluster
     workers = workers or os.cpu_count() or 1
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                        dashboard_address=None, env=worker_environment(workers))
+                        dashboard_address=":0", env=worker_environment(workers))
 
 
 def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,

@@ -305,7 +305,8 @@ def _tiled_image(net: Net, facts: _NetFacts, tile: Tuple[int, int], image: Image
         scores = np.empty(shape, np.float32)
         finite = forward_tiles(net, plan, source, into=scores, **run)
     else:
-        meta = map_metadata(facts, plan, labels, source.name)
+        meta = map_metadata(facts, plan, labels, os.fspath(image)
+                            if isinstance(image, (str, os.PathLike)) else "an array")
         with MapWriter(out, shape, meta, overwrite=overwrite) as writer:
             finite = forward_tiles(net, plan, source, into=writer, **run)
             writer.commit()
