@@ -107,6 +107,10 @@ def run_image(job: Job, image: str) -> Dict[str, Any]:
     from .errors import SurgeryError
     start = time.perf_counter()
     map_path, record_path = result_paths(job, image)
+    if finished(job, image):
+        # Dask reruns a finished task whose result was held by a worker that
+        # died; the image is done, its files stay as they are.
+        return {"image": image, "seconds": 0.0}
     for path in (map_path, map_path + ".json", record_path):
         remove_leftovers(path)  # of a run killed while writing this image
     try:
