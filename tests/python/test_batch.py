@@ -124,3 +124,9 @@ def test_a_bad_image_is_a_failure_with_its_reason(lenet, tmp_path):
                            workers=1)
     assert [os.path.basename(i) for i in summary.done] == ["good.npy"]
     assert "bad.png" in next(iter(summary.failed)) and "cannot read" in str(summary)
+
+
+def test_workers_without_an_output_folder_is_a_usage_error(lenet, images, capsys):
+    from surgery.cli import main
+    assert main(["dense", str(lenet[0]), str(lenet[1]), str(images), "--workers", "2"]) == 2
+    assert "--out FOLDER" in capsys.readouterr().err

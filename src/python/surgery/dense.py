@@ -255,6 +255,8 @@ def _tiling(net: Net, facts: _NetFacts, image: ImageLike, *, tile: Optional[Tile
     if shape is None:
         return None  # unreadable or not an image: the whole-image path says why
     height, width = shape
+    if height < facts.min_input[0] or width < facts.min_input[1]:
+        return None  # too small for the net: the whole-image path says so
     fits = whole_fits(net, facts.input, facts.channels, height, width)
     if fits and not lazy and not isinstance(image, (str, os.PathLike)):
         try:

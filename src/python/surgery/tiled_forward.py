@@ -60,11 +60,13 @@ def forward_tiles(net: Net, plan: TilePlan, source, *, input: str, output: str,
 
 
 def whole_fits(net: Net, input: str, channels: int, height: int, width: int) -> bool:
-    """Whether the net, shaped to a height x width input, stays within the
-    memory limit (asked of the guard, which allocates nothing to answer)."""
+    """Whether the net, shaped to a height x width input (at least its
+    smallest), stays within the memory limit (asked of the guard, which
+    allocates nothing to answer) and within Caffe's blob size (2^31 - 1
+    values: LeNet's conv1 at 8000 x 8000 is past it)."""
     try:
         net.reshape(**{input: (1, channels, height, width)})
-    except MemoryLimitError:
+    except (MemoryLimitError, ShapeError):
         return False
     return True
 
