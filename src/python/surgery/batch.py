@@ -83,13 +83,15 @@ def finished(job: Job, image: str) -> bool:
         return False
 
 
-_NETS: Dict[Tuple[str, Optional[str]], Any] = {}
+_NETS: Dict[Tuple[Any, ...], Any] = {}
 
 
 def _net(job: Job):
     """The job's net, loaded once per process (the worker's), converted if it
-    still ends in a classifier."""
-    key = (job.prototxt, job.weights)
+    still ends in a classifier. Keyed by the files' names, sizes and times,
+    so a long-lived worker reloads a model whose files changed."""
+    key = tuple((p, os.stat(p).st_size, os.stat(p).st_mtime_ns) if p else None
+                for p in (job.prototxt, job.weights))
     if key not in _NETS:
         from .convert import fully_convolutionalize
         from .net import Net
@@ -154,7 +156,9 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
     `out` (made if missing), on Dask: `client`, else a cluster at
     `scheduler`, else an embedded LocalCluster of `workers` processes.
     Images already finished in `out` are skipped. `options` go to
-    dense_forward (mean, channel_swap, raw_scale, tile, labels, ...)."""
+    dense_forward (mean, channel_swap, raw_scale, tile, labels, ...). On a
+    cluster of several machines the model, the images and `out` must be at
+    the same paths on every worker (a shared file system)."""
     from distributed import Client, as_completed
     os.makedirs(out, exist_ok=True)
     job = Job(os.path.abspath(os.fspath(prototxt)),
