@@ -15,13 +15,14 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "src" / "python" / "surg
 # so dense can offer them as methods.
 RANKS = {
     "_core": 0, "errors": 0,
-    "net": 1, "digits": 1,
+    "net": 1, "digits": 1, "map_store": 1,
     "geometry": 2, "testing": 2, "labels": 2, "detections": 2, "plot": 2,
-    "convert": 3, "preprocess": 3, "report": 3, "overlay": 3,
-    "dense": 4,
-    "demo": 5,
-    "cli": 6,
-    "__main__": 7,
+    "convert": 3, "preprocess": 3, "report": 3, "overlay": 3, "tiles": 3,
+    "sources": 4, "tiled_forward": 4,
+    "dense": 5,
+    "demo": 6, "batch": 6,
+    "cli": 7,
+    "__main__": 8,
 }
 
 

@@ -30,7 +30,7 @@ from .report import format_dense
 
 PROG = "caffe-surgery"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
-                  ".pgm", ".pbm"}
+                  ".pgm", ".pbm", ".npy"}
 
 
 class UsageError(Exception):
@@ -226,6 +226,12 @@ def _dense(args: argparse.Namespace) -> int:
     for b in background or ():
         if not 0 <= b < classes:
             raise UsageError(f"--background {b} is outside 0..{classes - 1}")
+    tile = _tile_argument(args.tile)
+    if args.out is not None:
+        return _dense_to_folder(args, images, mean, size, window, labels, background, tile)
+    if args.workers is not None or args.scheduler is not None:
+        raise UsageError("--workers and --scheduler write one result per image: "
+                         "give --out FOLDER")
     if conversion is not None:
         print(conversion, file=sys.stderr)
 
@@ -237,7 +243,7 @@ def _dense(args: argparse.Namespace) -> int:
         try:
             dense = dense_forward(net, image, mean=mean, channel_swap=args.channel_swap,
                                   raw_scale=args.raw_scale, input_scale=args.input_scale,
-                                  size=size, labels=labels, window=window)
+                                  size=size, labels=labels, window=window, tile=tile)
             found = dense.detections(threshold=args.threshold, nms_iou=args.nms,
                                      background=background) if dense.geometry else []
             if picture:
@@ -262,6 +268,34 @@ def _dense(args: argparse.Namespace) -> int:
         print(f"{len(images) - failures} of {len(images)} images processed"
               + (f", {failures} failed" if failures else ""))
     return 1 if failures else 0
+
+
+def _tile_argument(values: Optional[List[int]]):
+    if values is None:
+        return None
+    if len(values) not in (1, 2):
+        raise UsageError("--tile needs one size or H,W")
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _dense_to_folder(args, images, mean, size, window, labels, background, tile) -> int:
+    """One map and one record per image into --out, on Dask (batch.py)."""
+    from .batch import dense_images
+    if args.json or args.csv or args.picture:
+        raise UsageError("--out writes one record per image (<image>.json); --json, --csv "
+                         "and --picture go with a serial run (no --out)")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out!r} is a file; give a folder")
+    options = dict(mean=mean, channel_swap=args.channel_swap, raw_scale=args.raw_scale,
+                   input_scale=args.input_scale, size=size, labels=labels, window=window,
+                   tile=tile)
+    summary = dense_images(args.prototxt, args.weights, images, args.out,
+                           scheduler=args.scheduler, workers=args.workers,
+                           map_suffix="." + args.map_format, threshold=args.threshold,
+                           nms_iou=args.nms, background=background,
+                           progress=sys.stderr.isatty(), **options)
+    print(summary)
+    return 1 if summary.failed else 0
 
 
 COLUMNS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "row", "column"]
@@ -357,6 +391,22 @@ def parser() -> Parser:
                        help="class whose map is drawn (index or label; default the best)")
     dense.add_argument("--side-by-side", action="store_true",
                        help="draw the map beside the image instead of over it")
+    dense.add_argument("--tile", type=numbers(int, 2), metavar="H,W",
+                       help="run each image in tiles of this many pixels; the map equals the "
+                            "whole-image one (default: tiles only where the whole image "
+                            "exceeds the memory limit)")
+    dense.add_argument("--out", metavar="FOLDER",
+                       help="write each image's map (<image>.npy or .zarr, geometry beside) "
+                            "and record (<image>.json: detections) into FOLDER, on Dask; "
+                            "images finished there by an earlier run are skipped")
+    dense.add_argument("--workers", type=positive_int, metavar="N",
+                       help="with --out: worker processes of the embedded Dask cluster "
+                            "(default: one per core)")
+    dense.add_argument("--scheduler", metavar="ADDRESS",
+                       help="with --out: run on the Dask cluster at ADDRESS "
+                            "(e.g. tcp://10.0.0.5:8786) instead")
+    dense.add_argument("--map-format", choices=("npy", "zarr"), default="npy",
+                       help="with --out: how maps are stored (default npy)")
     dense.set_defaults(run=_dense)
     return top
 

@@ -13,10 +13,15 @@ from .detections import Detection, detect
 from .errors import NumericWarning, ShapeError, SurgeryError
 from .geometry import Geometry, WindowLike, geometry
 from .labels import check_labels
+from .map_store import MapWriter, load_map
 from .net import Net, operations
 from .overlay import save_picture
 from .plot import plot_dense_map
-from .preprocess import ImageLike, MeanLike, preprocess
+from .preprocess import (DECODE_BYTES_PER_VALUE, ImageLike, MeanLike, check_image_memory,
+                         image_size, open_regular_file, preprocess)
+from .sources import is_lazy_file, open_source
+from .tiled_forward import forward_tiles, output_cells, tile_mean, whole_fits
+from .tiles import TileLike, TilePlan, as_tile, plan_tiles, tile_for_memory
 
 # Spelled once: the hint for a net that still ends in a classifier.
 UNCONVERTED_HINT = ("this net still has InnerProduct layers: call fully_convolutionalize() "
@@ -30,18 +35,23 @@ class DenseMap:
     cell); cell (i, j) stands for the window ``boxes[i, j]`` of the input.
     ``finite`` is False when some score is NaN or infinite (NaN weights or
     mean; a NumericWarning said so): then argmax and top mean nothing.
+    A tiled map (``tiles``: its TilePlan) holds as ``image`` the source
+    array as stored (possibly memory-mapped or a zarr array), and, when
+    written with ``out=``, as ``scores`` the map on disk, read lazily.
     """
 
     def __init__(self, net: Net, image: np.ndarray, scores: np.ndarray,
                  geo: Optional[Geometry], kept: Dict[str, np.ndarray],
-                 labels: Optional[Sequence[str]]) -> None:
+                 labels: Optional[Sequence[str]], finite: Optional[bool] = None,
+                 tiles: Optional[TilePlan] = None) -> None:
         self._net = net
         self._forward = net.forward_count
         self.image = image
         self.scores = scores
         self.geometry = geo
         self.labels = list(labels) if labels is not None else None
-        self.finite = bool(np.isfinite(scores).all())
+        self.finite = bool(np.isfinite(scores).all()) if finite is None else finite
+        self.tiles = tiles
         self._kept = kept
 
     @property
@@ -51,15 +61,16 @@ class DenseMap:
     @property
     def argmax(self) -> np.ndarray:
         """H' x W': the best class of each cell."""
-        return self.scores.argmax(axis=0)
+        return np.asarray(self.scores).argmax(axis=0)
 
     def top(self, k: int = 5) -> Tuple[np.ndarray, np.ndarray]:
         """(classes, scores), each k x H' x W', best first, per cell."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"top(k) needs a whole number k >= 1, not {k!r}")
         k = min(int(k), self.scores.shape[0])
-        order = np.argsort(-self.scores, axis=0, kind="stable")[:k]
-        return order, np.take_along_axis(self.scores, order, axis=0)
+        scores = np.asarray(self.scores)
+        order = np.argsort(-scores, axis=0, kind="stable")[:k]
+        return order, np.take_along_axis(scores, order, axis=0)
 
     @property
     def boxes(self) -> np.ndarray:
@@ -91,8 +102,9 @@ class DenseMap:
         image, after non-maximum suppression across classes (of two boxes
         overlapping by more than `nms_iou`, intersection over union, the
         lower-scoring one goes). Best first. See ``detections.detect``."""
-        return detect(self.scores, self.clipped_boxes, self.label, threshold=threshold,
-                      nms_iou=nms_iou, classes=classes, background=background)
+        return detect(np.asarray(self.scores), self.clipped_boxes, self.label,
+                      threshold=threshold, nms_iou=nms_iou, classes=classes,
+                      background=background)
 
     def features(self, name: str) -> np.ndarray:
         """Blob `name` from this forward (e.g. 'fc6-conv'), N x C x H x W.
@@ -102,6 +114,9 @@ class DenseMap:
         """
         if name in self._kept:
             return self._kept[name]
+        if self.tiles is not None:
+            raise SurgeryError(f"this map was made in {len(self.tiles)} tiles, one forward "
+                               f"each: no blob {name!r} covers the image")
         if self._net.forward_count != self._forward:
             raise SurgeryError(f"the net has run again since this map was made; pass "
                                f"blobs=({name!r},) to dense_forward to keep '{name}'")
@@ -171,7 +186,9 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
                   blobs: Sequence[str] = (), size: Optional[Tuple[int, int]] = None,
                   output: Optional[str] = None,
                   labels: Optional[Sequence[str]] = None, window: WindowLike = None,
-                  bgr: bool = False) -> Union[DenseMap, List[DenseMap]]:
+                  bgr: bool = False, tile: Optional[TileLike] = None, out=None,
+                  overwrite: bool = False,
+                  progress: bool = False) -> Union[DenseMap, List[DenseMap]]:
     """Run a fully convolutional net over a whole image.
 
     `image` is a path or an H x W (x C) array, or a list of them (any sizes:
@@ -185,6 +202,16 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     `bgr`: array images hold BGR (OpenCV's order), turned to RGB first so
     that they go through the same steps as a loaded file. Scores holding
     NaN or Inf give a NumericWarning (and ``DenseMap.finite`` False).
+
+    Images too large to run whole: `tile` (pixels, one int or (H, W)) runs
+    the image in overlapping tiles whose stitched map equals the whole
+    forward on every cell (tiles.py says why the overlap is needed); with
+    `tile` None an image is tiled only when its whole forward would exceed
+    the memory limit. ``.npy`` and TIFF paths are read a tile at a time
+    (sources.py). `out` (a ``.zarr`` folder or ``.npy`` file, one image)
+    receives the map, whole or not at all, with its geometry beside it
+    (map_store.py; `overwrite` replaces one there); the DenseMap's scores
+    are then read from it lazily. `progress` shows a bar over the tiles.
     """
     facts = _net_facts(net, output, window)
     if isinstance(blobs, str):
@@ -192,10 +219,119 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     if labels is not None:
         labels = check_labels(labels, _channels(net, facts.output))
     many = isinstance(image, (list, tuple))
-    maps = [_one_image(net, facts, one, mean=mean, channel_swap=channel_swap,
-                       raw_scale=raw_scale, input_scale=input_scale, blobs=blobs, size=size,
-                       labels=labels, bgr=bgr) for one in (image if many else [image])]
+    if many and out is not None:
+        raise SurgeryError("out= names the map of one image; run the images one at a time "
+                           "(or use surgery.dask_dense for a folder)")
+    prep = dict(mean=mean, channel_swap=channel_swap, raw_scale=raw_scale,
+                input_scale=input_scale, bgr=bgr)
+    maps = []
+    for one in (image if many else [image]):
+        tiling = _tiling(net, facts, one, tile=tile, out=out, size=size)
+        if tiling is None:
+            maps.append(_one_image(net, facts, one, blobs=blobs, size=size, labels=labels,
+                                   **prep))
+        else:
+            maps.append(_tiled_image(net, facts, tiling, one, prep=prep, blobs=blobs,
+                                     labels=labels, out=out, overwrite=overwrite,
+                                     progress=progress))
     return maps if many else maps[0]
+
+
+def _tiling(net: Net, facts: _NetFacts, image: ImageLike, *, tile: Optional[TileLike], out,
+            size: Optional[Tuple[int, int]]) -> Optional[Tuple[int, int]]:
+    """The tile size (H, W) to run `image` in, or None to run it whole (as
+    before tiling existed): a tile asked for, else the whole image as one
+    tile where it is read lazily or written out and fits, else the largest
+    tile that fits the memory limit where the whole would not."""
+    if size is not None:
+        if tile is not None or out is not None:
+            raise ShapeError("size= resizes the whole image first, which a tiled forward "
+                             "never holds: resize beforehand, or drop tile= and out=")
+        return None
+    if tile is not None:
+        return as_tile(tile)
+    lazy = is_lazy_file(image)
+    shape = _image_shape(image, facts.channels)
+    if shape is None:
+        return None  # unreadable or not an image: the whole-image path says why
+    height, width = shape
+    if height < facts.min_input[0] or width < facts.min_input[1]:
+        return None  # too small for the net: the whole-image path says so
+    fits = whole_fits(net, facts.input, facts.channels, height, width)
+    if fits and not lazy and not isinstance(image, (str, os.PathLike)):
+        try:
+            check_image_memory(height, width, facts.channels)
+        except ShapeError:
+            fits = False
+    if fits:
+        return (height, width) if lazy or out is not None else None
+    if facts.geometry is None:
+        return None  # cannot tile: the whole-image path raises MemoryLimitError
+    return tile_for_memory(facts.geometry, (height, width),
+                           lambda h, w: whole_fits(net, facts.input, facts.channels, h, w))
+
+
+def _image_shape(image: ImageLike, channels: int) -> Optional[Tuple[int, int]]:
+    """(H, W) of an array or a file (from its header), or None if unknown."""
+    if is_lazy_file(image):
+        source = open_source(image, channels)
+        return source.height, source.width
+    if isinstance(image, (str, os.PathLike)):
+        try:
+            with open_regular_file(image) as file:
+                height, width, bands = image_size(file, os.fspath(image))
+        except SurgeryError:
+            return None
+        # Decoding must fit whole (only .npy and TIFF are read in tiles).
+        check_image_memory(height, width, max(bands, 3), DECODE_BYTES_PER_VALUE)
+        return height, width
+    shape = np.shape(image)
+    return (int(shape[0]), int(shape[1])) if len(shape) in (2, 3) else None
+
+
+def _tiled_image(net: Net, facts: _NetFacts, tile: Tuple[int, int], image: ImageLike, *,
+                 prep: dict, blobs: Sequence[str], labels: Optional[Sequence[str]], out,
+                 overwrite: bool, progress: bool) -> DenseMap:
+    if blobs:
+        raise SurgeryError(f"blobs={tuple(blobs)} keeps a blob of one forward; a tiled "
+                           "forward runs one per tile (pass tile=None for a whole forward)")
+    prep = dict(prep, mean=tile_mean(prep["mean"]))
+    source = open_source(image, facts.channels)
+    plan = plan_tiles(facts.geometry, (source.height, source.width), tile,
+                      lambda h, w: output_cells(net, facts.input, facts.output,
+                                                facts.channels, h, w))
+    shape = (_channels(net, facts.output),) + plan.map_shape
+    run = dict(input=facts.input, output=facts.output, channels=facts.channels, prep=prep,
+               progress=progress, label=source.name)
+    if out is None:
+        scores = np.empty(shape, np.float32)
+        finite = forward_tiles(net, plan, source, into=scores, **run)
+    else:
+        meta = map_metadata(facts, plan, labels, os.fspath(image)
+                            if isinstance(image, (str, os.PathLike)) else "an array")
+        with MapWriter(out, shape, meta, overwrite=overwrite) as writer:
+            finite = forward_tiles(net, plan, source, into=writer, **run)
+            writer.commit()
+        scores, _ = load_map(out)
+    dense = DenseMap(net, source.array, scores, facts.geometry, {}, labels, finite=finite,
+                     tiles=plan)
+    if not finite:
+        warnings.warn(f"output {facts.output!r} holds NaN or infinite scores (are the weights "
+                      "or the mean finite?): the map's argmax and top mean nothing",
+                      NumericWarning, stacklevel=3)
+    return dense
+
+
+def map_metadata(facts: _NetFacts, plan: TilePlan, labels: Optional[Sequence[str]],
+                 image: str) -> dict:
+    """What a map on disk records beside its scores: where each cell looks."""
+    geo = facts.geometry
+    return {"image": image, "output": facts.output, "image_shape": list(plan.image_shape),
+            "map_shape": list(plan.map_shape), "tile": list(plan.tile),
+            "stride": list(geo.stride), "window": list(geo.window),
+            "window_rule": geo.window_rule, "receptive_field": list(geo.receptive_field),
+            "receptive_offset": list(geo.receptive_offset),
+            "labels": list(labels) if labels is not None else None}
 
 
 def _one_image(net: Net, facts: _NetFacts, image: ImageLike, *, mean: MeanLike,

@@ -1,0 +1,163 @@
+"""A dense map written to disk a region at a time: Zarr (a chunked array
+folder, the geometry in its attributes) or ``.npy`` (the geometry in a
+JSON file beside it, ``<name>.npy.json``).
+
+Whole or not at all: everything is written under a temporary name in the
+same folder and renamed into place only when the last region is in, so a
+crash leaves either no map or the previous one, never part of one. A
+``.npy`` map is written with positioned writes (``os.pwrite``) rather than
+a writable memory map, so the pages written do not count in the process's
+resident memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, Tuple
+
+import numpy as np
+
+from .errors import FileError
+
+# Written in every map's metadata, so a reader knows what it holds.
+FORMAT = "caffe-surgery dense map 1"
+SUFFIXES = (".zarr", ".npy")
+
+
+def check_path(path: str, overwrite: bool) -> str:
+    """`path` checked for writing a map: a known suffix, an existing folder,
+    and no map there unless `overwrite`."""
+    path = os.fspath(path)
+    if not path.lower().rstrip("/").endswith(SUFFIXES):
+        raise FileError(f"cannot write a map to {path!r}: name a .zarr folder or a .npy file")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileError(f"cannot write a map to {path!r}: folder {folder!r} does not exist")
+    if os.path.lexists(path) and not overwrite:
+        raise FileError(f"map {path!r} exists; pass overwrite=True (--overwrite) to replace it")
+    return path.rstrip("/")
+
+
+class MapWriter:
+    """Writes a C x H x W float32 map region by region; ``commit`` puts it
+    in place, ``discard`` (or leaving the ``with`` block by an exception)
+    leaves no trace."""
+
+    def __init__(self, path: str, shape: Tuple[int, int, int], meta: Dict[str, Any],
+                 overwrite: bool = False, chunk: int = 256) -> None:
+        self.path = check_path(path, overwrite)
+        self.shape = tuple(int(s) for s in shape)
+        self.meta = {"format": FORMAT, **meta}
+        folder = os.path.dirname(os.path.abspath(self.path))
+        stem = os.path.basename(self.path)
+        self._zarr = self.path.lower().endswith(".zarr")
+        if self._zarr:
+            import zarr
+            self._tmp = tempfile.mkdtemp(dir=folder, prefix=f".{stem}.")
+            self._array = zarr.open_array(self._tmp, mode="w", shape=self.shape,
+                                          chunks=(self.shape[0], chunk, chunk), dtype="f4",
+                                          fill_value=np.nan)
+            self._array.attrs.update(self.meta)
+        else:
+            fd, self._tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.")
+            self._file = os.fdopen(fd, "r+b")
+            np.lib.format.write_array_header_1_0(
+                self._file, {"descr": "<f4", "fortran_order": False, "shape": self.shape})
+            self._data_offset = self._file.tell()
+            self._file.truncate(self._data_offset + 4 * int(np.prod(self.shape)))
+
+    def write(self, rows: slice, columns: slice, values: np.ndarray) -> None:
+        """Cells [rows, columns] of every channel."""
+        values = np.ascontiguousarray(values, dtype="<f4")
+        if self._zarr:
+            self._array[:, rows, columns] = values
+            return
+        channels, height, width = self.shape
+        fd = self._file.fileno()
+        for c in range(channels):
+            for r in range(values.shape[1]):
+                at = self._data_offset + 4 * ((c * height + rows.start + r) * width + columns.start)
+                os.pwrite(fd, values[c, r].tobytes(), at)
+
+    def commit(self) -> None:
+        if self._zarr:
+            _replace_folder(self._tmp, self.path)
+            return
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        side = self.path + ".json"
+        write_text(side, json.dumps(self.meta, indent=1) + "\n")
+        os.replace(self._tmp, self.path)
+
+    def discard(self) -> None:
+        if self._zarr:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        else:
+            self._file.close()
+            os.unlink(self._tmp)
+
+    def __enter__(self) -> "MapWriter":
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is not None:
+            self.discard()
+
+
+def load_map(path) -> Tuple[Any, Dict[str, Any]]:
+    """(scores, metadata) of a map written by a MapWriter; the scores are
+    read lazily (a read-only memory map, or a zarr array)."""
+    path = os.fspath(path).rstrip("/")
+    try:
+        if path.lower().endswith(".zarr"):
+            import zarr
+            array = zarr.open_array(path, mode="r")
+            meta = dict(array.attrs)
+        else:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            with open(path + ".json", encoding="utf-8") as f:
+                meta = json.load(f)
+    except (OSError, ValueError, KeyError) as error:
+        raise FileError(f"cannot read map {path!r}: {error}") from error
+    if meta.get("format") != FORMAT:
+        raise FileError(f"{path!r} is not a caffe-surgery dense map")
+    return array, meta
+
+
+def write_text(path: str, text: str) -> None:
+    """`path` holds `text`, whole (written beside it as ``.<name>.*``, then renamed)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def remove_leftovers(path: str) -> None:
+    """Removes what a killed writer of `path` left: its ``.<name>.*`` temporaries."""
+    folder, name = os.path.split(os.path.abspath(path))
+    for entry in os.listdir(folder):
+        if entry.startswith(f".{name}."):
+            full = os.path.join(folder, entry)
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full, ignore_errors=True)
+            else:
+                os.unlink(full)
+
+
+def _replace_folder(new: str, path: str) -> None:
+    """Moves folder `new` to `path`; a map already there goes only once the
+    new one is in place (a folder cannot be renamed over a full one, so the
+    old one steps aside first: `path` is then briefly absent, never partial)."""
+    if os.path.lexists(path):
+        old = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(path)),
+                               prefix=f".{os.path.basename(path)}.old.")
+        os.replace(path, os.path.join(old, "map"))
+        os.replace(new, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, path)

@@ -1,0 +1,81 @@
+"""Runs a tile plan (tiles.py): each tile read from its source, preprocessed
+as a whole image would be, forwarded, and its exact cells written into the
+map (an array in memory or a MapWriter)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from .errors import MemoryLimitError, ShapeError, SurgeryError
+from .net import Net
+from .preprocess import MeanLike, load_mean, preprocess
+from .tiles import TilePlan
+
+
+def tile_mean(mean: MeanLike) -> MeanLike:
+    """The mean as a tile can use it: per-channel values, or a constant mean
+    image. A varying mean image is resized to the image it is subtracted
+    from, and a tile is not the whole image, so it is refused."""
+    if isinstance(mean, (str, os.PathLike)):
+        mean = load_mean(mean)
+    if mean is None or np.ndim(mean) == 1:
+        return mean
+    values = np.asarray(mean, dtype=np.float64)
+    if values.size and values.min() == values.max():
+        return values
+    raise ShapeError("a mean image is resized to the whole image, which a tiled forward never "
+                     "holds: pass per-channel values instead (e.g. mean.mean(axis=(1, 2)))")
+
+
+def forward_tiles(net: Net, plan: TilePlan, source, *, input: str, output: str,
+                  channels: int, prep: Dict[str, Any], into: Any,
+                  progress: bool = False, label: Optional[str] = None) -> bool:
+    """Fills `into` (C x H' x W': a numpy array, or a MapWriter) tile by tile,
+    reading each from `source` (a sources.ImageSource);
+    True if every score is finite. `prep` holds preprocess's keyword
+    arguments (mean, channel_swap, raw_scale, input_scale, bgr)."""
+    tiles = plan.tiles
+    if progress:
+        from tqdm import tqdm
+        tiles = tqdm(tiles, desc=label or source.name, unit="tile", leave=False)
+    finite = True
+    for tile in tiles:
+        _, x = preprocess(source.read(*tile.pixels), channels, **prep)
+        scores = net.forward(**{input: x[np.newaxis]})[output][0]
+        rows, columns = tile.kept
+        if scores.ndim != 3 or scores.shape[1] < rows.stop or scores.shape[2] < columns.stop:
+            raise SurgeryError(f"a tile of {x.shape[1]}x{x.shape[2]} pixels gave output "
+                               f"{scores.shape}, fewer cells than the net's geometry says; "
+                               "run this net whole (tile=None)")
+        part = scores[:, rows, columns]
+        finite = finite and bool(np.isfinite(part).all())
+        if isinstance(into, np.ndarray):
+            into[(slice(None),) + tile.cells] = part
+        else:
+            into.write(*tile.cells, part)
+    return finite
+
+
+def whole_fits(net: Net, input: str, channels: int, height: int, width: int) -> bool:
+    """Whether the net, shaped to a height x width input (at least its
+    smallest), stays within the memory limit (asked of the guard, which
+    allocates nothing to answer) and within Caffe's blob size (2^31 - 1
+    values: LeNet's conv1 at 8000 x 8000 is past it)."""
+    try:
+        net.reshape(**{input: (1, channels, height, width)})
+    except (MemoryLimitError, ShapeError):
+        return False
+    return True
+
+
+def output_cells(net: Net, input: str, output: str, channels: int, height: int,
+                 width: int) -> Tuple[int, int]:
+    """(rows, columns) of output cells for a height x width input, by Caffe's
+    own arithmetic (the net is reshaped; nothing runs)."""
+    net.reshape(**{input: (1, channels, height, width)})
+    shape = net.blobs[output].shape
+    return int(shape[2]), int(shape[3])
+

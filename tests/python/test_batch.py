@@ -1,0 +1,132 @@
+"""Many images on a 2-worker Dask LocalCluster: the same maps as a serial
+loop, a killed worker loses nothing, a killed run restarts where it was."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import surgery
+from surgery.map_store import load_map
+
+pytest.importorskip("distributed")
+from surgery.batch import dense_images, local_cluster  # noqa: E402
+
+COUNT = 40
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    from PIL import Image
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for k in range(COUNT):
+        size = (int(rng.integers(150, 260)), int(rng.integers(150, 260)))
+        Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)).save(folder / f"{k:02d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def serial(lenet, images):
+    """The oracle: a serial loop in this process."""
+    net = surgery.fully_convolutionalize(*lenet).net
+    return {p.name: net.dense_forward(str(p)).scores for p in sorted(images.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        yield client
+
+
+def records(out):
+    return {name: json.loads((out / name).read_text()) for name in os.listdir(out)
+            if name.endswith(".png.json")}
+
+
+def assert_equal_to_serial(out, serial):
+    for name, expected in serial.items():
+        scores, meta = load_map(out / f"{name}.npy")
+        assert meta["image"].endswith(name)
+        assert np.abs(np.asarray(scores) - expected).max() <= 1e-5
+
+
+def test_folder_on_two_workers_equals_the_serial_loop(lenet, images, serial, tmp_path):
+    out = tmp_path / "out"
+    summary = dense_images(*lenet, sorted(images.iterdir()), out, workers=2)
+    assert len(summary.done) == COUNT and not summary.failed and not summary.skipped
+    assert_equal_to_serial(out, serial)
+    assert len({r["worker_pid"] for r in records(out).values()}) == 2
+    assert not [n for n in os.listdir(out) if n.startswith(".")]
+
+
+def test_a_killed_worker_loses_no_image(lenet, images, serial, client, tmp_path):
+    out = tmp_path / "out"
+    pids = client.run(os.getpid)
+    victim = next(iter(pids.values()))
+    result = {}
+    run = threading.Thread(target=lambda: result.update(summary=dense_images(
+        *lenet, sorted(images.iterdir()), out, client=client, tile=64)))
+    run.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not any(
+            r["worker_pid"] == victim for r in (records(out) if out.exists() else {}).values()):
+        time.sleep(0.01)
+    os.kill(victim, signal.SIGKILL)  # once it has finished an image, mid-run
+    run.join(timeout=300)
+    summary = result["summary"]
+    assert len(summary.done) == COUNT and not summary.failed, str(summary)
+    assert_equal_to_serial(out, serial)
+    by = [r["worker_pid"] for r in records(out).values()]
+    # The run went on after the kill: on the survivor, and on the worker
+    # the nanny started in the victim's place.
+    assert 0 < by.count(victim) < COUNT
+    assert set(by) - set(pids.values()), "the nanny's new worker ran no image"
+
+
+def test_a_killed_run_restarts_with_the_unfinished_images_only(lenet, images, serial, tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "surgery", "dense", str(lenet[0]), str(lenet[1]),
+               str(images), "--out", str(out), "--workers", "2", "--tile", "48"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+    deadline = time.monotonic() + 240
+    while len(records(out) if out.exists() else {}) < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(first.pid, signal.SIGKILL)  # the CLI and its cluster's processes
+    first.communicate()
+    before = records(out)
+    finished = len(before)
+    assert 8 <= finished < COUNT, "the first run ended before it could be killed"
+    stamps = {n: (out / n).stat().st_mtime_ns for n in before}
+    second = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert (f"{COUNT} images: {COUNT - finished} processed, {finished} already finished, "
+            "0 failed") in second.stdout
+    assert all((out / n).stat().st_mtime_ns == t for n, t in stamps.items())
+    assert_equal_to_serial(out, serial)
+    assert not [n for n in os.listdir(out) if n.startswith(".")]
+
+
+def test_a_bad_image_is_a_failure_with_its_reason(lenet, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "bad.png").write_bytes(b"not a png")
+    np.save(folder / "good.npy", np.zeros((60, 60), np.uint8))
+    summary = dense_images(*lenet, [folder / "bad.png", folder / "good.npy"], tmp_path / "out",
+                           workers=1)
+    assert [os.path.basename(i) for i in summary.done] == ["good.npy"]
+    assert "bad.png" in next(iter(summary.failed)) and "cannot read" in str(summary)
+
+
+def test_workers_without_an_output_folder_is_a_usage_error(lenet, images, capsys):
+    from surgery.cli import main
+    assert main(["dense", str(lenet[0]), str(lenet[1]), str(images), "--workers", "2"]) == 2
+    assert "--out FOLDER" in capsys.readouterr().err
