@@ -17,6 +17,7 @@ from .net import Net, operations
 from .overlay import save_picture
 from .plot import plot_dense_map
 from .preprocess import ImageLike, MeanLike, preprocess
+from .rarefy import output_stride, rarefy
 
 # Spelled once: the hint for a net that still ends in a classifier.
 UNCONVERTED_HINT = ("this net still has InnerProduct layers: call fully_convolutionalize() "
@@ -171,7 +172,8 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
                   blobs: Sequence[str] = (), size: Optional[Tuple[int, int]] = None,
                   output: Optional[str] = None,
                   labels: Optional[Sequence[str]] = None, window: WindowLike = None,
-                  bgr: bool = False) -> Union[DenseMap, List[DenseMap]]:
+                  bgr: bool = False, stride: Optional[int] = None
+                  ) -> Union[DenseMap, List[DenseMap]]:
     """Run a fully convolutional net over a whole image.
 
     `image` is a path or an H x W (x C) array, or a list of them (any sizes:
@@ -185,7 +187,11 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     `bgr`: array images hold BGR (OpenCV's order), turned to RGB first so
     that they go through the same steps as a loaded file. Scores holding
     NaN or Inf give a NumericWarning (and ``DenseMap.finite`` False).
+    `stride`: the map's stride wanted, a divisor of the net's; the net is
+    rarefied to it first, in place (``surgery.rarefy``), unless it is there.
     """
+    if stride is not None and output_stride(net, output) != (stride, stride):
+        rarefy(net, stride=stride)
     facts = _net_facts(net, output, window)
     if isinstance(blobs, str):
         blobs = (blobs,)
