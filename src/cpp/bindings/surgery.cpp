@@ -1,4 +1,4 @@
-// surgery._core.fully_convolutionalize and geometry. The report and the
+// surgery._core.fully_convolutionalize, rarefy and geometry. The report and the
 // geometry are bound once, field by field (read-only), so a field renamed
 // or dropped in C++ fails the build here; surgery/convert.py and
 // surgery/geometry.py use them as they come.
@@ -11,6 +11,7 @@
 #include "surgery/fully_convolutional.hpp"
 #include "surgery/geometry.hpp"
 #include "surgery/mean_file.hpp"
+#include "surgery/rarefy.hpp"
 
 namespace py = pybind11;
 
@@ -47,6 +48,32 @@ void bind_surgery(py::module_& m) {
         return locked(net, [&] { return fully_convolutionalize(net, options); });
       },
       py::arg("net"), py::arg("suffix"), py::arg("input_shapes"));
+
+  py::class_<RarefiedLayer>(m, "RarefiedLayer", "One layer filter rarefaction changed.")
+      .def_property_readonly("name", [](const RarefiedLayer& l) { return text(l.name); })
+      .def_property_readonly("old_type", [](const RarefiedLayer& l) { return text(l.old_type); })
+      .def_property_readonly("new_type", [](const RarefiedLayer& l) { return text(l.new_type); })
+      .def_property_readonly(
+          "old_stride", [](const RarefiedLayer& l) { return py::make_tuple(l.old_stride_h, l.old_stride_w); },
+          "(h, w) before")
+      .def_property_readonly(
+          "stride", [](const RarefiedLayer& l) { return py::make_tuple(l.stride_h, l.stride_w); },
+          "(h, w) after")
+      .def_property_readonly(
+          "dilation", [](const RarefiedLayer& l) { return py::make_tuple(l.dilation_h, l.dilation_w); },
+          "(h, w) after")
+      .def_readonly("reduced", &RarefiedLayer::reduced, "its stride was reduced (else dilated only)");
+  py::class_<RarefyReport>(m, "RarefyReport")
+      .def_readonly("factor", &RarefyReport::factor)
+      .def_readonly("layers", &RarefyReport::layers);
+  m.def(
+      "rarefy",
+      [](PyNet& net, int factor) { return locked(net, [&] { return rarefy(net, factor); }); },
+      py::arg("net"), py::arg("factor"));
+  m.def(
+      "rarefy_factors",
+      [](const PyNet& net) { return locked(net, [&] { return rarefy_factors(net); }); },
+      py::arg("net"));
 
   py::class_<Extent>(m, "Extent", "Cell i depends on input pixels [offset + i*stride, ... + size).")
       .def_readonly("stride", &Extent::stride)

@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include "surgery/dilated_pooling.hpp"
+
 namespace surgery {
 namespace {
 
@@ -35,21 +37,26 @@ Window conv_window(const caffe::ConvolutionParameter& p, int axis) {
   return w;
 }
 
-Window pool_window(const caffe::PoolingParameter& p, int axis) {
+// Pooling, and DilatedPooling with its dilation (dilated_pooling.hpp).
+Window pool_window(const caffe::LayerParameter& layer, int axis) {
+  const PoolingAxis a = pooling_axis(layer, axis);
   Window w;
-  w.kernel = axis == 0 ? (p.has_kernel_h() ? p.kernel_h() : p.kernel_size())
-                       : (p.has_kernel_w() ? p.kernel_w() : p.kernel_size());
-  w.stride = axis == 0 ? (p.has_stride_h() ? p.stride_h() : p.stride())
-                       : (p.has_stride_w() ? p.stride_w() : p.stride());
-  w.pad = axis == 0 ? (p.has_pad_h() ? p.pad_h() : p.pad()) : (p.has_pad_w() ? p.pad_w() : p.pad());
+  w.kernel = a.kernel;
+  w.stride = a.stride;
+  w.pad = a.pad;
+  w.dilation = a.dilation;
   w.pooling = true;
-  w.ceil = p.ceil_mode();
+  w.ceil = a.ceil;
   return w;
+}
+
+bool windowed(const std::string& type) {
+  return type == "Convolution" || type == "Pooling" || type == kDilatedPoolingType;
 }
 
 Window window_of(const caffe::LayerParameter& layer, int axis) {
   return layer.type() == "Convolution" ? conv_window(layer.convolution_param(), axis)
-                                       : pool_window(layer.pooling_param(), axis);
+                                       : pool_window(layer, axis);
 }
 
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
@@ -66,7 +73,7 @@ int64_t size_through(int64_t in, const Window& w) {
     if (in + 2 * w.pad < extent) return 0;
     return (in + 2 * w.pad - extent) / w.stride + 1;
   }
-  const int64_t span = in + 2 * w.pad - w.kernel;
+  const int64_t span = in + 2 * w.pad - (w.dilation * (w.kernel - 1) + 1);
   int64_t out = (w.ceil ? ceil_div(span, w.stride) : floor_div(span, w.stride)) + 1;
   // Caffe drops a last window that would start in the padding only.
   if (w.pad > 0 && (out - 1) * w.stride >= in + w.pad) --out;
@@ -143,7 +150,7 @@ int64_t output_size(const caffe::NetParameter& net, const std::string& blob, int
     int64_t out = in;
     if (global_pooling(layer)) {
       out = 1;
-    } else if (type == "Convolution" || type == "Pooling") {
+    } else if (windowed(type)) {
       out = size_through(in, window_of(layer, axis));
     }
     if (out < 1) return 0;  // Caffe refuses this input size (or gives an empty blob)
@@ -177,7 +184,7 @@ Geometry compute_geometry(const caffe::NetParameter& net, const std::string& blo
       continue;  // reads a blob we lost track of; its tops stay unknown
     }
     Extent2 out;
-    if (type == "Convolution" || type == "Pooling") {
+    if (windowed(type)) {
       const auto& in = extents[layer.bottom(0)];
       const bool conv = type == "Convolution";
       if (!conv && layer.pooling_param().global_pooling()) {
@@ -185,10 +192,8 @@ Geometry compute_geometry(const caffe::NetParameter& net, const std::string& blo
         g.why = "layer '" + layer.name() + "' pools globally";
         return g;
       }
-      const Window h = conv ? conv_window(layer.convolution_param(), 0)
-                            : pool_window(layer.pooling_param(), 0);
-      const Window w = conv ? conv_window(layer.convolution_param(), 1)
-                            : pool_window(layer.pooling_param(), 1);
+      const Window h = window_of(layer, 0);
+      const Window w = window_of(layer, 1);
       if (h.pad > 0 || w.pad > 0) g.padded_layers.push_back(layer.name());
       out = {through(in.h, h), through(in.w, w)};
     } else if (kUnmodelled.count(type)) {

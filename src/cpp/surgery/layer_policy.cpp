@@ -11,8 +11,8 @@ namespace {
 
 using A = LayerAccess;
 
-// Every layer type of brocolli-caffe 9.0.2, decided by reading its source
-// (LayerSetUp, Reshape, Forward). Types not registered in this build
+// Every layer type of brocolli-caffe 9.0.2 and of this library, decided by
+// reading its source (LayerSetUp, Reshape, Forward). Types not registered in this build
 // (OpenCV's and Python's) are listed so that their refusal says why.
 const std::vector<LayerVerdict>& table() {
   static const std::vector<LayerVerdict> verdicts = {
@@ -37,6 +37,8 @@ const std::vector<LayerVerdict>& table() {
       {"Resize", A::kComputes, "", {}},
       {"Pad", A::kComputes, "", {}},
       {"PSROIPooling", A::kComputes, "", {}},
+      // Registered by this library (library_layers.hpp).
+      {"DilatedPooling", A::kComputes, "", {}},
       // Activations (NeuronLayer: one bottom, one top, in place allowed).
       {"AbsVal", A::kComputes, "", {}},
       {"BNLL", A::kComputes, "", {}},

@@ -11,6 +11,7 @@
 #include "surgery/device.hpp"
 #include "surgery/errors.hpp"
 #include "surgery/fork_gate.hpp"
+#include "surgery/library_layers.hpp"
 #include "surgery/memory_guard.hpp"
 #include "surgery/phase_filter.hpp"
 #include "surgery/proto_io.hpp"
@@ -78,6 +79,7 @@ void Net::load_weights_file(const std::string& weights, FileDigest* digest) {
 Net::Net(caffe::NetParameter definition, std::string source, caffe::Phase phase,
          const LoadPolicy& policy)
     : definition_(std::move(definition)), source_(std::move(source)), phase_(phase) {
+  register_library_layers();  // before the definition's types are looked up
   caffe::NetParameter param = filter_by_phase(definition_, phase_);
   validate_definition(param, source_, policy);
   net_ = guard_caffe("building the net from '" + source_ + "'", [&] {

@@ -189,6 +189,49 @@ void check_pooling(Checker& c) {
   }
 }
 
+// DilatedPooling (dilated_pooling.hpp): Pooling's fields, MAX or AVE, one
+// top, a dilation in convolution_param and nothing else there; pad may
+// reach up to the dilated window's extent.
+void check_dilated_pooling(Checker& c) {
+  caffe::LayerParameter unpadded = c.layer;
+  auto& p = *unpadded.mutable_pooling_param();
+  const uint64_t pad_h = p.has_pad_h() ? p.pad_h() : p.pad();
+  const uint64_t pad_w = p.has_pad_w() ? p.pad_w() : p.pad();
+  c.require(!(p.has_pad() && (p.has_pad_h() || p.has_pad_w())) &&
+                p.has_pad_h() == p.has_pad_w(),
+            "give pad_h and pad_w together, and not with pad");
+  p.clear_pad();
+  p.clear_pad_h();
+  p.clear_pad_w();
+  Checker pooling(unpadded, c.bottom_axes);
+  check_pooling(pooling);
+  c.require(pooling.problem().empty(), pooling.problem());
+  c.require(!p.global_pooling(), "DilatedPooling pools a fixed window; global_pooling is not for it");
+  c.require(p.pool() == caffe::PoolingParameter::MAX || p.pool() == caffe::PoolingParameter::AVE,
+            "DilatedPooling pools MAX or AVE");
+  const auto& dilation = c.layer.convolution_param().dilation();
+  c.require(dilation.size() == 1 || dilation.size() == 2,
+            "DilatedPooling needs convolution_param.dilation, once or once per axis (h, w)");
+  caffe::ConvolutionParameter rest = c.layer.convolution_param();
+  rest.clear_dilation();
+  c.require(rest.ByteSizeLong() == 0,
+            "DilatedPooling reads only dilation from convolution_param; remove the other fields");
+  const uint64_t kernel_h = p.has_kernel_h() ? p.kernel_h() : p.kernel_size();
+  const uint64_t kernel_w = p.has_kernel_w() ? p.kernel_w() : p.kernel_size();
+  for (int axis = 0; axis < 2 && !dilation.empty(); ++axis) {
+    const uint64_t d = dilation.Get(dilation.size() == 1 ? 0 : axis);
+    const uint64_t kernel = axis == 0 ? kernel_h : kernel_w;
+    const uint64_t pad = axis == 0 ? pad_h : pad_w;
+    c.positive(d, "convolution_param.dilation");
+    c.at_most_int(pad, "pooling_param pad");
+    // The window's extent, computed in 64 bits, must fit Caffe's int sizes.
+    const uint64_t extent = d * (kernel > 0 ? kernel - 1 : 0) + 1;
+    c.require(d <= INT_MAX && kernel <= INT_MAX && extent + 2 * pad <= INT_MAX,
+              "the dilated window plus its padding is more than 2^31 - 1 wide");
+    c.require(pad < extent, "pooling_param pad must be below the dilated window's extent");
+  }
+}
+
 void check_lrn(Checker& c) {
   const auto& p = c.layer.lrn_param();
   c.exact_axes(4, "LRN takes 4 (N, C, H, W)");
@@ -501,6 +544,7 @@ const ParameterRule kRules[] = {
     {"Im2col", 1, 1, 1, 1, Axes::kSame, check_convolution},
     {"InnerProduct", 1, 1, 1, 1, Axes::kUnknown, check_inner_product},
     {"Pooling", 1, 1, 1, 2, Axes::kSame, check_pooling},
+    {"DilatedPooling", 1, 1, 1, 1, Axes::kSame, check_dilated_pooling},
     {"SPP", 1, 1, 1, 1, Axes::kUnknown, check_spp},
     {"LRN", 1, 1, 1, 1, Axes::kSame, check_lrn},
     {"MVN", 1, 1, 1, 1, Axes::kSame, nullptr},

@@ -1,7 +1,7 @@
 """caffe-surgery: make Caffe classifiers fully convolutional and run them densely.
 
 The modules, each importing only those above it in this list: errors; net
-(Net, LayerInfo, lazy views); geometry, labels, detections, plot; convert,
+(Net, LayerInfo, lazy views); geometry, labels, detections, plot, rarefy; convert,
 preprocess, overlay, report; dense; demo; cli.
 """
 
@@ -10,6 +10,7 @@ from .errors import (CaffeError, FileError, MemoryLimitError, NetDefinitionError
                      NumericWarning, ParseError, ShapeError, SurgeryError)
 from .net import LayerInfo, Net
 from .geometry import Geometry, geometry
+from .rarefy import RarefiedLayer, RarefyResult, rarefy, rarefy_factors
 from .convert import ConvertedLayer, SurgeryResult, fully_convolutionalize
 from . import preprocess
 from .preprocess import load_image
@@ -34,6 +35,7 @@ __all__ = [
     "ShapeError", "SurgeryError", "NumericWarning",
     # nets, surgery, dense inference
     "LayerInfo", "Net", "ConvertedLayer", "Geometry", "SurgeryResult", "fully_convolutionalize",
+    "RarefiedLayer", "RarefyResult", "rarefy", "rarefy_factors",
     "geometry", "DenseMap", "Detection", "dense_forward", "preprocess", "load_image", "load_labels",
     # settings
     "gpu_available", "mode", "set_mode", "set_device", "set_tf32", "tf32", "set_log_level",

@@ -26,6 +26,7 @@ from .labels import check_labels
 from .net import Net
 from .overlay import picture_format
 from .preprocess import load_mean
+from .rarefy import output_stride, rarefy
 from .report import format_dense
 
 PROG = "caffe-surgery"
@@ -169,7 +170,7 @@ def _convert(args: argparse.Namespace) -> int:
     out_weights = out / f"{pathlib.Path(args.weights).stem}_full_conv.caffemodel" if args.weights else None
     result = fully_convolutionalize(args.prototxt, args.weights, out_prototxt, out_weights,
                                     suffix=None if args.keep_names else args.suffix,
-                                    input_shape=shape)
+                                    input_shape=shape, stride=args.stride)
     print(result)
     print(f"wrote {out_prototxt}" + (f" and {out_weights}" if out_weights else ""))
     return 0
@@ -215,6 +216,8 @@ def _dense(args: argparse.Namespace) -> int:
     # so a usage error stays the one line it is.
     conversion = (fully_convolutionalize(net)
                   if any(layer.type == "InnerProduct" for layer in net.layers) else None)
+    rarefied = (rarefy(net, stride=args.stride) if args.stride is not None
+                and output_stride(net) != (args.stride, args.stride) else None)
     output = net.outputs[0] if net.outputs else None
     classes = int(net.blobs[output].shape[1]) if output else 0
     labels = check_labels(args.labels, classes) if args.labels else None
@@ -232,8 +235,9 @@ def _dense(args: argparse.Namespace) -> int:
     if args.workers is not None or args.scheduler is not None:
         raise UsageError("--workers and --scheduler write one result per image: "
                          "give --out FOLDER")
-    if conversion is not None:
-        print(conversion, file=sys.stderr)
+    for report in (conversion, rarefied):
+        if report is not None:
+            print(report, file=sys.stderr)
 
     records, failures = [], 0
     progress = len(images) > 1 and sys.stderr.isatty()
@@ -288,7 +292,7 @@ def _dense_to_folder(args, images, mean, size, window, labels, background, tile)
         raise UsageError(f"--out {args.out!r} is a file; give a folder")
     options = dict(mean=mean, channel_swap=args.channel_swap, raw_scale=args.raw_scale,
                    input_scale=args.input_scale, size=size, labels=labels, window=window,
-                   tile=tile)
+                   tile=tile, stride=args.stride)
     summary = dense_images(args.prototxt, args.weights, images, args.out,
                            scheduler=args.scheduler, workers=args.workers,
                            map_suffix="." + args.map_format, threshold=args.threshold,
@@ -351,6 +355,9 @@ def parser() -> Parser:
     convert.add_argument("--keep-names", action="store_true", help="do not rename layers")
     convert.add_argument("--input-shape", type=numbers(int), metavar="N,C,H,W",
                          help="input shape at which kernels are measured (default: declared)")
+    convert.add_argument("--stride", type=positive_int, metavar="PIXELS",
+                         help="output stride wanted: the converted net is rarefied to answer "
+                              "every PIXELS pixels (a divisor of its stride; exact)")
     convert.set_defaults(run=_convert)
 
     dense = commands.add_parser(
@@ -373,6 +380,9 @@ def parser() -> Parser:
                        help="resize each image to H,W first")
     dense.add_argument("--window", type=numbers(int, 2), metavar="H,W",
                        help="the window a cell stands for (default: from the net, see README)")
+    dense.add_argument("--stride", type=positive_int, metavar="PIXELS",
+                       help="answer every PIXELS pixels: the net is rarefied first (a divisor "
+                            "of its output stride; exact shift-and-stitch in one forward)")
     dense.add_argument("--labels", help="class names, one per line (count must match)")
     dense.add_argument("--threshold", type=float, default=0.5,
                        help="smallest score a detection needs (default 0.5)")

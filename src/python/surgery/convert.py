@@ -10,6 +10,8 @@ from . import _core
 from .errors import SurgeryError
 from .geometry import WINDOW_RULES, Geometry, geometry
 from .net import Net, PathLike, operations
+from .rarefy import RarefiedLayer, rarefy
+from .rarefy import describe as describe_rarefied
 
 Shape = Sequence[int]
 
@@ -39,12 +41,16 @@ class SurgeryResult:
     removed: List[str]
     geometry: Optional[Geometry]
     warnings: List[str] = field(default_factory=list)
+    rarefied: List[RarefiedLayer] = field(default_factory=list)  # with factor= or stride=
 
     def __str__(self) -> str:
         lines = [f"converted {len(self.layers)} layer(s)" if self.layers
                  else "nothing to convert: the net is already fully convolutional"]
         lines += [f"  {describe(layer)}" for layer in self.layers]
         lines += [f"  removed {name} (only reshaped its bottom)" for name in self.removed]
+        if self.rarefied:
+            lines.append(f"rarefied {len(self.rarefied)} layer(s) for a finer output stride")
+            lines += [f"  {describe_rarefied(layer)}" for layer in self.rarefied]
         if self.geometry:
             g = self.geometry
             lines.append(f"each output cell = one {g.window[0]}x{g.window[1]} window at stride "
@@ -70,10 +76,15 @@ def _input_shapes(net: Net, input_shape: Union[Shape, Dict[str, Shape], None]
 
 
 def convert_in_place(net: Net, *, suffix: Optional[str] = "-conv",
-                     input_shape: Union[Shape, Dict[str, Shape], None] = None) -> SurgeryResult:
+                     input_shape: Union[Shape, Dict[str, Shape], None] = None,
+                     factor: Optional[int] = None, stride: Optional[int] = None
+                     ) -> SurgeryResult:
     """Convert a live net in place (``Net.fully_convolutionalize``)."""
     report = _core.fully_convolutionalize(net, suffix, _input_shapes(net, input_shape))
     layers = list(report.layers)
+    rarefied = []
+    if factor is not None or stride is not None:
+        rarefied = rarefy(net, factor, stride=stride).layers
     geo = geometry(net)
     warnings = []
     if geo and geo.padded_layers:
@@ -84,14 +95,15 @@ def convert_in_place(net: Net, *, suffix: Optional[str] = "-conv",
     if geo is None and layers:
         warnings.append("the output geometry could not be derived from the layers")
     return SurgeryResult(net=net, layers=layers, removed=list(report.removed), geometry=geo,
-                         warnings=warnings)
+                         warnings=warnings, rarefied=rarefied)
 
 
 def fully_convolutionalize(prototxt: Union[PathLike, Net], weights: Optional[PathLike] = None,
                            out_prototxt: Optional[PathLike] = None,
                            out_weights: Optional[PathLike] = None, *,
                            suffix: Optional[str] = "-conv",
-                           input_shape: Union[Shape, Dict[str, Shape], None] = None
+                           input_shape: Union[Shape, Dict[str, Shape], None] = None,
+                           factor: Optional[int] = None, stride: Optional[int] = None
                            ) -> SurgeryResult:
     """Make a classification net fully convolutional.
 
@@ -99,8 +111,10 @@ def fully_convolutionalize(prototxt: Union[PathLike, Net], weights: Optional[Pat
     None to convert the definition alone) or a live ``surgery.Net``, which is
     converted in place. Every InnerProduct becomes a Convolution whose kernel
     covers its bottom blob at the declared input size (or ``input_shape``);
-    weights keep their memory. Outputs, if given, are written atomically;
-    inputs are never modified.
+    weights keep their memory. ``factor`` (or the output ``stride`` wanted)
+    then rarefies the result (``surgery.rarefy``): a map ``factor`` times
+    denser, exactly. Outputs, if given, are written atomically; inputs are
+    never modified.
     """
     live = isinstance(prototxt, Net)
     # Argument checks first: nothing is loaded for a call that cannot succeed.
@@ -117,7 +131,8 @@ def fully_convolutionalize(prototxt: Union[PathLike, Net], weights: Optional[Pat
                 os.path.samefile(out, prototxt) or (weights and os.path.samefile(out, weights))):
             raise SurgeryError(f"refusing to overwrite the input {os.fspath(out)!r}")
     net = prototxt if live else Net(prototxt, weights)
-    result = convert_in_place(net, suffix=suffix, input_shape=input_shape)
+    result = convert_in_place(net, suffix=suffix, input_shape=input_shape, factor=factor,
+                              stride=stride)
     if out_prototxt is not None or out_weights is not None:
         net.save(out_prototxt, out_weights)
     return result

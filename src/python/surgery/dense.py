@@ -19,6 +19,7 @@ from .overlay import save_picture
 from .plot import plot_dense_map
 from .preprocess import (DECODE_BYTES_PER_VALUE, ImageLike, MeanLike, check_image_memory,
                          image_size, open_regular_file, preprocess)
+from .rarefy import output_stride, rarefy
 from .sources import is_lazy_file, open_source
 from .tiled_forward import forward_tiles, output_cells, tile_mean, whole_fits
 from .tiles import TileLike, TilePlan, as_tile, plan_tiles, tile_for_memory
@@ -187,8 +188,8 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
                   output: Optional[str] = None,
                   labels: Optional[Sequence[str]] = None, window: WindowLike = None,
                   bgr: bool = False, tile: Optional[TileLike] = None, out=None,
-                  overwrite: bool = False,
-                  progress: bool = False) -> Union[DenseMap, List[DenseMap]]:
+                  overwrite: bool = False, progress: bool = False,
+                  stride: Optional[int] = None) -> Union[DenseMap, List[DenseMap]]:
     """Run a fully convolutional net over a whole image.
 
     `image` is a path or an H x W (x C) array, or a list of them (any sizes:
@@ -212,7 +213,12 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     receives the map, whole or not at all, with its geometry beside it
     (map_store.py; `overwrite` replaces one there); the DenseMap's scores
     are then read from it lazily. `progress` shows a bar over the tiles.
+
+    `stride`: the map's stride wanted, a divisor of the net's; the net is
+    rarefied to it first, in place (``surgery.rarefy``), unless it is there.
     """
+    if stride is not None and output_stride(net, output) != (stride, stride):
+        rarefy(net, stride=stride)
     facts = _net_facts(net, output, window)
     if isinstance(blobs, str):
         blobs = (blobs,)

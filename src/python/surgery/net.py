@@ -13,6 +13,7 @@ from . import _core
 if TYPE_CHECKING:  # for the delegates' return types only; never imported at run time
     from .convert import SurgeryResult
     from .dense import DenseMap
+    from .rarefy import RarefyResult
 
 PathLike = Union[str, "os.PathLike[str]"]
 T = TypeVar("T")
@@ -149,9 +150,16 @@ class Net(_core.Net):
         return _core.param_heads(self, layer)
 
     def fully_convolutionalize(self, *, suffix: Optional[str] = "-conv",
-                               input_shape: Any = None) -> "SurgeryResult":
+                               input_shape: Any = None, factor: Optional[int] = None,
+                               stride: Optional[int] = None) -> "SurgeryResult":
         """Convert this net in place: ``surgery.fully_convolutionalize(net, ...)``."""
-        return operations["fully_convolutionalize"](self, suffix=suffix, input_shape=input_shape)
+        return operations["fully_convolutionalize"](self, suffix=suffix, input_shape=input_shape,
+                                                    factor=factor, stride=stride)
+
+    def rarefy(self, factor: Optional[int] = None, *,
+               stride: Optional[int] = None) -> "RarefyResult":
+        """A finer output stride, in place: ``surgery.rarefy(net, ...)``."""
+        return operations["rarefy"](self, factor, stride=stride)
 
     def dense_forward(self, image: Any, **kwargs: Any) -> "Union[DenseMap, List[DenseMap]]":
         """Run densely over `image`: ``surgery.dense_forward(net, image, ...)``."""

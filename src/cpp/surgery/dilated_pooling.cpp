@@ -1,0 +1,119 @@
+#include "surgery/dilated_pooling.hpp"
+
+#include <algorithm>
+#include <cfloat>
+
+#include "surgery/errors.hpp"
+
+namespace surgery {
+namespace {
+
+int64_t pick(const google::protobuf::RepeatedField<uint32_t>& values, int axis, int64_t fallback) {
+  if (values.empty()) return fallback;
+  return values.Get(values.size() == 1 ? 0 : axis);
+}
+
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
+int64_t extent(const PoolingAxis& a) { return a.dilation * (a.kernel - 1) + 1; }
+
+}  // namespace
+
+PoolingAxis pooling_axis(const caffe::LayerParameter& layer, int axis) {
+  const auto& p = layer.pooling_param();
+  PoolingAxis a;
+  const bool h = axis == 0;
+  a.kernel = h ? (p.has_kernel_h() ? p.kernel_h() : p.kernel_size())
+               : (p.has_kernel_w() ? p.kernel_w() : p.kernel_size());
+  a.stride = h ? (p.has_stride_h() ? p.stride_h() : p.stride())
+               : (p.has_stride_w() ? p.stride_w() : p.stride());
+  a.pad = h ? (p.has_pad_h() ? p.pad_h() : p.pad()) : (p.has_pad_w() ? p.pad_w() : p.pad());
+  a.ceil = p.ceil_mode();
+  if (layer.type() == kDilatedPoolingType) {
+    a.dilation = pick(layer.convolution_param().dilation(), axis, 1);
+  }
+  return a;
+}
+
+int64_t pooled_size(int64_t in, const PoolingAxis& a) {
+  if (in < 1 || a.stride < 1) return 0;
+  const int64_t span = in + 2 * a.pad - extent(a);
+  int64_t out = (a.ceil ? ceil_div(span, a.stride) : floor_div(span, a.stride)) + 1;
+  if (a.pad > 0 && (out - 1) * a.stride >= in + a.pad) --out;
+  return std::max<int64_t>(out, 0);
+}
+
+void DilatedPoolingLayer::LayerSetUp(const std::vector<caffe::Blob<float>*>&,
+                                     const std::vector<caffe::Blob<float>*>&) {
+  // The parameters were checked on load (parameter_checks.cpp).
+  h_ = pooling_axis(this->layer_param_, 0);
+  w_ = pooling_axis(this->layer_param_, 1);
+}
+
+void DilatedPoolingLayer::Reshape(const std::vector<caffe::Blob<float>*>& bottom,
+                                  const std::vector<caffe::Blob<float>*>& top) {
+  const auto& in = *bottom[0];
+  if (in.num_axes() != 4) {
+    throw ShapeError("layer '" + this->layer_param_.name() +
+                     "' (DilatedPooling) takes a 4-axis (N, C, H, W) bottom");
+  }
+  const int64_t out_h = pooled_size(in.height(), h_), out_w = pooled_size(in.width(), w_);
+  if (out_h < 1 || out_w < 1) {
+    throw ShapeError("layer '" + this->layer_param_.name() + "' (DilatedPooling): an input of " +
+                     std::to_string(in.height()) + " x " + std::to_string(in.width()) +
+                     " is smaller than its dilated window; give a larger input");
+  }
+  top[0]->Reshape({in.num(), in.channels(), static_cast<int>(out_h), static_cast<int>(out_w)});
+}
+
+void DilatedPoolingLayer::Forward_cpu(const std::vector<caffe::Blob<float>*>& bottom,
+                                      const std::vector<caffe::Blob<float>*>& top) {
+  const int H = bottom[0]->height(), W = bottom[0]->width();
+  const int OH = top[0]->height(), OW = top[0]->width();
+  const int planes = bottom[0]->num() * bottom[0]->channels();
+  const bool max = this->layer_param_.pooling_param().pool() == caffe::PoolingParameter::MAX;
+  const float* in = bottom[0]->cpu_data();
+  float* out = top[0]->mutable_cpu_data();
+  for (int plane = 0; plane < planes; ++plane, in += H * W, out += OH * OW) {
+    for (int oh = 0; oh < OH; ++oh) {
+      const int64_t h0 = oh * h_.stride - h_.pad;
+      for (int ow = 0; ow < OW; ++ow) {
+        const int64_t w0 = ow * w_.stride - w_.pad;
+        float best = -FLT_MAX, sum = 0;
+        int64_t taps_h = 0, taps_w = 0;  // taps inside the padded input (AVE's divisor)
+        for (int64_t i = 0; i < h_.kernel; ++i) {
+          const int64_t h = h0 + i * h_.dilation;
+          if (h >= -h_.pad && h < H + h_.pad) ++taps_h;
+        }
+        for (int64_t j = 0; j < w_.kernel; ++j) {
+          const int64_t w = w0 + j * w_.dilation;
+          if (w >= -w_.pad && w < W + w_.pad) ++taps_w;
+        }
+        for (int64_t i = 0; i < h_.kernel; ++i) {
+          const int64_t h = h0 + i * h_.dilation;
+          if (h < 0 || h >= H) continue;
+          for (int64_t j = 0; j < w_.kernel; ++j) {
+            const int64_t w = w0 + j * w_.dilation;
+            if (w < 0 || w >= W) continue;
+            const float v = in[h * W + w];
+            best = std::max(best, v);
+            sum += v;
+          }
+        }
+        // A window past the input's end (stride above the kernel) has no taps.
+        const int64_t taps = taps_h * taps_w;
+        out[oh * OW + ow] = max ? best : taps > 0 ? sum / static_cast<float>(taps) : 0.f;
+      }
+    }
+  }
+}
+
+void DilatedPoolingLayer::Backward_cpu(const std::vector<caffe::Blob<float>*>&,
+                                       const std::vector<bool>&,
+                                       const std::vector<caffe::Blob<float>*>&) {
+  throw Error("layer '" + this->layer_param_.name() +
+              "' (DilatedPooling) is for inference: it has no backward pass");
+}
+
+}  // namespace surgery

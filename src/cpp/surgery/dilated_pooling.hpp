@@ -1,0 +1,75 @@
+// DilatedPooling: Caffe's MAX/AVE Pooling whose window taps are `dilation`
+// input cells apart, as Convolution's are. Stock Caffe has no dilated pooling;
+// rarefy.hpp needs it for every Pooling layer after the one whose stride it
+// reduces (filter rarefaction). Registered in Caffe's layer registry by
+// library_layers.hpp, so a net definition names it like any other type:
+//
+//   layer { name: "pool5" type: "DilatedPooling" bottom: "conv5" top: "pool5"
+//           pooling_param { pool: MAX kernel_size: 3 stride: 1 pad: 0 }
+//           convolution_param { dilation: 2 } }
+//
+// caffe.proto has no dilation field in PoolingParameter, so the dilation is
+// read from convolution_param.dilation (one value, or one per axis: h, w),
+// the field Convolution uses; convolution_param may hold nothing else
+// (parameter_checks.cpp). Everything else is pooling_param, read as Caffe's
+// Pooling reads it, with one difference: `pad` counts input cells, as
+// Convolution's does (a window starts at out * stride - pad).
+//
+// Sizes follow Caffe's Pooling with the dilated extent d * (k - 1) + 1 in
+// place of k: out = ceil((in + 2 pad - extent) / stride) + 1 (floor with
+// ceil_mode: false), one less where that window would start in the padding
+// only. AVE divides by the taps inside [-pad, in + pad), as Caffe's Pooling
+// divides by the window clipped to the padded input. A MAX window with no
+// tap inside the input gives -FLT_MAX, as Caffe's Pooling does.
+//
+// Inference only: the backward pass raises. The GPU forward is Caffe's
+// fallback to this CPU forward (no CUDA kernel yet).
+#ifndef SURGERY_DILATED_POOLING_HPP_
+#define SURGERY_DILATED_POOLING_HPP_
+
+#include <cstdint>
+#include <vector>
+
+#include "caffe/layer.hpp"
+
+namespace surgery {
+
+constexpr const char* kDilatedPoolingType = "DilatedPooling";
+
+// Kernel, stride, pad and dilation of one spatial axis (0 = h, 1 = w).
+struct PoolingAxis {
+  int64_t kernel = 1, stride = 1, pad = 0, dilation = 1;
+  bool ceil = true;
+};
+
+// Read from a DilatedPooling (or Pooling: dilation 1) layer's parameters.
+PoolingAxis pooling_axis(const caffe::LayerParameter& layer, int axis);
+
+// The output size along one axis for an input of `in` cells; 0 if none.
+int64_t pooled_size(int64_t in, const PoolingAxis& a);
+
+class DilatedPoolingLayer : public caffe::Layer<float> {
+ public:
+  explicit DilatedPoolingLayer(const caffe::LayerParameter& param) : caffe::Layer<float>(param) {}
+  const char* type() const override { return kDilatedPoolingType; }
+  int ExactNumBottomBlobs() const override { return 1; }
+  int ExactNumTopBlobs() const override { return 1; }
+  void LayerSetUp(const std::vector<caffe::Blob<float>*>& bottom,
+                  const std::vector<caffe::Blob<float>*>& top) override;
+  void Reshape(const std::vector<caffe::Blob<float>*>& bottom,
+               const std::vector<caffe::Blob<float>*>& top) override;
+
+ protected:
+  void Forward_cpu(const std::vector<caffe::Blob<float>*>& bottom,
+                   const std::vector<caffe::Blob<float>*>& top) override;
+  void Backward_cpu(const std::vector<caffe::Blob<float>*>& top,
+                    const std::vector<bool>& propagate_down,
+                    const std::vector<caffe::Blob<float>*>& bottom) override;
+
+ private:
+  PoolingAxis h_, w_;
+};
+
+}  // namespace surgery
+
+#endif  // SURGERY_DILATED_POOLING_HPP_

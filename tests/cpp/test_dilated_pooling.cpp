@@ -1,0 +1,154 @@
+// DilatedPooling against Caffe's own Pooling: with dilation 1 it is Pooling,
+// and with dilation d, stride 1 and pad d * p, each of its d x d phases
+// (rows h % d, columns w % d) is Pooling with stride 1 and pad p run on
+// that phase of the input (the identity filter rarefaction relies on).
+// Odd sizes, pads, ceil and floor rounding, MAX and AVE. Python checks it
+// against a numpy reference for strides and pads of any kind.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "caffe/layer_factory.hpp"
+#include "surgery/dilated_pooling.hpp"
+#include "surgery/errors.hpp"
+#include "surgery/library_layers.hpp"
+#include "surgery/parameter_checks.hpp"
+#include "surgery/proto_io.hpp"
+
+namespace surgery::test {
+namespace {
+
+using Blob = caffe::Blob<float>;
+
+caffe::LayerParameter pooling(const std::string& method, int kernel, int stride, int pad,
+                              bool ceil, int dilation) {
+  caffe::LayerParameter p;
+  p.set_name("pool");
+  p.set_type(dilation > 0 ? kDilatedPoolingType : "Pooling");
+  auto* pp = p.mutable_pooling_param();
+  pp->set_pool(method == "MAX" ? caffe::PoolingParameter::MAX : caffe::PoolingParameter::AVE);
+  pp->set_kernel_size(kernel);
+  pp->set_stride(stride);
+  pp->set_pad(pad);
+  pp->set_ceil_mode(ceil);
+  if (dilation > 0) p.mutable_convolution_param()->add_dilation(dilation);
+  return p;
+}
+
+// Runs one layer on `in` (a layer of our registry or Caffe's).
+void run(const caffe::LayerParameter& param, Blob& in, Blob& out) {
+  register_library_layers();
+  auto layer = caffe::LayerRegistry<float>::CreateLayer(param);
+  std::vector<Blob*> bottom{&in}, top{&out};
+  layer->SetUp(bottom, top);
+  layer->Forward(bottom, top);
+}
+
+void randomize(Blob& blob, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> normal;
+  float* d = blob.mutable_cpu_data();
+  for (int i = 0; i < blob.count(); ++i) d[i] = normal(gen);
+}
+
+// Rows h0, h0 + d, ... and columns w0, w0 + d, ... of `in`.
+void phase(const Blob& in, int d, int h0, int w0, Blob& out) {
+  const int H = (in.height() - h0 + d - 1) / d, W = (in.width() - w0 + d - 1) / d;
+  out.Reshape({in.num(), in.channels(), H, W});
+  for (int n = 0; n < in.num(); ++n) {
+    for (int c = 0; c < in.channels(); ++c) {
+      for (int h = 0; h < H; ++h) {
+        for (int w = 0; w < W; ++w) {
+          out.mutable_cpu_data()[out.offset(n, c, h, w)] =
+              in.cpu_data()[in.offset(n, c, h0 + h * d, w0 + w * d)];
+        }
+      }
+    }
+  }
+}
+
+TEST(DilatedPooling, DilationOneIsCaffesPooling) {
+  for (const char* method : {"MAX", "AVE"}) {
+    for (bool ceil : {true, false}) {
+      for (int pad : {0, 1, 2}) {
+        Blob in(std::vector<int>{2, 3, 11, 8}), ours, caffes;
+        randomize(in, 7 + pad);
+        run(pooling(method, 3, 2, pad, ceil, 1), in, ours);
+        run(pooling(method, 3, 2, pad, ceil, 0), in, caffes);
+        ASSERT_EQ(ours.shape(), caffes.shape()) << method << " pad " << pad << " ceil " << ceil;
+        for (int i = 0; i < ours.count(); ++i) {
+          ASSERT_FLOAT_EQ(ours.cpu_data()[i], caffes.cpu_data()[i]) << method << " cell " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(DilatedPooling, EachPhaseIsCaffesPoolingOnThatPhase) {
+  for (const char* method : {"MAX", "AVE"}) {
+    for (int d : {2, 3}) {
+      for (int pad : {0, 1}) {
+        for (int kernel : {2, 3}) {
+          Blob in(std::vector<int>{1, 2, 13, 10}), ours;
+          randomize(in, 100 * d + 10 * pad + kernel);
+          run(pooling(method, kernel, 1, d * pad, true, d), in, ours);
+          int cells = 0;
+          for (int h0 = 0; h0 < d; ++h0) {
+            for (int w0 = 0; w0 < d; ++w0) {
+              Blob part, caffes;
+              phase(in, d, h0, w0, part);
+              run(pooling(method, kernel, 1, pad, true, 0), part, caffes);
+              for (int c = 0; c < 2; ++c) {
+                for (int h = 0; h < caffes.height(); ++h) {
+                  for (int w = 0; w < caffes.width(); ++w) {
+                    const int H = h0 + h * d, W = w0 + w * d;
+                    ASSERT_LT(H, ours.height());
+                    ASSERT_LT(W, ours.width());
+                    ASSERT_NEAR(ours.cpu_data()[ours.offset(0, c, H, W)],
+                                caffes.cpu_data()[caffes.offset(0, c, h, w)], 1e-6)
+                        << method << " d " << d << " pad " << pad << " k " << kernel;
+                    ++cells;
+                  }
+                }
+              }
+            }
+          }
+          EXPECT_EQ(cells, ours.count()) << "every cell belongs to one phase";
+        }
+      }
+    }
+  }
+}
+
+TEST(DilatedPooling, ParameterChecksRefuseWhatItCannotRun) {
+  const auto refused = [](const std::string& pooling, const std::string& convolution) {
+    const auto layer = parse_net_text("layer { name: 'p' type: 'DilatedPooling' bottom: 'x' "
+                                      "top: 'y' pooling_param { kernel_size: 3 " + pooling +
+                                          " } " + convolution + " }",
+                                      "t.prototxt")
+                           .layer(0);
+    try {
+      check_layer_parameters(layer, "t.prototxt", {4});
+    } catch (const NetDefinitionError& e) {
+      EXPECT_NE(std::string(e.what()).find("'p'"), std::string::npos) << e.what();
+      return true;
+    }
+    return false;
+  };
+  const std::string two = "convolution_param { dilation: 2 }";
+  EXPECT_FALSE(refused("pad: 4", two));  // below the dilated extent, 5
+  EXPECT_FALSE(refused("pool: AVE pad_h: 1 pad_w: 0", two));
+  EXPECT_TRUE(refused("pad: 5", two));
+  EXPECT_TRUE(refused("", ""));  // no dilation
+  EXPECT_TRUE(refused("", "convolution_param { dilation: 0 }"));
+  EXPECT_TRUE(refused("", "convolution_param { dilation: 2 num_output: 3 }"));
+  EXPECT_TRUE(refused("", "convolution_param { dilation: 2 dilation: 2 dilation: 2 }"));
+  EXPECT_TRUE(refused("", "convolution_param { dilation: 4294967295 }"));
+  EXPECT_TRUE(refused("pool: STOCHASTIC", two));
+  EXPECT_TRUE(refused("global_pooling: true", two));
+  EXPECT_TRUE(refused("stride: 0", two));
+  EXPECT_TRUE(refused("pad: 1 pad_h: 1", two));
+}
+
+}  // namespace
+}  // namespace surgery::test
