@@ -1,5 +1,5 @@
 // The checks this Caffe fork had commented out or left to debug builds,
-// restored by the recipe's patches (third_party/caffe/patches/0003, 0004, 0006, 0007):
+// restored by the recipe's patches (third_party/caffe/patches/0003, 0004, 0006-0008):
 // without them each case reads or writes outside a blob (ASan, which this
 // suite also runs under, would report it); with them each is a typed error
 // and the library goes on working.
@@ -143,6 +143,27 @@ TEST(RestoredChecks, PsroiPoolingRoisThatAreNotFiveValues) {
             psroi_pooling_param { spatial_scale: 1 output_dim: 2 group_size: 2 } })";
   EXPECT_THROW(build(net + "4" + pool), Error);
   EXPECT_NO_THROW(build(net + "5" + pool));
+}
+
+// Upsample and PixelShuffle index their bottom's shape from its end; after a
+// layer whose axes the definition does not tell (here a Reshape to fewer axes)
+// only Caffe sees the shape, and without the check it wrote before the
+// shape vector.
+TEST(RestoredChecks, UpsampleAndPixelShuffleOnTooFewAxes) {
+  const auto reshaped_to = [](const char* dims) {
+    return std::string(R"(
+      layer { name: "a" type: "Input" top: "a" input_param { shape { dim: 1 dim: 4 dim: 2 dim: 2 } } }
+      layer { name: "r" type: "Reshape" bottom: "a" top: "r" reshape_param { shape { )") +
+           dims + " } } }\n";
+  };
+  EXPECT_THROW(build(reshaped_to("dim: -1") + R"(
+                 layer { name: "u" type: "Upsample" bottom: "r" top: "u"
+                         upsample_param { scale: 2 } })"),
+               Error);
+  EXPECT_THROW(build(reshaped_to("dim: 4 dim: -1") + R"(
+                 layer { name: "s" type: "PixelShuffle" bottom: "r" top: "s"
+                         pixelshuffle_param { upscale_factor: 2 } })"),
+               Error);
 }
 
 }  // namespace
