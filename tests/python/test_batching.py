@@ -30,14 +30,14 @@ def one_by_one(net, images, **kwargs):
 
 def test_caffenet_batch_equals_one_by_one(caffenet_fc):
     rng = np.random.default_rng(1)
-    # 259: a 2x2 map, so fc6-conv's batched GEMM takes all 5 images at once.
-    images = [rng.uniform(0, 1, (259, 259, 3)).astype(np.float32) for _ in range(5)]
+    # 259: a 2x2 map, so fc6-conv's batched GEMM takes all 3 images at once.
+    images = [rng.uniform(0, 1, (259, 259, 3)).astype(np.float32) for _ in range(3)]
     kwargs = dict(mean=[104, 117, 123], channel_swap=(2, 1, 0), raw_scale=255,
                   blobs=("fc7-conv", "pool5"))
     alone = one_by_one(caffenet_fc, images, **kwargs)
-    together = caffenet_fc.dense_forward(images, batch_size=5, **kwargs)
-    assert caffenet_fc.blobs["data"].shape[0] == 5     # they did run as one batch
-    assert len(together) == 5
+    together = caffenet_fc.dense_forward(images, batch_size=3, **kwargs)
+    assert caffenet_fc.blobs["data"].shape[0] == 3     # they did run as one batch
+    assert len(together) == 3
     for a, b in zip(alone, together):
         assert b.shape == a.shape == (2, 2)
         np.testing.assert_allclose(b.scores, a.scores, atol=1e-5, rtol=0)
@@ -45,9 +45,9 @@ def test_caffenet_batch_equals_one_by_one(caffenet_fc):
             assert b.features(blob).shape == a.features(blob).shape
             np.testing.assert_allclose(b.features(blob), a.features(blob), atol=1e-5, rtol=1e-5)
     # Not kept: a view of this image's part of the batch.
-    view = together[3].features("fc6-conv")
+    view = together[2].features("fc6-conv")
     assert view.shape == (1, 4096, 2, 2)
-    np.testing.assert_array_equal(view[0], caffenet_fc.blobs["fc6-conv"][3])
+    np.testing.assert_array_equal(view[0], caffenet_fc.blobs["fc6-conv"][2])
 
 
 def test_lenet_digits_batch_equals_one_by_one(lenet_fc, mnist):
@@ -102,7 +102,7 @@ def test_a_batch_the_memory_limit_refuses_runs_in_smaller_ones(lenet):
         together = lenet_fc.dense_forward(images, batch_size=4)
     finally:
         surgery.set_memory_limit(0)
-    assert lenet_fc.blobs["data"].shape[0] == 1
+    assert lenet_fc.blobs["data"].shape[0] < 4          # it ran in smaller batches
     np.testing.assert_allclose(together[0].scores, first.scores, atol=1e-5, rtol=0)
     alone = one_by_one(lenet_fc, images)
     for a, b in zip(alone, together):

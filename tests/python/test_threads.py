@@ -117,8 +117,10 @@ def test_parallel_layers_equal_serial_and_numpy(tmp_path, name):
     for threads in (2, 3):
         parallel, _ = run_layer(tmp_path, name, x, threads=threads)
         if name == "conv":
-            # The GEMM is OpenBLAS's, whose own split may round differently.
-            np.testing.assert_allclose(parallel, serial, rtol=1e-6, atol=1e-6)
+            # im2col is a copy (exact), but the GEMM is OpenBLAS's, whose
+            # split over threads sums in another order: float32 rounding
+            # over 576 products (seen: 7e-6 on values up to 10).
+            np.testing.assert_allclose(parallel, serial, rtol=1e-5, atol=2e-5)
         else:
             np.testing.assert_array_equal(parallel, serial)
     reference = numpy_reference(name, x, params)
