@@ -1,5 +1,5 @@
 // One thread setting reaches both pools a forward uses: OpenBLAS's and
-// libcaffe's own loops (recipe patch 0007); both read it back.
+// libcaffe's own loops (recipe patch 0008); both read it back.
 #include <gtest/gtest.h>
 
 #include <stdexcept>
@@ -28,7 +28,7 @@ TEST_F(Threads, OneSettingReachesBlas) {
 
 TEST_F(Threads, OneSettingReachesLibcaffe) {
   if (thread_counts().caffe == 0) {
-    GTEST_SKIP() << "this libcaffe lacks recipe patch 0007 (parallel loops)";
+    GTEST_SKIP() << "this libcaffe lacks recipe patch 0008 (parallel loops)";
   }
   for (int n : {1, 3, 2}) {
     set_num_threads(n);

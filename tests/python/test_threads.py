@@ -1,5 +1,5 @@
 """One thread setting for OpenBLAS and libcaffe's own loops, and those loops
-(libcaffe recipe patch 0007: im2col, pooling, LRN, ReLU) split across
+(libcaffe recipe patch 0008: im2col, pooling, LRN, ReLU) split across
 threads giving exactly what they give on one, checked against numpy."""
 
 import numpy as np
@@ -25,7 +25,7 @@ LAYERS = {
 }
 
 
-# libcaffe built by our recipe has patch 0007; a Caffe of one's own may not
+# libcaffe built by our recipe has patch 0008; a Caffe of one's own may not
 # (then only OpenBLAS follows the setting, and its loops stay serial).
 PATCHED = surgery.thread_counts()["caffe"] != 0
 
@@ -46,7 +46,7 @@ def test_one_setting_reaches_blas():
     assert surgery.thread_counts()["blas"] == surgery.num_threads()
 
 
-@pytest.mark.skipif(not PATCHED, reason="this libcaffe lacks recipe patch 0007 (a Caffe_DIR "
+@pytest.mark.skipif(not PATCHED, reason="this libcaffe lacks recipe patch 0008 (a Caffe_DIR "
                     "of one's own, or an older cached build)")
 def test_one_setting_reaches_libcaffe():
     for n in (1, 3, 2):

@@ -22,7 +22,7 @@ using GetThreads = int (*)();
 std::atomic<int> chosen(0);
 
 // The knobs are looked up at run time in libcaffe and what it links, so a
-// Caffe built elsewhere (another BLAS, no patch 0007) still works: the
+// Caffe built elsewhere (another BLAS, no patch 0008) still works: the
 // missing knob is skipped. OpenBLAS spells them by build: PyPI's
 // scipy-openblas prefixes `scipy_`, 64-bit-integer builds suffix `64_`.
 void* libcaffe_scope() {

@@ -1,5 +1,5 @@
 // How many threads a forward uses. Two pools work inside libcaffe: OpenBLAS's
-// (every convolution is a GEMM) and, with our recipe's patch 0007, libcaffe's
+// (every convolution is a GEMM) and, with our recipe's patch 0008, libcaffe's
 // own loops (im2col, pooling, LRN, ReLU). One setting drives both, so they
 // agree and together use the cores they were given, not twice as many.
 #ifndef SURGERY_THREADS_HPP_
@@ -9,7 +9,7 @@ namespace surgery {
 
 // What each pool uses now, read back from the libraries; 0 where the
 // loaded libcaffe lacks that pool (a BLAS other than OpenBLAS, a Caffe
-// without patch 0007).
+// without patch 0008).
 struct ThreadCounts {
   int blas = 0;
   int caffe = 0;
