@@ -9,8 +9,11 @@ Rows, all measured in this one run (medians of --repeat runs each):
   surgery  64 crops, one by one / batched   the sliding-window way to the same map
   OpenCV   451 dense       cv2.dnn on our converted files
   PyTorch  451 dense       the same architecture and weights in torch (if installed)
-GFLOP/s is the dense forward's multiply-adds x 2 over its time, next to
-numpy's measured SGEMM rate on the same cores.
+  8 / 32 x 451 batched     throughput: 8 and 32 images of 451x451 as one blob,
+                           ours, OpenCV's and PyTorch's, time per image (and
+                           images/s), timed in alternating blocks
+GFLOP/s is the dense forward's multiply-adds x 2 over its time, and its share
+of numpy's measured SGEMM rate on the same cores.
 
     .venv/bin/python benchmarks/dense.py [--repeat 15] [--gpu] [--plain-caffe BINARY]
 
@@ -75,6 +78,44 @@ def sgemm_gflops(repeat):
     a = np.random.default_rng(0).standard_normal((4096, 4096), dtype=np.float32)
     ms = median_ms(lambda: a @ a, max(3, repeat // 3))
     return 2 * 4096 ** 3 / (ms / 1000) / 1e9
+
+
+def alternating_ms(fns, repeat, rounds=3):
+    """{name: median ms} of each callable in `fns`, timed in alternating
+    blocks (each takes a turn every round) so that cache state and the
+    shared machine's drift fall on all alike."""
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name] += times_ms(fn, max(1, repeat // rounds))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def batched_rows(dense, cv_net, model, x451, repeat):
+    """Per-image ms of 8 and 32 images of 451x451 in one blob: ours (one
+    forward of the batch: the fc-conv GEMMs take all images' columns at
+    once), OpenCV's and PyTorch's where present."""
+    rows = {}
+    for n in (8, 32):
+        batch = np.ascontiguousarray(np.repeat(x451, n, axis=0))
+        fns = {f"surgery {n} x 451 batched, per image": lambda b=batch: dense.forward(data=b)}
+        if cv_net is not None:
+            def cv_forward(b=batch):
+                cv_net.setInput(b)
+                return cv_net.forward()
+            fns[f"OpenCV {n} x 451 blob, per image"] = cv_forward
+        if model is not None:
+            import torch
+            tb = torch.from_numpy(batch)
+
+            def torch_forward(tb=tb):
+                with torch.inference_mode():
+                    return model(tb)
+            fns[f"PyTorch {n} x 451 batched, per image"] = torch_forward
+        few = max(3, repeat // 3)
+        rows.update({name: ms / n for name, ms in alternating_ms(fns, few).items()})
+    dense.reshape(data=x451.shape)
+    return rows
 
 
 def paired_ms(ours, binary, files, x, repeat, mode, folder, rounds=3):
@@ -192,6 +233,7 @@ def main():
             check["GPU vs CPU"] = np.abs(gpu_map - cpu_map).max()
         import cv2
         others = {}
+        cv_net = model = None
         # OpenCV 5 dropped the Caffe importer (the GPU machine has it): no row then.
         if hasattr(cv2.dnn, "readNetFromCaffe"):
             cv_net = cv2.dnn.readNetFromCaffe(str(folder / "fc.prototxt"),
@@ -212,6 +254,7 @@ def main():
             torch_note = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
         except ImportError:
             torch_note = "torch not installed: no PyTorch row"
+        others.update(batched_rows(dense, cv_net, model, x451, args.repeat))
         peak = sgemm_gflops(args.repeat)
     print(f"CaffeNet, random weights, batch 1, medians of {args.repeat} runs; {torch_note}; "
           f"OpenCV {cv2.__version__}")
@@ -230,8 +273,25 @@ def main():
                   f"{single / rows['plain Caffe 227 single'] - 1:+.1%} at 227, "
                   f"{dense_ms / rows['plain Caffe 451 dense (8x8)'] - 1:+.1%} at 451 dense")
         print(f"{device}: dense forward {gflop:.1f} GFLOP in {dense_ms:.2f} ms = "
-              f"{gflop / dense_ms * 1000:.0f} GFLOP/s")
-    print(f"numpy SGEMM 4096^3 on these CPU cores: {peak:.0f} GFLOP/s")
+              f"{gflop / dense_ms * 1000:.0f} GFLOP/s"
+              + (f", {gflop / dense_ms * 1000 / peak:.0%} of the SGEMM peak"
+                 if device == "CPU" else ""))
+    for n in (8, 32):
+        ours = others[f"surgery {n} x 451 batched, per image"]
+        line = (f"CPU {n} x 451 batched: {1000 / ours:.1f} images/s, "
+                f"{gflop / ours * 1000:.0f} GFLOP/s ({gflop / ours * 1000 / peak:.0%} of the "
+                f"SGEMM peak)")
+        for engine, name in (("OpenCV", f"OpenCV {n} x 451 blob, per image"),
+                             ("PyTorch", f"PyTorch {n} x 451 batched, per image")):
+            if name in others:
+                line += f"; {engine} {1000 / others[name]:.1f} images/s, ours/theirs " \
+                        f"{ours / others[name]:.2f}x time"
+        print(line)
+    if "OpenCV 451 dense" in others:
+        ratio = columns["CPU"]["surgery 451 dense (8x8)"] / others["OpenCV 451 dense"]
+        print(f"CPU 451 batch 1: ours/OpenCV {ratio:.2f}x time")
+    print(f"numpy SGEMM 4096^3 on these CPU cores: {peak:.0f} GFLOP/s; "
+          f"surgery.num_threads() {surgery.num_threads()}")
 
 
 def gpu_name():

@@ -1,6 +1,7 @@
 #include "bindings/bindings.hpp"
 #include "surgery/logging.hpp"
 #include "surgery/memory_guard.hpp"
+#include "surgery/threads.hpp"
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "caffe-surgery's compiled core; use the `surgery` package instead.";
@@ -23,6 +24,26 @@ PYBIND11_MODULE(_core, m) {
   m.def("memory_limit", &surgery::memory_limit);
   m.def("memory_in_use", &surgery::memory_in_use,
         "Host bytes Caffe's blobs hold now, counted against the memory limit.");
+  m.def("set_num_threads", [](const pybind11::int_& threads) {
+          int overflow = 0;
+          const long long n = PyLong_AsLongLongAndOverflow(threads.ptr(), &overflow);
+          if (overflow != 0 || n < 0 || n > 4096) {
+            throw pybind11::value_error("the number of threads is 1 to 4096 (0: all CPUs), not " +
+                                        std::string(pybind11::str(threads)));
+          }
+          surgery::set_num_threads(static_cast<int>(n));
+        }, pybind11::arg("threads"),
+        "Threads every forward uses, for OpenBLAS's GEMMs and libcaffe's own "
+        "loops alike, process-wide; 0 restores the default (all CPUs).");
+  m.def("num_threads", &surgery::num_threads);
+  m.def("thread_counts", [] {
+          const surgery::ThreadCounts counts = surgery::thread_counts();
+          pybind11::dict out;
+          out["blas"] = counts.blas;
+          out["caffe"] = counts.caffe;
+          return out;
+        }, "Threads each pool uses now, read back from the libraries (0: that "
+           "libcaffe has no such pool).");
   surgery::bindings::bind_errors(m);
   surgery::bindings::bind_net(m);
   surgery::bindings::bind_surgery(m);

@@ -224,12 +224,15 @@ void Net::reshape(const std::map<std::string, std::vector<int>>& shapes) {
 void Net::forward(const std::map<std::string, InputView>& inputs,
                   const std::function<bool()>& interrupted) {
   const auto names = input_names();
-  std::map<std::string, std::vector<int>> new_shapes;
+  std::map<std::string, std::vector<int>> new_shapes, old_shapes;
   for (const auto& [name, view] : inputs) {
     if (std::find(names.begin(), names.end(), name) == names.end()) {
       throw Error("'" + name + "' is not an input of '" + source_ + "'");
     }
-    if (shape_of(name) != view.shape) new_shapes[name] = view.shape;
+    if (shape_of(name) != view.shape) {
+      new_shapes[name] = view.shape;
+      old_shapes[name] = shape_of(name);
+    }
   }
   if (!new_shapes.empty()) reshape(new_shapes);
   ++forwards_;
@@ -237,19 +240,33 @@ void Net::forward(const std::map<std::string, InputView>& inputs,
   // Layer by layer (as Net::Forward does it, without the loss sum) so a
   // caller can stop a long pass between layers.
   const int layers = static_cast<int>(net_->layers().size());
-  guard_caffe("forward through '" + source_ + "'", [&] {
-    const CaffeSection section;
-    for (int i = 0; i < layers; ++i) {
-      // Before interrupted(), which may wait for the GIL that a forking
-      // thread holds while fork() waits for this section.
-      let_fork_through();
-      if (interrupted && interrupted()) {
-        throw Interrupted("forward through '" + source_ + "' interrupted before layer '" +
-                          net_->layer_names()[i] + "'");
+  try {
+    guard_caffe("forward through '" + source_ + "'", [&] {
+      const CaffeSection section;
+      for (int i = 0; i < layers; ++i) {
+        // Before interrupted(), which may wait for the GIL that a forking
+        // thread holds while fork() waits for this section.
+        let_fork_through();
+        if (interrupted && interrupted()) {
+          throw Interrupted("forward through '" + source_ + "' interrupted before layer '" +
+                            net_->layer_names()[i] + "'");
+        }
+        net_->ForwardFromTo(i, i);
       }
-      net_->ForwardFromTo(i, i);
+    });
+  } catch (const MemoryLimitError&) {
+    // The allocator refused a blob midway (memory other nets hold counts
+    // too): like a refused reshape, go back to the old shapes and give back
+    // what this forward took, so a smaller batch can be tried next.
+    if (!old_shapes.empty()) {
+      guard_caffe("restoring '" + source_ + "' after a refused forward", [&] {
+        for (const auto& [name, shape] : old_shapes) net_->blob_by_name(name)->Reshape(shape);
+        net_->Reshape();
+      });
     }
-  });
+    release_excess_memory(*net_);
+    throw;
+  }
 }
 
 void Net::check_save_targets(const std::string& prototxt, const std::string& caffemodel,

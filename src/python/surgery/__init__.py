@@ -28,6 +28,10 @@ tf32 = _core.tf32
 gpu_available = _core.gpu_available
 memory_limit = _core.memory_limit
 memory_in_use = _core.memory_in_use
+# One thread count for OpenBLAS and libcaffe's own loops, process-wide.
+set_num_threads = _core.set_num_threads
+num_threads = _core.num_threads
+thread_counts = _core.thread_counts
 
 __all__ = [
     # errors and warnings
@@ -39,5 +43,6 @@ __all__ = [
     "geometry", "DenseMap", "Detection", "dense_forward", "preprocess", "load_image", "load_labels",
     # settings
     "gpu_available", "mode", "set_mode", "set_device", "set_tf32", "tf32", "set_log_level",
-    "memory_in_use", "memory_limit", "set_memory_limit",
+    "memory_in_use", "memory_limit", "set_memory_limit", "num_threads", "set_num_threads",
+    "thread_counts",
 ]

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .detections import Detection, detect
-from .errors import NumericWarning, ShapeError, SurgeryError
+from .errors import MemoryLimitError, NumericWarning, ShapeError, SurgeryError
 from .geometry import Geometry, WindowLike, geometry
 from .labels import check_labels
 from .map_store import MapWriter, load_map
@@ -44,9 +44,11 @@ class DenseMap:
     def __init__(self, net: Net, image: np.ndarray, scores: np.ndarray,
                  geo: Optional[Geometry], kept: Dict[str, np.ndarray],
                  labels: Optional[Sequence[str]], finite: Optional[bool] = None,
-                 tiles: Optional[TilePlan] = None) -> None:
+                 tiles: Optional[TilePlan] = None, batch_index: int = 0) -> None:
         self._net = net
         self._forward = net.forward_count
+        # This image's place in the batch its forward ran (features views).
+        self._batch_index = batch_index
         self.image = image
         self.scores = scores
         self.geometry = geo
@@ -108,20 +110,18 @@ class DenseMap:
                       background=background)
 
     def features(self, name: str) -> np.ndarray:
-        """Blob `name` from this forward (e.g. 'fc6-conv'), N x C x H x W.
+        """Blob `name` from this forward (e.g. 'fc6-conv'), 1 x C x H x W:
+        this image's part of it when several images ran as one batch.
 
         Blobs named in ``dense_forward(blobs=...)`` were kept; any other is a
         view of the net's memory, valid until the net runs again.
         """
         if name in self._kept:
             return self._kept[name]
-        if self.tiles is not None:
-            raise SurgeryError(f"this map was made in {len(self.tiles)} tiles, one forward "
-                               f"each: no blob {name!r} covers the image")
         if self._net.forward_count != self._forward:
             raise SurgeryError(f"the net has run again since this map was made; pass "
                                f"blobs=({name!r},) to dense_forward to keep '{name}'")
-        return _blob_view(self._net, name)
+        return _blob_view(self._net, name)[self._batch_index:self._batch_index + 1]
 
     def label(self, index: int) -> str:
         return self.labels[index] if self.labels else str(index)
@@ -181,28 +181,42 @@ def _net_facts(net: Net, output: Optional[str], window: WindowLike = None) -> _N
                      min_input=min_input)
 
 
+# Images of one size per forward unless told otherwise: enough for the
+# fully connected layers' GEMMs (CaffeNet fc6: 16 images of 8x8 cells make
+# 1024 columns, libcaffe's batched-GEMM bound) without holding many
+# batches' activations.
+DEFAULT_BATCH_SIZE = 16
+
+
 def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
                   mean: MeanLike = None, channel_swap: Optional[Sequence[int]] = None,
                   raw_scale: Optional[float] = None, input_scale: Optional[float] = None,
                   blobs: Sequence[str] = (), size: Optional[Tuple[int, int]] = None,
                   output: Optional[str] = None,
                   labels: Optional[Sequence[str]] = None, window: WindowLike = None,
-                  bgr: bool = False, tile: Optional[TileLike] = None, out=None,
-                  overwrite: bool = False, progress: bool = False,
+                  bgr: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
+                  tile: Optional[TileLike] = None, out=None, overwrite: bool = False,
+                  progress: bool = False,
                   stride: Optional[int] = None) -> Union[DenseMap, List[DenseMap]]:
     """Run a fully convolutional net over a whole image.
 
     `image` is a path or an H x W (x C) array, or a list of them (any sizes:
-    one DenseMap each). Preprocessing is pycaffe's Transformer; `size`
-    resizes first as the Transformer does when the net's input is fixed.
-    The net is reshaped to the image; an image smaller than the net's
-    smallest input (``Geometry.min_input``, each side) raises ShapeError.
-    `blobs` names blobs to keep copies of (one name or several). `labels`
-    (a list, or a file's path) must name every output channel. `window`
-    (H, W) overrides the window the geometry's rules choose for each cell.
-    `bgr`: array images hold BGR (OpenCV's order), turned to RGB first so
-    that they go through the same steps as a loaded file. Scores holding
-    NaN or Inf give a NumericWarning (and ``DenseMap.finite`` False).
+    one DenseMap each, in the list's order). Preprocessing is pycaffe's
+    Transformer; `size` resizes first as the Transformer does when the net's
+    input is fixed. The net is reshaped to the image; an image smaller than
+    the net's smallest input (``Geometry.min_input``, each side) raises
+    ShapeError. Images of the same size run as one batch (N in the input
+    blob), at most `batch_size` per forward: the large weights of
+    fully-connected-turned-convolution layers are then read once per batch
+    instead of once per image. A batch the memory limit refuses
+    (``surgery.set_memory_limit``) runs as smaller ones; only a single
+    image that does not fit raises MemoryLimitError. `blobs` names blobs to
+    keep copies of (one name or several). `labels` (a list, or a file's
+    path) must name every output channel. `window` (H, W) overrides the
+    window the geometry's rules choose for each cell. `bgr`: array images
+    hold BGR (OpenCV's order), turned to RGB first so that they go through
+    the same steps as a loaded file. Scores holding NaN or Inf give a
+    NumericWarning (and ``DenseMap.finite`` False).
 
     Images too large to run whole: `tile` (pixels, one int or (H, W)) runs
     the image in overlapping tiles whose stitched map equals the whole
@@ -217,6 +231,9 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     `stride`: the map's stride wanted, a divisor of the net's; the net is
     rarefied to it first, in place (``surgery.rarefy``), unless it is there.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number >= 1, not {batch_size!r}")
     if stride is not None and output_stride(net, output) != (stride, stride):
         rarefy(net, stride=stride)
     facts = _net_facts(net, output, window)
@@ -230,18 +247,27 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
                            "(or use surgery.dask_dense for a folder)")
     prep = dict(mean=mean, channel_swap=channel_swap, raw_scale=raw_scale,
                 input_scale=input_scale, bgr=bgr)
-    maps = []
-    for one in (image if many else [image]):
+    images = list(image) if many else [image]
+    maps: List[Optional[DenseMap]] = [None] * len(images)
+    # Images run whole wait, grouped by their preprocessed size, until a
+    # batch is full; so at most batch_size images per size are held
+    # preprocessed at once. A tiled image runs at once, a tile at a time.
+    waiting: Dict[Tuple[int, ...], List[_Prepared]] = {}
+    for index, one in enumerate(images):
         tiling = _tiling(net, facts, one, tile=tile, out=out, size=size)
-        if tiling is None:
-            maps.append(_one_image(net, facts, one, blobs=blobs, size=size, labels=labels,
-                                   **prep))
-        else:
-            maps.append(_tiled_image(net, facts, tiling, one, prep=prep, blobs=blobs,
-                                     labels=labels, out=out, overwrite=overwrite,
-                                     progress=progress))
+        if tiling is not None:
+            maps[index] = _tiled_image(net, facts, tiling, one, prep=prep, blobs=blobs,
+                                       labels=labels, out=out, overwrite=overwrite,
+                                       progress=progress)
+            continue
+        prepared = _prepare(net, facts, index, one, size=size, **prep)
+        group = waiting.setdefault(prepared.x.shape, [])
+        group.append(prepared)
+        if len(group) == batch_size:
+            _run_batches(net, facts, waiting.pop(prepared.x.shape), blobs, labels, maps)
+    for group in waiting.values():
+        _run_batches(net, facts, group, blobs, labels, maps)
     return maps if many else maps[0]
-
 
 def _tiling(net: Net, facts: _NetFacts, image: ImageLike, *, tile: Optional[TileLike], out,
             size: Optional[Tuple[int, int]]) -> Optional[Tuple[int, int]]:
@@ -340,11 +366,18 @@ def map_metadata(facts: _NetFacts, plan: TilePlan, labels: Optional[Sequence[str
             "labels": list(labels) if labels is not None else None}
 
 
-def _one_image(net: Net, facts: _NetFacts, image: ImageLike, *, mean: MeanLike,
-               channel_swap: Optional[Sequence[int]], raw_scale: Optional[float],
-               input_scale: Optional[float], blobs: Sequence[str],
-               size: Optional[Tuple[int, int]], labels: Optional[Sequence[str]],
-               bgr: bool) -> DenseMap:
+@dataclass
+class _Prepared:
+    """One image, preprocessed: `img` as loaded, `x` the net's C x H x W input."""
+    index: int
+    img: np.ndarray
+    x: np.ndarray
+
+
+def _prepare(net: Net, facts: _NetFacts, index: int, image: ImageLike, *, mean: MeanLike,
+             channel_swap: Optional[Sequence[int]], raw_scale: Optional[float],
+             input_scale: Optional[float], size: Optional[Tuple[int, int]],
+             bgr: bool) -> _Prepared:
     smallest = facts.min_input
     if size is None and not isinstance(image, (str, os.PathLike)):
         # Shape the net before preprocessing: an image too large for the net
@@ -357,21 +390,52 @@ def _one_image(net: Net, facts: _NetFacts, image: ImageLike, *, mean: MeanLike,
     if x.shape[1] < smallest[0] or x.shape[2] < smallest[1]:
         raise ShapeError(f"the image is {x.shape[1]}x{x.shape[2]} pixels (HxW); this net needs "
                          f"at least {smallest[0]}x{smallest[1]} (its smallest input, one cell)")
-    outputs = net.forward(**{facts.input: x[np.newaxis]})
+    return _Prepared(index, img, x)
+
+
+def _run_batches(net: Net, facts: _NetFacts, group: List[_Prepared], blobs: Sequence[str],
+                 labels: Optional[Sequence[str]], maps: List[Optional[DenseMap]]) -> None:
+    """Forward `group` (images of one size) in batches as large as the memory
+    limit allows, up to the whole group; each map goes to its image's place."""
+    batch = len(group)
+    start = 0
+    while start < len(group):
+        chunk = group[start:start + batch]
+        try:
+            outputs = net.forward(**{facts.input: np.stack([p.x for p in chunk])})
+        except MemoryLimitError:
+            if batch == 1:
+                raise
+            batch = max(1, batch // 2)
+            continue
+        for offset, dense in enumerate(_maps_of(net, facts, chunk, outputs, blobs, labels)):
+            maps[chunk[offset].index] = dense
+        start += len(chunk)
+
+
+def _maps_of(net: Net, facts: _NetFacts, chunk: List[_Prepared],
+             outputs: Dict[str, np.ndarray], blobs: Sequence[str],
+             labels: Optional[Sequence[str]]) -> List[DenseMap]:
     if facts.output not in outputs:
         raise SurgeryError(f"{facts.output!r} is not an output of the net: {sorted(outputs)}")
-    scores = outputs[facts.output][0]
-    if scores.ndim != 3:
-        raise ShapeError(f"output {facts.output!r} is {scores.shape}, not a map; is the net "
+    scores = outputs[facts.output]
+    if scores.ndim != 4:
+        raise ShapeError(f"output {facts.output!r} is {scores.shape[1:]}, not a map; is the net "
                          "fully convolutional? (surgery.fully_convolutionalize)")
-    # Only the blobs asked for are read (in GPU mode, copied to the host).
+    # Only the blobs asked for are read (in GPU mode, copied to the host),
+    # once per batch; each image keeps its own part.
     kept = {b: _blob_copy(net, b) for b in blobs}
-    dense = DenseMap(net, img, scores, facts.geometry, kept, labels)
-    if not dense.finite:
-        warnings.warn(f"output {facts.output!r} holds NaN or infinite scores (are the weights "
-                      "or the mean finite?): the map's argmax and top mean nothing",
-                      NumericWarning, stacklevel=3)
-    return dense
+    maps = []
+    for offset, prepared in enumerate(chunk):
+        own = {b: value[offset:offset + 1].copy() for b, value in kept.items()}
+        dense = DenseMap(net, prepared.img, scores[offset], facts.geometry, own, labels,
+                         batch_index=offset)
+        if not dense.finite:
+            warnings.warn(f"output {facts.output!r} holds NaN or infinite scores (are the "
+                          "weights or the mean finite?): the map's argmax and top mean nothing",
+                          NumericWarning, stacklevel=4)
+        maps.append(dense)
+    return maps
 
 
 def _channels(net: Net, output: str) -> int:

@@ -1,0 +1,130 @@
+"""One thread setting for OpenBLAS and libcaffe's own loops, and those loops
+(libcaffe recipe patch 0009: im2col, pooling, LRN, ReLU) split across
+threads giving exactly what they give on one, checked against numpy."""
+
+import numpy as np
+import pytest
+
+import surgery
+from surgery.testing import randomize, with_input
+
+# Large enough that every loop is split: 128 pooling planes, 2 x 185 k
+# ReLU elements, LRN images of 1517 pixels, im2col channels of 12 k values.
+SHAPE = (2, 64, 37, 41)
+
+LAYERS = {
+    "max_pool": 'layer { name: "out" type: "Pooling" bottom: "data" top: "out" '
+                'pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }',
+    "ave_pool": 'layer { name: "out" type: "Pooling" bottom: "data" top: "out" '
+                'pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }',
+    "relu": 'layer { name: "out" type: "ReLU" bottom: "data" top: "out" }',
+    "lrn": 'layer { name: "out" type: "LRN" bottom: "data" top: "out" '
+           'lrn_param { local_size: 5 alpha: 0.0001 beta: 0.75 k: 2 } }',
+    "conv": 'layer { name: "out" type: "Convolution" bottom: "data" top: "out" '
+            'convolution_param { num_output: 8 kernel_size: 3 pad: 1 stride: 2 } }',
+}
+
+
+# libcaffe built by our recipe has patch 0009; a Caffe of one's own may not
+# (then only OpenBLAS follows the setting, and its loops stay serial).
+PATCHED = surgery.thread_counts()["caffe"] != 0
+
+
+@pytest.fixture(autouse=True)
+def default_threads_after():
+    yield
+    surgery.set_num_threads(0)
+
+
+def test_one_setting_reaches_blas():
+    for n in (1, 3, 2):
+        surgery.set_num_threads(n)
+        assert surgery.num_threads() == n
+        assert surgery.thread_counts()["blas"] == n
+    surgery.set_num_threads(0)
+    assert surgery.num_threads() >= 1
+    assert surgery.thread_counts()["blas"] == surgery.num_threads()
+
+
+@pytest.mark.skipif(not PATCHED, reason="this libcaffe lacks recipe patch 0009 (a Caffe_DIR "
+                    "of one's own, or an older cached build)")
+def test_one_setting_reaches_libcaffe():
+    for n in (1, 3, 2):
+        surgery.set_num_threads(n)
+        assert surgery.thread_counts() == {"blas": n, "caffe": n}
+    surgery.set_num_threads(0)
+    assert surgery.thread_counts()["caffe"] == surgery.num_threads()
+
+
+@pytest.mark.parametrize("bad", [-1, 5000, 2**70])
+def test_bad_thread_counts_are_refused(bad):
+    with pytest.raises(ValueError, match="threads"):
+        surgery.set_num_threads(bad)
+    with pytest.raises(TypeError):
+        surgery.set_num_threads("2")
+
+
+def run_layer(tmp_path, name, x, threads):
+    path = tmp_path / f"{name}.prototxt"
+    path.write_text(with_input(LAYERS[name], SHAPE))
+    net = surgery.Net(path)
+    randomize(net, seed=4)
+    surgery.set_num_threads(threads)
+    out = net.forward(data=x)["out"]
+    params = [p.copy() for p in net.params["out"]] if "out" in net.params else []
+    return out, params
+
+
+def numpy_reference(name, x, params):
+    x = x.astype(np.float64)
+    if name == "relu":
+        return np.maximum(x, 0)
+    if name == "lrn":
+        square = np.pad(x * x, ((0, 0), (2, 2), (0, 0), (0, 0)))
+        window = sum(square[:, c:c + x.shape[1]] for c in range(5))
+        return x / (2 + 0.0001 / 5 * window) ** 0.75
+    if name == "conv":
+        weights, bias = params
+        padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        h, w = (x.shape[2] + 2 - 3) // 2 + 1, (x.shape[3] + 2 - 3) // 2 + 1
+        out = np.zeros((x.shape[0], weights.shape[0], h, w))
+        for i in range(3):
+            for j in range(3):
+                patch = padded[:, :, i:i + 2 * h:2, j:j + 2 * w:2]
+                out += np.einsum("nchw,oc->nohw", patch, weights[:, :, i, j])
+        return out + bias[None, :, None, None]
+    # Pooling, Caffe's way: output size rounds up; a max ignores the pad,
+    # an average divides by the window clipped to the padded input.
+    h = -(-(x.shape[2] + 2 - 3) // 2) + 1
+    w = -(-(x.shape[3] + 2 - 3) // 2) + 1
+    out = np.empty(x.shape[:2] + (h, w))
+    for i in range(h):
+        for j in range(w):
+            y0, x0 = 2 * i - 1, 2 * j - 1
+            y1, x1 = min(y0 + 3, x.shape[2] + 1), min(x0 + 3, x.shape[3] + 1)
+            window = x[:, :, max(y0, 0):min(y1, x.shape[2]), max(x0, 0):min(x1, x.shape[3])]
+            if name == "max_pool":
+                out[:, :, i, j] = window.max(axis=(2, 3))
+            else:
+                out[:, :, i, j] = window.sum(axis=(2, 3)) / ((y1 - y0) * (x1 - x0))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_parallel_layers_equal_serial_and_numpy(tmp_path, name):
+    x = np.random.default_rng(5).standard_normal(SHAPE).astype(np.float32) * 3
+    serial, params = run_layer(tmp_path, name, x, threads=1)
+    for threads in (2, 3):
+        parallel, _ = run_layer(tmp_path, name, x, threads=threads)
+        if name == "conv":
+            # im2col is a copy (exact), but the GEMM is OpenBLAS's, whose
+            # split over threads sums in another order: float32 rounding
+            # over 576 products (seen: 7e-6 on values up to 10).
+            np.testing.assert_allclose(parallel, serial, rtol=1e-5, atol=2e-5)
+        else:
+            np.testing.assert_array_equal(parallel, serial)
+    reference = numpy_reference(name, x, params)
+    if name in ("max_pool", "relu"):
+        np.testing.assert_array_equal(serial, reference.astype(np.float32))
+    else:
+        np.testing.assert_allclose(serial, reference, rtol=1e-5, atol=1e-5)
