@@ -244,7 +244,7 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     many = isinstance(image, (list, tuple))
     if many and out is not None:
         raise SurgeryError("out= names the map of one image; run the images one at a time "
-                           "(or use surgery.dask_dense for a folder)")
+                           "(or surgery.batch.dense_images for a folder)")
     prep = dict(mean=mean, channel_swap=channel_swap, raw_scale=raw_scale,
                 input_scale=input_scale, bgr=bgr)
     images = list(image) if many else [image]
