@@ -155,6 +155,10 @@ def api_case(rng, folder: pathlib.Path):
         side = int(rng.choice([30000, 100000, 2 ** 20]))
 
         def case():
+            # Such an image is tiled (no layer's blob holds it whole); what
+            # must be refused before it is allocated is its map, under a
+            # limit it does not fit (LeNet: 10 values per 4x4 pixels).
+            surgery.set_memory_limit(256 << 20)
             net = surgery.Net(*lenet)
             net.fully_convolutionalize()
             net.dense_forward(np.broadcast_to(np.float32(0), (side, side)))

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ._core import memory_limit
 from .detections import Detection, detect
 from .errors import MemoryLimitError, NumericWarning, ShapeError, SurgeryError
 from .geometry import Geometry, WindowLike, geometry
@@ -299,8 +300,25 @@ def _tiling(net: Net, facts: _NetFacts, image: ImageLike, *, tile: Optional[Tile
         return (height, width) if lazy or out is not None else None
     if facts.geometry is None:
         return None  # cannot tile: the whole-image path raises MemoryLimitError
+    if out is None:
+        _check_map_memory(net, facts, height, width)
     return tile_for_memory(facts.geometry, (height, width),
                            lambda h, w: whole_fits(net, facts.input, facts.channels, h, w))
+
+
+def _check_map_memory(net: Net, facts: _NetFacts, height: int, width: int) -> None:
+    """Refuse a tiled image whose map, held in memory, would not fit the
+    memory limit (an upper bound: one cell per stride step), before any tile
+    is planned or run; a map on disk (out=) has no such bound."""
+    stride_h, stride_w = facts.geometry.stride
+    cells = -(-height // stride_h) * -(-width // stride_w)
+    need = 4 * cells * _channels(net, facts.output)
+    limit = memory_limit()
+    if need > limit:
+        raise MemoryLimitError(
+            f"the map of a {height}x{width} image would need {need / 2**30:.1f} GiB, more than "
+            f"the memory limit of {limit / 2**30:.1f} GiB (surgery.set_memory_limit): write it "
+            "to disk with out='map.zarr'")
 
 
 def _image_shape(image: ImageLike, channels: int) -> Optional[Tuple[int, int]]:
