@@ -119,6 +119,9 @@ class DenseMap:
         """
         if name in self._kept:
             return self._kept[name]
+        if self.tiles is not None:
+            raise SurgeryError(f"this map was made in {len(self.tiles)} tiles, one forward "
+                               f"each: no blob {name!r} covers the image")
         if self._net.forward_count != self._forward:
             raise SurgeryError(f"the net has run again since this map was made; pass "
                                f"blobs=({name!r},) to dense_forward to keep '{name}'")
