@@ -126,6 +126,27 @@ def test_a_bad_image_is_a_failure_with_its_reason(lenet, tmp_path):
     assert "bad.png" in next(iter(summary.failed)) and "cannot read" in str(summary)
 
 
+def test_an_embedded_cluster_leaves_this_process_environment_as_it_was(lenet, monkeypatch,
+                                                                      tmp_path):
+    # Dask's nanny writes OPENBLAS_NUM_THREADS=1 (and more) into the process
+    # that spawns its workers; a Caffe run started later from here (the
+    # plain-Caffe baseline) would then round its GEMMs differently.
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+             "MALLOC_TRIM_THRESHOLD_")
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    before = dict(os.environ)
+    from distributed import Client
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        assert dict(os.environ) == before
+        split = str(max(1, (os.cpu_count() or 1) // 2))
+        assert set(client.run(os.getenv, "OPENBLAS_NUM_THREADS").values()) == {split}
+    np.save(tmp_path / "a.npy", np.zeros((60, 60), np.uint8))
+    summary = dense_images(*lenet, [tmp_path / "a.npy"], tmp_path / "out", workers=1)
+    assert len(summary.done) == 1
+    assert dict(os.environ) == before
+
+
 def test_workers_without_an_output_folder_is_a_usage_error(lenet, images, capsys):
     from surgery.cli import main
     assert main(["dense", str(lenet[0]), str(lenet[1]), str(images), "--workers", "2"]) == 2

@@ -19,6 +19,7 @@ image, one result per image in an output folder, nothing lost or broken.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -138,13 +139,34 @@ def worker_environment(workers: int) -> Dict[str, str]:
             "MKL_NUM_THREADS": threads}
 
 
+@contextlib.contextmanager
+def parent_environment_kept():
+    """Dask's nanny writes its pre-spawn variables (OPENBLAS_NUM_THREADS=1
+    and others) into this process's os.environ each time it starts a
+    worker; put the environment back afterwards, so that programs this
+    process starts later keep their own thread counts."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def local_cluster(workers: Optional[int] = None):
     """An embedded LocalCluster: `workers` processes (default: one per core),
-    one thread each."""
+    one thread each. The thread split is set before each worker is spawned
+    (its BLAS reads it when it loads); this process's environment is left
+    as it was."""
+    import dask
     from distributed import LocalCluster
     workers = workers or os.cpu_count() or 1
-    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                        dashboard_address=":0", env=worker_environment(workers))
+    environment = worker_environment(workers)
+    with parent_environment_kept(), \
+            dask.config.set({"distributed.nanny.pre-spawn-environ": {
+                **dask.config.get("distributed.nanny.pre-spawn-environ"), **environment}}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                            dashboard_address=":0", env=environment)
 
 
 def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
@@ -177,6 +199,10 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
     todo = [i for i in images if i not in set(skipped)]
     start = time.perf_counter()
     cluster = own = None
+    kept = contextlib.ExitStack()
+    if client is None and scheduler is None:
+        # A worker the nanny restarts mid-run writes the environment again.
+        kept.enter_context(parent_environment_kept())
     if client is None:
         if scheduler is None:
             cluster = local_cluster(workers)
@@ -210,4 +236,5 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
             own.close()
         if cluster is not None:
             cluster.close()
+        kept.close()
     return Summary(len(images), done, skipped, failed, time.perf_counter() - start)
