@@ -15,6 +15,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
+from ._core import num_threads
 from .net import Net, PathLike
 
 
@@ -79,10 +80,15 @@ def with_input(prototxt_text: str, shape: Sequence[int]) -> str:
 def plain_caffe(binary: PathLike, prototxt: PathLike, model: PathLike, x: np.ndarray,
                 repeat: int, mode: str, folder: pathlib.Path) -> Tuple[List[float], np.ndarray]:
     """Stock Caffe's forward on x in a subprocess (benchmarks/plain_caffe.cpp,
-    none of our code): its run times (ms) and its output, flat."""
+    none of our code): its run times (ms) and its output, flat. It runs on
+    as many BLAS threads as this process (surgery.num_threads()): the split
+    of a GEMM's sums changes their rounding, and the timings compare like
+    with like."""
     source, result = folder / "plain_in.bin", folder / "plain_out.bin"
     x.astype(np.float32).tofile(source)
+    threads = str(num_threads())
+    environment = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
     run = subprocess.run([os.fspath(binary), os.fspath(prototxt), os.fspath(model),
                           *map(str, x.shape[2:]), str(repeat), mode, str(source), str(result)],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, env=environment)
     return [float(line) for line in run.stdout.split()], np.fromfile(result, np.float32)
