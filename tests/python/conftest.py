@@ -61,6 +61,18 @@ def lenet():
     return folder / "lenet.prototxt", folder / "lenet_iter_10000.caffemodel"
 
 
+@pytest.fixture(scope="module")
+def caffenet_fc():
+    """CaffeNet's definition with random weights, converted; one per module,
+    since tests reshape it."""
+    import surgery
+    from surgery.testing import randomize
+    net = surgery.Net(fixture("bvlc_reference_caffenet", "deploy.prototxt"))
+    randomize(net, seed=5)
+    net.fully_convolutionalize()
+    return net
+
+
 @pytest.fixture
 def tiny_prototxt(tmp_path):
     path = tmp_path / "tiny.prototxt"

@@ -5,16 +5,6 @@ import numpy as np
 import pytest
 
 import surgery
-from conftest import fixture
-from surgery.testing import randomize
-
-
-@pytest.fixture(scope="module")
-def caffenet_fc():
-    net = surgery.Net(fixture("bvlc_reference_caffenet", "deploy.prototxt"))
-    randomize(net, seed=7)
-    net.fully_convolutionalize()
-    return net
 
 
 @pytest.fixture(scope="module")

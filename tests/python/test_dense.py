@@ -44,14 +44,6 @@ def test_mean_image_is_resized_as_pycaffe_does():
         surgery.preprocess.as_mean(mean, (1, 10, 10))
 
 
-@pytest.fixture(scope="module")
-def caffenet_fc():
-    net = surgery.Net(fixture("bvlc_reference_caffenet", "deploy.prototxt"))
-    randomize(net, seed=5)
-    net.fully_convolutionalize()
-    return net
-
-
 def test_caffenet_boxes_are_the_8x8_grid_of_227_windows(caffenet_fc):
     dense = caffenet_fc.dense_forward(np.zeros((451, 451, 3), np.float32))
     assert dense.shape == (8, 8)
