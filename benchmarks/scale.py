@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 import surgery
+from surgery.batch import worker_environment
 from surgery.testing import fixtures, randomize
 
 
@@ -64,13 +65,12 @@ def nothing(_):
     return None
 
 
-def dask_rate(prototxt, weights, paths, out, workers, threads):
-    """(start-up seconds, images/s, scheduler seconds per empty task)."""
-    from distributed import Client, LocalCluster
-    from surgery.batch import dense_images
-    env = {"OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
-    start, cluster = timed(lambda: LocalCluster(n_workers=workers, threads_per_worker=1,
-                                                dashboard_address=":0", env=env))
+def dask_rate(prototxt, weights, paths, out, workers):
+    """(start-up seconds, images/s, scheduler seconds per empty task) on the
+    embedded cluster dense_images makes (its thread split included)."""
+    from distributed import Client
+    from surgery.batch import dense_images, local_cluster
+    start, cluster = timed(lambda: local_cluster(workers))
     with cluster, Client(cluster) as client:
         # Load the net in every worker first: start-up, not throughput.
         dense_images(prototxt, weights, paths[:workers], out / "warm", client=client)
@@ -89,7 +89,6 @@ def main():
     parser.add_argument("--large", type=int, default=2000)
     parser.add_argument("--tile", type=int, default=451)
     args = parser.parse_args()
-    cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         folder = pathlib.Path(tmp)
         prototxt, weights = model(folder)
@@ -98,11 +97,11 @@ def main():
         net.dense_forward(str(paths[0]))
         serial, _ = timed(lambda: [net.dense_forward(str(p)) for p in paths])
         print(f"{'serial loop (1 process)':<34} {args.images / serial:8.2f} images/s")
-        rows = [(1, cores), (args.workers, max(1, cores // args.workers))]
         per_worker = None
-        for workers, threads in rows:
+        for workers in (1, args.workers):
+            threads = int(worker_environment(workers)["SURGERY_NUM_THREADS"])
             start, rate, task = dask_rate(prototxt, weights, paths, folder / f"out{workers}",
-                                          workers, threads)
+                                          workers)
             print(f"{f'Dask, {workers} worker(s), {threads} BLAS thread(s)':<34} {rate:8.2f} "
                   f"images/s   (cluster start {start:.1f} s, scheduler {1000 * task:.2f} ms "
                   "per empty task)")

@@ -141,6 +141,9 @@ def test_an_embedded_cluster_leaves_this_process_environment_as_it_was(lenet, mo
         assert dict(os.environ) == before
         split = str(max(1, (os.cpu_count() or 1) // 2))
         assert set(client.run(os.getenv, "OPENBLAS_NUM_THREADS").values()) == {split}
+        # Both pools in each worker: BLAS and libcaffe's loops (patch 0009).
+        counts = client.run(surgery.thread_counts).values()
+        assert all(c["blas"] == int(split) and c["caffe"] in (0, int(split)) for c in counts)
     np.save(tmp_path / "a.npy", np.zeros((60, 60), np.uint8))
     summary = dense_images(*lenet, [tmp_path / "a.npy"], tmp_path / "out", workers=1)
     assert len(summary.done) == 1

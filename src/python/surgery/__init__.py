@@ -6,6 +6,8 @@ rarefy; convert, preprocess, overlay, report, tiles; sources, tiled_forward;
 dense; demo, batch (Dask); cli.
 """
 
+import os
+
 from . import _core
 from .errors import (CaffeError, FileError, MemoryLimitError, NetDefinitionError,
                      NumericWarning, ParseError, ShapeError, SurgeryError)
@@ -29,10 +31,13 @@ tf32 = _core.tf32
 gpu_available = _core.gpu_available
 memory_limit = _core.memory_limit
 memory_in_use = _core.memory_in_use
-# One thread count for OpenBLAS and libcaffe's own loops, process-wide.
+# One thread count for OpenBLAS and libcaffe's own loops, process-wide;
+# $SURGERY_NUM_THREADS sets it at import (the Dask workers' share of cores).
 set_num_threads = _core.set_num_threads
 num_threads = _core.num_threads
 thread_counts = _core.thread_counts
+if os.environ.get("SURGERY_NUM_THREADS", "").isdigit():
+    set_num_threads(int(os.environ["SURGERY_NUM_THREADS"]))
 
 __all__ = [
     # errors and warnings

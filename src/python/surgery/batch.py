@@ -133,10 +133,12 @@ def run_image(job: Job, image: str) -> Dict[str, Any]:
 
 
 def worker_environment(workers: int) -> Dict[str, str]:
-    """BLAS threads per worker process: the cores shared out, at least one."""
+    """Threads per worker process: the cores shared out, at least one. The
+    BLAS reads its variable when it loads; surgery applies its own (for
+    libcaffe's loops too) when imported."""
     threads = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
     return {"OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads,
-            "MKL_NUM_THREADS": threads}
+            "MKL_NUM_THREADS": threads, "SURGERY_NUM_THREADS": threads}
 
 
 @contextlib.contextmanager
