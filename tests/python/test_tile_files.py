@@ -92,6 +92,24 @@ def test_map_written_with_its_geometry(lenet_conv, image, whole, tmp_path, suffi
 
 
 @pytest.mark.parametrize("suffix", [".zarr", ".npy"])
+def test_regions_land_where_they_belong(tmp_path, suffix):
+    # Regions of whole rows (one write per channel) and of part rows, as the
+    # tiles of a map come, against the same cells set in an array.
+    from surgery.map_store import MapWriter
+    rng = np.random.default_rng(3)
+    want = np.full((3, 7, 11), np.nan, np.float32)
+    with MapWriter(str(tmp_path / f"map{suffix}"), want.shape, {}) as writer:
+        for rows, columns in ((slice(0, 2), slice(0, 11)), (slice(2, 5), slice(0, 4)),
+                              (slice(2, 5), slice(4, 11)), (slice(5, 7), slice(0, 11))):
+            values = rng.standard_normal((3, rows.stop - rows.start,
+                                          columns.stop - columns.start)).astype(np.float32)
+            writer.write(rows, columns, values)
+            want[:, rows, columns] = values
+        writer.commit()
+    np.testing.assert_array_equal(np.asarray(load_map(tmp_path / f"map{suffix}")[0]), want)
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".npy"])
 def test_a_failed_run_leaves_no_map(lenet_conv, image, tmp_path, monkeypatch, suffix):
     reads = []
     real = ImageSource.read

@@ -77,10 +77,22 @@ class MapWriter:
             return
         channels, height, width = self.shape
         fd = self._file.fileno()
+
+        def put(data: np.ndarray, c: int, r: int) -> None:
+            at = self._data_offset + 4 * ((c * height + r) * width + columns.start)
+            view = memoryview(np.ascontiguousarray(data)).cast("B")
+            while view:  # pwrite may write less than asked
+                written = os.pwrite(fd, view, at)
+                view, at = view[written:], at + written
+
+        if values.shape[2] == width:
+            # Whole rows: each channel's region is one run of bytes in the file.
+            for c in range(channels):
+                put(values[c], c, rows.start)
+            return
         for c in range(channels):
             for r in range(values.shape[1]):
-                at = self._data_offset + 4 * ((c * height + rows.start + r) * width + columns.start)
-                os.pwrite(fd, values[c, r].tobytes(), at)
+                put(values[c, r], c, rows.start + r)
 
     def commit(self) -> None:
         if self._zarr:
