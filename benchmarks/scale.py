@@ -10,7 +10,8 @@ Rows, all measured in this one run:
                        split (cores / workers) so the processes do not oversubscribe
   scheduler per task   the same cluster running --images empty tasks (a no-op
                        submitted per image): what Dask itself costs per task
-  whole / tiled        one --large x --large image, whole forward vs tiles of --tile
+  whole / tiled        one --large x --large image, whole forward vs tiles of each
+                       --tile side (a tile redoes its overlap with its neighbours)
 
 Images per second exclude cluster start-up (reported apart) and include
 writing each map and record. The closing note estimates N machines from the
@@ -18,7 +19,7 @@ per-worker rate: N x workers x (images/s per worker), bounded by the
 scheduler's tasks/s (one scheduler for all; about 1 / its per-task cost).
 
     .venv/bin/python benchmarks/scale.py [--images 40] [--workers 2] [--large 2000]
-                                         [--tile 451]
+                                         [--tile 451 1024]
 
 Run on a quiet machine (not while other builds or tests run).
 """
@@ -87,7 +88,9 @@ def main():
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--large", type=int, default=2000)
-    parser.add_argument("--tile", type=int, default=451)
+    parser.add_argument("--tile", type=int, nargs="+", default=[451, 1024],
+                        help="tile sides to time (each tile redoes its overlap: the receptive "
+                             "field less one stride, 195 pixels for CaffeNet)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = pathlib.Path(tmp)
@@ -109,10 +112,11 @@ def main():
         rng = np.random.default_rng(1)
         large = rng.integers(0, 256, (args.large, args.large, 3), dtype=np.uint8)
         whole, _ = timed(lambda: net.dense_forward(large))
-        tiled, dense = timed(lambda: net.dense_forward(large, tile=args.tile))
         print(f"{f'{args.large}x{args.large} whole':<34} {whole:8.2f} s")
-        print(f"{f'{args.large}x{args.large} in {len(dense.tiles)} tiles of {args.tile}':<34} "
-              f"{tiled:8.2f} s")
+        for side in args.tile:
+            tiled, dense = timed(lambda side=side: net.dense_forward(large, tile=side))
+            print(f"{f'{args.large}x{args.large} in {len(dense.tiles)} tiles of {side}':<34} "
+                  f"{tiled:8.2f} s  ({tiled / whole:.2f}x the whole)")
         print(f"\nEstimate: N machines of {args.workers} workers give about N x "
               f"{args.workers} x {per_worker:.2f} images/s, until the one scheduler's "
               f"per-task cost ({1000 * task:.2f} ms, i.e. ~{1 / task:.0f} tasks/s) binds.")
