@@ -109,6 +109,19 @@ def test_regions_land_where_they_belong(tmp_path, suffix):
     np.testing.assert_array_equal(np.asarray(load_map(tmp_path / f"map{suffix}")[0]), want)
 
 
+@pytest.mark.parametrize("channels,side", [(10, 256), (1000, 32), (100000, 16)])
+def test_zarr_chunks_stay_a_few_mib_whatever_the_classes(tmp_path, channels, side):
+    # Each tile's write re-encodes the chunks it touches: a chunk of 256x256
+    # cells of 1000 classes would put 256 MiB in memory per write.
+    import zarr
+    from surgery.map_store import CHUNK_BYTES, MapWriter
+    with MapWriter(str(tmp_path / "map.zarr"), (channels, 300, 300), {}) as writer:
+        writer.commit()
+    chunks = zarr.open_array(str(tmp_path / "map.zarr"), mode="r").chunks
+    assert chunks == (channels, side, side)
+    assert 4 * channels * side * side <= CHUNK_BYTES or side == 16
+
+
 @pytest.mark.parametrize("suffix", [".zarr", ".npy"])
 def test_a_failed_run_leaves_no_map(lenet_conv, image, tmp_path, monkeypatch, suffix):
     reads = []

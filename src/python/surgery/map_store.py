@@ -25,6 +25,11 @@ from .errors import FileError
 # Written in every map's metadata, so a reader knows what it holds.
 FORMAT = "caffe-surgery dense map 1"
 SUFFIXES = (".zarr", ".npy")
+# A Zarr chunk holds every channel of a square of cells. Each tile's write
+# decodes, updates and re-encodes the chunks it touches, so a chunk is kept
+# near this size: 256x256 cells of CaffeNet's 1000 classes would be 256 MiB
+# (a map's worth of memory per write, and as much re-encoded per tile).
+CHUNK_BYTES = 4 * 2**20
 
 
 def check_path(path: str, overwrite: bool) -> str:
@@ -41,13 +46,22 @@ def check_path(path: str, overwrite: bool) -> str:
     return path.rstrip("/")
 
 
+def chunk_side(channels: int) -> int:
+    """Cells a side of a Zarr chunk of `channels` float32 channels: the
+    largest power of two from 16 to 256 within CHUNK_BYTES."""
+    side = 256
+    while side > 16 and 4 * channels * side * side > CHUNK_BYTES:
+        side //= 2
+    return side
+
+
 class MapWriter:
     """Writes a C x H x W float32 map region by region; ``commit`` puts it
     in place, ``discard`` (or leaving the ``with`` block by an exception)
     leaves no trace."""
 
     def __init__(self, path: str, shape: Tuple[int, int, int], meta: Dict[str, Any],
-                 overwrite: bool = False, chunk: int = 256) -> None:
+                 overwrite: bool = False) -> None:
         self.path = check_path(path, overwrite)
         self.shape = tuple(int(s) for s in shape)
         self.meta = {"format": FORMAT, **meta}
@@ -57,8 +71,9 @@ class MapWriter:
         if self._zarr:
             import zarr
             self._tmp = tempfile.mkdtemp(dir=folder, prefix=f".{stem}.")
+            side = chunk_side(self.shape[0])
             self._array = zarr.open_array(self._tmp, mode="w", shape=self.shape,
-                                          chunks=(self.shape[0], chunk, chunk), dtype="f4",
+                                          chunks=(self.shape[0], side, side), dtype="f4",
                                           fill_value=np.nan)
             self._array.attrs.update(self.meta)
         else:
