@@ -123,8 +123,12 @@ def test_globs_expand_to_images(lenet, batch):
     (["--json", "/nonexistent/folder/d.json"], "does not exist"),
     (["--picture", "/nonexistent/folder/p.png"], "does not exist"),
     (["--picture", "p.gif"], "picture format"),
+    # --top is gone: classes are ranked by what was detected.
     (["--top", "-2"], "unrecognized arguments"),
-    (["--threshold", "x"], "invalid float"),
+    (["--top", "0"], "unrecognized arguments"),
+    (["--threshold", "x"], "'x' is not a number"),
+    (["--threshold", "nan"], "not a finite number"),
+    (["--raw-scale", "inf"], "not a finite number"),
     (["--nms", "2"], "not in 0..1"),
     (["--window", "0,5"], "window"),
     (["--class", "12"], "outside 0..9"),
