@@ -49,6 +49,17 @@ def test_convert_trained_lenet(tmp_path, lenet):
     assert (tmp_path / "lenet_iter_10000_full_conv.caffemodel").exists()
 
 
+def test_convert_reports_the_seed_full_conv_caffenets_227_window(tmp_path):
+    """Already fully convolutional (input 451): nothing to convert, and the
+    report gives 227x227 windows at stride 32, saying how that was chosen."""
+    seed = fixture("bvlc_caffenet_full_conv", "bvlc_caffenet_full_conv.prototxt")
+    result = cli("convert", seed, "-o", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "nothing to convert" in result.stdout
+    assert "each output cell = one 227x227 window at stride 32x32" in result.stdout
+    assert "exact-fit rule's guess" in result.stdout and "--window H,W" in result.stdout
+
+
 def test_convert_definition_only(tmp_path):
     deploy = fixture("bvlc_alexnet", "deploy.prototxt")
     result = cli("convert", deploy, "-o", tmp_path, "--keep-names")
