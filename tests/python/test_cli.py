@@ -125,6 +125,17 @@ def test_a_batch_survives_a_corrupt_image_and_a_missing_path(lenet, batch, tmp_p
     assert sorted(p.name for p in out.glob("*.png")) == sorted(DIGITS)
 
 
+def test_window_overrides_the_nets(lenet, batch, tmp_path):
+    """--window H,W: each cell stands for a window of that size (here one
+    cell, so the detection's box is the window given, x1 = W, y1 = H)."""
+    out = tmp_path / "d.json"
+    result = cli("dense", *lenet, batch / DIGITS[0], "--raw-scale", "0.99609375",
+                 "--window", "20,24", "--json", out)
+    assert result.returncode == 0, result.stderr
+    [record] = json.loads(out.read_text())
+    assert (record["x0"], record["y0"], record["x1"], record["y1"]) == (0, 0, 24, 20)
+
+
 def test_globs_expand_to_images(lenet, batch):
     result = cli("dense", *lenet, batch / "t10k_0000[01]*.png", "--raw-scale", "0.99609375")
     assert result.returncode == 0, result.stderr
