@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import skimage.io
 
+import surgery
 from conftest import fixture
 from surgery import overlay
 from surgery.cli import parser
@@ -46,6 +47,17 @@ def test_convert_trained_lenet(tmp_path, lenet):
     assert "28x28 window at stride 4x4" in result.stdout
     assert (tmp_path / "lenet_full_conv.prototxt").exists()
     assert (tmp_path / "lenet_iter_10000_full_conv.caffemodel").exists()
+
+
+def test_convert_reports_the_seed_full_conv_caffenets_227_window(tmp_path):
+    """Already fully convolutional (input 451): nothing to convert, and the
+    report gives 227x227 windows at stride 32, saying how that was chosen."""
+    seed = fixture("bvlc_caffenet_full_conv", "bvlc_caffenet_full_conv.prototxt")
+    result = cli("convert", seed, "-o", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "nothing to convert" in result.stdout
+    assert "each output cell = one 227x227 window at stride 32x32" in result.stdout
+    assert "exact-fit rule's guess" in result.stdout and "--window H,W" in result.stdout
 
 
 def test_convert_definition_only(tmp_path):
@@ -92,9 +104,11 @@ def test_a_batch_survives_a_corrupt_image_and_a_missing_path(lenet, batch, tmp_p
     result = cli("dense", *lenet, batch, tmp_path / "missing.png", "--raw-scale", "0.99609375",
                  "--json", out / "d.json", "--csv", out / "d.csv", "--picture", f"{out}/")
     assert result.returncode == 1, result.stderr
-    # stderr also holds the on-the-fly conversion's report; errors are one line each.
-    errors = [line for line in result.stderr.splitlines() if line.startswith("caffe-surgery:")]
-    assert len(errors) == 2 and "Traceback" not in result.stderr
+    # stderr holds the on-the-fly conversion's report and, for each error,
+    # one line: nothing else (no traceback, no continuation line).
+    report = str(surgery.fully_convolutionalize(surgery.Net(*lenet))).splitlines()
+    errors = [line for line in result.stderr.splitlines() if line not in report]
+    assert len(errors) == 2, result.stderr
     assert errors[0].startswith(f"caffe-surgery: error: {batch / 'corrupt.png'}: ")
     assert errors[1].startswith(f"caffe-surgery: error: {tmp_path / 'missing.png'}: ")
     assert "3 of 5 images processed, 2 failed" in result.stdout
@@ -111,6 +125,17 @@ def test_a_batch_survives_a_corrupt_image_and_a_missing_path(lenet, batch, tmp_p
     assert sorted(p.name for p in out.glob("*.png")) == sorted(DIGITS)
 
 
+def test_window_overrides_the_nets(lenet, batch, tmp_path):
+    """--window H,W: each cell stands for a window of that size (here one
+    cell, so the detection's box is the window given, x1 = W, y1 = H)."""
+    out = tmp_path / "d.json"
+    result = cli("dense", *lenet, batch / DIGITS[0], "--raw-scale", "0.99609375",
+                 "--window", "20,24", "--json", out)
+    assert result.returncode == 0, result.stderr
+    [record] = json.loads(out.read_text())
+    assert (record["x0"], record["y0"], record["x1"], record["y1"]) == (0, 0, 24, 20)
+
+
 def test_globs_expand_to_images(lenet, batch):
     result = cli("dense", *lenet, batch / "t10k_0000[01]*.png", "--raw-scale", "0.99609375")
     assert result.returncode == 0, result.stderr
@@ -123,8 +148,12 @@ def test_globs_expand_to_images(lenet, batch):
     (["--json", "/nonexistent/folder/d.json"], "does not exist"),
     (["--picture", "/nonexistent/folder/p.png"], "does not exist"),
     (["--picture", "p.gif"], "picture format"),
+    # --top is gone: classes are ranked by what was detected.
     (["--top", "-2"], "unrecognized arguments"),
-    (["--threshold", "x"], "invalid float"),
+    (["--top", "0"], "unrecognized arguments"),
+    (["--threshold", "x"], "'x' is not a number"),
+    (["--threshold", "nan"], "not a finite number"),
+    (["--raw-scale", "inf"], "not a finite number"),
     (["--nms", "2"], "not in 0..1"),
     (["--window", "0,5"], "window"),
     (["--class", "12"], "outside 0..9"),

@@ -2,6 +2,9 @@
 non-maximum suppression, checked on the digits demo (where the pasted
 digits are the truth) and on maps made by hand (IoU worked out by hand)."""
 
+import re
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -9,6 +12,7 @@ import surgery
 from surgery import digits
 from surgery.detections import detect, iou, nms
 from surgery.geometry import Geometry
+from surgery.report import format_summary
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.9])
@@ -25,6 +29,23 @@ def test_each_pasted_digit_is_found_once(digits_map, threshold):
     for d in found:
         assert d.label == digits.LABELS[d.cls] and d.score >= threshold
         assert 0 <= d.box[0] < d.box[2] <= 156 and 0 <= d.box[1] < d.box[3] <= 92
+
+
+def test_summary_ranks_the_classes_pasted_by_how_often_they_were_detected(digits_map):
+    """The summary lists exactly the digits pasted, each as many times as
+    pasted, most first (not the classes whose single best cell scores high)."""
+    dense, truth = digits_map
+    found = dense.detections(threshold=0.9, background=digits.BACKGROUND)
+    lines = format_summary(found)
+    assert lines[0] == "classes detected (most first):"
+    rows = [re.fullmatch(r"  (\S+) \[(\d+)\]: (\d+) \(best ([0-9.]+)\)", line).groups()
+            for line in lines[1:]]
+    pasted = Counter(digit for _, _, digit in truth)
+    assert {int(cls): int(count) for _, cls, count, _ in rows} == pasted
+    assert [label for label, *_ in rows] == [digits.LABELS[int(cls)] for _, cls, _, _ in rows]
+    counts = [int(count) for _, _, count, _ in rows]
+    assert counts == sorted(counts, reverse=True) and counts[0] == max(pasted.values())
+    assert format_summary([]) == ["classes detected: none"]
 
 
 def test_classes_restricts_and_background_is_never_detected(digits_map):

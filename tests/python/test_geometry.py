@@ -156,6 +156,10 @@ def test_converted_prototxt_records_the_window_for_a_reload(tmp_path):
     (tmp_path / "bare.prototxt").write_text(bigger.replace("# caffe-surgery window: 224 224\n", ""))
     bare = surgery.geometry(surgery.Net(tmp_path / "bare.prototxt"))
     assert bare.window_rule == "exact fit" and bare.window != (224, 224)
+    # ... and the report says that the rule cannot know, and what to do.
+    guessed = surgery.fully_convolutionalize(tmp_path / "bare.prototxt").warnings
+    assert any("cannot be known" in w and "window=(H, W)" in w for w in guessed), guessed
+    assert not any("cannot be known" in w for w in result.warnings)
 
 
 def test_a_malformed_window_record_is_a_parse_error(tmp_path):

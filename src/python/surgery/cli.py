@@ -10,6 +10,7 @@ import argparse
 import csv
 import glob
 import json
+import math
 import os
 import pathlib
 import re
@@ -73,6 +74,16 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
+def finite_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return value
 
 
@@ -373,9 +384,10 @@ def parser() -> Parser:
                             "(.npy, or Caffe's .binaryproto)")
     dense.add_argument("--channel-swap", type=numbers(int), metavar="ORDER",
                        help="e.g. 2,1,0 for RGB images into a BGR net")
-    dense.add_argument("--raw-scale", type=float,
+    dense.add_argument("--raw-scale", type=finite_number,
                        help="multiply the [0, 1] image by this, e.g. 255 for a net trained on 0-255")
-    dense.add_argument("--input-scale", type=float, help="multiply after the mean is subtracted")
+    dense.add_argument("--input-scale", type=finite_number,
+                       help="multiply after the mean is subtracted")
     dense.add_argument("--size", type=numbers(int), metavar="H,W",
                        help="resize each image to H,W first")
     dense.add_argument("--window", type=numbers(int, 2), metavar="H,W",
@@ -384,11 +396,12 @@ def parser() -> Parser:
                        help="answer every PIXELS pixels: the net is rarefied first (a divisor "
                             "of its output stride; exact shift-and-stitch in one forward)")
     dense.add_argument("--labels", help="class names, one per line (count must match)")
-    dense.add_argument("--threshold", type=float, default=0.5,
+    dense.add_argument("--threshold", type=finite_number, default=0.5,
                        help="smallest score a detection needs (default 0.5)")
     dense.add_argument("--nms", type=unit_interval, default=0.3, metavar="IOU",
-                       help="boxes of one class overlapping more than this (intersection over "
-                            "union) keep only the best (default 0.3)")
+                       help="of two boxes overlapping more than this (intersection over "
+                            "union), whatever their classes, only the better is kept "
+                            "(default 0.3)")
     dense.add_argument("--background", type=numbers(int), metavar="CLASSES",
                        help="class indices that mean 'nothing here' (never detected)")
     dense.add_argument("--json", metavar="PATH", help="write every detection as JSON")

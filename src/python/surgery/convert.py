@@ -92,6 +92,15 @@ def convert_in_place(net: Net, *, suffix: Optional[str] = "-conv",
             f"layers {', '.join(geo.padded_layers)} pad their input: a dense cell differs "
             "slightly from the original net run on the matching crop (the crop sees zeros "
             "at its border where the large image has real neighbours)")
+    if geo and geo.window_rule == "exact fit":
+        warnings.append(
+            f"the window {geo.window[0]}x{geo.window[1]} is the exact-fit rule's guess: this "
+            "net came fully convolutional, with no recorded window and a declared input that "
+            "gives more than one cell, so the size its classifier took cannot be known from "
+            "the layers (Caffe rounds pooled sizes up, so inputs from "
+            f"{geo.min_input[0]}x{geo.min_input[1]} up may give one cell; GoogLeNet and "
+            "ResNet took another size than the exact fit): if it took another, pass "
+            "window=(H, W) to dense_forward (caffe-surgery dense --window H,W)")
     if geo is None and layers:
         warnings.append("the output geometry could not be derived from the layers")
     return SurgeryResult(net=net, layers=layers, removed=list(report.removed), geometry=geo,
