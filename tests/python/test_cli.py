@@ -110,6 +110,7 @@ def test_a_batch_survives_a_corrupt_image_and_a_missing_path(lenet, batch, tmp_p
     errors = [line for line in result.stderr.splitlines() if line not in report]
     assert len(errors) == 2, result.stderr
     assert errors[0].startswith(f"caffe-surgery: error: {batch / 'corrupt.png'}: ")
+    assert "not a format Pillow reads" in errors[0] and "BufferedReader" not in errors[0]
     assert errors[1].startswith(f"caffe-surgery: error: {tmp_path / 'missing.png'}: ")
     assert "3 of 5 images processed, 2 failed" in result.stdout
     records = json.loads((out / "d.json").read_text())

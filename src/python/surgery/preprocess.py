@@ -57,6 +57,10 @@ def image_size(file: BinaryIO, name: str) -> Tuple[int, int, int]:
                 bands = len(image.getbands())
     except Image.DecompressionBombError as error:
         raise ShapeError(f"image {name!r}: {error}") from error
+    except Image.UnidentifiedImageError as error:
+        # Pillow's own text names the file object, not the file.
+        raise FileError(f"cannot read image {name!r}: not a format Pillow reads (PNG, JPEG, "
+                        "TIFF, BMP, ...), or a damaged file") from error
     except (OSError, ValueError, SyntaxError) as error:  # Pillow's header errors
         raise FileError(f"cannot read image {name!r}: {error}") from error
     finally:
