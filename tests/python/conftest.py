@@ -73,6 +73,25 @@ def caffenet_fc():
     return net
 
 
+def converted_random(folder, *deploy):
+    """A fixture deploy net with random weights, converted and saved in
+    `folder`: (prototxt, caffemodel)."""
+    import surgery
+    from surgery.testing import random_model
+    proto, model = random_model(fixture(*deploy), folder, seed=1)
+    out = folder / "full_conv.prototxt", folder / "full_conv.caffemodel"
+    surgery.fully_convolutionalize(proto, model, *out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def caffenet_fc_files(tmp_path_factory):
+    """caffenet_fc's files (random weights, seed 1), written once for the
+    modules that load fresh copies of it (rarefaction is in place)."""
+    return converted_random(tmp_path_factory.mktemp("caffenet_fc"), "bvlc_reference_caffenet",
+                            "deploy.prototxt")
+
+
 @pytest.fixture
 def tiny_prototxt(tmp_path):
     path = tmp_path / "tiny.prototxt"

@@ -1,26 +1,24 @@
-"""Filter rarefaction (surgery.rarefy) against its definitions.
+"""Filter rarefaction (surgery.rarefy): its layer, LeNet, saving, refusals.
 
 Oracles: DilatedPooling against a numpy reference written from Caffe's
 pooling arithmetic (and against Caffe's own Pooling at dilation 1);
 trained LeNet, rarefied by 2 and 4, against the original classifier run on
 every crop at steps 2 and 1 (input-level shift-and-stitch: LeNet has no
-padding); CaffeNet with random weights and padding against the layer-level
-shift-and-stitch (shifted crops at the reduced layers, the rest run with
-the original strides). Saved rarefied nets reload in surgery.Net, and in
-stock Caffe and OpenCV where only stock layers remain.
+padding). Saved rarefied nets reload in surgery.Net, and in stock Caffe
+and OpenCV where only stock layers remain. Nets with padding against both
+shift-and-stitch definitions: test_rarefy_oracles.py.
 """
 
 import math
-import re
 import subprocess
 
 import numpy as np
 import pytest
 
 import surgery
-from surgery.testing import plain_caffe, plain_caffe_binary, random_model
+from surgery.testing import plain_caffe, plain_caffe_binary
 
-from conftest import fixture, opencv_caffe_reader
+from conftest import opencv_caffe_reader
 
 # --------------------------------------------------------------------------
 # DilatedPooling vs numpy
@@ -158,168 +156,12 @@ def test_lenet_every_cell_is_the_classifier_on_its_crop(lenet, mnist, factor):
 
 
 # --------------------------------------------------------------------------
-# CaffeNet, random weights, padding: the layer-level shift-and-stitch
-
-
-def layer_blocks(text):
-    """The top-level `layer { ... }` blocks of a prototxt text, in order."""
-    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    blocks, depth, start = [], 0, None
-    for m in re.finditer(r"\blayer\s*\{|\{|\}", text):
-        if m.group().startswith("layer") and depth == 0:
-            start = m.start()
-        depth += 1 if m.group().endswith("{") else -1
-        if depth == 0 and start is not None:
-            blocks.append(text[start:m.end()])
-            start = None
-    return blocks
-
-
-def field(block, name):
-    return re.search(rf'\b{name}:\s*"([^"]+)"', block).group(1)
-
-
-class Segments:
-    """The original (converted, not rarefied) net cut at its reduced layers:
-    segment k runs from reduced layer k to the next (segment 0 from the input).
-    Each is a surgery.Net with the original's weights copied in; the last
-    one stops at the scores, before the Softmax."""
-
-    def __init__(self, net, prototxt_text, reduced, folder):
-        blocks = layer_blocks(prototxt_text)
-        names = [field(b, "name") for b in blocks]
-        cuts = [names.index(name) for name in reduced]
-        self.nets, self.inputs, self.outputs = [], [], []
-        for k, (lo, hi) in enumerate(zip([1] + cuts, cuts + [len(blocks)])):
-            top = "data" if k == 0 else field(blocks[lo], "bottom")
-            shape = net.blobs[top].shape
-            text = (f'layer {{ name: "in" type: "Input" top: "{top}" input_param {{ shape {{ '
-                    + " ".join(f"dim: {d}" for d in shape) + " } } }\n" + "\n".join(blocks[lo:hi]))
-            path = folder / f"segment{k}.prototxt"
-            path.write_text(text)
-            part = surgery.Net(path)
-            for name, blobs in part.params.items():
-                for mine, theirs in zip(blobs, net.params[name]):
-                    mine[...] = theirs
-            self.nets.append(part)
-            self.inputs.append(top)
-            # The last segment ends before the Softmax: its input, the scores,
-            # keeps the float rounding of both ways visible at its own scale.
-            self.outputs.append(field(blocks[hi] if hi < len(blocks) else blocks[-1], "bottom"))
-
-    def forward(self, k, x):
-        self.nets[k].forward(**{self.inputs[k]: x})
-        return np.array(self.nets[k].blobs[self.outputs[k]])
-
-
-def crop(y, start, kernel, stride):
-    """y from `start` on (per axis), cut where the reduced pooling's windows
-    would hang over the end: the rarefied net pools full windows only, while
-    Caffe's ceil rounding adds a partial one."""
-    h = y.shape[2] - start[0] - (y.shape[2] - start[0] - kernel[0]) % stride[0]
-    w = y.shape[3] - start[1] - (y.shape[3] - start[1] - kernel[1]) % stride[1]
-    return np.ascontiguousarray(y[:, :, start[0]:start[0] + h, start[1]:start[1] + w])
-
-
-def shift_and_stitch(segments, reductions, k, x):
-    """Segment k and all after it on x, each later reduced layer's input
-    shifted by every phase (crop), the phases interleaved: NaN where no phase
-    gives a cell."""
-    y = segments.forward(k, x)
-    if k + 1 == len(segments.nets):
-        return y
-    (rh, rw), (sh, sw), kernel, stride = reductions[k + 1]
-    phases = {(dy, dx): shift_and_stitch(segments, reductions, k + 1,
-                                         crop(y, (dy * sh, dx * sw), kernel, stride))
-              for dy in range(rh) for dx in range(rw)}
-    n, c = phases[0, 0].shape[:2]
-    out = np.full((n, c, rh * max(p.shape[2] for p in phases.values()),
-                   rw * max(p.shape[3] for p in phases.values())), np.nan, np.float32)
-    for (dy, dx), p in phases.items():
-        out[:, :, dy:dy + rh * p.shape[2]:rh, dx:dx + rw * p.shape[3]:rw] = p
-    return out
-
-
-def converted_random(folder, *deploy):
-    """A fixture deploy net with random weights, converted: (prototxt, caffemodel)."""
-    proto, model = random_model(fixture(*deploy), folder, seed=1)
-    out = folder / "full_conv.prototxt", folder / "full_conv.caffemodel"
-    surgery.fully_convolutionalize(proto, model, *out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def caffenet(tmp_path_factory):
-    return converted_random(tmp_path_factory.mktemp("caffenet"), "bvlc_reference_caffenet",
-                            "deploy.prototxt")
-
-
-@pytest.fixture(scope="module")
-def squeezenet(tmp_path_factory):
-    return converted_random(tmp_path_factory.mktemp("squeezenet"), "squeezenet",
-                            "SqueezeNet_v1.1_deploy.prototxt")
-
-
-# model, factor, input size, the layers whose stride is reduced. Three coarse
-# cells a side (the issue's 451 is too slow for CI on 2 cores), at sizes where
-# no window of a reduced pooling hangs over its input's end (there Caffe's
-# ceil rounding gives the original one more, partial, coarse cell).
-LAYER_LEVEL = [
-    ("caffenet", 2, 291, ["pool5"]),
-    ("caffenet", 4, 291, ["pool2", "pool5"]),
-    ("squeezenet", 2, 267, ["pool5"]),  # pool10 (made fixed) becomes DilatedPooling
-]
-
-
-@pytest.mark.parametrize("model,factor,size,reduced_names", LAYER_LEVEL)
-def test_equals_the_layer_level_shift_and_stitch(request, tmp_path, model, factor, size,
-                                                 reduced_names):
-    prototxt, weights = request.getfixturevalue(model)
-    x = np.random.default_rng(factor).standard_normal((1, 3, size, size)).astype(np.float32) * 50
-    original = surgery.Net(prototxt, weights)
-    coarse = original.forward(data=x)["prob"].shape[2]
-    stride = surgery.geometry(original).stride[0]
-    net = surgery.Net(prototxt, weights)
-    if model == "squeezenet":
-        # At the declared 227, Caffe's ceil rounding gave pool5 a partial
-        # window: once rarefied, pool10's window does not fit. Refused, and
-        # the net is left as it was.
-        with pytest.raises(surgery.ShapeError, match="'pool10'.*larger input"):
-            surgery.rarefy(net, factor)
-        assert net.layers == original.layers
-        assert surgery.geometry(net).stride == (stride, stride)
-    net.reshape(data=x.shape)
-    result = surgery.rarefy(net, factor)
-    assert result.stride == (stride // factor, stride // factor)
-    reduced = [layer for layer in result.layers if layer.reduced]
-    assert [layer.name for layer in reduced] == reduced_names
-    pooled_later = any(layer.new_type == "DilatedPooling" for layer in result.layers)
-    assert pooled_later == (model == "squeezenet" or factor == 4)
-    segments = Segments(original, prototxt.read_text(), reduced_names, tmp_path)
-    # Per reduced layer: its reduction (h, w), the shift of one phase in its
-    # input's cells, its kernel and its original stride (square here).
-    kernels = {field(b, "name"): int(re.search(r"kernel_size:\s*(\d+)", b).group(1))
-               for b in layer_blocks(prototxt.read_text()) if "kernel_size" in b}
-    reductions = [None] + [(tuple(o // s for o, s in zip(layer.old_stride, layer.stride)),
-                            layer.stride, (kernels[layer.name],) * 2, layer.old_stride)
-                           for layer in reduced]
-    want = shift_and_stitch(segments, reductions, 0, x)
-    net.forward(data=x)
-    got = np.array(net.blobs[segments.outputs[-1]])
-    rows, cols = got.shape[2:]
-    assert rows == cols == factor * (coarse - 1) + 1
-    assert want.shape[2] >= rows and want.shape[3] >= cols
-    window = want[:, :, :rows, :cols]
-    assert not np.isnan(window).any(), "every rarefied cell has its shift-and-stitch twin"
-    np.testing.assert_allclose(got, window, rtol=1e-5, atol=1e-5 * np.abs(window).max())
-
-
-# --------------------------------------------------------------------------
 # Saving
 
 
-def test_caffenet_f2_saved_holds_stock_layers_for_caffe_and_opencv(caffenet, tmp_path):
-    prototxt, weights = caffenet
+def test_caffenet_f2_saved_holds_stock_layers_for_caffe_and_opencv(caffenet_fc_files,
+                                                                   tmp_path):
+    prototxt, weights = caffenet_fc_files
     net = surgery.Net(prototxt, weights)
     surgery.rarefy(net, 2)
     out = tmp_path / "f2.prototxt", tmp_path / "f2.caffemodel"

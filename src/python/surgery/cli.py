@@ -350,7 +350,14 @@ def parser() -> Parser:
         "demo", help="train a digit classifier (once), convert it, read digits off a canvas")
     demo_command.add_argument("--png", default="dense_digits.png",
                               help="where to write the picture (default dense_digits.png)")
-    demo_command.set_defaults(run=lambda args: demo.run(png=args.png) and 0)
+    demo_command.add_argument("--stride", type=positive_int, metavar="PIXELS",
+                              help="also rarefy the net to this output stride (2 or 1) and "
+                                   "draw both maps side by side")
+    demo_command.add_argument("--stride-png", default="dense_digits_strides.png",
+                              help="where to write that picture "
+                                   "(default dense_digits_strides.png)")
+    demo_command.set_defaults(run=lambda args: demo.run(
+        png=args.png, stride=args.stride, stride_png=args.stride_png) and 0)
 
     info = commands.add_parser("info", help="list a net's layers and parameter shapes")
     info.add_argument("prototxt", help="net definition (text prototxt)")

@@ -1,16 +1,19 @@
 """The README's main job: train a small digit classifier with libcaffe (once,
 cached), make it fully convolutional, paste held-out digits at known places
-on a larger canvas, and read them back from one dense forward."""
+on a larger canvas, and read them back from one dense forward. With a
+stride, the net is then rarefied to it and both maps are drawn side by side."""
 
 from __future__ import annotations
 
 import pathlib
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
 from . import digits
 from .convert import fully_convolutionalize
+from .overlay import save_strides_picture
+from .rarefy import rarefy
 
 # (row, column) of each pasted digit's top-left corner, and which held-out
 # digit goes there; some on the 4-pixel cell grid, some between cells.
@@ -31,7 +34,8 @@ def canvas_with_digits(images, labels) -> Tuple[np.ndarray, List[Tuple[int, int,
     return canvas, truth
 
 
-def run(png: str = "dense_digits.png", out=print):
+def run(png: str = "dense_digits.png", out=print, stride: Optional[int] = None,
+        stride_png: str = "dense_digits_strides.png"):
     prototxt, weights = digits.trained_model(log=out)
     result = fully_convolutionalize(prototxt, weights)
     out(str(result))
@@ -60,4 +64,27 @@ def run(png: str = "dense_digits.png", out=print):
     dense.save_picture(png, cls=truth[0][2], detections=found)
     out(f"map of class {truth[0][2]} over the canvas, with the digits found: "
         f"{pathlib.Path(png).resolve()}")
+    if stride is not None:
+        finer_map(result.net, dense, truth, canvas, stride, stride_png, out)
     return dense, truth, found
+
+
+def finer_map(net, dense, truth, canvas, stride: int, png: str, out=print):
+    """Rarefies `net` to `stride` (in place), maps the canvas again, says
+    where the best cell of a digit pasted between the coarse cells lies at
+    each stride, and draws both maps side by side into `png`."""
+    coarse = dense.geometry.stride[0]
+    out(f"\n{rarefy(net, stride=stride)}")
+    fine = net.dense_forward(canvas, labels=digits.LABELS)
+    y, x, digit = next(((y, x, d) for y, x, d in truth if y % coarse or x % coarse), truth[0])
+    out(f"digit {digit} pasted at {x},{y}: its best cell nearby has its window at")
+    for m in (dense, fine):
+        boxes = m.boxes
+        near = (abs(boxes[..., 0] - x) <= coarse) & (abs(boxes[..., 1] - y) <= coarse)
+        i, j = np.unravel_index(np.argmax(np.where(near, m.scores[digit], -np.inf)), m.shape)
+        x0, y0, _, _ = boxes[i, j]
+        out(f"  {x0},{y0} at stride {m.geometry.stride[0]} ({m.shape[0]}x{m.shape[1]} map)")
+    save_strides_picture([dense, fine], png, cls=digit)
+    out(f"maps of class {digit} at strides {coarse} and {stride}, side by side: "
+        f"{pathlib.Path(png).resolve()}")
+    return fine

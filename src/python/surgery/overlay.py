@@ -11,6 +11,9 @@ Layout, so a picture can be read back in image coordinates: the input fills
 the top-left ``scale * W`` x ``scale * H`` pixels of the file (``layout``);
 a caption runs below it and the colour bar to its right.
 
+``draw_strides`` puts maps of one image at different strides (before and
+after ``rarefy``) side by side in the same way.
+
 A DenseMap is handed in; nothing of the package above errors is imported.
 """
 
@@ -23,12 +26,14 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import FileError
+from .errors import FileError, ShapeError
 from .plot import plot_dense_map
 
 FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
 BAR_PX = 90       # right of the image: the colour bar and its ticks
 CAPTION_PX = 30   # below the image: what is shown
+GAP_PX = 16       # between maps drawn side by side (draw_strides)
+TITLE_PX = 24     # above them: each map's stride and cells
 DPI = 100
 HEAT_ALPHA = 0.5
 COLORMAP = "jet"
@@ -112,23 +117,86 @@ def draw_overlay(dense, cls: Optional[int] = None, detections: Sequence = (), fi
     return figure
 
 
-def save_picture(dense, path: str, cls: Optional[int] = None, detections: Sequence = (),
-                 side_by_side: bool = False) -> None:
-    """Write the overlay (or the side-by-side view) to `path`, PNG or JPEG
-    by its suffix; the file appears whole or not at all."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+def draw_strides(maps: Sequence, cls: Optional[int] = None, figure=None):
+    """Maps of one image at different strides (the net before and after
+    ``rarefy``) side by side, each over the input with every cell drawn as
+    a stride-sized square on its window's centre, unblended, so that each
+    grid shows; one colour scale for all. `cls` defaults to the best class
+    of the first map."""
     from matplotlib.figure import Figure
+    if not maps or any(m.geometry is None for m in maps):
+        raise ShapeError("draw_strides needs maps whose geometry is known (stride, window)")
+    image = maps[0].image
+    if any(m.image.shape != image.shape for m in maps):
+        raise ShapeError("draw_strides compares maps of one image; these are of "
+                         f"{[m.image.shape for m in maps]}")
+    height, width = image.shape[:2]
+    scale = layout(height, width)
+    panel_w, panel_h = width * scale, height * scale
+    w_px = len(maps) * (panel_w + GAP_PX) - GAP_PX + BAR_PX
+    h_px = panel_h + TITLE_PX + CAPTION_PX
+    if figure is None:
+        figure = Figure(figsize=(w_px / DPI, h_px / DPI), dpi=DPI)
+    if cls is None:
+        cls = best_class(maps[0])
+    top = max(1e-6, max(float(np.nanmax(m.scores[cls])) for m in maps))
+    shown = image[:, :, 0] if image.shape[2] == 1 else image
+    for k, dense in enumerate(maps):
+        axes = figure.add_axes((k * (panel_w + GAP_PX) / w_px, CAPTION_PX / h_px,
+                                panel_w / w_px, panel_h / h_px))
+        axes.set_axis_off()
+        axes.imshow(np.clip(shown, 0, 1), cmap="gray", vmin=0, vmax=1,
+                    extent=(0, width, height, 0), interpolation="nearest")
+        values = np.asarray(dense.scores[cls])
+        heat = axes.imshow(values, cmap=COLORMAP, vmin=0, vmax=top, alpha=HEAT_ALPHA,
+                           extent=heat_extent(dense.geometry, values.shape),
+                           interpolation="nearest")
+        axes.set_xlim(0, width)
+        axes.set_ylim(height, 0)
+        g = dense.geometry
+        axes.set_title(f"stride {g.stride[0]}: {dense.shape[0]}x{dense.shape[1]} cells",
+                       fontsize=9)
+    bar = figure.add_axes(((w_px - BAR_PX + 12) / w_px, (CAPTION_PX + 0.1 * panel_h) / h_px,
+                           14 / w_px, 0.8 * panel_h / h_px))
+    figure.colorbar(heat, cax=bar)
+    bar.tick_params(labelsize=7)
+    g = maps[0].geometry
+    figure.text(0.01, 0.5 * CAPTION_PX / h_px,
+                f"{maps[0].label(cls)} [{cls}]: score per cell, each cell a "
+                f"{g.window[0]}x{g.window[1]} window", fontsize=8, va="center", ha="left")
+    return figure
+
+
+def write_figure(figure, path: str) -> None:
+    """`figure` to `path`, PNG or JPEG by its suffix; the file appears whole
+    or not at all."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     kind = picture_format(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileError(f"cannot write {path!r}: folder {folder!r} does not exist")
-    if side_by_side:
-        figure = plot_dense_map(dense, cls, Figure(figsize=(10, 4.5), dpi=DPI))
-    else:
-        figure = draw_overlay(dense, cls, detections or ())
     FigureCanvasAgg(figure)
     data = io.BytesIO()
     figure.savefig(data, format=kind, dpi=DPI)
     with tempfile.NamedTemporaryFile(dir=folder, prefix=".picture.", delete=False) as f:
         f.write(data.getvalue())
     os.replace(f.name, path)
+
+
+def save_picture(dense, path: str, cls: Optional[int] = None, detections: Sequence = (),
+                 side_by_side: bool = False) -> None:
+    """Write the overlay (or the side-by-side view) to `path`, PNG or JPEG
+    by its suffix; the file appears whole or not at all."""
+    from matplotlib.figure import Figure
+    picture_format(path)  # a bad name is refused before anything is drawn
+    if side_by_side:
+        figure = plot_dense_map(dense, cls, Figure(figsize=(10, 4.5), dpi=DPI))
+    else:
+        figure = draw_overlay(dense, cls, detections or ())
+    write_figure(figure, path)
+
+
+def save_strides_picture(maps: Sequence, path: str, cls: Optional[int] = None) -> None:
+    """Write ``draw_strides`` of `maps` to `path` (PNG or JPEG)."""
+    picture_format(path)
+    write_figure(draw_strides(maps, cls), path)
