@@ -14,7 +14,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "src" / "python" / "surg
 # report draw or print what they are handed, importing nothing above errors,
 # so dense can offer them as methods.
 RANKS = {
-    "_core": 0, "errors": 0,
+    "_core": 0, "errors": 0, "atomic_files": 0,
     "net": 1, "digits": 1, "map_store": 1,
     "geometry": 2, "testing": 2, "labels": 2, "detections": 2, "plot": 2,
     "rarefy": 2,

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .map_store import remove_leftovers, write_text
+from .atomic_files import remove_leftovers, write_text
 
 RECORD = ".json"
 

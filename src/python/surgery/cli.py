@@ -15,10 +15,10 @@ import os
 import pathlib
 import re
 import sys
-import tempfile
 from typing import List, Optional, Sequence
 
 from . import demo
+from .atomic_files import write_text
 from .convert import fully_convolutionalize
 from .dense import dense_forward
 from .errors import SurgeryError
@@ -276,9 +276,9 @@ def _dense(args: argparse.Namespace) -> int:
             print(f"wrote {picture}")
         records += [{"image": image, **d.record()} for d in found]
     if args.json:
-        _write_atomically(args.json, json.dumps(records, indent=1) + "\n")
+        write_text(args.json, json.dumps(records, indent=1) + "\n")
     if args.csv:
-        _write_atomically(args.csv, _csv_text(records))
+        write_text(args.csv, _csv_text(records))
     if len(images) > 1:
         print(f"{len(images) - failures} of {len(images)} images processed"
               + (f", {failures} failed" if failures else ""))
@@ -323,14 +323,6 @@ def _csv_text(records) -> str:
     writer.writeheader()
     writer.writerows(records)
     return out.getvalue()
-
-
-def _write_atomically(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".out.", delete=False,
-                                     encoding="utf-8") as f:
-        f.write(text)
-    os.replace(f.name, path)
 
 
 def _version() -> str:

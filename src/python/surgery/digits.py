@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
-import tempfile
 from typing import Tuple
 
 import numpy as np
 
 from . import _core
+from .atomic_files import replacing
 
 BACKGROUND = 10
 LABELS = [str(d) for d in range(10)] + ["."]
@@ -124,9 +124,8 @@ def trained_model(log=print) -> Tuple[pathlib.Path, pathlib.Path]:
         if (it + 1) % 200 == 0:
             log(f"  training iteration {it + 1}/{ITERATIONS}: loss {loss:.3f}")
     # Written beside, then renamed: a cache entry appears whole or not at all.
-    with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as f:
+    with replacing(str(prototxt)) as f:  # in place after the weights
         f.write(DEPLOY_NET)
-    trainer.save_weights(str(weights))
-    os.replace(f.name, prototxt)
+        trainer.save_weights(str(weights))
     log(f"trained digit classifier: {weights}")
     return prototxt, weights

@@ -20,6 +20,7 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
+from .atomic_files import publish, publish_folder, write_text
 from .errors import FileError
 
 # Written in every map's metadata, so a reader knows what it holds.
@@ -111,14 +112,14 @@ class MapWriter:
 
     def commit(self) -> None:
         if self._zarr:
-            _replace_folder(self._tmp, self.path)
+            publish_folder(self._tmp, self.path)
             return
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
         side = self.path + ".json"
         write_text(side, json.dumps(self.meta, indent=1) + "\n")
-        os.replace(self._tmp, self.path)
+        publish(self._tmp, self.path)
 
     def discard(self) -> None:
         if self._zarr:
@@ -153,38 +154,3 @@ def load_map(path) -> Tuple[Any, Dict[str, Any]]:
     if meta.get("format") != FORMAT:
         raise FileError(f"{path!r} is not a caffe-surgery dense map")
     return array, meta
-
-
-def write_text(path: str, text: str) -> None:
-    """`path` holds `text`, whole (written beside it as ``.<name>.*``, then renamed)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def remove_leftovers(path: str) -> None:
-    """Removes what a killed writer of `path` left: its ``.<name>.*`` temporaries."""
-    folder, name = os.path.split(os.path.abspath(path))
-    for entry in os.listdir(folder):
-        if entry.startswith(f".{name}."):
-            full = os.path.join(folder, entry)
-            if os.path.isdir(full) and not os.path.islink(full):
-                shutil.rmtree(full, ignore_errors=True)
-            else:
-                os.unlink(full)
-
-
-def _replace_folder(new: str, path: str) -> None:
-    """Moves folder `new` to `path`; a map already there goes only once the
-    new one is in place (a folder cannot be renamed over a full one, so the
-    old one steps aside first: `path` is then briefly absent, never partial)."""
-    if os.path.lexists(path):
-        old = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(path)),
-                               prefix=f".{os.path.basename(path)}.old.")
-        os.replace(path, os.path.join(old, "map"))
-        os.replace(new, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, path)

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from .atomic_files import write_bytes
 from .errors import FileError, ShapeError
 from .plot import plot_dense_map
 
@@ -178,9 +178,7 @@ def write_figure(figure, path: str) -> None:
     FigureCanvasAgg(figure)
     data = io.BytesIO()
     figure.savefig(data, format=kind, dpi=DPI)
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=".picture.", delete=False) as f:
-        f.write(data.getvalue())
-    os.replace(f.name, path)
+    write_bytes(path, data.getvalue())
 
 
 def save_picture(dense, path: str, cls: Optional[int] = None, detections: Sequence = (),
