@@ -202,7 +202,8 @@ TEST(DilatedPooling, GpuForwardEqualsCpuForwardAndStaysOnTheDevice) {
         if (std::string(method) == "MAX") {
           ASSERT_EQ(got[i], want[i]) << label << " cell " << i;
         } else {
-          ASSERT_LE(std::abs(got[i] - want[i]), 1e-6f * std::abs(want[i])) << label << " cell " << i;
+          ASSERT_LE(std::abs(got[i] - want[i]), 1e-6f * std::abs(want[i]))
+              << label << " cell " << i;
         }
       }
     }
