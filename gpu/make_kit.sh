@@ -30,17 +30,19 @@ caffe_dir=$prefix/lib/cmake/Caffe
 rm -rf "$KIT"
 mkdir -p "$KIT"/{bin,lib,wheels}
 
-say "C++ tests and the plain Caffe baseline"
-cmake -S "$ROOT" -B "$ROOT/build/gpu-kit" -DCaffe_DIR="$caffe_dir" \
-  -DSURGERY_BUILD_TESTS=ON -DSURGERY_BUILD_BENCHMARKS=ON >/dev/null
-cmake --build "$ROOT/build/gpu-kit" -j "$JOBS" --target surgery_tests plain_caffe >/dev/null
-cp "$ROOT/build/gpu-kit/tests/cpp/surgery_tests" "$ROOT/build/gpu-kit/benchmarks/plain_caffe" "$KIT/bin/"
-
-say "the package for $("$KIT_PYTHON" --version)"
-"$KIT_PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$KIT/wheels" "$ROOT" \
-  --config-settings=build-dir=build/gpu-kit-wheel \
+# One build, as ./run.sh test does it: the wheel's build folder also builds
+# the C++ tests and plain_caffe, so the core (and dilated_pooling.cu) is
+# compiled once, not once for the tests and again for the wheel.
+build=$ROOT/build/gpu-kit-wheel
+say "the package for $("$KIT_PYTHON" --version), the C++ tests and the plain Caffe baseline"
+CMAKE_BUILD_PARALLEL_LEVEL=$JOBS "$KIT_PYTHON" -m pip wheel --quiet --no-deps \
+  --wheel-dir "$KIT/wheels" "$ROOT" \
+  --config-settings=build-dir="$build" \
   --config-settings=cmake.define.Caffe_DIR="$caffe_dir" \
-  --config-settings=cmake.define.SURGERY_BUNDLE_CUDA_LIBRARIES=OFF
+  --config-settings=cmake.define.SURGERY_BUNDLE_CUDA_LIBRARIES=OFF \
+  --config-settings=cmake.define.SURGERY_BUILD_TESTS=ON \
+  --config-settings=cmake.define.SURGERY_BUILD_BENCHMARKS=ON
+cp "$build/tests/cpp/surgery_tests" "$build/benchmarks/plain_caffe" "$KIT/bin/"
 
 say "shared libraries the GPU machine lacks"
 for name in "${CARRIED_LIBRARIES[@]}"; do

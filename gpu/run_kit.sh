@@ -2,10 +2,16 @@
 # Runs on the GPU machine, from the repository root, with .gpu-kit carried
 # beside it (gpu/make_kit.sh builds it; gpu/README.md says how to send it):
 # installs the package without a network, checks that every library is
-# found, then runs the C++ tests, the Python tests and the GPU benchmark.
-# Logs go to $OUT when it is set (the device tool brings them back).
+# found, then runs, each step bounded by its own timeout so that a hang
+# cannot spend the whole GPU lease: the C++ tests, the Python tests that
+# use the GPU (device, rarefied, tiled), the rest of the Python suite, and
+# the GPU benchmark. Logs and steps.txt (each step's exit status and
+# seconds) go to $OUT when it is set (the device tool brings them back).
 #
 #   bash gpu/run_kit.sh [KIT_DIR]
+#
+# Step limits in seconds (environment): KIT_CPP_S (90), KIT_GPU_TESTS_S
+# (150), KIT_REST_S (240), KIT_BENCH_S (120).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KIT=$(realpath -m "${1:-$ROOT/.gpu-kit}")
@@ -37,15 +43,36 @@ fi
 "$PYTHON" -c 'import surgery; print("surgery.gpu_available():", surgery.gpu_available())'
 
 status=0
-say "C++ tests"
-"$KIT/bin/surgery_tests" 2>&1 | tee "$LOGS/cpp_tests.log" | tail -n 30
-[[ ${PIPESTATUS[0]} == 0 ]] || status=1
-say "Python tests"
+# step NAME SECONDS LOG COMMAND...: runs COMMAND under `timeout`, its output
+# in $LOGS/LOG (the last lines shown); a failure or timeout fails the run,
+# and the next step runs all the same.
+step() {
+  local name=$1 limit=$2 log=$3 start=$SECONDS rc
+  shift 3
+  say "$name (at most ${limit} s)"
+  timeout -k 10 "$limit" "$@" 2>&1 | tee "$LOGS/$log" | tail -n 30
+  rc=${PIPESTATUS[0]}
+  if [[ $rc == 124 || $rc == 137 ]]; then
+    echo "TIMED OUT after $limit s: $name" | tee -a "$LOGS/$log"
+  fi
+  [[ $rc == 0 ]] || status=1
+  printf '%-16s exit %3s  %4d s\n' "$log" "$rc" $((SECONDS - start)) >> "$LOGS/steps.txt"
+}
+: > "$LOGS/steps.txt"
 # --tb=short: no repr of locals in failure reports, -rfEs: name every failure.
-"$PYTHON" -m pytest -q --tb=short -rfEs -p no:cacheprovider tests/python 2>&1 | tee "$LOGS/pytest.log" | tail -n 30
-[[ ${PIPESTATUS[0]} == 0 ]] || status=1
-say "GPU benchmark"
-"$PYTHON" benchmarks/dense.py --gpu --plain-caffe "$KIT/bin/plain_caffe" 2>&1 | tee "$LOGS/bench_gpu.txt"
-[[ ${PIPESTATUS[0]} == 0 ]] || status=1
+pytest=("$PYTHON" -m pytest -q --tb=short -rfEs -p no:cacheprovider)
+# Where pytest-timeout is installed, one stuck test fails alone, not its step.
+if "$PYTHON" -c 'import pytest_timeout' 2>/dev/null; then pytest+=(--timeout=120); fi
+gpu_tests=(tests/python/test_device*.py tests/python/test_rarefy.py tests/python/test_tiles.py)
+
+step "C++ tests" "${KIT_CPP_S:-90}" cpp_tests.log "$KIT/bin/surgery_tests"
+# These put themselves in GPU mode where a case is about the GPU.
+step "Python tests that use the GPU" "${KIT_GPU_TESTS_S:-150}" pytest_gpu.log \
+  "${pytest[@]}" "${gpu_tests[@]}"
+step "the rest of the Python tests" "${KIT_REST_S:-240}" pytest.log \
+  "${pytest[@]}" tests/python "${gpu_tests[@]/#/--ignore=}"
+step "GPU benchmark" "${KIT_BENCH_S:-120}" bench_gpu.txt \
+  "$PYTHON" benchmarks/dense.py --gpu --repeat 9 --plain-caffe "$KIT/bin/plain_caffe"
+cat "$LOGS/steps.txt"
 say "exit status $status"
 exit $status

@@ -3,12 +3,15 @@
 // (rows h % d, columns w % d) is Pooling with stride 1 and pad p run on
 // that phase of the input (the identity filter rarefaction relies on).
 // Odd sizes, pads, ceil and floor rounding, MAX and AVE. Python checks it
-// against a numpy reference for strides and pads of any kind.
+// against a numpy reference for strides and pads of any kind. Its GPU
+// forward is checked against the CPU one (skipped without a GPU).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 
 #include "caffe/layer_factory.hpp"
+#include "surgery/device.hpp"
 #include "surgery/dilated_pooling.hpp"
 #include "surgery/errors.hpp"
 #include "surgery/library_layers.hpp"
@@ -148,6 +151,63 @@ TEST(DilatedPooling, ParameterChecksRefuseWhatItCannotRun) {
   EXPECT_TRUE(refused("global_pooling: true", two));
   EXPECT_TRUE(refused("stride: 0", two));
   EXPECT_TRUE(refused("pad: 1 pad_h: 1", two));
+}
+
+// Caffe's mode is per thread; this one goes back to CPU mode however the block ends.
+struct GpuMode {
+  GpuMode() { set_mode("gpu"); }
+  ~GpuMode() { set_mode("cpu"); }
+};
+
+// The GPU forward (dilated_pooling.cu) against the CPU forward, cell by
+// cell: dilation 2 and 4 as rarefy makes them, pads up to the dilated
+// extent, ceil and floor rounding, a stride above the dilated window (cells
+// with no taps), odd sizes and more than one block of threads. The bottom
+// starts on the device; Caffe's fallback to Forward_cpu would leave it
+// "synced" and the top "cpu", so both still "gpu" shows nothing went
+// through the host.
+TEST(DilatedPooling, GpuForwardEqualsCpuForwardAndStaysOnTheDevice) {
+  if (!gpu_available()) GTEST_SKIP() << "no CUDA device, or libcaffe built without CUDA";
+  struct Case {
+    int kernel, stride, pad, dilation;
+    bool ceil;
+    int height, width;
+  };
+  // {2, 4, 0, 2} on a width of 16: the last column's window starts at 16, past the input.
+  const Case cases[] = {{3, 1, 0, 2, true, 17, 13}, {3, 1, 2, 2, true, 18, 14},
+                        {3, 2, 1, 2, false, 19, 15}, {2, 1, 4, 4, true, 17, 16},
+                        {3, 1, 8, 4, true, 18, 13}, {2, 3, 3, 4, false, 19, 14},
+                        {2, 4, 0, 2, true, 17, 16}, {3, 1, 4, 4, false, 21, 11}};
+  unsigned seed = 0;
+  for (const char* method : {"MAX", "AVE"}) {
+    for (const Case& c : cases) {
+      const std::string label = std::string(method) + " k" + std::to_string(c.kernel) + " s" +
+                                std::to_string(c.stride) + " p" + std::to_string(c.pad) + " d" +
+                                std::to_string(c.dilation) + (c.ceil ? " ceil" : " floor");
+      const auto param = pooling(method, c.kernel, c.stride, c.pad, c.ceil, c.dilation);
+      Blob in(std::vector<int>{2, 3, c.height, c.width}), cpu_out, gpu_out;
+      randomize(in, ++seed);
+      run(param, in, cpu_out);
+      {
+        GpuMode gpu;
+        in.mutable_gpu_data();  // head "gpu": the data lives on the device only
+        run(param, in, gpu_out);
+      }
+      EXPECT_EQ(head_of(in), "gpu") << label;
+      EXPECT_EQ(head_of(gpu_out), "gpu") << label;
+      ASSERT_EQ(gpu_out.shape(), cpu_out.shape()) << label;
+      const float* got = gpu_out.cpu_data();
+      const float* want = cpu_out.cpu_data();
+      for (int i = 0; i < cpu_out.count(); ++i) {
+        if (std::string(method) == "MAX") {
+          ASSERT_EQ(got[i], want[i]) << label << " cell " << i;
+        } else {
+          ASSERT_LE(std::abs(got[i] - want[i]), 1e-6f * std::abs(want[i]))
+              << label << " cell " << i;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 #include "surgery/dilated_pooling.hpp"
 
 #include <algorithm>
-#include <cfloat>
 
+#include "surgery/dilated_pooling_cell.hpp"
 #include "surgery/errors.hpp"
 
 namespace surgery {
@@ -77,33 +77,8 @@ void DilatedPoolingLayer::Forward_cpu(const std::vector<caffe::Blob<float>*>& bo
   float* out = top[0]->mutable_cpu_data();
   for (int plane = 0; plane < planes; ++plane, in += H * W, out += OH * OW) {
     for (int oh = 0; oh < OH; ++oh) {
-      const int64_t h0 = oh * h_.stride - h_.pad;
       for (int ow = 0; ow < OW; ++ow) {
-        const int64_t w0 = ow * w_.stride - w_.pad;
-        float best = -FLT_MAX, sum = 0;
-        int64_t taps_h = 0, taps_w = 0;  // taps inside the padded input (AVE's divisor)
-        for (int64_t i = 0; i < h_.kernel; ++i) {
-          const int64_t h = h0 + i * h_.dilation;
-          if (h >= -h_.pad && h < H + h_.pad) ++taps_h;
-        }
-        for (int64_t j = 0; j < w_.kernel; ++j) {
-          const int64_t w = w0 + j * w_.dilation;
-          if (w >= -w_.pad && w < W + w_.pad) ++taps_w;
-        }
-        for (int64_t i = 0; i < h_.kernel; ++i) {
-          const int64_t h = h0 + i * h_.dilation;
-          if (h < 0 || h >= H) continue;
-          for (int64_t j = 0; j < w_.kernel; ++j) {
-            const int64_t w = w0 + j * w_.dilation;
-            if (w < 0 || w >= W) continue;
-            const float v = in[h * W + w];
-            best = std::max(best, v);
-            sum += v;
-          }
-        }
-        // A window past the input's end (stride above the kernel) has no taps.
-        const int64_t taps = taps_h * taps_w;
-        out[oh * OW + ow] = max ? best : taps > 0 ? sum / static_cast<float>(taps) : 0.f;
+        out[oh * OW + ow] = dilated_pooling_cell(in, H, W, h_, w_, oh, ow, max);
       }
     }
   }

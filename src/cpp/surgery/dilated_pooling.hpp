@@ -22,8 +22,11 @@
 // divides by the window clipped to the padded input. A MAX window with no
 // tap inside the input gives -FLT_MAX, as Caffe's Pooling does.
 //
-// Inference only: the backward pass raises. The GPU forward is Caffe's
-// fallback to this CPU forward (no CUDA kernel yet).
+// Inference only: the backward pass raises (in GPU mode too: Caffe's
+// Backward_gpu falls back to Backward_cpu). Both forwards compute each cell
+// with dilated_pooling_cell.hpp; the GPU one (dilated_pooling.cu, built
+// only against a CUDA libcaffe) keeps bottom and top on the device, where
+// Caffe's fallback to Forward_cpu would copy both through the host.
 #ifndef SURGERY_DILATED_POOLING_HPP_
 #define SURGERY_DILATED_POOLING_HPP_
 
@@ -62,6 +65,10 @@ class DilatedPoolingLayer : public caffe::Layer<float> {
  protected:
   void Forward_cpu(const std::vector<caffe::Blob<float>*>& bottom,
                    const std::vector<caffe::Blob<float>*>& top) override;
+#ifndef CPU_ONLY
+  void Forward_gpu(const std::vector<caffe::Blob<float>*>& bottom,
+                   const std::vector<caffe::Blob<float>*>& top) override;
+#endif
   void Backward_cpu(const std::vector<caffe::Blob<float>*>& top,
                     const std::vector<bool>& propagate_down,
                     const std::vector<caffe::Blob<float>*>& bottom) override;
