@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,6 +58,9 @@ pybind11::list texts(const std::vector<std::string>& names);
 
 // A path argument: refuses an embedded NUL, which C would silently cut at.
 const std::string& checked_path(const std::string& path);
+
+// `value` if it lies in [low, high], else nothing (a value past long long too).
+std::optional<long long> integer_in(const pybind11::int_& value, long long low, long long high);
 
 // A dimension from Python: an int in [1, 2^31 - 1], else ShapeError naming `what`.
 int dimension(const pybind11::handle& value, const std::string& what);

@@ -48,6 +48,14 @@ const std::string& checked_path(const std::string& path) {
   return path;
 }
 
+std::optional<long long> integer_in(const py::int_& value, long long low, long long high) {
+  int overflow = 0;
+  const long long n = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
+  if (n == -1 && PyErr_Occurred()) throw py::error_already_set();
+  if (overflow != 0 || n < low || n > high) return std::nullopt;
+  return n;
+}
+
 int dimension(const py::handle& value, const std::string& what) {
   if (!PyIndex_Check(value.ptr()) || PyBool_Check(value.ptr())) {
     throw ShapeError(what + ": a dimension must be an integer, not " +
@@ -55,13 +63,12 @@ int dimension(const py::handle& value, const std::string& what) {
   }
   const py::int_ number = py::reinterpret_steal<py::int_>(PyNumber_Index(value.ptr()));
   if (!number) throw py::error_already_set();
-  int overflow = 0;
-  const long long n = PyLong_AsLongLongAndOverflow(number.ptr(), &overflow);
-  if (overflow != 0 || n < 1 || n > INT_MAX) {
+  const auto n = integer_in(number, 1, INT_MAX);
+  if (!n) {
     throw ShapeError(what + ": every dimension must be positive and at most " +
                      std::to_string(INT_MAX) + ", not " + std::string(py::str(number)));
   }
-  return static_cast<int>(n);
+  return static_cast<int>(*n);
 }
 
 std::vector<int> dimensions(const py::handle& shape, const std::string& what) {

@@ -1,3 +1,5 @@
+#include <climits>
+
 #include "bindings/bindings.hpp"
 #include "surgery/logging.hpp"
 #include "surgery/memory_guard.hpp"
@@ -11,13 +13,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("log_level", &surgery::caffe_log_level);
   m.def("set_memory_limit", [](const pybind11::int_& bytes) {
           // A range check here, so -1 or 2**64 is a ValueError, not pybind's TypeError.
-          int overflow = 0;
-          const long long n = PyLong_AsLongLongAndOverflow(bytes.ptr(), &overflow);
-          if (overflow != 0 || n < 0) {
+          const auto n = surgery::bindings::integer_in(bytes, 0, LLONG_MAX);
+          if (!n) {
             throw pybind11::value_error("the memory limit is a number of bytes from 0 to 2**63 - 1, not " +
                                         std::string(pybind11::str(bytes)));
           }
-          surgery::set_memory_limit(static_cast<uint64_t>(n));
+          surgery::set_memory_limit(static_cast<uint64_t>(*n));
         }, pybind11::arg("bytes"),
         "Refuse nets whose forward needs more bytes; 0 restores the default "
         "(three quarters of physical memory).");
@@ -25,13 +26,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("memory_in_use", &surgery::memory_in_use,
         "Host bytes Caffe's blobs hold now, counted against the memory limit.");
   m.def("set_num_threads", [](const pybind11::int_& threads) {
-          int overflow = 0;
-          const long long n = PyLong_AsLongLongAndOverflow(threads.ptr(), &overflow);
-          if (overflow != 0 || n < 0 || n > 4096) {
+          const auto n = surgery::bindings::integer_in(threads, 0, 4096);
+          if (!n) {
             throw pybind11::value_error("the number of threads is 1 to 4096 (0: all CPUs), not " +
                                         std::string(pybind11::str(threads)));
           }
-          surgery::set_num_threads(static_cast<int>(n));
+          surgery::set_num_threads(static_cast<int>(*n));
         }, pybind11::arg("threads"),
         "Threads every forward uses, for OpenBLAS's GEMMs and libcaffe's own "
         "loops alike, process-wide; 0 restores the default (all CPUs).");
