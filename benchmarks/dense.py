@@ -23,6 +23,8 @@ The plain Caffe binary is the one `./run.sh test` builds
 --gpu measures the surgery and plain Caffe rows again in Caffe's GPU mode (a
 CUDA libcaffe and a device needed), in a GPU column named after the device,
 and adds a TF32 row (surgery.set_tf32); OpenCV and PyTorch run on the CPU.
+--gpu-only measures the GPU column alone (the CPU map is still computed, once,
+for the GPU-vs-CPU difference): the short run for a scarce GPU lease.
 """
 
 import argparse
@@ -176,18 +178,21 @@ def measure_ours(original, dense, x227, x451, crops, args, folder, mode):
                 plain_maps["451 dense (8x8)"] - exact.ravel()).max()
         few = max(3, args.repeat // 5)
         if mode == "gpu":  # opt-in TF32 tensor cores: its time and how far it moves the map
-            # Throughput: 32 images of 451x451 in one blob, time per image.
+            def dense_tf32():
+                return dense.forward(data=x451)
             batch = np.repeat(x451, 32, axis=0)
-            rows["surgery 32 x 451 batched, per image"] = median_ms(
-                lambda: dense.forward(data=batch), few) / 32
-            surgery.set_tf32(True)
             try:
-                rows["surgery 32 x 451 batched TF32, per image"] = median_ms(
-                    lambda: dense.forward(data=batch), few) / 32
+                surgery.set_tf32(True)
+                rows["surgery 451 dense TF32"] = median_ms(dense_tf32, args.repeat)
+                check["GPU TF32"] = np.abs(dense_tf32()["prob"] - exact).max()
+                # Throughput: 32 images of 451x451 in one blob, time per image.
+                for label, tf32 in (("", False), (" TF32", True)):
+                    surgery.set_tf32(tf32)
+                    rows[f"surgery 32 x 451 batched{label}, per image"] = median_ms(
+                        lambda: dense.forward(data=batch), few) / 32
+                # Back at batch 1, in blobs sized for 32 (Caffe keeps capacity).
                 dense.reshape(data=x451.shape)
-                rows["surgery 451 dense TF32"] = median_ms(lambda: dense.forward(data=x451),
-                                                           args.repeat)
-                check["GPU TF32"] = np.abs(dense.forward(data=x451)["prob"] - exact).max()
+                rows["surgery 451 dense TF32 after the batch"] = median_ms(dense_tf32, args.repeat)
             finally:
                 surgery.set_tf32(False)
         rows["surgery 64 crops one by one"] = median_ms(
@@ -203,9 +208,11 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--gpu", action="store_true")
+    parser.add_argument("--gpu-only", action="store_true", help="the GPU column alone")
     parser.add_argument("--plain-caffe", type=pathlib.Path, default=plain_caffe_binary(),
                         help="the benchmarks/plain_caffe binary")
     args = parser.parse_args()
+    args.gpu = args.gpu or args.gpu_only
     if args.gpu and not surgery.gpu_available():
         surgery.set_mode("gpu")  # raises the clear error: no CUDA build, or no device
     rng = np.random.default_rng(0)
@@ -223,16 +230,24 @@ def main():
                                 for i in range(8) for j in range(8)])
         dense.reshape(data=x451.shape)
         gflop = dense_gflop(dense)
-        columns = {}
-        columns["CPU"], cpu_map, check = measure_ours(original, dense, x227, x451, crops, args,
-                                                      folder, "cpu")
+        columns, others, check = {}, {}, {}
+        if args.gpu_only:
+            cpu_map = dense.forward(data=x451)["prob"]
+        else:
+            columns["CPU"], cpu_map, check = measure_ours(original, dense, x227, x451, crops,
+                                                          args, folder, "cpu")
         if args.gpu:
             columns[gpu_name()], gpu_map, gpu_check = measure_ours(
                 original, dense, x227, x451, crops, args, folder, "gpu")
             check.update(gpu_check)
             check["GPU vs CPU"] = np.abs(gpu_map - cpu_map).max()
+        if args.gpu_only:
+            print(f"CaffeNet, random weights, batch 1, medians of {args.repeat} runs")
+            print_checks(check)
+            print_table(columns, others)
+            print_ratios(columns, gflop, peak=None)
+            return
         import cv2
-        others = {}
         cv_net = model = None
         # OpenCV 5 dropped the Caffe importer (the GPU machine has it): no row then.
         if hasattr(cv2.dnn, "readNetFromCaffe"):
@@ -258,24 +273,11 @@ def main():
         peak = sgemm_gflops(args.repeat)
     print(f"CaffeNet, random weights, batch 1, medians of {args.repeat} runs; {torch_note}; "
           f"OpenCV {cv2.__version__}")
-    print("max |difference| to our CPU 8x8 probabilities: "
-          + ", ".join(f"{k} {v:.1e}" for k, v in check.items()))
+    print_checks(check)
     if not args.plain_caffe.exists():
         print(f"no {args.plain_caffe} (./run.sh test builds it): no plain Caffe rows")
     print_table(columns, others)
-    for device, rows in columns.items():
-        single, dense_ms = rows["surgery 227 single"], rows["surgery 451 dense (8x8)"]
-        print(f"\n{device}: dense / single (the seed's '3x') {dense_ms / single:.2f}; "
-              f"sliding-window speedup {rows['surgery 64 crops one by one'] / dense_ms:.1f}x "
-              f"one by one, {rows['surgery 64 crops batched'] / dense_ms:.1f}x batched")
-        if "plain Caffe 227 single" in rows:
-            print(f"{device}: our forward over plain Caffe's "
-                  f"{single / rows['plain Caffe 227 single'] - 1:+.1%} at 227, "
-                  f"{dense_ms / rows['plain Caffe 451 dense (8x8)'] - 1:+.1%} at 451 dense")
-        print(f"{device}: dense forward {gflop:.1f} GFLOP in {dense_ms:.2f} ms = "
-              f"{gflop / dense_ms * 1000:.0f} GFLOP/s"
-              + (f", {gflop / dense_ms * 1000 / peak:.0%} of the SGEMM peak"
-                 if device == "CPU" else ""))
+    print_ratios(columns, gflop, peak)
     for n in (8, 32):
         ours = others[f"surgery {n} x 451 batched, per image"]
         line = (f"CPU {n} x 451 batched: {1000 / ours:.1f} images/s, "
@@ -292,6 +294,29 @@ def main():
         print(f"CPU 451 batch 1: ours/OpenCV {ratio:.2f}x time")
     print(f"numpy SGEMM 4096^3 on these CPU cores: {peak:.0f} GFLOP/s; "
           f"surgery.num_threads() {surgery.num_threads()}")
+
+
+def print_checks(check):
+    print("max |difference| to our CPU 8x8 probabilities: "
+          + ", ".join(f"{k} {v:.1e}" for k, v in check.items()))
+
+
+def print_ratios(columns, gflop, peak):
+    """Per device: dense over single, the sliding-window speedups, our
+    overhead over plain Caffe, GFLOP/s (and the CPU's share of `peak`)."""
+    for device, rows in columns.items():
+        single, dense_ms = rows["surgery 227 single"], rows["surgery 451 dense (8x8)"]
+        print(f"\n{device}: dense / single (the seed's '3x') {dense_ms / single:.2f}; "
+              f"sliding-window speedup {rows['surgery 64 crops one by one'] / dense_ms:.1f}x "
+              f"one by one, {rows['surgery 64 crops batched'] / dense_ms:.1f}x batched")
+        if "plain Caffe 227 single" in rows:
+            print(f"{device}: our forward over plain Caffe's "
+                  f"{single / rows['plain Caffe 227 single'] - 1:+.1%} at 227, "
+                  f"{dense_ms / rows['plain Caffe 451 dense (8x8)'] - 1:+.1%} at 451 dense")
+        print(f"{device}: dense forward {gflop:.1f} GFLOP in {dense_ms:.2f} ms = "
+              f"{gflop / dense_ms * 1000:.0f} GFLOP/s"
+              + (f", {gflop / dense_ms * 1000 / peak:.0%} of the SGEMM peak"
+                 if device == "CPU" and peak else ""))
 
 
 def gpu_name():

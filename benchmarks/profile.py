@@ -8,7 +8,12 @@ Two columns measured side by side in one run, in alternating blocks:
   parallel   the same loops on all threads (our recipe's patch 0009)
 and, with --batch N, the same for N images in one blob (time per image).
 
+With --gpu BINARY (benchmarks/gpu_profile, built against a CUDA libcaffe)
+the profile is of a GPU forward instead: each layer with a device sync, the
+host's launch time for a whole pass against the device's, and the copies.
+
     .venv/bin/python benchmarks/profile.py [--repeat 9] [--rounds 3] [--batch 8]
+    python benchmarks/profile.py --gpu .gpu-kit/bin/gpu_profile
 
 Needs build/test/benchmarks/layer_profile (./run.sh test builds it). Run
 on a quiet machine.
@@ -68,13 +73,44 @@ def table(columns, batch):
           f"{total_serial / total_parallel:7.2f}")
 
 
+def gpu_profile(gpu_binary, files, repeat, tf32):
+    """{layer: (type, ms)}, {whole-pass row: ms}, {copy: (bytes, ms)}."""
+    run = subprocess.run([str(gpu_binary), *map(str, files), "451", "451", str(repeat)]
+                         + (["tf32"] if tf32 else []), capture_output=True, text=True, check=True)
+    rows = [line.split("\t") for line in run.stdout.splitlines()]
+    copies = {name: (int(size), float(ms)) for name, size, ms in rows
+              if name.startswith(("h2d", "d2h"))}
+    layers = {name: (kind, float(ms)) for name, kind, ms in rows
+              if kind != "-" and name not in copies}
+    whole = {name: float(ms) for name, kind, ms in rows if kind == "-"}
+    return layers, whole, copies
+
+
+def gpu_table(gpu_binary, files, repeat):
+    """Float and TF32 side by side, one binary run each."""
+    (layers, whole, copies), (tf32_layers, tf32_whole, _) = (
+        gpu_profile(gpu_binary, files, repeat, tf32) for tf32 in (False, True))
+    print(f"\nGPU, batch 1, ms (median of {repeat}), each layer alone with a device sync")
+    print(f"{'layer':<12}{'type':<14}{'float':>9}{'TF32':>9}")
+    for name, (kind, ms) in layers.items():
+        print(f"{name:<12}{kind:<14}{ms:9.3f}{tf32_layers[name][1]:9.3f}")
+    print(f"{'sum of layers':<26}{sum(ms for _, ms in layers.values()):9.3f}"
+          f"{sum(ms for _, ms in tf32_layers.values()):9.3f}")
+    for label, row in (("launch (host)", "enqueue"), ("launch and wait", "forward"),
+                       ("device (events)", "device")):
+        print(f"{'whole: ' + label:<26}{whole[row]:9.3f}{tf32_whole[row]:9.3f}")
+    for name, (size, ms) in copies.items():
+        print(f"copy {name:<11}{size / 2**20:6.2f} MiB {ms:8.3f} ms ({size / ms / 1e6:.1f} GB/s)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=0, help="also profile N images in a blob")
+    parser.add_argument("--gpu", type=pathlib.Path, help="the gpu_profile binary: a GPU profile")
     args = parser.parse_args()
-    if not binary().exists():
+    if not args.gpu and not binary().exists():
         raise SystemExit(f"{binary()} not built: run ./run.sh test first")
     with tempfile.TemporaryDirectory() as folder:
         folder = pathlib.Path(folder)
@@ -83,6 +119,9 @@ def main():
         net.fully_convolutionalize()
         files = folder / "fc.prototxt", folder / "fc.caffemodel"
         net.save(*files)
+        if args.gpu:
+            gpu_table(args.gpu, files, args.repeat)
+            return
         print(f"CaffeNet converted, random weights, 451x451; {surgery.num_threads()} threads "
               f"(BLAS and, in the parallel column, libcaffe's loops)")
         for batch in [1] + ([args.batch] if args.batch > 1 else []):

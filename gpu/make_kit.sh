@@ -3,7 +3,7 @@
 # GPU machine that can fetch nothing and has no Caffe build dependencies:
 #   .gpu-kit/wheels/    the package built for the GPU machine's Python, cuda
 #                       variant, cuBLAS/cuRAND left to the machine's own CUDA
-#   .gpu-kit/bin/       the C++ tests and benchmarks/plain_caffe
+#   .gpu-kit/bin/       the C++ tests, benchmarks/plain_caffe and gpu_profile
 #   .gpu-kit/lib/       the shared libraries that machine lacks
 #   .gpu-kit/fixtures/  the shared fixtures the checks read
 # Then gpu/run_kit.sh runs the checks there (gpu/README.md).
@@ -42,7 +42,8 @@ CMAKE_BUILD_PARALLEL_LEVEL=$JOBS "$KIT_PYTHON" -m pip wheel --quiet --no-deps \
   --config-settings=cmake.define.SURGERY_BUNDLE_CUDA_LIBRARIES=OFF \
   --config-settings=cmake.define.SURGERY_BUILD_TESTS=ON \
   --config-settings=cmake.define.SURGERY_BUILD_BENCHMARKS=ON
-cp "$build/tests/cpp/surgery_tests" "$build/benchmarks/plain_caffe" "$KIT/bin/"
+cp "$build/tests/cpp/surgery_tests" "$build/benchmarks/plain_caffe" "$build/benchmarks/gpu_profile" \
+  "$KIT/bin/"
 
 say "shared libraries the GPU machine lacks"
 for name in "${CARRIED_LIBRARIES[@]}"; do

@@ -5,16 +5,15 @@
 # found, then runs, each step bounded by its own timeout so that a hang
 # cannot spend the whole GPU lease: the C++ tests, the Python tests that
 # use the GPU (tests/python/test_device*.py: surgery, rarefied and tiled
-# forwards in GPU mode), the GPU benchmark, and the rest of the Python
-# suite. Logs and steps.txt (each step's exit status and
+# forwards in GPU mode), the GPU benchmark (its GPU column alone), the GPU
+# profile, and the rest of the Python suite (in parallel shards). Logs and steps.txt (each step's exit status and
 # seconds) go to $OUT when it is set (the device tool brings them back).
 #
 #   bash gpu/run_kit.sh [KIT_DIR]
 #
 # Step limits in seconds (environment): KIT_CPP_S (90), KIT_GPU_TESTS_S
-# (150), KIT_REST_S (240), KIT_BENCH_S (180: the benchmark measures
-# its CPU column, OpenCV and the batched rows before the GPU column; 60 s
-# was not enough on an H200 host).
+# (150), KIT_BENCH_S (90), KIT_PROFILE_S (60), KIT_REST_S (240); 0 skips
+# a step. KIT_SHARDS (6): pytest processes for the rest.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KIT=$(realpath -m "${1:-$ROOT/.gpu-kit}")
@@ -48,10 +47,11 @@ fi
 status=0
 # step NAME SECONDS LOG COMMAND...: runs COMMAND under `timeout`, its output
 # in $LOGS/LOG (the last lines shown); a failure or timeout fails the run,
-# and the next step runs all the same.
+# and the next step runs all the same. A limit of 0 skips the step.
 step() {
   local name=$1 limit=$2 log=$3 start=$SECONDS rc
   shift 3
+  if [[ $limit == 0 ]]; then echo "== $name: skipped (limit 0)"; return; fi
   say "$name (at most ${limit} s)"
   timeout -k 10 "$limit" "$@" 2>&1 | tee "$LOGS/$log" | tail -n 30
   rc=${PIPESTATUS[0]}
@@ -72,12 +72,15 @@ step "C++ tests" "${KIT_CPP_S:-90}" cpp_tests.log "$KIT/bin/surgery_tests"
 # These put themselves in GPU mode where a case is about the GPU.
 step "Python tests that use the GPU" "${KIT_GPU_TESTS_S:-150}" pytest_gpu.log \
   "${pytest[@]}" "${gpu_tests[@]}"
-step "GPU benchmark" "${KIT_BENCH_S:-180}" bench_gpu.txt \
-  "$PYTHON" benchmarks/dense.py --gpu --repeat 9 --plain-caffe "$KIT/bin/plain_caffe"
-# Last: CPU tests on that machine's Python, in whatever lease is left (the
-# log is written as it goes, so a cut-off run still reports what passed).
+step "GPU benchmark" "${KIT_BENCH_S:-90}" bench_gpu.txt \
+  "$PYTHON" benchmarks/dense.py --gpu-only --repeat 15 --plain-caffe "$KIT/bin/plain_caffe"
+step "GPU profile" "${KIT_PROFILE_S:-60}" profile_gpu.txt \
+  "$PYTHON" benchmarks/profile.py --repeat 15 --gpu "$KIT/bin/gpu_profile"
+# Last: CPU tests on that machine's Python, in shards run at once, in
+# whatever lease is left (the logs are written as they go, so a cut-off run
+# still reports what passed).
 step "the rest of the Python tests" "${KIT_REST_S:-240}" pytest.log \
-  "${pytest[@]}" tests/python "${gpu_tests[@]/#/--ignore=}"
+  bash gpu/shard_pytest.sh "$LOGS" "${pytest[@]}"
 cat "$LOGS/steps.txt"
 say "exit status $status"
 exit $status
