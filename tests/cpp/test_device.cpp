@@ -6,6 +6,7 @@
 #include <cmath>
 #include <random>
 
+#include "caffe/memory_budget.hpp"
 #include "surgery/device.hpp"
 #include "surgery/errors.hpp"
 #include "surgery/fully_convolutional.hpp"
@@ -130,6 +131,32 @@ TEST(Device, CaffeNetSurgeryOnGpuCopiesNothingToTheHostAndMatchesCpu) {
   float worst = 0.f;
   for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - expected[i]));
   EXPECT_LE(worst, 1e-4f);
+}
+
+// The fork's ReLU GPU forward copied its input to the host and waited for
+// it, every pass (our recipe's patch 0010 removes the stray line): a blob
+// that only device code writes and reads gets no host memory in a forward.
+TEST(Device, ReluForwardCopiesNothingToTheHost) {
+  SKIP_WITHOUT_GPU();
+  const std::string def = R"(
+    layer { name: "data" type: "Input" top: "data"
+            input_param { shape { dim: 1 dim: 4 dim: 32 dim: 32 } } }
+    layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+            convolution_param { num_output: 8 kernel_size: 3 } }
+    layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+    layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool"
+            pooling_param { pool: MAX kernel_size: 2 stride: 2 } })";
+  GpuMode mode;
+  Net net(parse_net_text(def, "relu"), "relu");
+  randomize(net, 5);
+  std::vector<float> image(4 * 32 * 32, 1.f);
+  // Host bytes Caffe holds: the params (filled on the host) and the
+  // convolution's bias multiplier, set up before any forward.
+  const size_t host_before = caffe::MemoryBudget::InUse(false);
+  net.forward({{"data", {{1, 4, 32, 32}, image.data()}}});
+  EXPECT_EQ(caffe::MemoryBudget::InUse(false), host_before)
+      << "a forward allocated host memory: some layer copied a device blob back";
+  EXPECT_EQ(head_of(net.blob("conv")), "gpu");
 }
 
 // transpose: true is the one case that rearranges weights: on the GPU it
