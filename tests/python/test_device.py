@@ -2,6 +2,9 @@
 and device (CI has none); they run on a GPU machine."""
 
 import contextlib
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -39,6 +42,40 @@ def test_cpu_mode_and_clear_errors_without_gpu():
             surgery.set_tf32(True)
         surgery.set_tf32(False)
         assert surgery.mode() == "cpu" and not surgery.tf32()
+
+
+@needs_gpu
+def test_only_gpu_work_makes_a_cuda_context(tiny_prototxt):
+    """libcaffe patch cuda/0005: a process that converts and runs nets on the
+    CPU, in two threads, holds no CUDA context (no device memory, forks that
+    exit fast); the first GPU forward makes one. The driver says which
+    (cuDevicePrimaryCtxGetState), asked in a fresh process."""
+    code = textwrap.dedent(f"""
+        import ctypes, threading
+        import numpy as np
+        import surgery
+        cuda = ctypes.CDLL("libcuda.so.1")
+        def context_active():
+            device, flags, active = ctypes.c_int(), ctypes.c_uint(), ctypes.c_int()
+            assert cuda.cuInit(0) == 0 and cuda.cuDeviceGet(ctypes.byref(device), 0) == 0
+            assert cuda.cuDevicePrimaryCtxGetState(device, ctypes.byref(flags),
+                                                   ctypes.byref(active)) == 0
+            return bool(active.value)
+        net = surgery.Net({str(tiny_prototxt)!r})
+        net.fully_convolutionalize()
+        x = np.ones((1, 1, 6, 6), np.float32)
+        cpu_map = net.forward(data=x)["fc-conv"]
+        thread = threading.Thread(target=lambda: net.forward(data=x))
+        thread.start()
+        thread.join()
+        print("cpu", context_active())
+        surgery.set_mode("gpu")
+        np.testing.assert_allclose(net.forward(data=x)["fc-conv"], cpu_map, atol=1e-5)
+        print("gpu", context_active())
+        """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert run.stdout.split() == ["cpu", "False", "gpu", "True"], (run.stdout, run.stderr)
 
 
 @needs_gpu
