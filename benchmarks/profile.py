@@ -10,21 +10,25 @@ and, with --batch N, the same for N images in one blob (time per image).
 
 With --gpu BINARY (benchmarks/gpu_profile, built against a CUDA libcaffe)
 the profile is of a GPU forward instead: each layer with a device sync, the
-host's launch time for a whole pass against the device's, and the copies.
+host's launch time for a whole pass against the device's (and for all
+layers but the last, whose Softmax copy waits for the device), and the copies.
 
     .venv/bin/python benchmarks/profile.py [--repeat 9] [--rounds 3] [--batch 8]
-    python benchmarks/profile.py --gpu .gpu-kit/bin/gpu_profile
+    python benchmarks/profile.py --gpu .gpu-kit/bin/gpu_profile [--kernels .gpu-kit/bin/plain_caffe]
 
 Needs build/test/benchmarks/layer_profile (./run.sh test builds it). Run
 on a quiet machine.
 """
 
 import argparse
+import csv
 import os
 import pathlib
 import statistics
 import subprocess
 import tempfile
+
+import numpy as np
 
 import surgery
 from surgery.testing import checkout, fixtures, randomize
@@ -77,18 +81,21 @@ def gpu_profile(gpu_binary, files, repeat, tf32):
     """{layer: (type, ms)}, {whole-pass row: ms}, {copy: (bytes, ms)}."""
     run = subprocess.run([str(gpu_binary), *map(str, files), "451", "451", str(repeat)]
                          + (["tf32"] if tf32 else []), capture_output=True, text=True, check=True)
-    rows = [line.split("\t") for line in run.stdout.splitlines()]
+    lines = [line.split("\t") for line in run.stdout.splitlines()]
+    gemms = {row[1]: tuple(map(int, row[2:6])) + tuple(map(float, row[6:]))
+             for row in lines if row[0] == "gemm"}
+    rows = [row for row in lines if row[0] != "gemm"]
     copies = {name: (int(size), float(ms)) for name, size, ms in rows
               if name.startswith(("h2d", "d2h"))}
     layers = {name: (kind, float(ms)) for name, kind, ms in rows
               if kind != "-" and name not in copies}
     whole = {name: float(ms) for name, kind, ms in rows if kind == "-"}
-    return layers, whole, copies
+    return layers, whole, copies, gemms
 
 
 def gpu_table(gpu_binary, files, repeat):
     """Float and TF32 side by side, one binary run each."""
-    (layers, whole, copies), (tf32_layers, tf32_whole, _) = (
+    (layers, whole, copies, gemms), (tf32_layers, tf32_whole, _, tf32_gemms) = (
         gpu_profile(gpu_binary, files, repeat, tf32) for tf32 in (False, True))
     print(f"\nGPU, batch 1, ms (median of {repeat}), each layer alone with a device sync")
     print(f"{'layer':<12}{'type':<14}{'float':>9}{'TF32':>9}")
@@ -97,10 +104,52 @@ def gpu_table(gpu_binary, files, repeat):
     print(f"{'sum of layers':<26}{sum(ms for _, ms in layers.values()):9.3f}"
           f"{sum(ms for _, ms in tf32_layers.values()):9.3f}")
     for label, row in (("launch (host)", "enqueue"), ("launch and wait", "forward"),
-                       ("device (events)", "device")):
+                       ("device (events)", "device"), ("head: launch", "enqueue-head"),
+                       ("head: device", "device-head")):
         print(f"{'whole: ' + label:<26}{whole[row]:9.3f}{tf32_whole[row]:9.3f}")
     for name, (size, ms) in copies.items():
         print(f"copy {name:<11}{size / 2**20:6.2f} MiB {ms:8.3f} ms ({size / ms / 1e6:.1f} GB/s)")
+    print("\nEach Convolution's GEMMs alone (as Caffe issues them; device time, ms, and "
+          "TFLOP/s), float | TF32")
+    print(f"{'layer':<12}{'M x N x K (groups)':<26}{'GEMM':>8}{'TFLOP/s':>8}{'bias':>8}"
+          f"{'GEMM':>9}{'TFLOP/s':>8}{'bias':>8}")
+    for name, (m, n, k, groups, ms, bias) in gemms.items():
+        gflop = 2 * m * n * k * groups / 1e9
+        t_ms, t_bias = tf32_gemms[name][4:]
+        print(f"{name:<12}{f'{m} x {n} x {k} ({groups})':<26}{ms:8.3f}{gflop / ms:8.1f}"
+              f"{bias:8.3f}{t_ms:9.3f}{gflop / t_ms:8.1f}{t_bias:8.3f}")
+
+
+def kernel_table(plain_binary, files, folder, passes=4):
+    """Each kernel's device time in `passes` GPU forwards of stock Caffe
+    (benchmarks/plain_caffe, one warm-up and passes - 1 timed), measured by
+    Nsight Compute (ncu; kernels run one at a time under it): their sum per
+    forward is what the device must do, against the whole forward's time."""
+    source, result = folder / "ncu_in.bin", folder / "ncu_out.bin"
+    np.zeros((1, 3, 451, 451), np.float32).tofile(source)
+    run = subprocess.run(["ncu", "--csv", "--metrics", "gpu__time_duration.sum",
+                          str(plain_binary), *map(str, files), "451", "451", str(passes - 1),
+                          "gpu", str(source), str(result)], capture_output=True, text=True)
+    rows = [row for row in csv.reader(run.stdout.splitlines()) if len(row) > 10]
+    if run.returncode != 0 or len(rows) < 2:
+        print(f"\nncu gave no kernel times (exit {run.returncode}): {run.stderr[-400:]}")
+        return
+    header, rows = rows[0], rows[1:]
+    name, unit, value = (header.index(c) for c in ("Kernel Name", "Metric Unit", "Metric Value"))
+    scale = {"nsecond": 1e-6, "ns": 1e-6, "usecond": 1e-3, "us": 1e-3,
+             "msecond": 1.0, "ms": 1.0}
+    per_kernel = {}
+    for row in rows:
+        ms = float(row[value].replace(",", "")) * scale[row[unit]]
+        key = row[name].split("(")[0][:60]
+        count, total = per_kernel.get(key, (0, 0.0))
+        per_kernel[key] = (count + 1, total + ms)
+    total = sum(ms for _, ms in per_kernel.values())
+    launches = sum(count for count, _ in per_kernel.values())
+    print(f"\nKernels of one GPU forward (ncu, stock Caffe, mean of {passes} passes): "
+          f"{launches / passes:.0f} launches, {total / passes:.3f} ms of device time")
+    for key, (count, ms) in sorted(per_kernel.items(), key=lambda kv: -kv[1][1])[:15]:
+        print(f"  {ms / passes:8.3f} ms  {count / passes:4.0f} x  {key}")
 
 
 def main():
@@ -109,6 +158,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=0, help="also profile N images in a blob")
     parser.add_argument("--gpu", type=pathlib.Path, help="the gpu_profile binary: a GPU profile")
+    parser.add_argument("--kernels", type=pathlib.Path, metavar="PLAIN_CAFFE",
+                        help="with --gpu: also each kernel's time under ncu, from this "
+                             "benchmarks/plain_caffe binary")
     args = parser.parse_args()
     if not args.gpu and not binary().exists():
         raise SystemExit(f"{binary()} not built: run ./run.sh test first")
@@ -121,6 +173,8 @@ def main():
         net.save(*files)
         if args.gpu:
             gpu_table(args.gpu, files, args.repeat)
+            if args.kernels:
+                kernel_table(args.kernels, files, folder)
             return
         print(f"CaffeNet converted, random weights, 451x451; {surgery.num_threads()} threads "
               f"(BLAS and, in the parallel column, libcaffe's loops)")

@@ -6,8 +6,9 @@
 # cannot spend the whole GPU lease: the C++ tests, the Python tests that
 # use the GPU (tests/python/test_device*.py: surgery, rarefied and tiled
 # forwards in GPU mode), the GPU benchmark (its GPU column alone), the GPU
-# profile, and the rest of the Python suite (in parallel shards). Logs and steps.txt (each step's exit status and
-# seconds) go to $OUT when it is set (the device tool brings them back).
+# profile, and the rest of the Python suite (in parallel shards). Logs and
+# steps.txt (each step's exit status and seconds) go to $OUT when it is set
+# (the device tool brings them back).
 #
 #   bash gpu/run_kit.sh [KIT_DIR]
 #
@@ -36,6 +37,7 @@ export PYTHONUNBUFFERED=1
 
 say "device"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+echo "profilers: $(command -v nsys ncu | tr '\n' ' ')"
 missing=$(ldd "$KIT"/bin/* "$site"/surgery/*.so | grep 'not found' | sort -u)
 if [[ -n $missing ]]; then
   echo "libraries not found (carry them in gpu/make_kit.sh):"
@@ -75,12 +77,13 @@ step "Python tests that use the GPU" "${KIT_GPU_TESTS_S:-150}" pytest_gpu.log \
 step "GPU benchmark" "${KIT_BENCH_S:-90}" bench_gpu.txt \
   "$PYTHON" benchmarks/dense.py --gpu-only --repeat 15 --plain-caffe "$KIT/bin/plain_caffe"
 step "GPU profile" "${KIT_PROFILE_S:-60}" profile_gpu.txt \
-  "$PYTHON" benchmarks/profile.py --repeat 15 --gpu "$KIT/bin/gpu_profile"
+  "$PYTHON" benchmarks/profile.py --repeat 15 --gpu "$KIT/bin/gpu_profile" \
+  $(command -v ncu >/dev/null && echo --kernels "$KIT/bin/plain_caffe")
 # Last: CPU tests on that machine's Python, in shards run at once, in
 # whatever lease is left (the logs are written as they go, so a cut-off run
 # still reports what passed).
 step "the rest of the Python tests" "${KIT_REST_S:-240}" pytest.log \
-  bash gpu/shard_pytest.sh "$LOGS" "${pytest[@]}"
+  bash gpu/shard_pytest.sh "${pytest[@]}"
 cat "$LOGS/steps.txt"
 say "exit status $status"
 exit $status
