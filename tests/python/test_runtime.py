@@ -79,9 +79,14 @@ def test_ctrl_c_stops_a_forward_between_layers_and_the_net_stays_usable(tmp_path
     proto = tmp_path / "slow.prototxt"
     proto.write_text(SLOW_NET)
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import signal
         import sys
         import numpy as np
         import surgery
+        # Python's Ctrl-C handler, as in a terminal: a shell's background job
+        # (the GPU kit's test shards) starts with SIGINT ignored, and Python
+        # then installs none, so the signal would go unseen.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         net = surgery.Net({str(proto)!r})
         small = np.ones((1, 32, 8, 8), np.float32)
         expected = net.forward(data=small)["c{SLOW_LAYERS - 1}"]
