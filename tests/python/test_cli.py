@@ -126,6 +126,39 @@ def test_a_batch_survives_a_corrupt_image_and_a_missing_path(lenet, batch, tmp_p
     assert sorted(p.name for p in out.glob("*.png")) == sorted(DIGITS)
 
 
+def test_images_of_one_size_run_as_one_forward_with_the_one_by_one_results(
+        lenet, batch, tmp_path):
+    """--batch-size: the three digits go through one forward; the records
+    equal those of --batch-size 1 (scores to float rounding). A corrupt image
+    in a batch sends that batch back to one by one, costing only itself."""
+    from surgery.cli import _dense_maps
+    digits = [str(batch / name) for name in DIGITS]
+    net = surgery.Net(*lenet)
+    net.fully_convolutionalize()
+    options = dict(raw_scale=0.99609375)
+    before = net.forward_count
+    together = _dense_maps(net, digits, options)
+    assert net.forward_count == before + 1
+    alone = [surgery.dense_forward(net, d, **options) for d in digits]
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-7)
+    mixed = _dense_maps(net, [digits[0], str(batch / "corrupt.png"), digits[1]], options)
+    assert isinstance(mixed[1], surgery.SurgeryError)
+    np.testing.assert_allclose(mixed[2].scores, alone[1].scores, rtol=1e-5, atol=1e-7)
+
+    runs = {}
+    for size in (1, 8):
+        out = tmp_path / f"batch{size}.json"
+        result = cli("dense", *lenet, *digits, "--raw-scale", "0.99609375",
+                     "--batch-size", size, "--json", out)
+        assert result.returncode == 0, result.stderr
+        runs[size] = json.loads(out.read_text())
+    assert len(runs[1]) == len(runs[8]) == 3
+    for one, many in zip(runs[1], runs[8]):
+        assert one.pop("score") == pytest.approx(many.pop("score"), rel=1e-5)
+        assert one == many
+
+
 def test_window_overrides_the_nets(lenet, batch, tmp_path):
     """--window H,W: each cell stands for a window of that size (here one
     cell, so the detection's box is the window given, x1 = W, y1 = H)."""

@@ -252,13 +252,23 @@ def _dense(args: argparse.Namespace) -> int:
 
     records, failures = [], 0
     progress = len(images) > 1 and sys.stderr.isatty()
+    options = dict(mean=mean, channel_swap=args.channel_swap, raw_scale=args.raw_scale,
+                   input_scale=args.input_scale, size=size, labels=labels, window=window,
+                   tile=tile)
+    # Tiled images each have a map of their own size: held one at a time.
+    batch = 1 if tile is not None else args.batch_size
+    maps = []
     for n, (image, picture) in enumerate(zip(images, pictures), 1):
-        if progress:
-            print(f"\r\033[K[{n}/{len(images)}] {image}", end="", file=sys.stderr, flush=True)
+        if not maps:
+            chunk = images[n - 1:n - 1 + batch]
+            if progress:
+                print(f"\r\033[K[{n}-{n + len(chunk) - 1}/{len(images)}] {image}", end="",
+                      file=sys.stderr, flush=True)
+            maps = _dense_maps(net, chunk, options)
+        dense = maps.pop(0)
         try:
-            dense = dense_forward(net, image, mean=mean, channel_swap=args.channel_swap,
-                                  raw_scale=args.raw_scale, input_scale=args.input_scale,
-                                  size=size, labels=labels, window=window, tile=tile)
+            if isinstance(dense, Exception):
+                raise dense
             found = dense.detections(threshold=args.threshold, nms_iou=args.nms,
                                      background=background) if dense.geometry else []
             if picture:
@@ -283,6 +293,25 @@ def _dense(args: argparse.Namespace) -> int:
         print(f"{len(images) - failures} of {len(images)} images processed"
               + (f", {failures} failed" if failures else ""))
     return 1 if failures else 0
+
+
+def _dense_maps(net: Net, images: Sequence[str], options: dict) -> list:
+    """Each image's DenseMap, or the error that stopped it, in order. The
+    images go to dense_forward together, which runs those of one size as a
+    batch (fc-conv weights read once per batch); if that fails, each runs
+    alone, so a bad image costs only itself."""
+    if len(images) > 1:
+        try:
+            return dense_forward(net, list(images), **options)
+        except (SurgeryError, OSError, ValueError):
+            pass
+    maps = []
+    for image in images:
+        try:
+            maps.append(dense_forward(net, image, **options))
+        except (SurgeryError, OSError, ValueError) as error:
+            maps.append(error)
+    return maps
 
 
 def _tile_argument(values: Optional[List[int]]):
@@ -417,6 +446,10 @@ def parser() -> Parser:
                        help="run each image in tiles of this many pixels; the map equals the "
                             "whole-image one (default: tiles only where the whole image "
                             "exceeds the memory limit)")
+    dense.add_argument("--batch-size", type=positive_int, default=8, metavar="N",
+                       help="images of one size run as one forward, up to N (default 8; "
+                            "their maps are held together); 1: one by one. With --tile, "
+                            "one by one")
     dense.add_argument("--out", metavar="FOLDER",
                        help="write each image's map (<image>.npy or .zarr, geometry beside) "
                             "and record (<image>.json: detections) into FOLDER, on Dask; "
