@@ -14,6 +14,7 @@ shards=${KIT_SHARDS:-6}
 threads=$(( $(nproc) / shards > 0 ? $(nproc) / shards : 1 ))
 export SURGERY_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
 logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 mapfile -t files < <(ls tests/python/test_*.py | grep -v '/test_device')
 pids=()
 for ((s = 0; s < shards; s++)); do

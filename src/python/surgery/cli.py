@@ -257,15 +257,8 @@ def _dense(args: argparse.Namespace) -> int:
                    tile=tile)
     # Tiled images each have a map of their own size: held one at a time.
     batch = 1 if tile is not None else args.batch_size
-    maps = []
-    for n, (image, picture) in enumerate(zip(images, pictures), 1):
-        if not maps:
-            chunk = images[n - 1:n - 1 + batch]
-            if progress:
-                print(f"\r\033[K[{n}-{n + len(chunk) - 1}/{len(images)}] {image}", end="",
-                      file=sys.stderr, flush=True)
-            maps = _dense_maps(net, chunk, options)
-        dense = maps.pop(0)
+    for image, picture, dense in _maps_in_batches(net, images, pictures, options, batch,
+                                                  progress):
         try:
             if isinstance(dense, Exception):
                 raise dense
@@ -295,11 +288,23 @@ def _dense(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _maps_in_batches(net: Net, images: Sequence[str], pictures: Sequence, options: dict,
+                     batch: int, progress: bool):
+    """(image, picture, DenseMap or the error that stopped it), in order,
+    the images run `batch` at a time."""
+    for start in range(0, len(images), batch):
+        chunk = images[start:start + batch]
+        if progress:
+            print(f"\r\033[K[{start + 1}-{start + len(chunk)}/{len(images)}] {chunk[0]}",
+                  end="", file=sys.stderr, flush=True)
+        yield from zip(chunk, pictures[start:start + batch], _dense_maps(net, chunk, options))
+
+
 def _dense_maps(net: Net, images: Sequence[str], options: dict) -> list:
     """Each image's DenseMap, or the error that stopped it, in order. The
     images go to dense_forward together, which runs those of one size as a
     batch (fc-conv weights read once per batch); if that fails, each runs
-    alone, so a bad image costs only itself."""
+    alone, so only a bad image fails (the others of its batch run again)."""
     if len(images) > 1:
         try:
             return dense_forward(net, list(images), **options)
