@@ -189,6 +189,12 @@ TEST(ParameterChecks, CrashingParametersRaise) {
       {R"(type: "Eltwise" bottom: "data")", "bottoms"},
       {R"(type: "Dropout" bottom: "data" dropout_param { dropout_ratio: 1 })", "dropout_ratio"},
       {R"(type: "Reshape" bottom: "data" reshape_param { shape { dim: -1 dim: -1 } })", "-1"},
+      // axis + num_axes overflowed Caffe's int check: an 8 GB shape copy (fuzzing).
+      {R"(type: "Scale" bottom: "data" scale_param { num_axes: 2147483647 })", "num_axes"},
+      {R"(type: "Scale" bottom: "data" scale_param { axis: 2 num_axes: 3 })", "num_axes"},
+      {R"(type: "Bias" bottom: "data" bias_param { axis: -1 num_axes: 2 })", "num_axes"},
+      {R"(type: "Reshape" bottom: "data" reshape_param { shape { dim: 0 } axis: 1
+          num_axes: 2147483647 })", "num_axes"},
       {R"(type: "Accuracy" bottom: "data" bottom: "data" top: "per_class")", "second top"},
       {R"(type: "Convolution" bottom: "data" convolution_param { num_output: 1 kernel_size: 3 }
           blobs { shape { dim: 1 } data: 1 })", "weights"},
@@ -243,6 +249,16 @@ TEST(ParameterChecks, GoodParametersPass) {
     layer { name: "u" type: "Upsample" bottom: "s" top: "u" upsample_param { scale: 2 } }
     layer { name: "f" type: "Flatten" bottom: "u" top: "f" }
     layer { name: "sm" type: "Softmax" bottom: "f" top: "sm" })"));
+  // Scale, Bias and Reshape over every run of axes the bottom has.
+  EXPECT_NO_THROW(validate_text(R"(
+    layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 4 dim: 8 dim: 8 } } }
+    layer { name: "s1" type: "Scale" bottom: "data" top: "s1" scale_param { axis: 1 num_axes: 3 } }
+    layer { name: "s2" type: "Scale" bottom: "s1" top: "s2" scale_param { axis: -3 num_axes: -1 } }
+    layer { name: "b" type: "Bias" bottom: "s2" top: "b" bias_param { axis: -1 num_axes: 1 } }
+    layer { name: "r1" type: "Reshape" bottom: "b" top: "r1"
+            reshape_param { shape { dim: 64 } axis: 2 num_axes: 2 } }
+    layer { name: "r2" type: "Reshape" bottom: "r1" top: "r2"
+            reshape_param { shape { dim: 1 } axis: -1 num_axes: 0 } })"));
 }
 
 TEST(NameChecks, NamesMustBeCleanUtf8) {

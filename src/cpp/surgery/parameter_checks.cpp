@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "caffe/blob.hpp"
 #include "surgery/errors.hpp"
 #include "surgery/name_text.hpp"
 
@@ -54,6 +55,22 @@ class Checker {
     require(value >= -(r + extra) && value < r + extra,
             field + " is " + std::to_string(value) + ", but the bottom has " +
                 std::to_string(r) + " axes");
+  }
+  // A run of `num_axes` bottom axes from `axis` (-1: to the end). Caffe
+  // checks axis + num_axes against the bottom in int, so a huge num_axes
+  // overflows past its check and copies a shape from far beyond the
+  // bottom's (an 8 GB vector, found by fuzzing Scale). Without a known
+  // bottom, at most Caffe's kMaxBlobAxes.
+  // `extra` is as for axis(): Reshape counts a negative axis from one past
+  // the end.
+  void axis_span(int64_t axis, int64_t num_axes, const std::string& field, int extra = 0) {
+    require(num_axes >= -1, field + " must be -1 (all) or more");
+    const int r = axes();
+    const int64_t start = axis >= 0 ? axis : axis + r + extra;
+    const int64_t room = r == kUnknownAxes ? kMaxBlobAxes : r - start;
+    require(num_axes <= std::max<int64_t>(room, 0),
+            field + " is " + std::to_string(num_axes) + ", more axes than the bottom has from " +
+                "its axis " + std::to_string(axis));
   }
   void exact_axes(int wanted, const std::string& why) {
     const int r = axes();
@@ -311,13 +328,13 @@ void check_recurrent(Checker& c) {
 void check_scale(Checker& c) {
   const auto& p = c.layer.scale_param();
   c.axis(p.axis(), "scale_param.axis");
-  c.require(p.num_axes() >= -1, "scale_param.num_axes must be -1 (all) or more");
+  c.axis_span(p.axis(), p.num_axes(), "scale_param.num_axes");
 }
 
 void check_bias(Checker& c) {
   const auto& p = c.layer.bias_param();
   c.axis(p.axis(), "bias_param.axis");
-  c.require(p.num_axes() >= -1, "bias_param.num_axes must be -1 (all) or more");
+  c.axis_span(p.axis(), p.num_axes(), "bias_param.num_axes");
 }
 
 void check_eltwise(Checker& c) {
@@ -380,7 +397,7 @@ void check_reshape(Checker& c) {
   }
   c.require(inferred <= 1, "reshape_param.shape infers at most one dim (-1)");
   c.axis(p.axis(), "reshape_param.axis", 1);
-  c.require(p.num_axes() >= -1, "reshape_param.num_axes must be -1 (all) or more");
+  c.axis_span(p.axis(), p.num_axes(), "reshape_param.num_axes", 1);
 }
 
 void check_unsqueeze(Checker& c) {
