@@ -1,6 +1,11 @@
 """One thread setting for OpenBLAS and libcaffe's own loops, and those loops
 (libcaffe recipe patch 0009: im2col, pooling, LRN, ReLU) split across
-threads giving exactly what they give on one, checked against numpy."""
+threads giving exactly what they give on one, checked against numpy; and
+OpenBLAS's threads asleep, not spinning, once a forward is done."""
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -128,3 +133,42 @@ def test_parallel_layers_equal_serial_and_numpy(tmp_path, name):
         np.testing.assert_array_equal(serial, reference.astype(np.float32))
     else:
         np.testing.assert_allclose(serial, reference, rtol=1e-5, atol=1e-5)
+
+
+IDLE_CPU_CHILD = """
+import pathlib, sys, tempfile, time
+import numpy as np
+import surgery
+from surgery.testing import randomize, with_input
+layer = ('layer { name: "out" type: "Convolution" bottom: "data" top: "out" '
+         'convolution_param { num_output: 64 kernel_size: 3 pad: 1 } }')
+with tempfile.TemporaryDirectory() as folder:
+    path = pathlib.Path(folder) / "conv.prototxt"
+    path.write_text(with_input(layer, (1, 64, 64, 64)))
+    net = surgery.Net(path)
+    randomize(net)
+    for _ in range(2):
+        net.forward(data=np.ones((1, 64, 64, 64), np.float32))
+    start = time.process_time()
+    time.sleep(0.08)
+    print((time.process_time() - start) * 1e3)
+"""
+
+
+def idle_cpu_ms_after_a_forward(timeout=None):
+    """CPU time (ms) the process takes while it sleeps 80 ms after a forward,
+    in a child whose OPENBLAS_THREAD_TIMEOUT is unset or `timeout`."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if timeout is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = str(timeout)
+    run = subprocess.run([sys.executable, "-c", IDLE_CPU_CHILD], env=env, capture_output=True,
+                         text=True, timeout=120, check=True)
+    return float(run.stdout)
+
+
+@pytest.mark.skipif(surgery.num_threads() < 2, reason="OpenBLAS runs one thread on one CPU")
+def test_blas_threads_sleep_soon_after_a_forward():
+    # OpenBLAS's own default (2^28 cycles) spins the idle threads for about
+    # 0.1 s; the setting surgery makes at import lets them sleep at once.
+    assert idle_cpu_ms_after_a_forward() < 10
+    assert idle_cpu_ms_after_a_forward(timeout=28) > 20

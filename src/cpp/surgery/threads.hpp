@@ -2,6 +2,10 @@
 // (every convolution is a GEMM) and, with our recipe's patch 0009, libcaffe's
 // own loops (im2col, pooling, LRN, ReLU). One setting drives both, so they
 // agree and together use the cores they were given, not twice as many.
+// The pools take turns, so OpenBLAS's idle threads should sleep soon rather
+// than spin for its default 2^28 cycles: OPENBLAS_THREAD_TIMEOUT, read when
+// OpenBLAS loads (the Python package sets 16; a C++ program sets it in its
+// environment before it starts).
 #ifndef SURGERY_THREADS_HPP_
 #define SURGERY_THREADS_HPP_
 

@@ -8,7 +8,14 @@ tiles; sources, tiled_forward; dense; demo, batch (Dask); cli.
 
 import os
 
-from . import _core
+# OpenBLAS's idle threads spin for 2^28 cycles (about 0.1 s) before they
+# sleep, so after each GEMM they hold the cores that libcaffe's own loops
+# (im2col, pooling, LRN) then need: 10% of a CaffeNet forward on 2 cores.
+# 2^16 cycles (about 20 us) still bridge the GEMMs of one convolution.
+# OpenBLAS reads this when it loads, with _core below; a value set stays.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+
+from . import _core  # after the setting above
 from .errors import (CaffeError, FileError, MemoryLimitError, NetDefinitionError,
                      NumericWarning, ParseError, ShapeError, SurgeryError)
 from .net import LayerInfo, Net
