@@ -3,8 +3,9 @@
 none of our code), each layer timed alone, median of --repeat passes.
 
 Two columns measured side by side in one run, in alternating blocks:
-  serial     libcaffe's own loops on one thread: stock Caffe's code paths
-             (im2col, pooling, LRN, ReLU serial; BLAS on all threads)
+  serial     libcaffe's own loops on one thread, as stock Caffe runs them
+             (im2col, pooling, LRN, ReLU, and patch 0012's streamed GEMM
+             of the fc convolutions; BLAS on all threads)
   parallel   the same loops on all threads (our recipe's patch 0009)
 and, with --batch N, the same for N images in one blob (time per image).
 
