@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 here=hardening/fuzz
-build=${SURGERY_FUZZ_BUILD:-build/fuzz$([[ ${SURGERY_FUZZ_CAFFE:-} == plain ]] && echo -plain)}
+build=${SURGERY_FUZZ_BUILD:-build/fuzz$([[ ${SURGERY_FUZZ_CAFFE:-} == plain ]] && echo -plain || true)}
 ALL_TARGETS=(prototxt caffemodel surgery forward)
 # OSS-Fuzz's UBSan checks (less vptr and function, which need every library
 # built with RTTI checks); the same for libcaffe, the core and the targets.
