@@ -124,6 +124,15 @@ TEST_F(BadInput, LegacyInputsWithTooFewShapes) {
   expect_error<ParseError>(
       [&] { parse_net_text("input: \"a\" input_dim: 1 input_dim: 1\n", "dims.prototxt"); },
       {"dims.prototxt", "input_dim"});
+  // Shapes that fit beside dims that do not: a net of V0 layers loses its
+  // input_shape in the V0 upgrade and then reads four input_dim values.
+  expect_error<ParseError>(
+      [&] {
+        parse_net_text("layers { layer { name: \"c\" type: \"conv\" } } input: \"a\" "
+                       "input_dim: 3 input_shape { dim: 2 }\n",
+                       "v0.prototxt");
+      },
+      {"v0.prototxt", "1 input_shape and 1 input_dim"});
   // The well-formed legacy form still loads.
   Net net(parse_net_text("input: \"a\" input_shape { dim: 1 dim: 1 dim: 4 dim: 4 }\n", "ok"),
           "ok");

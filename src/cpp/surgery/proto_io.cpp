@@ -47,10 +47,13 @@ class FirstError : public google::protobuf::io::ErrorCollector {
 // Caffe's UpgradeNetInput turns the legacy `input` fields into an Input
 // layer, reading one `input_shape` (or four `input_dim`) per input without
 // checking that they exist: a short list read past its end (fuzzing found it).
+// Each list must fit on its own: the V0 upgrade that runs first keeps
+// input_dim and drops input_shape, so a net of V0 layers reads input_dim
+// even where it also has shapes (found by the instrumented fuzz campaign).
 void check_legacy_inputs(const caffe::NetParameter& net, const std::string& source) {
-  const int inputs = net.input_size();
-  const int shapes = net.input_shape_size(), dims = net.input_dim_size();
-  const bool fits = shapes > 0 ? shapes == inputs : dims == 0 || dims == 4 * inputs;
+  const long inputs = net.input_size();
+  const long shapes = net.input_shape_size(), dims = net.input_dim_size();
+  const bool fits = (shapes == 0 || shapes == inputs) && (dims == 0 || dims == 4 * inputs);
   if (!fits) {
     throw ParseError("'" + source + "' declares " + std::to_string(inputs) +
                      " legacy input(s) with " + std::to_string(shapes) + " input_shape and " +
