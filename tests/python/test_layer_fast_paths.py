@@ -11,29 +11,13 @@ import pytest
 import surgery
 from surgery.testing import randomize, with_input
 
-FLT_MAX = np.finfo(np.float32).max
+from layer_references import numpy_convolution, numpy_lrn, numpy_max_pool
 
 
 def layer_net(tmp_path, layer, shape):
     path = tmp_path / "layer.prototxt"
     path.write_text(with_input(layer, shape))
     return surgery.Net(path)
-
-
-def numpy_convolution(x, weights, bias, stride, pad, dilation):
-    _, _, height, width = x.shape
-    kernel = weights.shape[2]
-    reach = dilation * (kernel - 1) + 1
-    out_h = (height + 2 * pad - reach) // stride + 1
-    out_w = (width + 2 * pad - reach) // stride + 1
-    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    out = np.zeros((x.shape[0], weights.shape[0], out_h, out_w))
-    for i in range(kernel):
-        for j in range(kernel):
-            rows = slice(i * dilation, i * dilation + stride * (out_h - 1) + 1, stride)
-            cols = slice(j * dilation, j * dilation + stride * (out_w - 1) + 1, stride)
-            out += np.einsum("nchw,oc->nohw", padded[:, :, rows, cols], weights[:, :, i, j])
-    return out + bias[None, :, None, None]
 
 
 # (kernel, stride, pad, dilation); the input is 23 x 29.
@@ -56,39 +40,6 @@ def test_convolution_columns_equal_numpy(tmp_path, kernel, stride, pad, dilation
     reference = numpy_convolution(x, weights, bias, stride, pad, dilation)
     assert out.shape == reference.shape
     np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
-
-
-def pooled_size(size, kernel, stride, pad):
-    """Caffe's: rounded up, less the last window where it starts in the pad."""
-    count = -(-(size + 2 * pad - kernel) // stride) + 1
-    if pad and (count - 1) * stride >= size + pad:
-        count -= 1
-    return count
-
-
-def numpy_max_pool(x, kernel, stride, pad):
-    """Caffe's loop: the first value in the window's order (rows, then
-    columns) that exceeds all before it, from -FLT_MAX; NaN never wins.
-    The values and their indices in the plane."""
-    n, c, height, width = x.shape
-    out_h, out_w = pooled_size(height, kernel, stride, pad), pooled_size(width, kernel, stride, pad)
-    values = np.empty((n, c, out_h, out_w), np.float32)
-    indices = np.empty((n, c, out_h, out_w), np.int64)
-    for i in range(out_h):
-        for j in range(out_w):
-            h0, w0 = i * stride - pad, j * stride - pad
-            h1, w1 = min(h0 + kernel, height), min(w0 + kernel, width)
-            h0, w0 = max(h0, 0), max(w0, 0)
-            window = x[:, :, h0:h1, w0:w1].reshape(n, c, -1)
-            ranked = np.where(np.isnan(window), -np.inf, window)
-            first = ranked.argmax(axis=2)
-            best = np.take_along_axis(ranked, first[..., None], axis=2)[..., 0]
-            wins = best > -FLT_MAX
-            span = w1 - w0
-            values[:, :, i, j] = np.where(wins, best, -FLT_MAX)
-            indices[:, :, i, j] = np.where(wins, (h0 + first // span) * width + w0 + first % span,
-                                           -1)
-    return values, indices
 
 
 # Weights of 4M values or more on at most 128 output columns take patch
@@ -151,8 +102,5 @@ def test_lrn_equals_numpy(tmp_path, beta):
     net = layer_net(tmp_path, layer, shape)
     x = (np.random.default_rng(3).standard_normal(shape) * 40).astype(np.float32)
     out = net.forward(data=x)["out"]
-    wide = x.astype(np.float64)
-    square = np.pad(wide * wide, ((0, 0), (2, 2), (0, 0), (0, 0)))
-    window = sum(square[:, c:c + shape[1]] for c in range(5))
-    reference = wide / (2 + 0.0001 / 5 * window) ** beta
+    reference = numpy_lrn(x, 5, 0.0001, beta, 2)
     np.testing.assert_allclose(out, reference, rtol=1e-6, atol=1e-7)

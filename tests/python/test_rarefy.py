@@ -9,7 +9,6 @@ and OpenCV where only stock layers remain. Nets with padding against both
 shift-and-stitch definitions: test_rarefy_oracles.py.
 """
 
-import math
 import subprocess
 
 import numpy as np
@@ -19,40 +18,10 @@ import surgery
 from surgery.testing import plain_caffe, plain_caffe_binary
 
 from conftest import opencv_caffe_reader
+from layer_references import reference_pooling
 
 # --------------------------------------------------------------------------
 # DilatedPooling vs numpy
-
-
-def reference_pooling(x, method, kernel, stride, pad, dilation, ceil):
-    """Dilated MAX/AVE pooling of x (N, C, H, W) from the definition: window
-    taps at o * stride - pad + k * dilation; Caffe's output size and its
-    rule for a last window starting in the padding; AVE divides by the taps
-    inside [-pad, size + pad)."""
-    n, c, h, w = x.shape
-
-    def size(length, k, s, p, d):
-        span = length + 2 * p - (d * (k - 1) + 1)
-        out = (math.ceil(span / s) if ceil else math.floor(span / s)) + 1
-        if p > 0 and (out - 1) * s >= length + p:
-            out -= 1
-        return out
-
-    oh = size(h, kernel[0], stride[0], pad[0], dilation[0])
-    ow = size(w, kernel[1], stride[1], pad[1], dilation[1])
-    out = np.zeros((n, c, oh, ow), np.float64)
-    for i in range(oh):
-        rows = [i * stride[0] - pad[0] + k * dilation[0] for k in range(kernel[0])]
-        for j in range(ow):
-            cols = [j * stride[1] - pad[1] + k * dilation[1] for k in range(kernel[1])]
-            inside = x[:, :, [r for r in rows if 0 <= r < h]][:, :, :, [q for q in cols if 0 <= q < w]]
-            if method == "MAX":
-                out[:, :, i, j] = inside.reshape(n, c, -1).max(axis=2)
-            else:
-                taps = (sum(-pad[0] <= r < h + pad[0] for r in rows)
-                        * sum(-pad[1] <= q < w + pad[1] for q in cols))
-                out[:, :, i, j] = inside.reshape(n, c, -1).sum(axis=2) / taps
-    return out
 
 
 def pooling_net(tmp_path, shape, method, kernel, stride, pad, dilation, ceil, kind):

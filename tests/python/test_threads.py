@@ -13,6 +13,8 @@ import pytest
 import surgery
 from surgery.testing import randomize, with_input
 
+from layer_references import numpy_convolution, numpy_lrn, reference_pooling
+
 # Large enough that every loop is split: 128 pooling planes, 2 x 185 k
 # ReLU elements, LRN images of 1517 pixels, im2col channels of 12 k values.
 SHAPE = (2, 64, 37, 41)
@@ -81,38 +83,14 @@ def run_layer(tmp_path, name, x, threads):
 
 
 def numpy_reference(name, x, params):
-    x = x.astype(np.float64)
     if name == "relu":
-        return np.maximum(x, 0)
+        return np.maximum(x.astype(np.float64), 0)
     if name == "lrn":
-        square = np.pad(x * x, ((0, 0), (2, 2), (0, 0), (0, 0)))
-        window = sum(square[:, c:c + x.shape[1]] for c in range(5))
-        return x / (2 + 0.0001 / 5 * window) ** 0.75
+        return numpy_lrn(x, 5, 0.0001, 0.75, 2)
     if name == "conv":
-        weights, bias = params
-        padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-        h, w = (x.shape[2] + 2 - 3) // 2 + 1, (x.shape[3] + 2 - 3) // 2 + 1
-        out = np.zeros((x.shape[0], weights.shape[0], h, w))
-        for i in range(3):
-            for j in range(3):
-                patch = padded[:, :, i:i + 2 * h:2, j:j + 2 * w:2]
-                out += np.einsum("nchw,oc->nohw", patch, weights[:, :, i, j])
-        return out + bias[None, :, None, None]
-    # Pooling, Caffe's way: output size rounds up; a max ignores the pad,
-    # an average divides by the window clipped to the padded input.
-    h = -(-(x.shape[2] + 2 - 3) // 2) + 1
-    w = -(-(x.shape[3] + 2 - 3) // 2) + 1
-    out = np.empty(x.shape[:2] + (h, w))
-    for i in range(h):
-        for j in range(w):
-            y0, x0 = 2 * i - 1, 2 * j - 1
-            y1, x1 = min(y0 + 3, x.shape[2] + 1), min(x0 + 3, x.shape[3] + 1)
-            window = x[:, :, max(y0, 0):min(y1, x.shape[2]), max(x0, 0):min(x1, x.shape[3])]
-            if name == "max_pool":
-                out[:, :, i, j] = window.max(axis=(2, 3))
-            else:
-                out[:, :, i, j] = window.sum(axis=(2, 3)) / ((y1 - y0) * (x1 - x0))
-    return out
+        return numpy_convolution(x, *params, stride=2, pad=1, dilation=1)
+    method = "MAX" if name == "max_pool" else "AVE"
+    return reference_pooling(x.astype(np.float64), method, (3, 3), (2, 2), (1, 1), (1, 1), True)
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
