@@ -159,6 +159,64 @@ TEST(Device, ReluForwardCopiesNothingToTheHost) {
   EXPECT_EQ(head_of(net.blob("conv")), "gpu");
 }
 
+// Our recipe's GPU kernels (patch cuda/0006) against Caffe's CPU layers:
+// the bias kernel of a convolution (two images), LRN's scale with a thread
+// per value (across 96 channels, and 16 with a window of 3), and Softmax with a block per softmax (1000 classes) beside Caffe's own
+// kernels (16 channels).
+TEST(Device, RecipeKernelsEqualTheCpuLayers) {
+  SKIP_WITHOUT_GPU();
+  const std::string def = R"(
+    layer { name: "data" type: "Input" top: "data"
+            input_param { shape { dim: 2 dim: 96 dim: 9 dim: 9 } } }
+    layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+            convolution_param { num_output: 1000 kernel_size: 3 } }
+    layer { name: "prob" type: "Softmax" bottom: "conv" top: "prob" }
+    layer { name: "norm" type: "LRN" bottom: "data" top: "norm"
+            lrn_param { local_size: 5 alpha: 0.5 beta: 0.75 k: 2 } }
+    layer { name: "small" type: "Convolution" bottom: "data" top: "small"
+            convolution_param { num_output: 16 kernel_size: 1 } }
+    layer { name: "small_norm" type: "LRN" bottom: "small" top: "small_norm"
+            lrn_param { local_size: 3 alpha: 0.3 beta: 0.6 } }
+    layer { name: "small_prob" type: "Softmax" bottom: "small_norm" top: "small_prob" })";
+  Net cpu(parse_net_text(def, "kernels"), "kernels");
+  randomize(cpu, 11);
+  // Biases as large as the weights' sums, so that a missing bias shows.
+  for (const char* name : {"conv", "small"}) {
+    float* bias = cpu.params(name)[1]->mutable_cpu_data();
+    for (int i = 0; i < cpu.params(name)[1]->count(); ++i) bias[i] = 0.5f * ((i % 7) - 3);
+  }
+  Net gpu(parse_net_text(def, "kernels"), "kernels");
+  copy_params(cpu, gpu);
+  std::vector<float> image(2 * 96 * 9 * 9);
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<float> value(-3.f, 3.f);
+  for (float& v : image) v = value(rng);
+  const InputView input{{2, 96, 9, 9}, image.data()};
+  cpu.forward({{"data", input}});
+  {
+    GpuMode mode;
+    gpu.forward({{"data", input}});
+  }
+  for (const char* name : {"conv", "prob", "norm", "small", "small_norm", "small_prob"}) {
+    const std::vector<float> want = output(cpu, name), got = output(gpu, name);
+    ASSERT_EQ(got.size(), want.size()) << name;
+    float worst = 0.f;
+    for (size_t i = 0; i < got.size(); ++i) {
+      worst = std::max(worst, std::abs(got[i] - want[i]) / std::max(1.f, std::abs(want[i])));
+    }
+    EXPECT_LE(worst, 1e-5f) << name;
+  }
+  // Each softmax sums to one.
+  const std::vector<float> prob = output(gpu, "prob");
+  for (int n = 0; n < 2; ++n) {
+    for (int s = 0; s < 49; ++s) {
+      double sum = 0;
+      for (int c = 0; c < 1000; ++c) sum += prob[(n * 1000 + c) * 49 + s];
+      EXPECT_NEAR(sum, 1.0, 1e-5) << "image " << n << " pixel " << s;
+    }
+  }
+}
+
 // transpose: true is the one case that rearranges weights: on the GPU it
 // happens there (cuBLAS geam), leaving the head "gpu".
 TEST(Device, TransposedWeightsAreRearrangedOnTheDevice) {
