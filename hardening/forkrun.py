@@ -26,18 +26,25 @@ def run_isolated(case: Callable[[], object], timeout: float = 20.0) -> Outcome:
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
-        os.close(read_end)
+        # Whatever happens here, the child leaves by os._exit: an exception
+        # while reporting (a closed pipe, seen once on a loaded GPU machine)
+        # must not return into the caller, where a second pytest would run
+        # the rest of the session. The parent then finds no report: a crash.
         try:
-            case()
-            report = {"kind": "ok", "detail": ""}
-        except BaseException as error:  # noqa: BLE001 - classifying is the point
-            import surgery
-            typed = isinstance(error, surgery.SurgeryError)
-            report = {"kind": "error" if typed else "untyped",
-                      "detail": type(error).__name__, "message": str(error)[:500]}
-        with os.fdopen(write_end, "w") as out:
-            out.write(json.dumps(report))
-        os._exit(0)
+            os.setpgid(0, 0)  # its own group, so a timeout kills what it started too
+            os.close(read_end)
+            try:
+                case()
+                report = {"kind": "ok", "detail": ""}
+            except BaseException as error:  # noqa: BLE001 - classifying is the point
+                import surgery
+                typed = isinstance(error, surgery.SurgeryError)
+                report = {"kind": "error" if typed else "untyped",
+                          "detail": type(error).__name__, "message": str(error)[:500]}
+            with os.fdopen(write_end, "w") as out:
+                out.write(json.dumps(report))
+        finally:
+            os._exit(0)
     os.close(write_end)
     deadline = time.monotonic() + timeout
     chunks = []
@@ -45,7 +52,10 @@ def run_isolated(case: Callable[[], object], timeout: float = 20.0) -> Outcome:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                os.kill(pid, signal.SIGKILL)
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:  # the group is not made yet: the child alone
+                    os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 return Outcome("hang", f"> {timeout:.0f} s")
             ready, _, _ = select.select([pipe], [], [], left)
