@@ -10,6 +10,7 @@
 #include "surgery/device.hpp"
 #include "surgery/errors.hpp"
 #include "surgery/fully_convolutional.hpp"
+#include "surgery/pinned_memory.hpp"
 #include "surgery/proto_io.hpp"
 #include "test_support.hpp"
 
@@ -215,6 +216,29 @@ TEST(Device, RecipeKernelsEqualTheCpuLayers) {
       EXPECT_NEAR(sum, 1.0, 1e-5) << "image " << n << " pixel " << s;
     }
   }
+}
+
+// Page-locked host memory: refused without a GPU; with one, the driver
+// calls it host memory it can copy from, and the memory limit counts it
+// while a shared owner holds it.
+TEST(Device, PinnedFloatsArePageLockedAndCounted) {
+  if (!gpu_available()) {
+    EXPECT_THROW(pinned_floats(16), Error);
+    EXPECT_FALSE(is_pinned(this));
+    return;
+  }
+  const size_t before = caffe::MemoryBudget::InUse(false);
+  std::shared_ptr<float> buffer = pinned_floats(1 << 20);
+  ASSERT_TRUE(buffer);
+  EXPECT_TRUE(is_pinned(buffer.get()));
+  std::vector<float> ordinary(16);
+  EXPECT_FALSE(is_pinned(ordinary.data()));
+  EXPECT_EQ(caffe::MemoryBudget::InUse(false), before + (4u << 20));
+  std::shared_ptr<float> second_owner = buffer;
+  buffer.reset();
+  EXPECT_EQ(caffe::MemoryBudget::InUse(false), before + (4u << 20));
+  second_owner.reset();
+  EXPECT_EQ(caffe::MemoryBudget::InUse(false), before);
 }
 
 // transpose: true is the one case that rearranges weights: on the GPU it

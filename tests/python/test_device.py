@@ -11,6 +11,8 @@ import pytest
 
 import surgery
 from conftest import fixture
+from surgery import pinned
+from surgery.pinned import StagedBatch
 from surgery.testing import random_model, randomize, with_input
 
 needs_gpu = pytest.mark.skipif(not surgery.gpu_available(),
@@ -42,6 +44,19 @@ def test_cpu_mode_and_clear_errors_without_gpu():
             surgery.set_tf32(True)
         surgery.set_tf32(False)
         assert surgery.mode() == "cpu" and not surgery.tf32()
+        with pytest.raises(surgery.SurgeryError, match="page-locked memory .* there is none"):
+            surgery.pinned_empty((2, 3))
+
+
+def test_a_batch_is_staged_in_ordinary_memory_in_cpu_mode(lenet):
+    """StagedBatch stacks the parts; outside GPU mode it takes no page-locked
+    memory and keeps nothing for the net."""
+    net = surgery.Net(*lenet)
+    parts = [np.full((1, 28, 28), k, np.float32) for k in range(3)]
+    with StagedBatch(net, parts) as batch:
+        np.testing.assert_array_equal(batch, np.stack(parts))
+        assert not surgery._core.is_pinned(batch)
+    assert net not in pinned._idle
 
 
 @needs_gpu
@@ -151,6 +166,57 @@ def test_gpu_caffenet_dense_map_matches_cpu(tmp_path):
     assert set(heads) == {"synced"}  # loaded on the host, used on the GPU
     assert hidden == "gpu"  # read back as a copy: the device copy stays current
     assert output == "gpu"  # the output was copied to the caller, not synced
+
+
+@needs_gpu
+def test_pinned_arrays_are_page_locked_and_counted(tmp_path):
+    """surgery.pinned_empty: page-locked (the driver says so), counted against
+    the memory limit while it lives, refused past it; a forward from it
+    equals one from ordinary memory."""
+    before = surgery.memory_in_use()
+    a = surgery.pinned_empty((1, 3, 451, 451))
+    assert a.dtype == np.float32 and a.shape == (1, 3, 451, 451) and a.flags.writeable
+    assert surgery._core.is_pinned(a) and not surgery._core.is_pinned(np.empty(4, np.float32))
+    assert surgery.memory_in_use() - before >= a.nbytes
+    view = a[0, 1]
+    del a  # the view keeps the memory alive
+    view[:] = 1
+    del view
+    assert surgery.memory_in_use() == before
+    limit = surgery.memory_limit()
+    surgery.set_memory_limit(before + (1 << 20))
+    try:
+        with pytest.raises(surgery.MemoryLimitError, match="page-locked host memory"):
+            surgery.pinned_empty((1 << 20,))
+    finally:
+        surgery.set_memory_limit(limit)
+    proto, model = random_model(fixture("bvlc_reference_caffenet", "deploy.prototxt"), tmp_path)
+    x = np.random.default_rng(1).uniform(-50, 50, (1, 3, 451, 451)).astype(np.float32)
+    staged = surgery.pinned_empty(x.shape)
+    staged[...] = x
+    with gpu_mode():
+        net = surgery.fully_convolutionalize(proto, model).net
+        plain = net.forward(data=x)["prob"]
+        from_pinned = net.forward(data=staged)["prob"]
+    np.testing.assert_array_equal(from_pinned, plain)
+
+
+@needs_gpu
+def test_dense_forward_stages_its_batch_in_page_locked_memory(lenet):
+    """In GPU mode dense_forward stacks a batch into a page-locked buffer that
+    the net keeps for its next batch of that shape, and gives the CPU's maps."""
+    images = [np.random.default_rng(k).uniform(0, 1, (40, 36)).astype(np.float32)
+              for k in range(3)]
+    expected = surgery.dense_forward(surgery.fully_convolutionalize(*lenet).net, images)
+    with gpu_mode():
+        net = surgery.fully_convolutionalize(*lenet).net
+        got = surgery.dense_forward(net, images)
+        kept = pinned._idle[net]
+        assert surgery._core.is_pinned(kept) and kept.shape == (3, 1, 40, 36)
+        surgery.dense_forward(net, images)
+        assert pinned._idle[net] is kept  # reused, not allocated again
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g.scores, e.scores, atol=1e-5)
 
 
 @needs_gpu

@@ -1,8 +1,15 @@
 // surgery._core device functions: mode, device, where blobs live.
+#include <pybind11/numpy.h>
 #include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "bindings/bindings.hpp"
 #include "surgery/device.hpp"
+#include "surgery/errors.hpp"
+#include "surgery/pinned_memory.hpp"
 
 namespace py = pybind11;
 
@@ -15,6 +22,23 @@ void bind_device(py::module_& m) {
   m.def("set_device", &set_device, py::arg("device"));
   m.def("set_tf32", &set_tf32, py::arg("on"));
   m.def("tf32", &tf32);
+  // A float32 array in page-locked memory, which the array's capsule frees.
+  m.def("pinned_empty", [](const std::vector<py::ssize_t>& shape) {
+    size_t count = 1;
+    for (const py::ssize_t extent : shape) {
+      if (extent < 0 || __builtin_mul_overflow(count, static_cast<size_t>(extent), &count)) {
+        throw ShapeError("pinned_empty: a shape of non-negative extents whose product fits "
+                         "in memory is needed");
+      }
+    }
+    auto owner = std::make_unique<std::shared_ptr<float>>(pinned_floats(count));
+    float* data = owner->get();
+    py::capsule base(owner.get(), [](void* p) { delete static_cast<std::shared_ptr<float>*>(p); });
+    owner.release();  // the capsule owns it now
+    return py::array_t<float>(shape, data, base);
+  }, py::arg("shape"));
+  m.def("is_pinned", [](const py::array& array) { return is_pinned(array.data()); },
+        py::arg("array"));
   m.def("head", [](const PyNet& net, const std::string& blob) {
     return locked(net, [&] { return head_of(net.blob(blob)); });
   }, py::arg("net"), py::arg("blob"));

@@ -27,6 +27,7 @@ from .preprocess import load_image
 from .detections import Detection
 from .labels import load_labels
 from .dense import DenseMap, dense_forward
+from .pinned import pinned_empty  # GPU inputs copied in one DMA
 
 set_log_level = _core.set_log_level
 set_memory_limit = _core.set_memory_limit
@@ -55,7 +56,8 @@ __all__ = [
     "RarefiedLayer", "RarefyResult", "rarefy", "rarefy_factors",
     "geometry", "DenseMap", "Detection", "dense_forward", "preprocess", "load_image", "load_labels",
     # settings
-    "gpu_available", "mode", "set_mode", "set_device", "set_tf32", "tf32", "set_log_level",
+    "gpu_available", "mode", "set_mode", "set_device", "set_tf32", "tf32", "pinned_empty",
+    "set_log_level",
     "memory_in_use", "memory_limit", "set_memory_limit", "num_threads", "set_num_threads",
     "thread_counts",
 ]

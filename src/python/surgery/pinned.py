@@ -1,0 +1,59 @@
+"""Batches staged in page-locked memory for GPU forwards.
+
+An input in ordinary memory reaches the GPU through the driver's staging
+buffers; from page-locked memory its copy is one DMA, about three times as
+fast (0.17 against 0.05 ms for a 451x451 image on an H100 machine,
+src/cpp/surgery/pinned_memory.hpp). `dense_forward` stacks its batch
+there anyway, so in GPU mode it stacks into such a buffer. Allocating
+page-locked memory is slow, so each net keeps its last buffer for the next
+batch of the same shape; a second thread forwarding the same net meanwhile
+gets a buffer of its own, and the net keeps one.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Sequence
+
+import numpy as np
+
+from . import _core
+
+# Each net's buffer while no forward holds it (a net's buffer dies with it).
+_idle: "weakref.WeakKeyDictionary[object, np.ndarray]" = weakref.WeakKeyDictionary()
+_idle_lock = threading.Lock()
+
+
+def pinned_empty(shape: Sequence[int]) -> np.ndarray:
+    """An uninitialized float32 array in page-locked host memory, counted
+    against the memory limit while it lives. Copies between it and the GPU
+    are single DMAs. Raises SurgeryError without a GPU."""
+    return _core.pinned_empty([int(extent) for extent in shape])
+
+
+class StagedBatch:
+    """``with StagedBatch(net, parts) as batch``: `parts` stacked into one
+    array, in page-locked memory in GPU mode (else an ordinary one)."""
+
+    def __init__(self, net: object, parts: Sequence[np.ndarray]) -> None:
+        self._net = net
+        self._shape = (len(parts),) + tuple(parts[0].shape)
+        self._parts = parts
+        self._buffer = None
+
+    def __enter__(self) -> np.ndarray:
+        if _core.mode() != "gpu":
+            return np.stack(self._parts)
+        with _idle_lock:
+            buffer = _idle.pop(self._net, None)
+        if buffer is None or buffer.shape != self._shape:
+            buffer = pinned_empty(self._shape)
+        self._buffer = buffer
+        return np.stack(self._parts, out=buffer)
+
+    def __exit__(self, *exc) -> None:
+        if self._buffer is not None:
+            with _idle_lock:
+                _idle[self._net] = self._buffer
+            self._buffer = None
