@@ -14,6 +14,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KIT=$(realpath -m "${1:-$ROOT/.gpu-kit}")
 # The GPU machine's Python is 3.12: the extension is built for that version.
 KIT_PYTHON=${CAFFE_SURGERY_KIT_PYTHON:-python3.12}
+"$KIT_PYTHON" --version >/dev/null 2>&1 ||
+  { echo "no $KIT_PYTHON here: set CAFFE_SURGERY_KIT_PYTHON to a Python 3.12 interpreter" >&2; exit 1; }
 JOBS=${CAFFE_SURGERY_JOBS:-$(nproc)}
 FIXTURES=${SURGERY_FIXTURES:-$ROOT/../shared/fixtures}
 # The GPU machine has CUDA 13's libraries, protobuf 3.21, HDF5 1.10 and
