@@ -199,8 +199,8 @@ def measure_ours(original, dense, x227, x451, crops, args, folder, mode):
                     if tf32:
                         rows["surgery 451 dense TF32"] = timed["surgery 451 dense TF32"]
                 check["GPU TF32"] = np.abs(dense_tf32()["prob"] - exact).max()
-                check["GPU TF32 pinned vs ordinary input"] = np.abs(dense.forward(data=pinned)["prob"]
-                                                   - dense_tf32()["prob"]).max()
+                check["GPU TF32 pinned vs ordinary input"] = np.abs(
+                    dense.forward(data=pinned)["prob"] - dense_tf32()["prob"]).max()
                 # Throughput: 32 images of 451x451 in one blob, time per image.
                 for label, tf32 in (("", False), (" TF32", True)):
                     surgery.set_tf32(tf32)

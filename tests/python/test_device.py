@@ -12,7 +12,7 @@ import pytest
 import surgery
 from conftest import fixture
 from surgery import pinned
-from surgery.pinned import StagedBatch
+from surgery.pinned import staged_batch
 from surgery.testing import random_model, randomize, with_input
 
 needs_gpu = pytest.mark.skipif(not surgery.gpu_available(),
@@ -49,11 +49,11 @@ def test_cpu_mode_and_clear_errors_without_gpu():
 
 
 def test_a_batch_is_staged_in_ordinary_memory_in_cpu_mode(lenet):
-    """StagedBatch stacks the parts; outside GPU mode it takes no page-locked
+    """staged_batch stacks the parts; outside GPU mode it takes no page-locked
     memory and keeps nothing for the net."""
     net = surgery.Net(*lenet)
     parts = [np.full((1, 28, 28), k, np.float32) for k in range(3)]
-    with StagedBatch(net, parts) as batch:
+    with staged_batch(net, parts) as batch:
         np.testing.assert_array_equal(batch, np.stack(parts))
         assert not surgery._core.is_pinned(batch)
     assert net not in pinned._idle

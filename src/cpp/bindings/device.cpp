@@ -3,7 +3,6 @@
 #include <pybind11/stl.h>
 
 #include <memory>
-#include <string>
 #include <vector>
 
 #include "bindings/bindings.hpp"
@@ -23,19 +22,19 @@ void bind_device(py::module_& m) {
   m.def("set_tf32", &set_tf32, py::arg("on"));
   m.def("tf32", &tf32);
   // A float32 array in page-locked memory, which the array's capsule frees.
-  m.def("pinned_empty", [](const std::vector<py::ssize_t>& shape) {
+  m.def("pinned_empty", [](const py::handle& shape) {
+    const std::vector<int> extents = dimensions(shape, "pinned_empty");
     size_t count = 1;
-    for (const py::ssize_t extent : shape) {
-      if (extent < 0 || __builtin_mul_overflow(count, static_cast<size_t>(extent), &count)) {
-        throw ShapeError("pinned_empty: a shape of non-negative extents whose product fits "
-                         "in memory is needed");
+    for (const int extent : extents) {
+      if (__builtin_mul_overflow(count, static_cast<size_t>(extent), &count)) {
+        throw MemoryLimitError("pinned_empty: a shape of more floats than memory can address");
       }
     }
     auto owner = std::make_unique<std::shared_ptr<float>>(pinned_floats(count));
     float* data = owner->get();
     py::capsule base(owner.get(), [](void* p) { delete static_cast<std::shared_ptr<float>*>(p); });
     owner.release();  // the capsule owns it now
-    return py::array_t<float>(shape, data, base);
+    return py::array_t<float>(std::vector<py::ssize_t>(extents.begin(), extents.end()), data, base);
   }, py::arg("shape"));
   m.def("is_pinned", [](const py::array& array) { return is_pinned(array.data()); },
         py::arg("array"));

@@ -19,11 +19,11 @@ std::shared_ptr<float> pinned_floats(size_t count) {
   (void)count;
   return nullptr;  // not reached: gpu_available() is false without CUDA
 #else
-  if (count > std::numeric_limits<size_t>::max() / sizeof(float) - 1) {
+  if (count > std::numeric_limits<size_t>::max() / sizeof(float)) {
     throw MemoryLimitError("page-locked host memory for " + std::to_string(count) +
                            " floats is more than this machine can address");
   }
-  const size_t bytes = (count > 0 ? count : 1) * sizeof(float);
+  const size_t bytes = count * sizeof(float);
   guard_caffe("page-locked host memory",
               [&] { caffe::MemoryBudget::Reserve(/*device=*/false, bytes); });
   void* data = nullptr;

@@ -17,7 +17,7 @@ from .labels import check_labels
 from .map_store import MapWriter, load_map
 from .net import Net, operations
 from .overlay import save_picture
-from .pinned import StagedBatch
+from .pinned import staged_batch
 from .plot import plot_dense_map
 from .preprocess import (DECODE_BYTES_PER_VALUE, ImageLike, MeanLike, check_image_memory,
                          image_size, open_regular_file, preprocess)
@@ -424,7 +424,7 @@ def _run_batches(net: Net, facts: _NetFacts, group: List[_Prepared], blobs: Sequ
     while start < len(group):
         chunk = group[start:start + batch]
         try:
-            with StagedBatch(net, [p.x for p in chunk]) as x:
+            with staged_batch(net, [p.x for p in chunk]) as x:
                 outputs = net.forward(**{facts.input: x})
         except MemoryLimitError:
             if batch == 1:

@@ -12,9 +12,10 @@ gets a buffer of its own, and the net keeps one.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -29,31 +30,23 @@ def pinned_empty(shape: Sequence[int]) -> np.ndarray:
     """An uninitialized float32 array in page-locked host memory, counted
     against the memory limit while it lives. Copies between it and the GPU
     are single DMAs. Raises SurgeryError without a GPU."""
-    return _core.pinned_empty([int(extent) for extent in shape])
+    return _core.pinned_empty(shape)
 
 
-class StagedBatch:
-    """``with StagedBatch(net, parts) as batch``: `parts` stacked into one
+@contextlib.contextmanager
+def staged_batch(net: object, parts: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
+    """``with staged_batch(net, parts) as batch``: `parts` stacked into one
     array, in page-locked memory in GPU mode (else an ordinary one)."""
-
-    def __init__(self, net: object, parts: Sequence[np.ndarray]) -> None:
-        self._net = net
-        self._shape = (len(parts),) + tuple(parts[0].shape)
-        self._parts = parts
-        self._buffer = None
-
-    def __enter__(self) -> np.ndarray:
-        if _core.mode() != "gpu":
-            return np.stack(self._parts)
+    if _core.mode() != "gpu":
+        yield np.stack(parts)
+        return
+    shape = (len(parts),) + parts[0].shape
+    with _idle_lock:
+        buffer = _idle.pop(net, None)
+    if buffer is None or buffer.shape != shape:
+        buffer = pinned_empty(shape)
+    try:
+        yield np.stack(parts, out=buffer)
+    finally:
         with _idle_lock:
-            buffer = _idle.pop(self._net, None)
-        if buffer is None or buffer.shape != self._shape:
-            buffer = pinned_empty(self._shape)
-        self._buffer = buffer
-        return np.stack(self._parts, out=buffer)
-
-    def __exit__(self, *exc) -> None:
-        if self._buffer is not None:
-            with _idle_lock:
-                _idle[self._net] = self._buffer
-            self._buffer = None
+            _idle[net] = buffer
