@@ -1,6 +1,7 @@
-"""libcaffe recipe patches 0011 and 0012 against numpy's definitions, over
+"""libcaffe recipe patches 0011 to 0013 against numpy's definitions, over
 geometries that reach each of their branches: im2col's runs of copied
-columns (strides 1 to 4, pads, dilation, windows past the edge), max pooling
+columns (strides 1 to 4, pads, dilation, windows past the edge, strides 2
+and 4 gathered eight at a time), max pooling
 a row at a time (values and argmax indices exact, ties and NaN as Caffe's
 loop keeps them), LRN's beta 0.75 by square roots, and fully connected
 layers run as convolutions through the streamed GEMM, one image and a batch."""
@@ -20,17 +21,24 @@ def layer_net(tmp_path, layer, shape):
     return surgery.Net(path)
 
 
-# (kernel, stride, pad, dilation); the input is 23 x 29.
+# (kernel, stride, pad, dilation) on an input of 23 x 29, then on 13 x 157,
+# whose rows are long enough for patch 0013's vector gathers (strides 2 and 4:
+# eight outputs at a time while the loads stay inside the row) and their
+# scalar tails.
 CONVOLUTIONS = [(3, 1, 1, 1), (3, 1, 0, 1), (5, 1, 2, 1), (11, 4, 0, 1), (11, 4, 5, 1),
                 (3, 2, 1, 1), (3, 3, 2, 1), (3, 1, 2, 2), (3, 2, 4, 3), (4, 2, 3, 1)]
+WIDE_CONVOLUTIONS = [(11, 4, 0, 1), (11, 4, 5, 1), (7, 2, 3, 1), (3, 2, 0, 1), (3, 2, 2, 2),
+                     (4, 4, 1, 1), (3, 4, 0, 3)]
 
 
-@pytest.mark.parametrize("kernel,stride,pad,dilation", CONVOLUTIONS)
-def test_convolution_columns_equal_numpy(tmp_path, kernel, stride, pad, dilation):
+@pytest.mark.parametrize("kernel,stride,pad,dilation,size",
+                         [(*c, (23, 29)) for c in CONVOLUTIONS]
+                         + [(*c, (13, 157)) for c in WIDE_CONVOLUTIONS])
+def test_convolution_columns_equal_numpy(tmp_path, kernel, stride, pad, dilation, size):
     layer = (f'layer {{ name: "out" type: "Convolution" bottom: "data" top: "out" '
              f'convolution_param {{ num_output: 5 kernel_size: {kernel} stride: {stride} '
              f'pad: {pad} dilation: {dilation} }} }}')
-    shape = (2, 3, 23, 29)
+    shape = (2, 3, *size)
     net = layer_net(tmp_path, layer, shape)
     randomize(net, seed=7)
     x = np.random.default_rng(kernel * 100 + stride * 10 + pad).standard_normal(shape)
