@@ -15,9 +15,12 @@ from surgery.testing import randomize, with_input
 
 from layer_references import numpy_convolution, numpy_lrn, reference_pooling
 
-# Large enough that every loop is split: 128 pooling planes, 2 x 185 k
-# ReLU elements, LRN images of 1517 pixels, im2col channels of 12 k values.
+# Large enough that every loop is split (patches 0009, 0013, 0014): 128
+# pooling planes, LRN images of 1517 pixels (512 a thread at 64 channels),
+# 576 im2col rows of 399 values; ReLU, whose threads take 512 k elements
+# each, gets 1.6 M.
 SHAPE = (2, 64, 37, 41)
+SHAPES = {"relu": (2, 64, 111, 111)}
 
 LAYERS = {
     "max_pool": 'layer { name: "out" type: "Pooling" bottom: "data" top: "out" '
@@ -73,7 +76,7 @@ def test_bad_thread_counts_are_refused(bad):
 
 def run_layer(tmp_path, name, x, threads):
     path = tmp_path / f"{name}.prototxt"
-    path.write_text(with_input(LAYERS[name], SHAPE))
+    path.write_text(with_input(LAYERS[name], x.shape))
     net = surgery.Net(path)
     randomize(net, seed=4)
     surgery.set_num_threads(threads)
@@ -95,7 +98,8 @@ def numpy_reference(name, x, params):
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_parallel_layers_equal_serial_and_numpy(tmp_path, name):
-    x = np.random.default_rng(5).standard_normal(SHAPE).astype(np.float32) * 3
+    shape = SHAPES.get(name, SHAPE)
+    x = np.random.default_rng(5).standard_normal(shape).astype(np.float32) * 3
     serial, params = run_layer(tmp_path, name, x, threads=1)
     for threads in (2, 3):
         parallel, _ = run_layer(tmp_path, name, x, threads=threads)
