@@ -8,6 +8,9 @@ Two columns measured side by side in one run, in alternating blocks:
              of the fc convolutions; BLAS on all threads)
   parallel   the same loops on all threads (our recipe's patch 0009)
 and, with --batch N, the same for N images in one blob (time per image).
+With --before LIBDIR the columns are another libcaffe (an earlier recipe's
+build) and ours instead, both on all threads: a recipe change's profile
+before and after, measured side by side.
 
 With --gpu BINARY (benchmarks/gpu_profile, built against a CUDA libcaffe)
 the profile is of a GPU forward instead: each layer with a device sync, the
@@ -15,6 +18,7 @@ host's launch time for a whole pass against the device's (and for all
 layers but the last, whose Softmax copy waits for the device), and the copies.
 
     .venv/bin/python benchmarks/profile.py [--repeat 9] [--rounds 3] [--batch 8]
+        [--before ~/.cache/caffe-surgery/libcaffe/<an earlier recipe>/lib]
     python benchmarks/profile.py --gpu .gpu-kit/bin/gpu_profile [--kernels .gpu-kit/bin/plain_caffe]
 
 Needs build/test/benchmarks/layer_profile (./run.sh test builds it). Run
@@ -39,23 +43,28 @@ def binary() -> pathlib.Path:
     return checkout() / "build" / "test" / "benchmarks" / "layer_profile"
 
 
-def profile(files, batch, repeat, caffe_threads):
-    """{layer: (type, ms)} and the whole pass (ms) from one run of the binary."""
-    threads = str(surgery.num_threads())
+def profile(files, batch, repeat, caffe_threads, library=None):
+    """{layer: (type, ms)} and the whole pass (ms) from one run of the binary,
+    on the libcaffe in the folder `library` if given (LD_LIBRARY_PATH comes
+    before the binary's RUNPATH)."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": str(surgery.num_threads())}
+    if library is not None:
+        env["LD_LIBRARY_PATH"] = str(library)
     run = subprocess.run([str(binary()), *map(str, files), str(batch), "451", "451",
                           str(repeat), str(caffe_threads)], capture_output=True, text=True,
-                         check=True, env={**os.environ, "OPENBLAS_NUM_THREADS": threads})
+                         check=True, env=env)
     rows = [line.split("\t") for line in run.stdout.splitlines()]
     return {name: (kind, float(ms)) for name, kind, ms in rows}
 
 
-def side_by_side(files, batch, repeat, rounds):
-    """{column: {layer: (type, median ms)}}, the columns' runs alternated."""
-    runs = {"serial": [], "parallel": []}
+def side_by_side(files, batch, repeat, rounds, columns):
+    """{column: {layer: (type, median ms)}} for columns {name: (caffe_threads,
+    library)}, the columns' runs alternated."""
+    runs = {column: [] for column in columns}
+    order = list(columns)
     for r in range(rounds):
-        order = [("serial", 1), ("parallel", 0)]
-        for column, threads in (order if r % 2 == 0 else order[::-1]):
-            runs[column].append(profile(files, batch, repeat, threads))
+        for column in (order if r % 2 == 0 else order[::-1]):
+            runs[column].append(profile(files, batch, repeat, *columns[column]))
     return {column: {name: (found[0][name][0],
                             statistics.median(f[name][1] for f in found) / batch)
                      for name in found[0]}
@@ -63,19 +72,19 @@ def side_by_side(files, batch, repeat, rounds):
 
 
 def table(columns, batch):
-    serial, parallel = columns["serial"], columns["parallel"]
-    total_serial, total_parallel = serial["total"][1], parallel["total"][1]
+    (first, before), (second, after) = columns.items()
+    total_before, total_after = before["total"][1], after["total"][1]
     per = " per image" if batch > 1 else ""
-    print(f"\nbatch {batch}, ms{per} (median), share of the serial pass")
-    print(f"{'layer':<12}{'type':<14}{'serial':>9}{'share':>7}{'parallel':>10}{'x':>7}")
-    for name, (kind, ms) in serial.items():
+    print(f"\nbatch {batch}, ms{per} (median), share of the {first} pass")
+    print(f"{'layer':<12}{'type':<14}{first:>9}{'share':>7}{second:>10}{'x':>7}")
+    for name, (kind, ms) in before.items():
         if name == "total":
             continue
-        faster = ms / parallel[name][1] if parallel[name][1] > 0 else float("nan")
-        print(f"{name:<12}{kind:<14}{ms:9.2f}{100 * ms / total_serial:6.0f}%"
-              f"{parallel[name][1]:10.2f}{faster:7.2f}")
-    print(f"{'whole pass':<26}{total_serial:9.2f}{'':7}{total_parallel:10.2f}"
-          f"{total_serial / total_parallel:7.2f}")
+        faster = ms / after[name][1] if after[name][1] > 0 else float("nan")
+        print(f"{name:<12}{kind:<14}{ms:9.2f}{100 * ms / total_before:6.0f}%"
+              f"{after[name][1]:10.2f}{faster:7.2f}")
+    print(f"{'whole pass':<26}{total_before:9.2f}{'':7}{total_after:10.2f}"
+          f"{total_before / total_after:7.2f}")
 
 
 def gpu_profile(gpu_binary, files, repeat, tf32):
@@ -162,6 +171,10 @@ def main():
     parser.add_argument("--kernels", type=pathlib.Path, metavar="PLAIN_CAFFE",
                         help="with --gpu: also each kernel's time under ncu, from this "
                              "benchmarks/plain_caffe binary")
+    parser.add_argument("--before", type=pathlib.Path, metavar="LIBDIR",
+                        help="columns 'before' and 'after' instead: the lib folder of another "
+                             "libcaffe of the same ABI (an earlier recipe's cache entry) "
+                             "against ours, both on all threads")
     args = parser.parse_args()
     if not args.gpu and not binary().exists():
         raise SystemExit(f"{binary()} not built: run ./run.sh test first")
@@ -177,10 +190,16 @@ def main():
             if args.kernels:
                 kernel_table(args.kernels, files, folder)
             return
-        print(f"CaffeNet converted, random weights, 451x451; {surgery.num_threads()} threads "
-              f"(BLAS and, in the parallel column, libcaffe's loops)")
+        if args.before:
+            columns = {"before": (0, args.before), "after": (0, None)}
+            print(f"CaffeNet converted, random weights, 451x451; {surgery.num_threads()} "
+                  f"threads; before: {args.before}")
+        else:
+            columns = {"serial": (1, None), "parallel": (0, None)}
+            print(f"CaffeNet converted, random weights, 451x451; {surgery.num_threads()} "
+                  f"threads (BLAS and, in the parallel column, libcaffe's loops)")
         for batch in [1] + ([args.batch] if args.batch > 1 else []):
-            table(side_by_side(files, batch, args.repeat, args.rounds), batch)
+            table(side_by_side(files, batch, args.repeat, args.rounds, columns), batch)
 
 
 if __name__ == "__main__":
