@@ -130,8 +130,12 @@ triage() {
 
 # Fuzzes one target for $2 seconds in fork mode (crashes, OOMs and timeouts
 # are kept as artifacts and the run goes on) into $3; prints its stats line.
+# The corpus grows from run to run; the artifacts are this run's alone (an
+# earlier campaign's were counted and triaged again as if new; `keep` is how
+# a finding is kept).
 fuzz() {
   local target=$1 seconds=$2 out=$3
+  rm -rf "$out/artifacts"
   mkdir -p "$out/corpus" "$out/artifacts"
   # libFuzzer refuses a corpus folder that does not exist: only the kept ones.
   local kept=("$(seeds "$target")")
