@@ -7,7 +7,8 @@ Rows, all measured in this one run (medians of --repeat runs each):
   plain Caffe 227 / 451    stock caffe::Net on the same files and inputs, none of
                            our code (benchmarks/plain_caffe.cpp): our overhead
   surgery  64 crops, one by one / batched   the sliding-window way to the same map
-  OpenCV   451 dense       cv2.dnn on our converted files
+  OpenCV   451 dense       cv2.dnn on our converted files, timed in alternating
+                           blocks with our dense forward (timed again for it)
   PyTorch  451 dense       the same architecture and weights in torch (if installed)
   8 / 32 x 451 batched     throughput: 8 and 32 images of 451x451 as one blob,
                            ours, OpenCV's and PyTorch's, time per image (and
@@ -93,19 +94,28 @@ def alternating_ms(fns, repeat, rounds=3):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def batched_rows(dense, cv_net, model, x451, repeat):
-    """Per-image ms of 8 and 32 images of 451x451 in one blob: ours (one
+def row_name(engine, n):
+    """The table's row for `engine` on n images of 451x451."""
+    if n == 1:
+        return "surgery 451 dense, beside OpenCV" if engine == "surgery" else f"{engine} 451 dense"
+    return f"{engine} {n} x 451 {'blob' if engine == 'OpenCV' else 'batched'}, per image"
+
+
+def engine_rows(dense, cv_net, model, x451, repeat):
+    """Per-image ms of 1, 8 and 32 images of 451x451 in one blob: ours (one
     forward of the batch: the fc-conv GEMMs take all images' columns at
-    once), OpenCV's and PyTorch's where present."""
+    once), OpenCV's and PyTorch's where present. Each batch size is timed in
+    alternating blocks, so that each ours/theirs ratio is of one moment (our
+    one-image forward is timed again for this, beside theirs)."""
     rows = {}
-    for n in (8, 32):
+    for n in (1, 8, 32):
         batch = np.ascontiguousarray(np.repeat(x451, n, axis=0))
-        fns = {f"surgery {n} x 451 batched, per image": lambda b=batch: dense.forward(data=b)}
+        fns = {row_name("surgery", n): lambda b=batch: dense.forward(data=b)}
         if cv_net is not None:
             def cv_forward(b=batch):
                 cv_net.setInput(b)
                 return cv_net.forward()
-            fns[f"OpenCV {n} x 451 blob, per image"] = cv_forward
+            fns[row_name("OpenCV", n)] = cv_forward
         if model is not None:
             import torch
             tb = torch.from_numpy(batch)
@@ -113,8 +123,8 @@ def batched_rows(dense, cv_net, model, x451, repeat):
             def torch_forward(tb=tb):
                 with torch.inference_mode():
                     return model(tb)
-            fns[f"PyTorch {n} x 451 batched, per image"] = torch_forward
-        few = max(3, repeat // 3)
+            fns[row_name("PyTorch", n)] = torch_forward
+        few = repeat if n == 1 else max(3, repeat // 3)
         rows.update({name: ms / n for name, ms in alternating_ms(fns, few).items()})
     dense.reshape(data=x451.shape)
     return rows
@@ -270,22 +280,17 @@ def main():
             cv_net = cv2.dnn.readNetFromCaffe(str(folder / "fc.prototxt"),
                                               str(folder / "fc.caffemodel"))
 
-            def cv_forward():
-                cv_net.setInput(x451)
-                return cv_net.forward()
-            others["OpenCV 451 dense"] = median_ms(cv_forward, args.repeat)
-            check["OpenCV"] = np.abs(cv_forward() - cpu_map).max()
+            cv_net.setInput(x451)
+            check["OpenCV"] = np.abs(cv_net.forward() - cpu_map).max()
         try:
             import torch
             model = torch_caffenet(dense)
-            tx = torch.from_numpy(x451)
             with torch.inference_mode():
-                others["PyTorch 451 dense"] = median_ms(lambda: model(tx), args.repeat)
-                check["PyTorch"] = np.abs(model(tx).numpy() - cpu_map).max()
+                check["PyTorch"] = np.abs(model(torch.from_numpy(x451)).numpy() - cpu_map).max()
             torch_note = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
         except ImportError:
             torch_note = "torch not installed: no PyTorch row"
-        others.update(batched_rows(dense, cv_net, model, x451, args.repeat))
+        others.update(engine_rows(dense, cv_net, model, x451, args.repeat))
         peak = sgemm_gflops(args.repeat)
     print(f"CaffeNet, random weights, batch 1, medians of {args.repeat} runs; {torch_note}; "
           f"OpenCV {cv2.__version__}")
@@ -294,20 +299,17 @@ def main():
         print(f"no {args.plain_caffe} (./run.sh test builds it): no plain Caffe rows")
     print_table(columns, others)
     print_ratios(columns, gflop, peak)
-    for n in (8, 32):
-        ours = others[f"surgery {n} x 451 batched, per image"]
-        line = (f"CPU {n} x 451 batched: {1000 / ours:.1f} images/s, "
+    for n in (1, 8, 32):
+        ours = others[row_name("surgery", n)]
+        line = (f"CPU {n} x 451{' batched' if n > 1 else ''}: {1000 / ours:.1f} images/s, "
                 f"{gflop / ours * 1000:.0f} GFLOP/s ({gflop / ours * 1000 / peak:.0%} of the "
                 f"SGEMM peak)")
-        for engine, name in (("OpenCV", f"OpenCV {n} x 451 blob, per image"),
-                             ("PyTorch", f"PyTorch {n} x 451 batched, per image")):
-            if name in others:
-                line += f"; {engine} {1000 / others[name]:.1f} images/s, ours/theirs " \
-                        f"{ours / others[name]:.2f}x time"
+        for engine in ("OpenCV", "PyTorch"):
+            if row_name(engine, n) in others:
+                theirs = others[row_name(engine, n)]
+                line += f"; {engine} {1000 / theirs:.1f} images/s, ours/theirs " \
+                        f"{ours / theirs:.2f}x time"
         print(line)
-    if "OpenCV 451 dense" in others:
-        ratio = columns["CPU"]["surgery 451 dense (8x8)"] / others["OpenCV 451 dense"]
-        print(f"CPU 451 batch 1: ours/OpenCV {ratio:.2f}x time")
     print(f"numpy SGEMM 4096^3 on these CPU cores: {peak:.0f} GFLOP/s; "
           f"surgery.num_threads() {surgery.num_threads()}")
 
