@@ -223,12 +223,12 @@ TEST(Device, RecipeKernelsEqualTheCpuLayers) {
 // while a shared owner holds it.
 TEST(Device, PinnedFloatsArePageLockedAndCounted) {
   if (!gpu_available()) {
-    EXPECT_THROW(pinned_floats(16), Error);
+    EXPECT_THROW(pinned_floats({16}), Error);
     EXPECT_FALSE(is_pinned(this));
     return;
   }
   const size_t before = caffe::MemoryBudget::InUse(false);
-  std::shared_ptr<float> buffer = pinned_floats(1 << 20);
+  std::shared_ptr<float> buffer = pinned_floats({1 << 20});
   ASSERT_TRUE(buffer);
   EXPECT_TRUE(is_pinned(buffer.get()));
   std::vector<float> ordinary(16);

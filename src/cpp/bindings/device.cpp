@@ -7,7 +7,6 @@
 
 #include "bindings/bindings.hpp"
 #include "surgery/device.hpp"
-#include "surgery/errors.hpp"
 #include "surgery/pinned_memory.hpp"
 
 namespace py = pybind11;
@@ -24,13 +23,7 @@ void bind_device(py::module_& m) {
   // A float32 array in page-locked memory, which the array's capsule frees.
   m.def("pinned_empty", [](const py::handle& shape) {
     const std::vector<int> extents = dimensions(shape, "pinned_empty");
-    size_t count = 1;
-    for (const int extent : extents) {
-      if (__builtin_mul_overflow(count, static_cast<size_t>(extent), &count)) {
-        throw MemoryLimitError("pinned_empty: a shape of more floats than memory can address");
-      }
-    }
-    auto owner = std::make_unique<std::shared_ptr<float>>(pinned_floats(count));
+    auto owner = std::make_unique<std::shared_ptr<float>>(pinned_floats(extents));
     float* data = owner->get();
     py::capsule base(owner.get(), [](void* p) { delete static_cast<std::shared_ptr<float>*>(p); });
     owner.release();  // the capsule owns it now

@@ -1,6 +1,5 @@
 #include "surgery/pinned_memory.hpp"
 
-#include <limits>
 #include <string>
 
 #include "caffe/common.hpp"
@@ -10,20 +9,25 @@
 
 namespace surgery {
 
-std::shared_ptr<float> pinned_floats(size_t count) {
+std::shared_ptr<float> pinned_floats(const std::vector<int>& shape) {
   if (!gpu_available()) {
     throw Error("page-locked memory speeds up copies to a GPU, and there is none: "
                 "a CUDA libcaffe and a visible device are needed");
   }
+  size_t bytes = sizeof(float);
+  for (const int extent : shape) {
+    if (extent < 0) {
+      throw ShapeError("page-locked host memory: extent " + std::to_string(extent) +
+                       " is negative");
+    }
+    if (__builtin_mul_overflow(bytes, static_cast<size_t>(extent), &bytes)) {
+      throw MemoryLimitError("page-locked host memory: a shape of more bytes than this "
+                             "machine can address");
+    }
+  }
 #ifdef CPU_ONLY
-  (void)count;
   return nullptr;  // not reached: gpu_available() is false without CUDA
 #else
-  if (count > std::numeric_limits<size_t>::max() / sizeof(float)) {
-    throw MemoryLimitError("page-locked host memory for " + std::to_string(count) +
-                           " floats is more than this machine can address");
-  }
-  const size_t bytes = count * sizeof(float);
   guard_caffe("page-locked host memory",
               [&] { caffe::MemoryBudget::Reserve(/*device=*/false, bytes); });
   void* data = nullptr;

@@ -7,16 +7,18 @@
 #ifndef SURGERY_PINNED_MEMORY_HPP_
 #define SURGERY_PINNED_MEMORY_HPP_
 
-#include <cstddef>
 #include <memory>
+#include <vector>
 
 namespace surgery {
 
-// `count` floats of page-locked host memory (uninitialized), freed when its
-// last owner lets go, and counted against the memory limit as host memory
-// while held. Raises surgery::Error without a GPU (gpu_available() false),
-// MemoryLimitError when the limit or the driver refuses the bytes.
-std::shared_ptr<float> pinned_floats(size_t count);
+// The floats of an array of `shape` in page-locked host memory
+// (uninitialized), freed when its last owner lets go, and counted against
+// the memory limit as host memory while held. Raises surgery::Error without
+// a GPU (gpu_available() false), ShapeError for a negative extent,
+// MemoryLimitError when the bytes overflow or the limit or the driver
+// refuses them.
+std::shared_ptr<float> pinned_floats(const std::vector<int>& shape);
 
 // True when `data` lies in page-locked host memory that the GPU copies
 // from directly; false without a GPU.
