@@ -13,8 +13,12 @@ Rows, all measured in this one run (medians of --repeat runs each):
   8 / 32 x 451 batched     throughput: 8 and 32 images of 451x451 as one blob,
                            ours, OpenCV's and PyTorch's, time per image (and
                            images/s), timed in alternating blocks
+  surgery winograd ...     the same net with convolution="winograd" (opt-in:
+                           conv2-5 and fc6 by Winograd's algorithm), in the
+                           same alternating blocks as the rows above
 GFLOP/s is the dense forward's multiply-adds x 2 over its time, and its share
-of numpy's measured SGEMM rate on the same cores.
+of numpy's measured SGEMM rate on the same cores (for Winograd "effective":
+the direct convolution's count, which it does not perform).
 
     .venv/bin/python benchmarks/dense.py [--repeat 15] [--gpu] [--plain-caffe BINARY]
 
@@ -104,16 +108,18 @@ def row_name(engine, n):
     return f"{engine} {n} x 451 {'blob' if engine == 'OpenCV' else 'batched'}, per image"
 
 
-def engine_rows(dense, cv_net, model, x451, repeat):
+def engine_rows(dense, winograd, cv_net, model, x451, repeat):
     """Per-image ms of 1, 8 and 32 images of 451x451 in one blob: ours (one
     forward of the batch: the fc-conv GEMMs take all images' columns at
-    once), OpenCV's and PyTorch's where present. Each batch size is timed in
-    alternating blocks, so that each ours/theirs ratio is of one moment (our
-    one-image forward is timed again for this, beside theirs)."""
+    once), ours with Winograd, OpenCV's and PyTorch's where present. Each
+    batch size is timed in alternating blocks, so that each ours/theirs
+    ratio is of one moment (our one-image forward is timed again for this,
+    beside theirs)."""
     rows = {}
     for n in (1, 8, 32):
         batch = np.ascontiguousarray(np.repeat(x451, n, axis=0))
-        fns = {row_name("surgery", n): lambda b=batch: dense.forward(data=b)}
+        fns = {row_name("surgery", n): lambda b=batch: dense.forward(data=b),
+               row_name("surgery winograd", n): lambda b=batch: winograd.forward(data=b)}
         if cv_net is not None:
             def cv_forward(b=batch):
                 cv_net.setInput(b)
@@ -130,6 +136,7 @@ def engine_rows(dense, cv_net, model, x451, repeat):
         few = repeat if n == 1 else max(3, repeat // 3)
         rows.update({name: ms / n for name, ms in alternating_ms(fns, few).items()})
     dense.reshape(data=x451.shape)
+    winograd.reshape(data=x451.shape)
     return rows
 
 
@@ -293,26 +300,31 @@ def main():
             torch_note = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
         except ImportError:
             torch_note = "torch not installed: no PyTorch row"
-        others.update(engine_rows(dense, cv_net, model, x451, args.repeat))
+        winograd = surgery.Net(folder / "fc.prototxt", folder / "fc.caffemodel")
+        winograd.convolution = "winograd"
+        check["Winograd"] = np.abs(winograd.forward(data=x451)["prob"] - cpu_map).max()
+        winograd_note = f"Winograd layers: {', '.join(winograd.winograd_layers)}"
+        others.update(engine_rows(dense, winograd, cv_net, model, x451, args.repeat))
         peak = sgemm_gflops(args.repeat)
     print(f"CaffeNet, random weights, batch 1, medians of {args.repeat} runs; {torch_note}; "
-          f"OpenCV {cv2.__version__}")
+          f"OpenCV {cv2.__version__}; {winograd_note}")
     print_checks(check)
     if not args.plain_caffe.exists():
         print(f"no {args.plain_caffe} (./run.sh test builds it): no plain Caffe rows")
     print_table(columns, others)
     print_ratios(columns, gflop, peak)
     for n in (1, 8, 32):
-        ours = others[row_name("surgery", n)]
-        line = (f"CPU {n} x 451{' batched' if n > 1 else ''}: {1000 / ours:.1f} images/s, "
-                f"{gflop / ours * 1000:.0f} GFLOP/s ({gflop / ours * 1000 / peak:.0%} of the "
-                f"SGEMM peak)")
-        for engine in ("OpenCV", "PyTorch"):
-            if row_name(engine, n) in others:
-                theirs = others[row_name(engine, n)]
-                line += f"; {engine} {1000 / theirs:.1f} images/s, ours/theirs " \
-                        f"{ours / theirs:.2f}x time"
-        print(line)
+        for ours_engine, effective in (("surgery", ""), ("surgery winograd", " effective")):
+            ours = others[row_name(ours_engine, n)]
+            line = (f"CPU{ours_engine[7:]} {n} x 451{' batched' if n > 1 else ''}: "
+                    f"{1000 / ours:.1f} images/s, {gflop / ours * 1000:.0f}{effective} GFLOP/s "
+                    f"({gflop / ours * 1000 / peak:.0%} of the SGEMM peak)")
+            for engine in ("OpenCV", "PyTorch"):
+                if row_name(engine, n) in others:
+                    theirs = others[row_name(engine, n)]
+                    line += f"; {engine} {1000 / theirs:.1f} images/s, ours/theirs " \
+                            f"{ours / theirs:.2f}x time"
+            print(line)
     print(f"numpy SGEMM 4096^3 on these CPU cores: {peak:.0f} GFLOP/s; "
           f"surgery.num_threads() {surgery.num_threads()}")
 

@@ -11,6 +11,8 @@ and, with --batch N, the same for N images in one blob (time per image).
 With --before LIBDIR the columns are another libcaffe (an earlier recipe's
 build) and ours instead, both on all threads: a recipe change's profile
 before and after, measured side by side.
+With --winograd the columns are our own surgery.Net (Net.layer_times) with
+convolution "caffe" and "winograd", on all threads.
 
 With --gpu BINARY (benchmarks/gpu_profile, built against a CUDA libcaffe)
 the profile is of a GPU forward instead: each layer with a device sync, the
@@ -18,7 +20,7 @@ host's launch time for a whole pass against the device's (and for all
 layers but the last, whose Softmax copy waits for the device), and the copies.
 
     .venv/bin/python benchmarks/profile.py [--repeat 9] [--rounds 3] [--batch 8]
-        [--before ~/.cache/caffe-surgery/libcaffe/<an earlier recipe>/lib]
+        [--before ~/.cache/caffe-surgery/libcaffe/<an earlier recipe>/lib | --winograd]
     python benchmarks/profile.py --gpu .gpu-kit/bin/gpu_profile [--kernels .gpu-kit/bin/plain_caffe]
 
 Needs build/test/benchmarks/layer_profile (./run.sh test builds it). Run
@@ -32,6 +34,7 @@ import pathlib
 import statistics
 import subprocess
 import tempfile
+import time
 
 import numpy as np
 
@@ -69,6 +72,32 @@ def side_by_side(files, batch, repeat, rounds, columns):
                             statistics.median(f[name][1] for f in found) / batch)
                      for name in found[0]}
             for column, found in runs.items()}
+
+
+def ours_side_by_side(files, batch, repeat, rounds):
+    """{"caffe" | "winograd": {layer: (type, median ms per image)}} of our Net
+    with each convolution algorithm (two nets, their forwards alternated in
+    blocks of `repeat`); "total" is the whole forward call."""
+    nets = {}
+    for algorithm in ("caffe", "winograd"):
+        nets[algorithm] = surgery.Net(*files)
+        nets[algorithm].convolution = algorithm
+    kinds = {layer.name: layer.type for layer in nets["caffe"].layers}
+    x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, 451, 451)).astype(np.float32)
+    runs = {algorithm: [] for algorithm in nets}
+    for r in range(rounds):
+        for algorithm in (list(nets) if r % 2 == 0 else list(nets)[::-1]):
+            net = nets[algorithm]
+            net.forward(data=x)  # reshapes, allocates, transforms the weights
+            for _ in range(repeat):
+                start = time.perf_counter()
+                net.forward(data=x)
+                runs[algorithm].append({**net.layer_times,
+                                        "total": 1000 * (time.perf_counter() - start)})
+    return {algorithm: {name: (kinds.get(name, "Split"),
+                               statistics.median(run[name] for run in found) / batch)
+                        for name in found[0]}
+            for algorithm, found in runs.items()}
 
 
 def table(columns, batch):
@@ -171,12 +200,15 @@ def main():
     parser.add_argument("--kernels", type=pathlib.Path, metavar="PLAIN_CAFFE",
                         help="with --gpu: also each kernel's time under ncu, from this "
                              "benchmarks/plain_caffe binary")
+    parser.add_argument("--winograd", action="store_true",
+                        help="columns 'caffe' and 'winograd': our Net with each convolution "
+                             "algorithm (Net.layer_times)")
     parser.add_argument("--before", type=pathlib.Path, metavar="LIBDIR",
                         help="columns 'before' and 'after' instead: the lib folder of another "
                              "libcaffe of the same ABI (an earlier recipe's cache entry) "
                              "against ours, both on all threads")
     args = parser.parse_args()
-    if not args.gpu and not binary().exists():
+    if not args.gpu and not args.winograd and not binary().exists():
         raise SystemExit(f"{binary()} not built: run ./run.sh test first")
     with tempfile.TemporaryDirectory() as folder:
         folder = pathlib.Path(folder)
@@ -189,6 +221,12 @@ def main():
             gpu_table(args.gpu, files, args.repeat)
             if args.kernels:
                 kernel_table(args.kernels, files, folder)
+            return
+        if args.winograd:
+            print(f"CaffeNet converted, random weights, 451x451; {surgery.num_threads()} "
+                  f"threads; our Net, convolution 'caffe' against 'winograd'")
+            for batch in [1] + ([args.batch] if args.batch > 1 else []):
+                table(ours_side_by_side(files, batch, args.repeat, args.rounds), batch)
             return
         if args.before:
             columns = {"before": (0, args.before), "after": (0, None)}

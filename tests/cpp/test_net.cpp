@@ -2,6 +2,7 @@
 // numbers and against itself after a save/load round trip.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <numeric>
 
 #include "surgery/net.hpp"
@@ -96,6 +97,31 @@ TEST(Net, TrainedLeNetLoadsFromTheFixture) {
   // Trained, not the zero/xavier fill of the prototxt: nonzero biases.
   const auto& bias = *net.params("ip2")[1];
   EXPECT_GT(std::abs(bias.cpu_data()[0]) + std::abs(bias.cpu_data()[1]), 0.f);
+}
+
+TEST(Net, LayerTimesNameEveryRunningLayerOfTheLastForward) {
+  // A blob read twice: Caffe runs a Split layer the definition does not name.
+  Net net(parse_net_text(std::string(kTinyNet) +
+                             "layer { name: 'twice' type: 'Eltwise' bottom: 'data' bottom: 'data' "
+                             "top: 'sum' }",
+                         "tiny"),
+          "tiny");
+  EXPECT_TRUE(net.layer_times().empty());
+  std::vector<float> x(16, 1.0f);
+  const auto start = std::chrono::steady_clock::now();
+  net.forward({{"data", InputView{{1, 1, 4, 4}, x.data()}}});
+  const double wall =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const auto times = net.layer_times();
+  ASSERT_EQ(times.size(), net.caffe_net().layer_names().size());
+  double sum = 0;
+  for (size_t i = 0; i < times.size(); ++i) {
+    EXPECT_EQ(times[i].first, net.caffe_net().layer_names()[i]);
+    EXPECT_GE(times[i].second, 0.0);
+    sum += times[i].second;
+  }
+  EXPECT_GT(times.size(), net.layers().size());  // the Split layer
+  EXPECT_LE(sum, wall);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Target 4, dense forward: a fuzzed definition made fully convolutional
 // (or left as it is where surgery refuses it), then a small input a little
-// larger than declared, as dense inference feeds it, forwarded through it.
+// larger than declared, as dense inference feeds it, forwarded through it
+// with Caffe's convolutions and again with Winograd's.
 #include <cmath>
 #include <map>
 #include <string>
@@ -40,6 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (size_t i = 0; i < count; ++i) v[i] = std::sin(0.37f * static_cast<float>(i));
       inputs[name] = surgery::InputView{shape, v.data()};
     }
+    net.forward(inputs);
+    net.set_convolution_algorithm(surgery::ConvolutionAlgorithm::kWinograd);
     net.forward(inputs);
   });
   return 0;

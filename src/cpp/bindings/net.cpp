@@ -118,6 +118,33 @@ void bind_net(py::module_& m) {
           "outputs", [](const PyNet& net) { return texts(locked(net, [&] { return net.output_names(); })); })
       .def_property_readonly("forward_count",
                              [](const PyNet& net) { return locked(net, [&] { return net.forward_count(); }); })
+      .def_property(
+          "convolution",
+          [](const PyNet& net) {
+            const auto algorithm = locked(net, [&] { return net.convolution_algorithm(); });
+            return algorithm == ConvolutionAlgorithm::kWinograd ? "winograd" : "caffe";
+          },
+          [](PyNet& net, const std::string& name) {
+            if (name != "caffe" && name != "winograd") {
+              throw py::value_error("convolution must be 'caffe' or 'winograd', not '" + name + "'");
+            }
+            locked(net, [&] {
+              net.set_convolution_algorithm(name == "winograd" ? ConvolutionAlgorithm::kWinograd
+                                                               : ConvolutionAlgorithm::kCaffe);
+            });
+          })
+      .def_property_readonly(
+          "layer_times",
+          [](const PyNet& net) {
+            py::dict out;
+            for (const auto& [name, ms] : locked(net, [&] { return net.layer_times(); })) {
+              out[text(name)] = ms;
+            }
+            return out;
+          })
+      .def_property_readonly(
+          "winograd_layers",
+          [](const PyNet& net) { return texts(locked(net, [&] { return net.winograd_layers(); })); })
       .def("_layers",
            [](const PyNet& net) {
              py::list out;
@@ -141,7 +168,7 @@ void bind_net(py::module_& m) {
              return texts(locked(net, [&] {
                std::vector<std::string> out;
                for (const auto& l : net.layers()) {
-                 if (!net.params(l.name).empty()) out.push_back(l.name);
+                 if (net.has_params(l.name)) out.push_back(l.name);
                }
                return out;
              }));

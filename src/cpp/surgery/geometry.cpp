@@ -14,16 +14,12 @@ struct Extent2 {
   Extent h, w;
 };
 
-// Kernel, stride, pad and dilation along one spatial axis (0 = h, 1 = w).
-struct Window {
-  int64_t kernel = 1, stride = 1, pad = 0, dilation = 1;
-  bool pooling = false, ceil = true;  // pooling rounds its output size up unless ceil_mode: false
-};
-
 int64_t pick(const google::protobuf::RepeatedField<uint32_t>& values, int axis, int64_t fallback) {
   if (values.empty()) return fallback;
   return values.Get(values.size() == 1 ? 0 : axis);
 }
+
+}  // namespace
 
 Window conv_window(const caffe::ConvolutionParameter& p, int axis) {
   Window w;
@@ -36,6 +32,8 @@ Window conv_window(const caffe::ConvolutionParameter& p, int axis) {
   w.dilation = pick(p.dilation(), axis, 1);
   return w;
 }
+
+namespace {
 
 // Pooling, and DilatedPooling with its dilation (dilated_pooling.hpp).
 Window pool_window(const caffe::LayerParameter& layer, int axis) {

@@ -14,6 +14,17 @@ namespace surgery {
 
 // Along one axis, cell i of a blob depends on input pixels
 // [offset + i * stride, offset + i * stride + size). offset < 0 where layers pad.
+// Kernel, stride, pad and dilation along one spatial axis (0 = h, 1 = w).
+struct Window {
+  int64_t kernel = 1, stride = 1, pad = 0, dilation = 1;
+  bool pooling = false, ceil = true;  // pooling rounds its output size up unless ceil_mode: false
+};
+
+// A Convolution's (or Deconvolution's) window along one axis, read as Caffe
+// reads convolution_param: kernel_h/kernel_w over kernel_size, one value
+// for both axes or one per axis.
+Window conv_window(const caffe::ConvolutionParameter& p, int axis);
+
 struct Extent {
   int64_t stride = 1;
   int64_t offset = 0;

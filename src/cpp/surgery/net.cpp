@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <set>
 #include <sstream>
 
@@ -68,6 +69,7 @@ void Net::load_weights_file(const std::string& weights, FileDigest* digest) {
   // A fresh net may take the file's values before all of it is checked (a
   // failure discards the net), so it can stream them without a second copy.
   std::set<std::string> loaded;
+  ++weights_generation_;
   if (stream_caffemodel(*net_, weights, &loaded, digest) == StreamResult::kLoaded) {
     loaded_layers_ = std::move(loaded);
     weights_source_ = weights;
@@ -96,6 +98,7 @@ void Net::load_weights(const std::string& caffemodel) {
 
 void Net::load_weights(const caffe::NetParameter& weights, const std::string& source) {
   const auto plan = plan_weight_copy(*net_, weights, source);
+  ++weights_generation_;
   for (const auto& copy : plan) {
     copy_blob_data(*copy.source, copy.target);
     loaded_layers_.insert(copy.layer);
@@ -170,7 +173,33 @@ const std::vector<caffe::shared_ptr<caffe::Blob<float>>>& Net::params(
   if (!net_->has_layer(layer)) {
     throw Error("net '" + source_ + "' has no layer '" + layer + "'");
   }
+  ++weights_generation_;
   return net_->layer_by_name(layer)->blobs();
+}
+
+bool Net::has_params(const std::string& layer) const {
+  return net_->has_layer(layer) && !net_->layer_by_name(layer)->blobs().empty();
+}
+
+std::vector<std::pair<std::string, double>> Net::layer_times() const {
+  std::vector<std::pair<std::string, double>> times;
+  for (size_t i = 0; i < layer_ms_.size() && i < net_->layer_names().size(); ++i) {
+    times.emplace_back(net_->layer_names()[i], layer_ms_[i]);
+  }
+  return times;
+}
+
+std::vector<std::string> Net::winograd_layers() const {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < net_->layers().size(); ++i) {
+    if (winograd_.ran(static_cast<int>(i))) names.push_back(net_->layer_names()[i]);
+  }
+  return names;
+}
+
+void Net::set_convolution_algorithm(ConvolutionAlgorithm algorithm) {
+  algorithm_ = algorithm;
+  if (algorithm_ == ConvolutionAlgorithm::kCaffe) winograd_.clear();
 }
 
 std::vector<int> Net::shape_of(const std::string& name) const {
@@ -243,6 +272,7 @@ void Net::forward(const std::map<std::string, InputView>& inputs,
   try {
     guard_caffe("forward through '" + source_ + "'", [&] {
       const CaffeSection section;
+      layer_ms_.assign(layers, 0.0);
       for (int i = 0; i < layers; ++i) {
         // Before interrupted(), which may wait for the GIL that a forking
         // thread holds while fork() waits for this section.
@@ -251,7 +281,13 @@ void Net::forward(const std::map<std::string, InputView>& inputs,
           throw Interrupted("forward through '" + source_ + "' interrupted before layer '" +
                             net_->layer_names()[i] + "'");
         }
-        net_->ForwardFromTo(i, i);
+        const auto start = std::chrono::steady_clock::now();
+        if (algorithm_ != ConvolutionAlgorithm::kWinograd ||
+            !winograd_.forward(*net_, i, weights_generation_)) {
+          net_->ForwardFromTo(i, i);
+        }
+        layer_ms_[i] = std::chrono::duration<double, std::milli>(
+                           std::chrono::steady_clock::now() - start).count();
       }
     });
   } catch (const MemoryLimitError&) {
@@ -265,6 +301,7 @@ void Net::forward(const std::map<std::string, InputView>& inputs,
       });
     }
     release_excess_memory(*net_);
+    winograd_.clear();
     throw;
   }
 }

@@ -22,6 +22,7 @@
 #include "surgery/layer_policy.hpp"
 #include "surgery/live_net.hpp"
 #include "surgery/pair_record.hpp"
+#include "surgery/winograd_convolution.hpp"
 #include "surgery/window_record.hpp"
 
 namespace surgery {
@@ -32,6 +33,14 @@ struct LayerInfo {
   std::vector<std::string> bottoms;
   std::vector<std::string> tops;
 };
+
+// How forward() computes Convolution layers on the CPU. kCaffe: Caffe's
+// im2col + GEMM, Caffe's results bit for bit. kWinograd: the layers
+// winograd_convolution.hpp computes (3x3, 5x5, 6x6, 7x7 kernels at stride
+// 1) with fewer multiplications, rounding differently (about 1e-5 of the
+// output's scale), the others as kCaffe. A choice of how to run the net,
+// not part of its definition: save() writes the same files either way.
+enum class ConvolutionAlgorithm { kCaffe, kWinograd };
 
 // A borrowed, contiguous float tensor handed to forward().
 struct InputView {
@@ -70,10 +79,20 @@ class Net {
   std::vector<std::string> blob_names() const;
   std::vector<std::string> input_names() const;
   std::vector<std::string> output_names() const;
-  // Lookups by name; an unknown name raises surgery::Error.
+  // Lookups by name; an unknown name raises surgery::Error. params() hands
+  // out the weights to write into: each call counts as a change of the
+  // layer's weights (kWinograd transforms them again at the next forward),
+  // as do load_weights(), live_net() and caffe_net().
   caffe::Blob<float>& blob(const std::string& name) const;
   const std::vector<caffe::shared_ptr<caffe::Blob<float>>>& params(
       const std::string& layer) const;
+  bool has_params(const std::string& layer) const;
+
+  // kCaffe unless set; kCaffe also drops kWinograd's transformed weights.
+  void set_convolution_algorithm(ConvolutionAlgorithm algorithm);
+  ConvolutionAlgorithm convolution_algorithm() const { return algorithm_; }
+  // The layers the last forward computed with kWinograd, in net order.
+  std::vector<std::string> winograd_layers() const;
 
   // Gives the named inputs new shapes and reshapes every layer. If Caffe
   // refuses the new shapes, the old ones are restored and ShapeError raised.
@@ -84,6 +103,11 @@ class Net {
   // the net usable (its blobs hold a partial pass until the next forward).
   void forward(const std::map<std::string, InputView>& inputs,
                const std::function<bool()>& interrupted = {});
+  // Milliseconds each layer of the running net (Caffe's Split layers
+  // included) took in the last forward, in order (wall clock; in GPU mode
+  // the host's time to launch it, the device running behind). Layers an
+  // interrupted pass did not reach read 0; empty before the first forward.
+  std::vector<std::pair<std::string, double>> layer_times() const;
   // How many forwards have run (or begun): views of blobs taken before the
   // last one may hold other data now.
   uint64_t forward_count() const { return forwards_; }
@@ -114,11 +138,17 @@ class Net {
   const RecordedWindow& recorded_window() const { return recorded_window_; }
   void set_recorded_window(const RecordedWindow& window) { recorded_window_ = window; }
   caffe::Phase phase() const { return phase_; }
-  caffe::Net<float>& caffe_net() const { return *net_; }
+  caffe::Net<float>& caffe_net() const {
+    ++weights_generation_;
+    return *net_;
+  }
 
   // For net surgery (fully_convolutional.hpp), which edits both in step.
   caffe::NetParameter& mutable_definition() { return definition_; }
-  LiveNet& live_net() { return *net_; }
+  LiveNet& live_net() {
+    ++weights_generation_;
+    return *net_;
+  }
 
  private:
   // What a prototxt file holds: the definition and the records in its
@@ -144,6 +174,11 @@ class Net {
   uint64_t forwards_ = 0;
   std::string weights_source_;
   RecordedWindow recorded_window_;
+  std::vector<double> layer_ms_;
+  ConvolutionAlgorithm algorithm_ = ConvolutionAlgorithm::kCaffe;
+  WinogradLayers winograd_;
+  // Counts the ways the weights may have been written (see params()).
+  mutable uint64_t weights_generation_ = 0;
 };
 
 }  // namespace surgery

@@ -43,6 +43,7 @@ class Job:
     threshold: float = 0.5
     nms_iou: float = 0.3
     background: Optional[Tuple[int, ...]] = None
+    convolution: str = "caffe"
 
 
 @dataclass
@@ -90,15 +91,17 @@ _NETS: Dict[Tuple[Any, ...], Any] = {}
 def _net(job: Job):
     """The job's net, loaded once per process (the worker's), converted if it
     still ends in a classifier. Keyed by the files' names, sizes and times,
-    so a long-lived worker reloads a model whose files changed."""
+    so a long-lived worker reloads a model whose files changed, and by the
+    convolution algorithm."""
     key = tuple((p, os.stat(p).st_size, os.stat(p).st_mtime_ns) if p else None
-                for p in (job.prototxt, job.weights))
+                for p in (job.prototxt, job.weights)) + (job.convolution,)
     if key not in _NETS:
         from .convert import fully_convolutionalize
         from .net import Net
         net = Net(job.prototxt, job.weights)
         if any(layer.type == "InnerProduct" for layer in net.layers):
             fully_convolutionalize(net)
+        net.convolution = job.convolution
         _NETS[key] = net
     return _NETS[key]
 
@@ -175,11 +178,12 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
                  scheduler: Optional[str] = None, workers: Optional[int] = None,
                  map_suffix: str = ".npy", threshold: float = 0.5, nms_iou: float = 0.3,
                  background: Optional[Sequence[int]] = None, progress: bool = False,
-                 retries: int = 2, **options: Any) -> Summary:
+                 retries: int = 2, convolution: str = "caffe", **options: Any) -> Summary:
     """Dense maps of `images` (paths), one result per image into folder
     `out` (made if missing), on Dask: `client`, else a cluster at
     `scheduler`, else an embedded LocalCluster of `workers` processes.
-    Images already finished in `out` are skipped. `options` go to
+    Images already finished in `out` are skipped. `convolution` is each
+    worker's Net.convolution ("caffe" or "winograd"). `options` go to
     dense_forward (mean, channel_swap, raw_scale, tile, labels, ...). On a
     cluster of several machines the model, the images and `out` must be at
     the same paths on every worker (a shared file system)."""
@@ -188,7 +192,7 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
     job = Job(os.path.abspath(os.fspath(prototxt)),
               None if weights is None else os.path.abspath(os.fspath(weights)),
               os.path.abspath(os.fspath(out)), options, map_suffix, threshold, nms_iou,
-              tuple(background) if background else None)
+              tuple(background) if background else None, convolution)
     images = [os.path.abspath(os.fspath(i)) for i in images]
     names = {}
     for image in images:

@@ -229,6 +229,7 @@ def _dense(args: argparse.Namespace) -> int:
                   if any(layer.type == "InnerProduct" for layer in net.layers) else None)
     rarefied = (rarefy(net, stride=args.stride) if args.stride is not None
                 and output_stride(net) != (args.stride, args.stride) else None)
+    net.convolution = args.convolution
     output = net.outputs[0] if net.outputs else None
     classes = int(net.blobs[output].shape[1]) if output else 0
     labels = check_labels(args.labels, classes) if args.labels else None
@@ -342,7 +343,8 @@ def _dense_to_folder(args, images, mean, size, window, labels, background, tile)
                            scheduler=args.scheduler, workers=args.workers,
                            map_suffix="." + args.map_format, threshold=args.threshold,
                            nms_iou=args.nms, background=background,
-                           progress=sys.stderr.isatty(), **options)
+                           progress=sys.stderr.isatty(), convolution=args.convolution,
+                           **options)
     print(summary)
     return 1 if summary.failed else 0
 
@@ -465,6 +467,11 @@ def parser() -> Parser:
     dense.add_argument("--scheduler", metavar="ADDRESS",
                        help="with --out: run on the Dask cluster at ADDRESS "
                             "(e.g. tcp://10.0.0.5:8786) instead")
+    dense.add_argument("--convolution", choices=("caffe", "winograd"), default="caffe",
+                       help="how convolutions compute on the CPU: caffe (default, Caffe's "
+                            "results bit for bit) or winograd (3x3 to 7x7 kernels at stride 1 "
+                            "with fewer multiplications: faster, rounding differs by about "
+                            "1e-5; transformed weights take up to 4x their memory)")
     dense.add_argument("--map-format", choices=("npy", "zarr"), default="npy",
                        help="with --out: how maps are stored (default npy)")
     dense.set_defaults(run=_dense)

@@ -1,0 +1,95 @@
+// Convolution layers computed with Winograd's minimal filtering
+// (winograd_transform.hpp) instead of Caffe's im2col + GEMM: the opt-in
+// ConvolutionAlgorithm::kWinograd of surgery::Net (net.hpp).
+//
+// Which layers: type Convolution on the CPU, one 4-D bottom and top, a
+// square 3x3, 5x5, 6x6 or 7x7 kernel, stride 1, dilation 1, any pad, group
+// and bias. CaffeNet at 451x451: conv2 (5x5), conv3-5 (3x3) and fc6 turned
+// convolution (6x6), 2.8 to 4 times fewer multiplications each. Everything
+// else (conv1's stride 4, 1x1 layers, GPU mode) runs through Caffe.
+//
+// Results differ from Caffe's in rounding only, by about 1e-5 of the
+// output's scale: the sums are taken in another order and through the
+// transforms. Each output is computed by the same code wherever it lies
+// (border tiles read zeros for the padding), and with the same partial
+// sums whatever the thread count, so results are repeatable.
+//
+// Memory: each layer keeps its weights transformed (alpha^2 / r^2 times
+// their size: 4x for 3x3, 2.6x for 5x5, 1.4x for 6x6; fc6 of CaffeNet 205
+// MB), made at the first forward and again whenever they may have changed;
+// plus at most 64 MiB of work buffers, which the net's layers share. All of it is Caffe blob memory, so
+// the memory limit refuses it as it refuses any blob.
+#ifndef SURGERY_WINOGRAD_CONVOLUTION_HPP_
+#define SURGERY_WINOGRAD_CONVOLUTION_HPP_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <boost/weak_ptr.hpp>
+
+#include "caffe/net.hpp"
+#include "surgery/winograd_transform.hpp"
+
+namespace surgery {
+
+class WinogradConvolution {
+ public:
+  // nullptr if this cannot compute `layer` on `bottom` (see above).
+  static std::unique_ptr<WinogradConvolution> for_layer(
+      const caffe::shared_ptr<caffe::Layer<float>>& layer, const caffe::Blob<float>& bottom,
+      const caffe::Blob<float>& top);
+
+  // Whether `layer` is still the one this was made for (surgery replaces
+  // layers; a freed layer's address may be reused, a weak pointer's not).
+  bool computes(const caffe::shared_ptr<caffe::Layer<float>>& layer) const;
+
+  // top = the convolution of bottom. The transformed weights are made anew
+  // when `weights_generation` differs from the last forward's, or when
+  // anything besides the layer holds the weights' memory (a numpy view may
+  // write into it at any time).
+  // `v` and `m` are work buffers, grown as needed.
+  void forward(const caffe::Blob<float>& bottom, caffe::Blob<float>* top,
+               uint64_t weights_generation, caffe::Blob<float>* v, caffe::Blob<float>* m);
+
+ private:
+  WinogradConvolution() = default;
+  void transform_weights();
+
+  boost::weak_ptr<caffe::Layer<float>> layer_;
+  const WinogradTransform* t_ = nullptr;
+  int pad_h_ = 0, pad_w_ = 0, group_ = 1;
+  bool bias_ = false;
+  caffe::Blob<float> u_;  // [group][alpha^2][out channels of the group][in channels of the group]
+  bool u_made_ = false;
+  uint64_t u_generation_ = 0;
+};
+
+// The Winograd convolutions of one net, by layer index, made on first use.
+class WinogradLayers {
+ public:
+  // Runs layer `index` of `net` if WinogradConvolution computes it in the
+  // current Caffe mode; false if the caller should run it through Caffe.
+  bool forward(const caffe::Net<float>& net, int index, uint64_t weights_generation);
+  // Whether the last forward() of layer `index` ran it.
+  bool ran(int index) const { return index < static_cast<int>(ran_.size()) && ran_[index]; }
+  // Drops every transformed copy and buffer.
+  void clear() {
+    layers_.clear();
+    ran_.clear();
+    v_.reset();
+    m_.reset();
+  }
+
+ private:
+  bool run(const caffe::Net<float>& net, int index, uint64_t weights_generation);
+
+  std::vector<std::unique_ptr<WinogradConvolution>> layers_;  // null: none made yet
+  std::vector<char> ran_;
+  // Work buffers the layers share: transformed inputs, products.
+  std::unique_ptr<caffe::Blob<float>> v_, m_;
+};
+
+}  // namespace surgery
+
+#endif  // SURGERY_WINOGRAD_CONVOLUTION_HPP_

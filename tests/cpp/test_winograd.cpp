@@ -1,0 +1,208 @@
+// ConvolutionAlgorithm::kWinograd against Caffe's own convolution: the
+// transforms against a direct correlation in double, then whole layers
+// (every kernel size with a transform, pads, groups, bias, batches, maps
+// smaller than a tile, work split into several buffers) against kCaffe on
+// the same net, within 2e-5 of the output's scale; layers it does not
+// compute stay bit-identical; changed weights are seen, through params()
+// and through a view held across forwards; thread counts give the same bits.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <sstream>
+
+#include "surgery/net.hpp"
+#include "surgery/proto_io.hpp"
+#include "surgery/threads.hpp"
+#include "surgery/winograd_tiles.hpp"
+#include "surgery/winograd_transform.hpp"
+
+namespace surgery::test {
+namespace {
+
+using Floats = std::vector<float>;
+
+Floats random_floats(size_t n, unsigned seed, float scale = 1.0f) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> normal(0.0f, scale);
+  Floats v(n);
+  for (auto& x : v) x = normal(gen);
+  return v;
+}
+
+TEST(WinogradTransform, TileEqualsDirectCorrelation) {
+  for (int kernel : {3, 5, 6, 7}) {
+    const WinogradTransform* t = winograd_transform(kernel);
+    ASSERT_NE(t, nullptr);
+    const int a = t->alpha, m = t->m, r = t->r;
+    ASSERT_EQ(a, m + r - 1);
+    const Floats d = random_floats(a * a, 1 + kernel), g = random_floats(r * r, 2 + kernel);
+    // U = G g G^T, V = B^T d B, Y = A^T (U . V) A, in double.
+    auto sandwich = [](const Floats& left, int rows, int inner, const std::vector<double>& x) {
+      std::vector<double> half(rows * inner, 0.0), out(rows * rows, 0.0);
+      for (int i = 0; i < rows; ++i)
+        for (int q = 0; q < inner; ++q)
+          for (int k = 0; k < inner; ++k) half[i * inner + q] += left[i * inner + k] * x[k * inner + q];
+      for (int i = 0; i < rows; ++i)
+        for (int j = 0; j < rows; ++j)
+          for (int q = 0; q < inner; ++q) out[i * rows + j] += half[i * inner + q] * left[j * inner + q];
+      return out;
+    };
+    const auto u = sandwich(t->g, a, r, std::vector<double>(g.begin(), g.end()));
+    const auto v = sandwich(t->bt, a, a, std::vector<double>(d.begin(), d.end()));
+    std::vector<double> product(a * a);
+    for (int e = 0; e < a * a; ++e) product[e] = u[e] * v[e];
+    const auto y = sandwich(t->at, m, a, product);
+    for (int i = 0; i < m; ++i) {
+      for (int j = 0; j < m; ++j) {
+        double direct = 0;
+        for (int k = 0; k < r; ++k)
+          for (int q = 0; q < r; ++q) direct += double{d[(i + k) * a + j + q]} * g[k * r + q];
+        EXPECT_NEAR(y[i * m + j], direct, 1e-5) << "kernel " << kernel << " cell " << i << "," << j;
+      }
+    }
+  }
+  EXPECT_EQ(winograd_transform(1), nullptr);
+  EXPECT_EQ(winograd_transform(4), nullptr);
+  EXPECT_EQ(winograd_transform(11), nullptr);
+}
+
+struct Case {
+  int num, channels, height, width, outputs, kernel, pad, group, stride;
+  bool bias;
+};
+
+std::string describe(const Case& c) {
+  std::ostringstream s;
+  s << c.num << "x" << c.channels << "x" << c.height << "x" << c.width << " -> " << c.outputs
+    << " k" << c.kernel << " pad " << c.pad << " group " << c.group << " stride " << c.stride
+    << (c.bias ? " bias" : "");
+  return s.str();
+}
+
+std::unique_ptr<Net> conv_net(const Case& c) {
+  std::ostringstream text;
+  text << "layer { name: 'data' type: 'Input' top: 'data' input_param { shape { dim: " << c.num
+       << " dim: " << c.channels << " dim: " << c.height << " dim: " << c.width << " } } }\n"
+       << "layer { name: 'conv' type: 'Convolution' bottom: 'data' top: 'out' convolution_param {"
+       << " num_output: " << c.outputs << " kernel_size: " << c.kernel << " pad: " << c.pad
+       << " group: " << c.group << " stride: " << c.stride
+       << " bias_term: " << (c.bias ? "true" : "false") << " } }\n";
+  auto net = std::make_unique<Net>(parse_net_text(text.str(), "winograd test"), "winograd test");
+  unsigned seed = 11;
+  for (const auto& blob : net->params("conv")) {
+    const Floats values = random_floats(blob->count(), seed++, 0.1f);
+    std::copy(values.begin(), values.end(), blob->mutable_cpu_data());
+  }
+  return net;
+}
+
+Floats run(Net& net, const Floats& input, ConvolutionAlgorithm algorithm) {
+  net.set_convolution_algorithm(algorithm);
+  const auto shape = net.declared_input_shapes().at("data");
+  net.forward({{"data", InputView{shape, input.data()}}});
+  const auto& out = net.blob("out");
+  return Floats(out.cpu_data(), out.cpu_data() + out.count());
+}
+
+// Largest |a - b| over the largest |b|.
+double relative_gap(const Floats& a, const Floats& b) {
+  double gap = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    gap = std::max(gap, std::fabs(double{a[i]} - b[i]));
+    scale = std::max(scale, std::fabs(double{b[i]}));
+  }
+  return gap / scale;
+}
+
+void expect_close_to_caffe(const Case& c) {
+  auto net = conv_net(c);
+  const auto shape = net->declared_input_shapes().at("data");
+  const Floats input =
+      random_floats(static_cast<size_t>(c.num) * c.channels * c.height * c.width, 5);
+  const Floats caffe = run(*net, input, ConvolutionAlgorithm::kCaffe);
+  const Floats ours = run(*net, input, ConvolutionAlgorithm::kWinograd);
+  EXPECT_EQ(net->winograd_layers(), std::vector<std::string>{"conv"}) << describe(c);
+  ASSERT_EQ(ours.size(), caffe.size()) << describe(c);
+  EXPECT_LT(relative_gap(ours, caffe), 2e-5) << describe(c);
+}
+
+// Both builds of the tile code: AVX2 (where the CPU has it) and baseline.
+class WinogradBothCodes : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { winograd::allow_vector_code(GetParam()); }
+  void TearDown() override { winograd::allow_vector_code(true); }
+};
+
+TEST_P(WinogradBothCodes, MatchesCaffeAcrossGeometries) {
+  const std::vector<Case> cases = {
+      {1, 3, 9, 9, 4, 3, 0, 1, 1, true},      // 7x7 output: a partial tile each way
+      {2, 5, 13, 11, 6, 3, 1, 1, 1, false},   // batch, pad, odd sizes
+      {1, 8, 27, 27, 12, 3, 1, 2, 1, true},   // groups (conv4 / conv5 of CaffeNet, smaller)
+      {1, 4, 3, 3, 2, 3, 2, 1, 1, true},      // pad larger than the map
+      {1, 6, 31, 29, 6, 5, 2, 2, 1, true},    // 5x5: conv2's shape
+      {3, 7, 13, 13, 9, 6, 0, 1, 1, true},    // 6x6 on 13x13: fc6 turned convolution
+      {1, 7, 6, 6, 9, 6, 0, 1, 1, true},      // one output cell
+      {2, 3, 10, 17, 4, 7, 3, 1, 1, false},   // 7x7
+      {1, 9, 20, 20, 16, 3, 1, 1, 1, true},   // many lanes of tiles, some partial
+  };
+  for (const auto& c : cases) expect_close_to_caffe(c);
+}
+
+INSTANTIATE_TEST_SUITE_P(Code, WinogradBothCodes, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "vector" : "baseline"; });
+
+TEST(WinogradConvolution, SplitsLargeLayersIntoSeveralBuffers) {
+  // 1460 x 1460 outputs of a 5x5 kernel: 133,225 tiles, more than one work
+  // buffer holds for one channel (131,072), and one output channel per
+  // buffer of products, so both splits run.
+  expect_close_to_caffe({1, 1, 1464, 1464, 2, 5, 0, 1, 1, true});
+}
+
+TEST(WinogradConvolution, LeavesOtherLayersToCaffeBitForBit) {
+  for (const Case& c : std::vector<Case>{{1, 3, 15, 15, 4, 3, 1, 1, 2, true},    // stride 2
+                                         {1, 3, 15, 15, 4, 4, 1, 1, 1, true},    // 4x4
+                                         {1, 3, 15, 15, 4, 1, 0, 1, 1, true}}) {  // 1x1
+    auto net = conv_net(c);
+    const Floats input = random_floats(3 * 15 * 15, 9);
+    EXPECT_EQ(run(*net, input, ConvolutionAlgorithm::kWinograd),
+              run(*net, input, ConvolutionAlgorithm::kCaffe))
+        << describe(c);
+    run(*net, input, ConvolutionAlgorithm::kWinograd);
+    EXPECT_TRUE(net->winograd_layers().empty()) << describe(c);
+  }
+}
+
+TEST(WinogradConvolution, SeesWeightsWrittenAfterItsFirstForward) {
+  const Case c{1, 4, 12, 12, 3, 3, 1, 1, 1, true};
+  auto net = conv_net(c);
+  const Floats input = random_floats(4 * 12 * 12, 3);
+  run(*net, input, ConvolutionAlgorithm::kWinograd);
+  // Through params(), then through a pointer kept across forwards while
+  // something else (as a numpy view does) holds the weights' memory.
+  net->params("conv")[0]->mutable_cpu_data()[0] += 1.0f;
+  EXPECT_LT(relative_gap(run(*net, input, ConvolutionAlgorithm::kWinograd),
+                         run(*net, input, ConvolutionAlgorithm::kCaffe)), 2e-5);
+  const auto view = net->params("conv")[0]->data();
+  float* weights = static_cast<float*>(view->mutable_cpu_data());
+  run(*net, input, ConvolutionAlgorithm::kWinograd);
+  weights[5] -= 2.0f;
+  const Floats after = run(*net, input, ConvolutionAlgorithm::kWinograd);
+  EXPECT_LT(relative_gap(after, run(*net, input, ConvolutionAlgorithm::kCaffe)), 2e-5);
+}
+
+TEST(WinogradConvolution, SameBitsOnAnyNumberOfThreads) {
+  const Case c{2, 16, 27, 27, 24, 3, 1, 2, 1, true};
+  auto net = conv_net(c);
+  const Floats input = random_floats(2 * 16 * 27 * 27, 4);
+  const int before = num_threads();
+  set_num_threads(1);
+  const Floats one = run(*net, input, ConvolutionAlgorithm::kWinograd);
+  set_num_threads(3);
+  const Floats three = run(*net, input, ConvolutionAlgorithm::kWinograd);
+  set_num_threads(before);
+  EXPECT_EQ(one, three);
+}
+
+}  // namespace
+}  // namespace surgery::test

@@ -1,0 +1,137 @@
+"""convolution="winograd" against Caffe's own convolution on the same net:
+trained LeNet on MNIST, CaffeNet converted (random weights) on a 451 image,
+weights written through views, the memory limit, the CLI. The layer-level
+checks (every kernel size, pads, groups, buffers) are in
+tests/cpp/test_winograd.cpp."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import surgery
+from conftest import fixture
+
+
+def forward_both(net, **inputs):
+    """{algorithm: outputs} of one net on the same inputs."""
+    out = {}
+    for algorithm in ("caffe", "winograd"):
+        net.convolution = algorithm
+        out[algorithm] = net.forward(**inputs)
+    return out
+
+
+def test_lenet_reads_mnist_as_caffe_does(lenet, mnist):
+    images, labels = mnist
+    x = images[:500, None].astype(np.float32) * 0.00390625
+    net = surgery.Net(*lenet)
+    probs = {k: v["prob"] for k, v in forward_both(net, data=x).items()}
+    assert net.winograd_layers == ["conv1", "conv2"]  # 5x5; ip1 and ip2 are not convolutions
+    np.testing.assert_allclose(probs["winograd"], probs["caffe"], atol=2e-5)
+    assert (probs["winograd"].argmax(1) == probs["caffe"].argmax(1)).all()
+    assert (probs["winograd"].argmax(1) == labels[:500]).mean() > 0.97
+
+
+def test_caffenet_dense_map_matches_caffe(caffenet_fc):
+    image = np.random.default_rng(3).uniform(0, 255, (451, 451, 3)).astype(np.float32)
+    maps = {}
+    for algorithm in ("caffe", "winograd"):
+        caffenet_fc.convolution = algorithm
+        maps[algorithm] = caffenet_fc.dense_forward(image)
+    assert caffenet_fc.winograd_layers == ["conv2", "conv3", "conv4", "conv5", "fc6-conv"]
+    times = caffenet_fc.layer_times
+    assert [name for name in times if name in caffenet_fc.winograd_layers] == \
+        caffenet_fc.winograd_layers and all(ms >= 0 for ms in times.values())
+    assert maps["winograd"].shape == maps["caffe"].shape == (8, 8)
+    # Five layers' rounding, through a softmax this peaked (scores up to 0.85):
+    # 2.2e-5 measured.
+    np.testing.assert_allclose(maps["winograd"].scores, maps["caffe"].scores, atol=1e-4)
+    assert (maps["winograd"].argmax == maps["caffe"].argmax).all()
+    # A batch of three gives each image's map as one by one does, within the
+    # same rounding (fc6 then has 48 tile columns, past the few-column
+    # kernel: its sums are OpenBLAS's, in another order).
+    batch = np.stack([image, image[::-1], image[:, ::-1]])
+    caffenet_fc.convolution = "winograd"
+    together = caffenet_fc.forward(data=batch.transpose(0, 3, 1, 2).copy())["prob"]
+    alone = caffenet_fc.forward(data=batch[1:2].transpose(0, 3, 1, 2).copy())["prob"]
+    np.testing.assert_allclose(together[1:2], alone, atol=1e-4)
+    caffenet_fc.convolution = "caffe"
+    exact = caffenet_fc.forward(data=batch[1:2].transpose(0, 3, 1, 2).copy())["prob"]
+    assert (together[1:2].argmax(1) == exact.argmax(1)).all()
+
+
+CONV = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 8 dim: 12 dim: 12 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "out"
+        convolution_param { num_output: 16 kernel_size: 3 pad: 1 } }
+"""
+
+
+def conv_net(tmp_path, text=CONV):
+    path = tmp_path / "conv.prototxt"
+    path.write_text(text)
+    net = surgery.Net(path)
+    rng = np.random.default_rng(0)
+    for blob in net.params["conv"]:
+        blob[...] = rng.standard_normal(blob.shape).astype(np.float32)
+    return net
+
+
+def test_weights_written_through_views_are_used(tmp_path):
+    net = conv_net(tmp_path)
+    x = np.random.default_rng(1).standard_normal((1, 8, 12, 12)).astype(np.float32)
+    net.convolution = "winograd"
+    net.forward(data=x)  # transforms the weights
+    held = net.params["conv"][0]  # a view kept across forwards
+    for change in (lambda: held.__imul__(-2), lambda: held.__setitem__((0, 0, 1, 1), 5.0)):
+        change()
+        both = forward_both(net, data=x)
+        np.testing.assert_allclose(both["winograd"]["out"], both["caffe"]["out"],
+                                   rtol=0, atol=2e-5 * np.abs(both["caffe"]["out"]).max())
+    del held
+    net.params["conv"][0][...] *= 0.5  # a view made, written and dropped at once
+    both = forward_both(net, data=x)
+    np.testing.assert_allclose(both["winograd"]["out"], both["caffe"]["out"],
+                               rtol=0, atol=2e-5 * np.abs(both["caffe"]["out"]).max())
+
+
+def test_the_transformed_copy_is_held_to_the_memory_limit(tmp_path):
+    # 512 -> 512 channels, 3x3: 9 MiB of weights, 36 MiB transformed.
+    net = conv_net(tmp_path, CONV.replace("dim: 8", "dim: 512").replace("16", "512"))
+    x = np.ones((1, 512, 12, 12), np.float32)
+    try:
+        surgery.set_memory_limit(surgery.memory_in_use() + (24 << 20))
+        expected = net.forward(data=x)["out"]
+        net.convolution = "winograd"
+        with pytest.raises(surgery.MemoryLimitError, match="layer 'conv'.*'winograd'.*36 MiB"):
+            net.forward(data=x)
+        net.convolution = "caffe"
+        np.testing.assert_array_equal(net.forward(data=x)["out"], expected)
+    finally:
+        surgery.set_memory_limit(0)
+
+
+def test_a_choice_of_how_to_run_not_saved(tmp_path):
+    net = conv_net(tmp_path)
+    with pytest.raises(ValueError, match="'caffe' or 'winograd'"):
+        net.convolution = "fast"
+    assert net.convolution == "caffe"
+    net.save(tmp_path / "a.prototxt", tmp_path / "a.caffemodel")
+    net.convolution = "winograd"
+    net.forward(data=np.ones((1, 8, 12, 12), np.float32))
+    net.save(tmp_path / "b.prototxt", tmp_path / "b.caffemodel")
+    assert (tmp_path / "a.caffemodel").read_bytes() == (tmp_path / "b.caffemodel").read_bytes()
+    # The first line records the weights' file name, size and SHA-256.
+    assert ((tmp_path / "a.prototxt").read_text().replace("a.caffemodel", "b.caffemodel")
+            == (tmp_path / "b.prototxt").read_text())
+
+
+def test_cli_dense_with_winograd(lenet, tmp_path):
+    digit = fixture("mnist_t10k", "digits", "t10k_00000_label7.png")
+    result = subprocess.run([sys.executable, "-m", "surgery.cli", "dense", *map(str, lenet),
+                             str(digit), "--raw-scale", "0.99609375", "--convolution", "winograd"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "7 [7] 1.0000 at 0,0-28,28 (cell 0,0)" in result.stdout
