@@ -111,7 +111,7 @@ void bind_net(py::module_& m) {
                              })
       .def_property_readonly("source", [](const PyNet& net) { return text(net.source()); })
       .def_property_readonly(
-          "name", [](const PyNet& net) { return text(locked(net, [&] { return net.caffe_net().name(); })); })
+          "name", [](const PyNet& net) { return text(locked(net, [&] { return net.definition().name(); })); })
       .def_property_readonly(
           "inputs", [](const PyNet& net) { return texts(locked(net, [&] { return net.input_names(); })); })
       .def_property_readonly(

@@ -74,39 +74,10 @@ bool WinogradConvolution::computes(const caffe::shared_ptr<caffe::Layer<float>>&
 
 void WinogradConvolution::transform_weights() {
   const caffe::Blob<float>& weights = *layer_.lock()->blobs()[0];
-  const int a = t_->alpha, r = t_->r;
-  const int64_t out = weights.shape(0), group_in = weights.shape(1), group_out = out / group_;
-  u_.Reshape(std::vector<int>{static_cast<int>(int64_t{a} * a * out * group_in)});
-  const float* g = weights.cpu_data();
-  float* u = u_.mutable_cpu_data();
-
-  const float* gt = t_->g.data();
-  winograd::in_shares(static_cast<long>(out), 4, [&](long first, long last) {
-    std::vector<float> half(a * r), cell(a * a);
-    for (long o = first; o < last; ++o) {
-      const int64_t group = o / group_out, within = o % group_out;
-      for (int64_t c = 0; c < group_in; ++c) {
-        const float* kernel = g + (o * group_in + c) * r * r;
-        for (int i = 0; i < a; ++i) {
-          for (int q = 0; q < r; ++q) {
-            float acc = 0;
-            for (int k = 0; k < r; ++k) acc += gt[i * r + k] * kernel[k * r + q];
-            half[i * r + q] = acc;
-          }
-        }
-        for (int i = 0; i < a; ++i) {
-          for (int j = 0; j < a; ++j) {
-            float acc = 0;
-            for (int q = 0; q < r; ++q) acc += half[i * r + q] * gt[j * r + q];
-            cell[i * a + j] = acc;
-          }
-        }
-        for (int e = 0; e < a * a; ++e) {
-          u[((group * a * a + e) * group_out + within) * group_in + c] = cell[e];
-        }
-      }
-    }
-  });
+  const int64_t out = weights.shape(0), group_in = weights.shape(1);
+  u_.Reshape(std::vector<int>{static_cast<int>(int64_t{t_->alpha} * t_->alpha * out * group_in)});
+  winograd::transform_weights(*t_, weights.cpu_data(), out, group_in, out / group_,
+                              u_.mutable_cpu_data());
 }
 
 void WinogradConvolution::forward(const caffe::Blob<float>& bottom, caffe::Blob<float>* top,

@@ -289,8 +289,53 @@ inline __attribute__((always_inline)) void transform_outputs_of(
   }
 }
 
+// U[group][e][o][c] = (G g G^T)[e] for the kernels g of output channel o
+// and input channels c .. c + kLanes - 1 of its group, for the items
+// (output channel, block of kLanes input channels) [first, last).
+template <int R, int A, bool kVector>
+inline __attribute__((always_inline)) void transform_weights_of(
+    const WinogradTransform& t, const float* g, int64_t group_in, int64_t group_out, float* u,
+    long first, long last) {
+  const int64_t blocks = (group_in + kLanes - 1) / kLanes;
+  for (long item = first; item < last; ++item) {
+    const int64_t o = item / blocks, c0 = item % blocks * kLanes;
+    const int lanes = static_cast<int>(std::min<int64_t>(kLanes, group_in - c0));
+    float kernels[R][R][kLanes] = {};
+    for (int l = 0; l < lanes; ++l) {
+      const float* kernel = g + (o * group_in + c0 + l) * R * R;
+      for (int k = 0; k < R; ++k)
+        for (int q = 0; q < R; ++q) kernels[k][q][l] = kernel[k * R + q];
+    }
+    float cells[A][A][kLanes];
+#ifdef SURGERY_X86_AVX2
+    if constexpr (kVector) {
+      both_sides_avx2<R, A>(t.g.data(), kernels, cells);
+    } else {
+      both_sides<R, A>(t.g.data(), kernels, cells);
+    }
+#else
+    both_sides<R, A>(t.g.data(), kernels, cells);
+#endif
+    const int64_t group = o / group_out, within = o % group_out;
+    for (int e = 0; e < A * A; ++e) {
+      float* to = u + ((group * A * A + e) * group_out + within) * group_in + c0;
+      for (int l = 0; l < lanes; ++l) to[l] = cells[e / A][e % A][l];
+    }
+  }
+}
+
 // Each instantiation, as vector code for this CPU (see avx2()).
 #define SURGERY_TRANSFORMS(SUFFIX, TARGET, VECTOR)                                                      \
+  TARGET void transform_weights##SUFFIX(const WinogradTransform& t, const float* g,            \
+                                        int64_t group_in, int64_t group_out, float* u,          \
+                                        long first, long last) {                                \
+    switch (t.r) {                                                                              \
+      case 3: return transform_weights_of<3, 6, VECTOR>(t, g, group_in, group_out, u, first, last); \
+      case 5: return transform_weights_of<5, 8, VECTOR>(t, g, group_in, group_out, u, first, last); \
+      case 6: return transform_weights_of<6, 7, VECTOR>(t, g, group_in, group_out, u, first, last); \
+      case 7: return transform_weights_of<7, 8, VECTOR>(t, g, group_in, group_out, u, first, last); \
+    }                                                                                           \
+  }                                                                                             \
   TARGET void transform_inputs##SUFFIX(const Plan& s, const float* bottom, int64_t group,       \
                                        Columns cols, float* v, long first, long last) {         \
     switch (s.t->alpha) {                                                                       \
@@ -395,6 +440,17 @@ void in_shares(long count, long grain, const std::function<void(long, long)>& bo
   (void)grain;
   body(0, count);
 #endif
+}
+
+void transform_weights(const WinogradTransform& t, const float* g, int64_t out, int64_t group_in,
+                       int64_t group_out, float* u) {
+  const int64_t blocks = (group_in + kLanes - 1) / kLanes;
+  in_shares(static_cast<long>(out * blocks), 16, [&](long a, long b) {
+#ifdef SURGERY_X86_AVX2
+    if (avx2()) return transform_weights_avx2(t, g, group_in, group_out, u, a, b);
+#endif
+    transform_weights_baseline(t, g, group_in, group_out, u, a, b);
+  });
 }
 
 void transform_inputs(const Plan& s, const float* bottom, int64_t group, Columns cols, float* v) {

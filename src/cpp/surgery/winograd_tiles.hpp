@@ -48,6 +48,11 @@ void allow_vector_code(bool allowed);
 // least `grain` items.
 void in_shares(long count, long grain, const std::function<void(long, long)>& body);
 
+// U[group][e][o][c] = (G g G^T)[e] for every kernel g (out x group_in
+// kernels of r x r; out channels, group_out to a group).
+void transform_weights(const WinogradTransform& t, const float* g, int64_t out, int64_t group_in,
+                       int64_t group_out, float* u);
+
 // V[c][e][j] = (B^T d B)[e] for each input channel c of group `group` and
 // tile j of `cols` (d: the tile's input cells, zero outside the image).
 void transform_inputs(const Plan& s, const float* bottom, int64_t group, Columns cols, float* v);
