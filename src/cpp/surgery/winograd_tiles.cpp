@@ -205,6 +205,17 @@ SURGERY_AVX2_TARGET inline void gather_tiles_avx2(const Plan& s, const float* bo
 }
 #endif
 
+// both_sides in AVX2 code (kVector) or the baseline's.
+template <int A, int R, bool kVector>
+inline __attribute__((always_inline)) void both_sides_for(const float* left,
+                                                           const float (&in)[A][A][kLanes],
+                                                           float (&out)[R][R][kLanes]) {
+#ifdef SURGERY_X86_AVX2
+  if constexpr (kVector) return both_sides_avx2<A, R>(left, in, out);
+#endif
+  both_sides<A, R>(left, in, out);
+}
+
 // V[c][e][j] = (B^T d B)[e] for input channel c of group `group` and tile
 // j of `cols`, for the blocks of kLanes tiles numbered [first, last)
 // (channel-major). Input cells outside the image (padding, tiles hanging
@@ -230,15 +241,7 @@ inline __attribute__((always_inline)) void transform_inputs_of(
     gather_tiles<A>(s, bottom, group, c, at, lanes, d);
 #endif
     float out[A][A][kLanes];
-#ifdef SURGERY_X86_AVX2
-    if constexpr (kVector) {
-      both_sides_avx2<A, A>(s.t->bt.data(), d, out);
-    } else {
-      both_sides<A, A>(s.t->bt.data(), d, out);
-    }
-#else
-    both_sides<A, A>(s.t->bt.data(), d, out);
-#endif
+    both_sides_for<A, A, kVector>(s.t->bt.data(), d, out);
     for (int e = 0; e < A * A; ++e) {
       float* to = v + (c * A * A + e) * cols.stride + j0;
       for (int l = 0; l < kLanes; ++l) to[l] = out[e / A][e % A][l];
@@ -265,15 +268,7 @@ inline __attribute__((always_inline)) void transform_outputs_of(
       for (int l = 0; l < kLanes; ++l) products[e / A][e % A][l] = from[l];
     }
     float y[M][M][kLanes];
-#ifdef SURGERY_X86_AVX2
-    if constexpr (kVector) {
-      both_sides_avx2<A, M>(s.t->at.data(), products, y);
-    } else {
-      both_sides<A, M>(s.t->at.data(), products, y);
-    }
-#else
-    both_sides<A, M>(s.t->at.data(), products, y);
-#endif
+    both_sides_for<A, M, kVector>(s.t->at.data(), products, y);
     TilePlace at[kLanes];
     places(s, cols.first + j0, lanes, at);
     const int64_t channel = group * s.group_out + out_first + o;
@@ -307,15 +302,7 @@ inline __attribute__((always_inline)) void transform_weights_of(
         for (int q = 0; q < R; ++q) kernels[k][q][l] = kernel[k * R + q];
     }
     float cells[A][A][kLanes];
-#ifdef SURGERY_X86_AVX2
-    if constexpr (kVector) {
-      both_sides_avx2<R, A>(t.g.data(), kernels, cells);
-    } else {
-      both_sides<R, A>(t.g.data(), kernels, cells);
-    }
-#else
-    both_sides<R, A>(t.g.data(), kernels, cells);
-#endif
+    both_sides_for<R, A, kVector>(t.g.data(), kernels, cells);
     const int64_t group = o / group_out, within = o % group_out;
     for (int e = 0; e < A * A; ++e) {
       float* to = u + ((group * A * A + e) * group_out + within) * group_in + c0;
@@ -325,42 +312,34 @@ inline __attribute__((always_inline)) void transform_weights_of(
 }
 
 // Each instantiation, as vector code for this CPU (see avx2()).
-#define SURGERY_TRANSFORMS(SUFFIX, TARGET, VECTOR)                                                      \
-  TARGET void transform_weights##SUFFIX(const WinogradTransform& t, const float* g,            \
-                                        int64_t group_in, int64_t group_out, float* u,          \
-                                        long first, long last) {                                \
-    switch (t.r) {                                                                              \
-      case 3: return transform_weights_of<3, 6, VECTOR>(t, g, group_in, group_out, u, first, last); \
-      case 5: return transform_weights_of<5, 8, VECTOR>(t, g, group_in, group_out, u, first, last); \
-      case 6: return transform_weights_of<6, 7, VECTOR>(t, g, group_in, group_out, u, first, last); \
-      case 7: return transform_weights_of<7, 8, VECTOR>(t, g, group_in, group_out, u, first, last); \
-    }                                                                                           \
-  }                                                                                             \
-  TARGET void transform_inputs##SUFFIX(const Plan& s, const float* bottom, int64_t group,       \
-                                       Columns cols, float* v, long first, long last) {         \
-    switch (s.t->alpha) {                                                                       \
-      case 6: return transform_inputs_of<6, VECTOR>(s, bottom, group, cols, v, first, last);       \
-      case 7: return transform_inputs_of<7, VECTOR>(s, bottom, group, cols, v, first, last);       \
-      case 8: return transform_inputs_of<8, VECTOR>(s, bottom, group, cols, v, first, last);       \
-    }                                                                                           \
-  }                                                                                             \
-  TARGET void transform_outputs##SUFFIX(const Plan& s, const float* m, const float* bias,       \
-                                        int64_t group, int64_t out_first, Columns cols,         \
-                                        float* top, long first, long last) {                    \
-    switch (s.t->alpha * 16 + s.t->m) {                                                         \
-      case 6 * 16 + 4:                                                                          \
-        return transform_outputs_of<6, 4, VECTOR>(s, m, bias, group, out_first, cols, top,              \
-                                          first, last);                                         \
-      case 8 * 16 + 4:                                                                          \
-        return transform_outputs_of<8, 4, VECTOR>(s, m, bias, group, out_first, cols, top,              \
-                                          first, last);                                         \
-      case 7 * 16 + 2:                                                                          \
-        return transform_outputs_of<7, 2, VECTOR>(s, m, bias, group, out_first, cols, top,              \
-                                          first, last);                                         \
-      case 8 * 16 + 2:                                                                          \
-        return transform_outputs_of<8, 2, VECTOR>(s, m, bias, group, out_first, cols, top,              \
-                                          first, last);                                         \
-    }                                                                                           \
+#define SURGERY_TRANSFORMS(SUFFIX, TARGET, VECTOR)                                                           \
+  TARGET void transform_weights##SUFFIX(const WinogradTransform& t, const float* g,                          \
+                                        int64_t group_in, int64_t group_out, float* u,                       \
+                                        long first, long last) {                                             \
+    switch (t.r) {                                                                                           \
+      case 3: return transform_weights_of<3, 6, VECTOR>(t, g, group_in, group_out, u, first, last);          \
+      case 5: return transform_weights_of<5, 8, VECTOR>(t, g, group_in, group_out, u, first, last);          \
+      case 6: return transform_weights_of<6, 7, VECTOR>(t, g, group_in, group_out, u, first, last);          \
+      case 7: return transform_weights_of<7, 8, VECTOR>(t, g, group_in, group_out, u, first, last);          \
+    }                                                                                                        \
+  }                                                                                                          \
+  TARGET void transform_inputs##SUFFIX(const Plan& s, const float* bottom, int64_t group,                    \
+                                       Columns cols, float* v, long first, long last) {                      \
+    switch (s.t->alpha) {                                                                                    \
+      case 6: return transform_inputs_of<6, VECTOR>(s, bottom, group, cols, v, first, last);                 \
+      case 7: return transform_inputs_of<7, VECTOR>(s, bottom, group, cols, v, first, last);                 \
+      case 8: return transform_inputs_of<8, VECTOR>(s, bottom, group, cols, v, first, last);                 \
+    }                                                                                                        \
+  }                                                                                                          \
+  TARGET void transform_outputs##SUFFIX(const Plan& s, const float* m, const float* bias,                    \
+                                        int64_t group, int64_t o, Columns c, float* top,                     \
+                                        long first, long last) {                                             \
+    switch (s.t->alpha * 16 + s.t->m) {                                                                      \
+      case 6 * 16 + 4: return transform_outputs_of<6, 4, VECTOR>(s, m, bias, group, o, c, top, first, last); \
+      case 8 * 16 + 4: return transform_outputs_of<8, 4, VECTOR>(s, m, bias, group, o, c, top, first, last); \
+      case 7 * 16 + 2: return transform_outputs_of<7, 2, VECTOR>(s, m, bias, group, o, c, top, first, last); \
+      case 8 * 16 + 2: return transform_outputs_of<8, 2, VECTOR>(s, m, bias, group, o, c, top, first, last); \
+    }                                                                                                        \
   }
 
 SURGERY_TRANSFORMS(_baseline, , false)
