@@ -62,6 +62,18 @@ def test_caffenet_dense_map_matches_caffe(caffenet_fc):
     assert (together[1:2].argmax(1) == exact.argmax(1)).all()
 
 
+def test_tiled_map_matches_the_whole_within_rounding(caffenet_fc):
+    # Tiles move where Winograd's tiles fall, so the sums round differently
+    # from the whole image's: equal within the same 1e-4, not bit for bit.
+    image = np.random.default_rng(4).uniform(0, 255, (643, 611, 3)).astype(np.float32)
+    caffenet_fc.convolution = "winograd"
+    whole = caffenet_fc.dense_forward(image)
+    tiled = caffenet_fc.dense_forward(image, tile=(420, 420))
+    assert tiled.shape == whole.shape == (14, 13)
+    np.testing.assert_allclose(tiled.scores, whole.scores, atol=1e-4)
+    assert (tiled.argmax == whole.argmax).all()
+
+
 CONV = """
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 8 dim: 12 dim: 12 } } }
 layer { name: "conv" type: "Convolution" bottom: "data" top: "out"
