@@ -236,3 +236,16 @@ def test_tf32_is_opt_in_and_close_to_float(tmp_path):
     # only the weights and the image so, on the CPU, moves these
     # probabilities (max 0.36) by up to 5e-4; TF32 rounds every layer's input.
     np.testing.assert_allclose(fast, exact, atol=5e-3)
+
+
+@needs_gpu
+def test_winograd_is_a_cpu_choice_the_gpu_runs_as_caffe(caffenet_fc):
+    x = np.random.default_rng(2).uniform(-1, 1, (1, 3, 451, 451)).astype(np.float32)
+    with gpu_mode():
+        caffenet_fc.convolution = "caffe"
+        caffe = caffenet_fc.forward(data=x)["prob"]
+        caffenet_fc.convolution = "winograd"
+        winograd = caffenet_fc.forward(data=x)["prob"]
+        assert caffenet_fc.winograd_layers == []
+        caffenet_fc.convolution = "caffe"
+    np.testing.assert_array_equal(winograd, caffe)
