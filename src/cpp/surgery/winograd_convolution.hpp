@@ -17,8 +17,9 @@
 // Memory: each layer keeps its weights transformed (alpha^2 / r^2 times
 // their size: 4x for 3x3, 2.6x for 5x5, 1.4x for 6x6; fc6 of CaffeNet 205
 // MB), made at the first forward and again whenever they may have changed;
-// plus at most 64 MiB of work buffers, which the net's layers share. All of it is Caffe blob memory, so
-// the memory limit refuses it as it refuses any blob.
+// plus at most 64 MiB of work buffers, which the net's layers share. All of
+// it is Caffe blob memory, so the memory limit refuses it as it refuses any
+// blob.
 #ifndef SURGERY_WINOGRAD_CONVOLUTION_HPP_
 #define SURGERY_WINOGRAD_CONVOLUTION_HPP_
 
