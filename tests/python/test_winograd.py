@@ -62,6 +62,20 @@ def test_caffenet_dense_map_matches_caffe(caffenet_fc):
     assert (together[1:2].argmax(1) == exact.argmax(1)).all()
 
 
+def test_layers_replaced_by_rarefaction_are_checked_anew(caffenet_fc_files):
+    # Rarefying to stride 16 replaces pool5 and the layers after it (fc6-conv
+    # then dilated 2: Caffe's again); the convolutions before keep Winograd.
+    net = surgery.Net(*caffenet_fc_files)
+    x = np.random.default_rng(5).uniform(-1, 1, (1, 3, 451, 451)).astype(np.float32)
+    net.convolution = "winograd"
+    net.forward(data=x)
+    assert "fc6-conv" in net.winograd_layers
+    surgery.rarefy(net, stride=16)
+    both = forward_both(net, data=x)
+    assert net.winograd_layers == ["conv2", "conv3", "conv4", "conv5"]
+    np.testing.assert_allclose(both["winograd"]["prob"], both["caffe"]["prob"], atol=1e-4)
+
+
 def test_tiled_map_matches_the_whole_within_rounding(caffenet_fc):
     # Tiles move where Winograd's tiles fall, so the sums round differently
     # from the whole image's: equal within the same 1e-4, not bit for bit.

@@ -21,14 +21,11 @@ bool is_axis_one(const caffe::ConvolutionParameter& p) { return p.axis() == 1 ||
 }  // namespace
 
 std::unique_ptr<WinogradConvolution> WinogradConvolution::for_layer(
-    const caffe::shared_ptr<caffe::Layer<float>>& layer, const caffe::Blob<float>& bottom,
+    caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
     const caffe::Blob<float>& top) {
-  const caffe::LayerParameter& lp = layer->layer_param();
-  const caffe::ConvolutionParameter& p = lp.convolution_param();
-  if (std::string(layer->type()) != "Convolution" || &bottom == &top || !is_axis_one(p)) {
-    return nullptr;
-  }
-  if (bottom.num_axes() != 4 || top.num_axes() != 4 || bottom.shape(0) != top.shape(0)) {
+  const caffe::ConvolutionParameter& p = layer.layer_param().convolution_param();
+  if (std::string(layer.type()) != "Convolution" || &bottom == &top || !is_axis_one(p) ||
+      bottom.num_axes() != 4 || top.num_axes() != 4) {
     return nullptr;
   }
   const Window h = conv_window(p, 0), w = conv_window(p, 1);
@@ -37,16 +34,12 @@ std::unique_ptr<WinogradConvolution> WinogradConvolution::for_layer(
     return nullptr;
   }
   const WinogradTransform* t = winograd_transform(static_cast<int>(h.kernel));
-  if (t == nullptr || layer->blobs().empty()) return nullptr;
-  const caffe::Blob<float>& weights = *layer->blobs()[0];
+  if (t == nullptr || layer.blobs().empty()) return nullptr;
+  const caffe::Blob<float>& weights = *layer.blobs()[0];
   const int64_t group = p.group(), channels = bottom.shape(1), out = top.shape(1);
   if (group < 1 || channels % group != 0 || out % group != 0) return nullptr;
   if (weights.shape() != std::vector<int>{static_cast<int>(out), static_cast<int>(channels / group),
                                           static_cast<int>(h.kernel), static_cast<int>(w.kernel)}) {
-    return nullptr;
-  }
-  if (top.shape(2) != bottom.shape(2) + 2 * h.pad - h.kernel + 1 ||
-      top.shape(3) != bottom.shape(3) + 2 * w.pad - w.kernel + 1) {
     return nullptr;
   }
   const int64_t cells = int64_t{t->alpha} * t->alpha;
@@ -57,43 +50,48 @@ std::unique_ptr<WinogradConvolution> WinogradConvolution::for_layer(
     return nullptr;
   }
   const bool bias = p.bias_term();
-  if (bias && (layer->blobs().size() < 2 || layer->blobs()[1]->count() != out)) return nullptr;
+  if (bias && (layer.blobs().size() < 2 || layer.blobs()[1]->count() != out)) return nullptr;
   std::unique_ptr<WinogradConvolution> conv(new WinogradConvolution);
-  conv->layer_ = layer;
   conv->t_ = t;
   conv->pad_h_ = static_cast<int>(h.pad);
   conv->pad_w_ = static_cast<int>(w.pad);
   conv->group_ = static_cast<int>(group);
   conv->bias_ = bias;
-  return conv;
+  return conv->fits(layer, bottom, top) ? std::move(conv) : nullptr;
 }
 
-bool WinogradConvolution::computes(const caffe::shared_ptr<caffe::Layer<float>>& layer) const {
-  return layer_.lock() == layer;
+bool WinogradConvolution::fits(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
+                               const caffe::Blob<float>& top) const {
+  const caffe::Blob<float>& weights = *layer.blobs()[0];
+  return bottom.num_axes() == 4 && top.num_axes() == 4 && bottom.shape(0) == top.shape(0) &&
+         bottom.shape(1) == int64_t{weights.shape(1)} * group_ &&
+         top.shape(1) == weights.shape(0) &&
+         top.shape(2) == int64_t{bottom.shape(2)} + 2 * pad_h_ - t_->r + 1 &&
+         top.shape(3) == int64_t{bottom.shape(3)} + 2 * pad_w_ - t_->r + 1;
 }
 
-void WinogradConvolution::transform_weights() {
-  const caffe::Blob<float>& weights = *layer_.lock()->blobs()[0];
+void WinogradConvolution::transform_weights(caffe::Layer<float>& layer) {
+  const caffe::Blob<float>& weights = *layer.blobs()[0];
   const int64_t out = weights.shape(0), group_in = weights.shape(1);
   u_.Reshape(std::vector<int>{static_cast<int>(int64_t{t_->alpha} * t_->alpha * out * group_in)});
   winograd::transform_weights(*t_, weights.cpu_data(), out, group_in, out / group_,
                               u_.mutable_cpu_data());
 }
 
-void WinogradConvolution::forward(const caffe::Blob<float>& bottom, caffe::Blob<float>* top,
+void WinogradConvolution::forward(caffe::Layer<float>& layer,
+                                  const caffe::Blob<float>& bottom, caffe::Blob<float>* top,
                                   uint64_t weights_generation, caffe::Blob<float>* v_buffer,
                                   caffe::Blob<float>* m_buffer) {
-  const auto layer = layer_.lock();
   // Only the layer's blob holds the weights' memory when no view of it is
   // alive; a view (a numpy array over params) may be written at any time.
   if (!u_made_ || weights_generation != u_generation_ ||
-      layer->blobs()[0]->data().use_count() > 1) {
+      layer.blobs()[0]->data().use_count() > 1) {
     u_made_ = false;
-    const double mib = static_cast<double>(t_->alpha) * t_->alpha * layer->blobs()[0]->count() /
+    const double mib = static_cast<double>(t_->alpha) * t_->alpha * layer.blobs()[0]->count() /
                        (t_->r * t_->r) * sizeof(float) / 1048576.0;
-    guard_caffe("layer '" + layer->layer_param().name() + "': convolution 'winograd' keeps its "
+    guard_caffe("layer '" + layer.layer_param().name() + "': convolution 'winograd' keeps its "
                 "weights transformed (" + std::to_string(static_cast<int64_t>(mib + 0.5)) +
-                " MiB; 'caffe' keeps no copy)", [&] { transform_weights(); });
+                " MiB; 'caffe' keeps no copy)", [&] { transform_weights(layer); });
     u_made_ = true;
     u_generation_ = weights_generation;
   }
@@ -122,7 +120,7 @@ void WinogradConvolution::forward(const caffe::Blob<float>& bottom, caffe::Blob<
   v_buffer->Reshape(std::vector<int>{static_cast<int>(cells * s.group_in * cols_max)});
   const float* in = bottom.cpu_data();
   const float* u = u_.cpu_data();
-  const float* bias = bias_ ? layer->blobs()[1]->cpu_data() : nullptr;
+  const float* bias = bias_ ? layer.blobs()[1]->cpu_data() : nullptr;
   float* out = top->mutable_cpu_data();
   float* v = v_buffer->mutable_cpu_data();
   for (int64_t group = 0; group < group_; ++group) {
@@ -147,7 +145,6 @@ void WinogradConvolution::forward(const caffe::Blob<float>& bottom, caffe::Blob<
 bool WinogradLayers::forward(const caffe::Net<float>& net, int index,
                              uint64_t weights_generation) {
   ran_.resize(net.layers().size());
-  ran_[index] = false;
   ran_[index] = run(net, index, weights_generation);
   return ran_[index];
 }
@@ -156,20 +153,26 @@ bool WinogradLayers::run(const caffe::Net<float>& net, int index, uint64_t weigh
   if (caffe::Caffe::mode() != caffe::Caffe::CPU) return false;
   const auto& bottoms = net.bottom_vecs()[index];
   const auto& tops = net.top_vecs()[index];
-  if (bottoms.size() != 1 || tops.size() != 1) return false;
   const auto& layer = net.layers()[index];
-  if (std::string(layer->type()) != "Convolution") return false;
+  layers_.resize(net.layers().size());
+  Entry& entry = layers_[index];
+  if (entry.layer.lock() != layer) {
+    // A layer not seen before (surgery replaces layers): checked once, with
+    // the shapes its Reshape gives, and remembered either way.
+    entry.layer = layer;
+    entry.conv.reset();
+    if (bottoms.size() == 1 && tops.size() == 1 && std::string(layer->type()) == "Convolution") {
+      layer->Reshape(bottoms, tops);
+      entry.conv = WinogradConvolution::for_layer(*layer, *bottoms[0], *tops[0]);
+    }
+  }
+  if (!entry.conv) return false;
   // As Layer::Forward does before computing: the shapes follow the bottom.
   layer->Reshape(bottoms, tops);
-  auto checked = WinogradConvolution::for_layer(layer, *bottoms[0], *tops[0]);
-  if (!checked) return false;
-  layers_.resize(net.layers().size());
-  auto& conv = layers_[index];
-  // Keep the transformed weights made before, if they are this layer's.
-  if (!conv || !conv->computes(layer)) conv = std::move(checked);
+  if (!entry.conv->fits(*layer, *bottoms[0], *tops[0])) return false;
   if (!v_) v_ = std::make_unique<caffe::Blob<float>>();
   if (!m_) m_ = std::make_unique<caffe::Blob<float>>();
-  conv->forward(*bottoms[0], tops[0], weights_generation, v_.get(), m_.get());
+  entry.conv->forward(*layer, *bottoms[0], tops[0], weights_generation, v_.get(), m_.get());
   return true;
 }
 

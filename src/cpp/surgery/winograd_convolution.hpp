@@ -37,27 +37,28 @@ namespace surgery {
 class WinogradConvolution {
  public:
   // nullptr if this cannot compute `layer` on `bottom` (see above).
-  static std::unique_ptr<WinogradConvolution> for_layer(
-      const caffe::shared_ptr<caffe::Layer<float>>& layer, const caffe::Blob<float>& bottom,
-      const caffe::Blob<float>& top);
+  static std::unique_ptr<WinogradConvolution> for_layer(caffe::Layer<float>& layer,
+                                                         const caffe::Blob<float>& bottom,
+                                                         const caffe::Blob<float>& top);
 
-  // Whether `layer` is still the one this was made for (surgery replaces
-  // layers; a freed layer's address may be reused, a weak pointer's not).
-  bool computes(const caffe::shared_ptr<caffe::Layer<float>>& layer) const;
+  // Whether bottom and top (after the layer's Reshape) have the shapes this
+  // computes: 4-D, the layer's channels, a stride-1 output size.
+  bool fits(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
+            const caffe::Blob<float>& top) const;
 
-  // top = the convolution of bottom. The transformed weights are made anew
-  // when `weights_generation` differs from the last forward's, or when
-  // anything besides the layer holds the weights' memory (a numpy view may
-  // write into it at any time).
-  // `v` and `m` are work buffers, grown as needed.
-  void forward(const caffe::Blob<float>& bottom, caffe::Blob<float>* top,
-               uint64_t weights_generation, caffe::Blob<float>* v, caffe::Blob<float>* m);
+  // top = the convolution of bottom by `layer` (the one for_layer was given).
+  // The transformed weights are made anew when `weights_generation`
+  // differs from the last forward's, or when anything besides the layer
+  // holds the weights' memory (a numpy view may write into it at any
+  // time). `v` and `m` are work buffers, grown as needed.
+  void forward(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
+               caffe::Blob<float>* top, uint64_t weights_generation, caffe::Blob<float>* v,
+               caffe::Blob<float>* m);
 
  private:
   WinogradConvolution() = default;
-  void transform_weights();
+  void transform_weights(caffe::Layer<float>& layer);
 
-  boost::weak_ptr<caffe::Layer<float>> layer_;
   const WinogradTransform* t_ = nullptr;
   int pad_h_ = 0, pad_w_ = 0, group_ = 1;
   bool bias_ = false;
@@ -85,7 +86,13 @@ class WinogradLayers {
  private:
   bool run(const caffe::Net<float>& net, int index, uint64_t weights_generation);
 
-  std::vector<std::unique_ptr<WinogradConvolution>> layers_;  // null: none made yet
+  struct Entry {
+    // The layer checked: a replaced layer is checked anew (a freed layer's
+    // address may be reused, a weak pointer's not).
+    boost::weak_ptr<caffe::Layer<float>> layer;
+    std::unique_ptr<WinogradConvolution> conv;  // null: not one it computes
+  };
+  std::vector<Entry> layers_;
   std::vector<char> ran_;
   // Work buffers the layers share: transformed inputs, products.
   std::unique_ptr<caffe::Blob<float>> v_, m_;
