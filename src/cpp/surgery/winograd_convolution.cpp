@@ -53,8 +53,8 @@ std::unique_ptr<WinogradConvolution> WinogradConvolution::for_layer(
   if (bias && (layer.blobs().size() < 2 || layer.blobs()[1]->count() != out)) return nullptr;
   std::unique_ptr<WinogradConvolution> conv(new WinogradConvolution);
   conv->t_ = t;
-  conv->pad_h_ = static_cast<int>(h.pad);
-  conv->pad_w_ = static_cast<int>(w.pad);
+  conv->pad_h_ = h.pad;
+  conv->pad_w_ = w.pad;
   conv->group_ = static_cast<int>(group);
   conv->bias_ = bias;
   return conv->fits(layer, bottom, top) ? std::move(conv) : nullptr;

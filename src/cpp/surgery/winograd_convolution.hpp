@@ -60,7 +60,8 @@ class WinogradConvolution {
   void transform_weights(caffe::Layer<float>& layer);
 
   const WinogradTransform* t_ = nullptr;
-  int pad_h_ = 0, pad_w_ = 0, group_ = 1;
+  int64_t pad_h_ = 0, pad_w_ = 0;
+  int group_ = 1;
   bool bias_ = false;
   caffe::Blob<float> u_;  // [group][alpha^2][out channels of the group][in channels of the group]
   bool u_made_ = false;

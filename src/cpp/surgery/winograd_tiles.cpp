@@ -180,15 +180,19 @@ SURGERY_AVX2_TARGET inline void gather_tiles_avx2(const Plan& s, const float* bo
                                                   float (&d)[A][A][kLanes]) {
   __m256 rows[A][kLanes];
   for (int l = 0; l < kLanes; ++l) {
+    if (l >= lanes) {  // past the last tile: no place (at[l] is not set), zeros
+      for (int k = 0; k < A; ++k) rows[k][l] = _mm256_setzero_ps();
+      continue;
+    }
     const float* plane =
         bottom + ((at[l].image * s.channels + group * s.group_in + c) * s.height) * s.width;
     const int64_t y0 = at[l].row - s.pad_h, x0 = at[l].col - s.pad_w;
-    if (l < lanes && y0 >= 0 && x0 >= 0 && y0 + A <= s.height && x0 + kLanes <= s.width) {
+    if (y0 >= 0 && x0 >= 0 && y0 + A <= s.height && x0 + kLanes <= s.width) {
       for (int k = 0; k < A; ++k) rows[k][l] = _mm256_loadu_ps(plane + (y0 + k) * s.width + x0);
       continue;
     }
     alignas(32) float cells[A][kLanes] = {};
-    for (int k = 0; l < lanes && k < A; ++k) {
+    for (int k = 0; k < A; ++k) {
       const int64_t y = y0 + k;
       if (y < 0 || y >= s.height) continue;
       for (int q = 0; q < A; ++q) {
