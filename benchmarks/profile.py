@@ -60,44 +60,44 @@ def profile(files, batch, repeat, caffe_threads, library=None):
     return {name: (kind, float(ms)) for name, kind, ms in rows}
 
 
-def side_by_side(files, batch, repeat, rounds, columns):
-    """{column: {layer: (type, median ms)}} for columns {name: (caffe_threads,
-    library)}, the columns' runs alternated."""
+def side_by_side(columns, measure, rounds, batch):
+    """{column: {layer: (type, median ms per image)}}: measure(column) gives a
+    list of {layer: (type, ms)} runs; the columns take turns, in an order
+    reversed every other round."""
     runs = {column: [] for column in columns}
-    order = list(columns)
     for r in range(rounds):
-        for column in (order if r % 2 == 0 else order[::-1]):
-            runs[column].append(profile(files, batch, repeat, *columns[column]))
+        for column in (columns if r % 2 == 0 else columns[::-1]):
+            runs[column] += measure(column)
     return {column: {name: (found[0][name][0],
                             statistics.median(f[name][1] for f in found) / batch)
                      for name in found[0]}
             for column, found in runs.items()}
 
 
-def ours_side_by_side(files, batch, repeat, rounds):
-    """{"caffe" | "winograd": {layer: (type, median ms per image)}} of our Net
-    with each convolution algorithm (two nets, their forwards alternated in
-    blocks of `repeat`); "total" is the whole forward call."""
+def ours_measure(files, batch, repeat):
+    """measure() for side_by_side over our Net with convolution "caffe" and
+    "winograd": `repeat` forwards' Net.layer_times after one untimed forward
+    (it reshapes, allocates and transforms the weights); "total" is the whole
+    forward call."""
     nets = {}
     for algorithm in ("caffe", "winograd"):
         nets[algorithm] = surgery.Net(*files)
         nets[algorithm].convolution = algorithm
     kinds = {layer.name: layer.type for layer in nets["caffe"].layers}
     x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, 451, 451)).astype(np.float32)
-    runs = {algorithm: [] for algorithm in nets}
-    for r in range(rounds):
-        for algorithm in (list(nets) if r % 2 == 0 else list(nets)[::-1]):
-            net = nets[algorithm]
-            net.forward(data=x)  # reshapes, allocates, transforms the weights
-            for _ in range(repeat):
-                start = time.perf_counter()
-                net.forward(data=x)
-                runs[algorithm].append({**net.layer_times,
-                                        "total": 1000 * (time.perf_counter() - start)})
-    return {algorithm: {name: (kinds.get(name, "Split"),
-                               statistics.median(run[name] for run in found) / batch)
-                        for name in found[0]}
-            for algorithm, found in runs.items()}
+
+    def measure(algorithm):
+        net = nets[algorithm]
+        net.forward(data=x)
+        runs = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            net.forward(data=x)
+            runs.append({**{name: (kinds.get(name, "Split"), ms)
+                            for name, ms in net.layer_times.items()},
+                         "total": ("-", 1000 * (time.perf_counter() - start))})
+        return runs
+    return measure
 
 
 def table(columns, batch):
@@ -226,7 +226,8 @@ def main():
             print(f"CaffeNet converted, random weights, 451x451; {surgery.num_threads()} "
                   f"threads; our Net, convolution 'caffe' against 'winograd'")
             for batch in [1] + ([args.batch] if args.batch > 1 else []):
-                table(ours_side_by_side(files, batch, args.repeat, args.rounds), batch)
+                table(side_by_side(["caffe", "winograd"], ours_measure(files, batch, args.repeat),
+                                   args.rounds, batch), batch)
             return
         if args.before:
             columns = {"before": (0, args.before), "after": (0, None)}
@@ -237,7 +238,8 @@ def main():
             print(f"CaffeNet converted, random weights, 451x451; {surgery.num_threads()} "
                   f"threads (BLAS and, in the parallel column, libcaffe's loops)")
         for batch in [1] + ([args.batch] if args.batch > 1 else []):
-            table(side_by_side(files, batch, args.repeat, args.rounds, columns), batch)
+            table(side_by_side(list(columns), lambda column: [profile(
+                files, batch, args.repeat, *columns[column])], args.rounds, batch), batch)
 
 
 if __name__ == "__main__":
