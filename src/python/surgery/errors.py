@@ -33,5 +33,11 @@ class CaffeError(SurgeryError, RuntimeError):
     """A failed CHECK inside Caffe that surgery's own validation did not foresee."""
 
 
+class BatchError(SurgeryError, ValueError):
+    """A batch run refused before any work: an output folder holding results of
+    another model, settings or input; an input whose name would collide with
+    a result; a Dask scheduler that cannot be used."""
+
+
 class NumericWarning(RuntimeWarning):
     """Numbers that cannot be right, such as NaN or infinite scores."""

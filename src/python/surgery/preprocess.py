@@ -24,18 +24,19 @@ MeanLike = Union[None, Sequence[float], np.ndarray, str, "os.PathLike[str]"]
 DECODE_BYTES_PER_VALUE = 22
 
 
-def open_regular_file(path) -> BinaryIO:
+def open_regular_file(path, what: str = "image") -> BinaryIO:
     """`path` opened for reading, refusing anything but a regular file before a
-    byte is read (a FIFO would block, a device such as /dev/zero never end)."""
+    byte is read (a FIFO would block, a device such as /dev/zero never end);
+    `what` names the file in the error."""
     name = os.fspath(path)
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer.
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except (OSError, ValueError) as error:  # ValueError: a NUL in the path
-        raise FileError(f"cannot read image {name!r}: {error}") from error
+        raise FileError(f"cannot read {what} {name!r}: {error}") from error
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise FileError(f"cannot read image {name!r}: not a regular file")
+            raise FileError(f"cannot read {what} {name!r}: not a regular file")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
