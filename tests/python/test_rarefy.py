@@ -192,6 +192,11 @@ def test_refusals_name_the_reason_and_leave_the_net(lenet, tmp_path):
         surgery.rarefy(net, 2, stride=2)
     with pytest.raises(surgery.ShapeError, match="an int"):
         surgery.rarefy(net, 2.0)
+    for factor in (2**31, 2**64, -(2**31) - 1):  # past the core's C int: typed, with the range
+        with pytest.raises(surgery.ShapeError, match=r"outside 1\.\.2147483647; it takes 2, 4"):
+            surgery.rarefy(net, factor)
+    with pytest.raises(surgery.ShapeError, match="strides it can take: 2, 1"):
+        surgery.rarefy(net, stride=2**31)
     assert surgery.geometry(net).stride == (4, 4)
     result = net.rarefy(stride=2)
     assert result.factor == 2 and result.stride == (2, 2)

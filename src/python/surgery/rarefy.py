@@ -23,6 +23,8 @@ from .net import Net, operations
 # old_stride (h, w), stride (h, w), dilation (h, w), reduced); bound once in
 # src/cpp/bindings/surgery.cpp.
 RarefiedLayer = _core.RarefiedLayer
+# The core takes a C int.
+FACTOR_MAX = 2**31 - 1
 
 
 def describe(layer: RarefiedLayer) -> str:
@@ -107,6 +109,9 @@ def rarefy(net: Net, factor: Optional[int] = None, *, stride: Optional[int] = No
         factor = operator.index(factor)
     except TypeError:
         raise ShapeError(f"factor must be an int, not {factor!r}") from None
+    if not 1 <= factor <= FACTOR_MAX:
+        raise ShapeError(f"factor {factor} is outside 1..{FACTOR_MAX}; it takes "
+                         f"{', '.join(map(str, rarefy_factors(net))) or 'none'}")
     report = _core.rarefy(net, factor)
     return RarefyResult(net=net, factor=report.factor, layers=list(report.layers),
                         stride=output_stride(net))
