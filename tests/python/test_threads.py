@@ -3,6 +3,7 @@
 threads giving exactly what they give on one, checked against numpy; and
 OpenBLAS's threads asleep, not spinning, once a forward is done."""
 
+import json
 import os
 import subprocess
 import sys
@@ -72,6 +73,48 @@ def test_bad_thread_counts_are_refused(bad):
         surgery.set_num_threads(bad)
     with pytest.raises(TypeError):
         surgery.set_num_threads("2")
+
+
+ENVIRONMENT_CHILD = """
+import json, warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import surgery
+print(json.dumps({"threads": surgery.num_threads(), "blas": surgery.thread_counts()["blas"],
+                  "warnings": [f"{w.category.__name__}: {w.message}" for w in caught]}))
+"""
+
+
+def import_with_threads(value):
+    """(num_threads, BLAS threads, warnings) of `import surgery` in a child
+    whose $SURGERY_NUM_THREADS is `value` (unset if None)."""
+    env = {k: v for k, v in os.environ.items() if k != "SURGERY_NUM_THREADS"}
+    if value is not None:
+        env["SURGERY_NUM_THREADS"] = value
+    run = subprocess.run([sys.executable, "-c", ENVIRONMENT_CHILD], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    return out["threads"], out["blas"], out["warnings"]
+
+
+@pytest.fixture(scope="module")
+def unset():
+    return import_with_threads(None)
+
+
+def test_a_valid_thread_variable_is_applied_at_import():
+    assert import_with_threads("3")[:2] == (3, 3)
+    assert import_with_threads("3")[2] == []
+
+
+@pytest.mark.parametrize("value", ["4097", "1000000000", "\u00b2", "abc", "-1", "9" * 5000,
+                                   "1.5"])
+def test_a_bad_thread_variable_warns_once_and_is_ignored(value, unset):
+    threads, blas, caught = import_with_threads(value)
+    assert (threads, blas) == unset[:2]
+    assert caught == [f"RuntimeWarning: SURGERY_NUM_THREADS={value!r} ignored: give 0 "
+                      "(all CPUs) to 4096"]
 
 
 def run_layer(tmp_path, name, x, threads):

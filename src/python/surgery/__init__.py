@@ -16,7 +16,7 @@ import os
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 from . import _core  # after the setting above
-from .errors import (CaffeError, FileError, MemoryLimitError, NetDefinitionError,
+from .errors import (BatchError, CaffeError, FileError, MemoryLimitError, NetDefinitionError,
                      NumericWarning, ParseError, ShapeError, SurgeryError)
 from .net import LayerInfo, Net
 from .geometry import Geometry, geometry
@@ -44,12 +44,29 @@ memory_in_use = _core.memory_in_use
 set_num_threads = _core.set_num_threads
 num_threads = _core.num_threads
 thread_counts = _core.thread_counts
-if os.environ.get("SURGERY_NUM_THREADS", "").isdigit():
-    set_num_threads(int(os.environ["SURGERY_NUM_THREADS"]))
+
+
+def _threads_from_environment() -> None:
+    """Applies $SURGERY_NUM_THREADS: 0 (all CPUs) to 4096. Any other value
+    is one warning and ignored, so that a bad setting never stops the
+    import (a Dask worker would die at start, over and over)."""
+    text = os.environ.get("SURGERY_NUM_THREADS", "").strip()
+    if not text:
+        return
+    # ASCII digits only: str.isdigit also takes "²", which int() refuses.
+    if text.isascii() and text.isdigit() and len(text) <= 8 and int(text) <= 4096:
+        set_num_threads(int(text))
+        return
+    import warnings
+    warnings.warn(f"SURGERY_NUM_THREADS={text!r} ignored: give 0 (all CPUs) to 4096",
+                  RuntimeWarning, stacklevel=2)
+
+
+_threads_from_environment()
 
 __all__ = [
     # errors and warnings
-    "CaffeError", "FileError", "MemoryLimitError", "NetDefinitionError", "ParseError",
+    "BatchError", "CaffeError", "FileError", "MemoryLimitError", "NetDefinitionError", "ParseError",
     "ShapeError", "SurgeryError", "NumericWarning",
     # nets, surgery, dense inference
     "LayerInfo", "Net", "ConvertedLayer", "Geometry", "SurgeryResult", "fully_convolutionalize",
