@@ -47,13 +47,23 @@ def client():
 
 
 def records(out):
-    return {name: json.loads((out / name).read_text()) for name in os.listdir(out)
-            if name.endswith(".png.json")}
+    """Each finished image's record, by image file name."""
+    return {p.parent.name[:-len(".result")]: json.loads(p.read_text())
+            for p in out.glob("*.result/record.json")}
+
+
+def record_path(out, name):
+    return out / f"{name}.result" / "record.json"
+
+
+def hidden(out):
+    """Temporaries left anywhere in `out`."""
+    return [str(p) for p in out.rglob(".*")]
 
 
 def assert_equal_to_serial(out, serial):
     for name, expected in serial.items():
-        scores, meta = load_map(out / f"{name}.npy")
+        scores, meta = load_map(out / f"{name}.result" / "map.npy")
         assert meta["image"].endswith(name)
         assert np.abs(np.asarray(scores) - expected).max() <= 1e-5
 
@@ -64,7 +74,7 @@ def test_folder_on_two_workers_equals_the_serial_loop(lenet, images, serial, tmp
     assert len(summary.done) == COUNT and not summary.failed and not summary.skipped
     assert_equal_to_serial(out, serial)
     assert len({r["worker_pid"] for r in records(out).values()}) == 2
-    assert not [n for n in os.listdir(out) if n.startswith(".")]
+    assert not hidden(out)
 
 
 def test_a_killed_worker_loses_no_image(lenet, images, serial, client, tmp_path):
@@ -105,14 +115,14 @@ def test_a_killed_run_restarts_with_the_unfinished_images_only(lenet, images, se
     before = records(out)
     finished = len(before)
     assert 8 <= finished < COUNT, "the first run ended before it could be killed"
-    stamps = {n: (out / n).stat().st_mtime_ns for n in before}
+    stamps = {n: record_path(out, n).stat().st_mtime_ns for n in before}
     second = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert (f"{COUNT} images: {COUNT - finished} processed, {finished} already finished, "
-            "0 failed") in second.stdout
-    assert all((out / n).stat().st_mtime_ns == t for n, t in stamps.items())
+    assert (f"{COUNT} images: {COUNT - finished} processed, {finished} reused from an earlier "
+            "run with the same model and settings, 0 failed") in second.stdout
+    assert all(record_path(out, n).stat().st_mtime_ns == t for n, t in stamps.items())
     assert_equal_to_serial(out, serial)
-    assert not [n for n in os.listdir(out) if n.startswith(".")]
+    assert not hidden(out)
 
 
 def test_a_bad_image_is_a_failure_with_its_reason(lenet, tmp_path):
@@ -154,3 +164,76 @@ def test_workers_without_an_output_folder_is_a_usage_error(lenet, images, capsys
     from surgery.cli import main
     assert main(["dense", str(lenet[0]), str(lenet[1]), str(images), "--workers", "2"]) == 2
     assert "--out FOLDER" in capsys.readouterr().err
+
+
+def snapshot(folder):
+    """Bytes and mode of every file directly in `folder`."""
+    return {p.name: (p.read_bytes(), p.stat().st_mode) for p in folder.iterdir() if p.is_file()}
+
+
+def cli_run(lenet, folder, *extra):
+    command = [sys.executable, "-m", "surgery", "dense", str(lenet[0]), str(lenet[1]),
+               str(folder), "--out", str(folder), "--workers", "1", *extra]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def test_reruns_in_the_input_folder_reuse_exactly_what_is_still_valid(lenet, tmp_path):
+    from PIL import Image
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for name in ("a.png", "b.png", "c.png", "d.png"):
+        Image.fromarray(rng.integers(0, 256, (60, 70), dtype=np.uint8)).save(folder / name)
+    for name in ("x.npy", "x.npy.npy"):  # the second's name extends the first's map's
+        np.save(folder / name, rng.integers(0, 256, (64, 60), dtype=np.uint8))
+    inputs = snapshot(folder)
+    net = surgery.fully_convolutionalize(*lenet).net
+    serial = {name: net.dense_forward(str(folder / name)).scores for name in inputs}
+
+    first = cli_run(lenet, folder)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "6 images: 6 processed, 0 reused" in first.stdout
+    assert snapshot(folder) == inputs and not hidden(folder)
+    assert_equal_to_serial(folder, serial)
+
+    # Records that are not records, or that would block or never end: redone.
+    record_path(folder, "a.png").write_text("[]")
+    record_path(folder, "b.png").write_text("null")
+    record_path(folder, "c.png").write_text("[" * 100000)
+    record_path(folder, "d.png").unlink()
+    os.mkfifo(record_path(folder, "d.png"))
+    record_path(folder, "x.npy").unlink()
+    record_path(folder, "x.npy").symlink_to("/dev/zero")
+    kept = record_path(folder, "x.npy.npy").read_bytes()
+    second = cli_run(lenet, folder)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert ("6 images: 5 processed, 1 reused from an earlier run with the same model and "
+            "settings, 0 failed") in second.stdout and "5 redone" in second.stdout
+    assert record_path(folder, "x.npy.npy").read_bytes() == kept
+    assert sorted(records(folder)) == sorted(inputs)
+    assert snapshot(folder) == inputs and not hidden(folder)
+    assert_equal_to_serial(folder, serial)
+
+    # Other settings: refused before any work, naming what differs; nothing changed.
+    before = {name: record_path(folder, name).read_bytes() for name in inputs}
+    third = cli_run(lenet, folder, "--threshold", "0.9")
+    assert third.returncode == 2 and third.stdout == ""
+    assert third.stderr.count("\n") == 1 and "threshold was 0.5, now 0.9" in third.stderr
+    assert "--overwrite" in third.stderr
+    assert {name: record_path(folder, name).read_bytes() for name in inputs} == before
+
+    fourth = cli_run(lenet, folder, "--threshold", "0.9", "--overwrite")
+    assert fourth.returncode == 0, fourth.stderr[-3000:]
+    assert "6 images: 6 processed, 0 reused" in fourth.stdout and "6 redone" in fourth.stdout
+    assert {r["settings"]["threshold"] for r in records(folder).values()} == {0.9}
+    assert snapshot(folder) == inputs and not hidden(folder)
+    assert_equal_to_serial(folder, serial)
+
+
+def test_a_bogus_scheduler_is_a_usage_error_before_the_output_folder(lenet, tmp_path):
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "surgery", "dense", str(lenet[0]),
+                          str(lenet[1]), str(tmp_path), "--out", str(out), "--scheduler",
+                          "bogus"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr[-3000:]
+    assert "neither a Dask address" in run.stderr and not out.exists()

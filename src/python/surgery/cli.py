@@ -97,6 +97,17 @@ def unit_interval(text: str) -> float:
     return value
 
 
+def scheduler_argument(text: str) -> str:
+    """A Dask address or scheduler file, checked before anything is made."""
+    from .batch import scheduler_target
+    from .errors import BatchError
+    try:
+        scheduler_target(text)
+    except BatchError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def mean_argument(text: str):
     """Per-channel values (104,117,123 or "104 117 123"), else a mean file."""
     try:
@@ -244,9 +255,9 @@ def _dense(args: argparse.Namespace) -> int:
     tile = _tile_argument(args.tile)
     if args.out is not None:
         return _dense_to_folder(args, images, mean, size, window, labels, background, tile)
-    if args.workers is not None or args.scheduler is not None:
-        raise UsageError("--workers and --scheduler write one result per image: "
-                         "give --out FOLDER")
+    if args.workers is not None or args.scheduler is not None or args.overwrite:
+        raise UsageError("--workers, --scheduler and --overwrite go with the results of "
+                         "--out: give --out FOLDER")
     for report in (conversion, rarefied):
         if report is not None:
             print(report, file=sys.stderr)
@@ -332,8 +343,8 @@ def _dense_to_folder(args, images, mean, size, window, labels, background, tile)
     """One map and one record per image into --out, on Dask (batch.py)."""
     from .batch import dense_images
     if args.json or args.csv or args.picture:
-        raise UsageError("--out writes one record per image (<image>.json); --json, --csv "
-                         "and --picture go with a serial run (no --out)")
+        raise UsageError("--out writes one record per image (<image>.result/record.json); "
+                         "--json, --csv and --picture go with a serial run (no --out)")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out!r} is a file; give a folder")
     options = dict(mean=mean, channel_swap=args.channel_swap, raw_scale=args.raw_scale,
@@ -344,7 +355,7 @@ def _dense_to_folder(args, images, mean, size, window, labels, background, tile)
                            map_suffix="." + args.map_format, threshold=args.threshold,
                            nms_iou=args.nms, background=background,
                            progress=sys.stderr.isatty(), convolution=args.convolution,
-                           **options)
+                           overwrite=args.overwrite, **options)
     print(summary)
     return 1 if summary.failed else 0
 
@@ -458,15 +469,21 @@ def parser() -> Parser:
                             "their maps are held together); 1: one by one. With --tile, "
                             "one by one")
     dense.add_argument("--out", metavar="FOLDER",
-                       help="write each image's map (<image>.npy or .zarr, geometry beside) "
-                            "and record (<image>.json: detections) into FOLDER, on Dask; "
-                            "images finished there by an earlier run are skipped")
+                       help="write each image's results into FOLDER/<image file "
+                            "name>.result/ (map.npy or map.zarr, geometry beside; "
+                            "record.json: detections), on Dask; images finished there by an "
+                            "earlier run with the same model, settings and image are reused, "
+                            "results of another refuse the run (see --overwrite)")
+    dense.add_argument("--overwrite", action="store_true",
+                       help="with --out: redo the images whose results there come from "
+                            "another model, settings or image (default: refuse the run)")
     dense.add_argument("--workers", type=positive_int, metavar="N",
                        help="with --out: worker processes of the embedded Dask cluster "
                             "(default: one per core)")
-    dense.add_argument("--scheduler", metavar="ADDRESS",
+    dense.add_argument("--scheduler", metavar="ADDRESS", type=scheduler_argument,
                        help="with --out: run on the Dask cluster at ADDRESS "
-                            "(e.g. tcp://10.0.0.5:8786) instead")
+                            "(e.g. tcp://10.0.0.5:8786, or a scheduler file) instead; it must "
+                            "be trusted: Dask moves tasks and results with pickle")
     dense.add_argument("--convolution", choices=("caffe", "winograd"), default="caffe",
                        help="how convolutions compute on the CPU: caffe (default, Caffe's "
                             "results bit for bit) or winograd (3x3 to 7x7 kernels at stride 1 "
