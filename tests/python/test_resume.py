@@ -189,7 +189,19 @@ def test_clean_up_stays_in_the_image_folder_and_spares_a_locked_one(lenet, tmp_p
     assert "another run" in report["error"] and live.read_bytes() == b"being written"
 
 
-# --- the scheduler ---
+def test_a_result_folder_that_is_a_symlink_is_not_written_through(lenet, image, tmp_path):
+    job = make_job(*lenet, tmp_path / "out")
+    os.makedirs(job.out)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "record.json").write_text("keep")
+    os.symlink(elsewhere, result_folder(job, image))
+    assert "not a folder" in run_image(job, image)["error"]
+    assert [p.name for p in elsewhere.iterdir()] == ["record.json"]
+    assert (elsewhere / "record.json").read_text() == "keep"
+
+
+# --- the scheduler and the workers ---
 
 @pytest.mark.parametrize("address", ["tcp://10.0.0.5:8786", "tls://host.example:8786",
                                      "ucx://10.0.0.5:13337", "inproc://10.0.0.5/1234/1",
@@ -206,6 +218,16 @@ def test_what_is_no_address_nor_scheduler_file_is_refused_before_the_folder(lene
     out = tmp_path / "new"
     with pytest.raises(BatchError, match="neither a Dask address"):
         dense_images(*lenet, [image], out, scheduler=address)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("bad", [{"workers": 0}, {"workers": -2}, {"workers": 1.5},
+                                 {"map_suffix": ".png"}])
+def test_bad_workers_or_map_format_are_refused_before_the_folder(lenet, image, tmp_path, bad):
+    from surgery.batch import dense_images
+    out = tmp_path / "new"
+    with pytest.raises(BatchError, match=next(iter(bad))):
+        dense_images(*lenet, [image], out, **bad)
     assert not out.exists()
 
 
