@@ -221,9 +221,11 @@ def read_record(path) -> Dict[str, Any]:
     Raises FileError naming the file and why."""
     name = os.fspath(path)
     with open_regular_file(name, "result record") as f:
-        # Bounded even if the file grows after its size was read.
-        data = f.read(RECORD_BYTES + 1)
-    if len(data) > RECORD_BYTES:
+        size = os.fstat(f.fileno()).st_size
+        # Refused by its size before a byte is read; the read is bounded too,
+        # in case the file grows meanwhile.
+        data = f.read(RECORD_BYTES + 1) if size <= RECORD_BYTES else b""
+    if size > RECORD_BYTES or len(data) > RECORD_BYTES:
         raise FileError(f"result record {name!r} is over {RECORD_BYTES} bytes: not a record")
     try:
         record = json.loads(data.decode("utf-8"))
