@@ -230,10 +230,13 @@ def test_reruns_in_the_input_folder_reuse_exactly_what_is_still_valid(lenet, tmp
     assert_equal_to_serial(folder, serial)
 
 
-def test_a_bogus_scheduler_is_a_usage_error_before_the_output_folder(lenet, tmp_path):
+@pytest.mark.parametrize("address, why", [("bogus", "neither a Dask address"),
+                                          ("tcp://127.0.0.1:9", "cannot reach the Dask scheduler")])
+def test_a_bad_scheduler_is_one_line_before_the_output_folder(lenet, tmp_path, address, why):
     out = tmp_path / "out"
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}
     run = subprocess.run([sys.executable, "-m", "surgery", "dense", str(lenet[0]),
                           str(lenet[1]), str(tmp_path), "--out", str(out), "--scheduler",
-                          "bogus"], capture_output=True, text=True, timeout=120)
+                          address], capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr[-3000:]
-    assert "neither a Dask address" in run.stderr and not out.exists()
+    assert why in run.stderr and not out.exists()
