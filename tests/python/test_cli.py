@@ -289,6 +289,13 @@ def test_outputs_never_replace_what_is_not_a_regular_file(model, batch, tmp_path
                                                             null.st_rdev)
 
 
+def test_the_demos_two_pictures_may_not_be_one_file(tmp_path):
+    png = tmp_path / "d.png"
+    line = one_error_line(cli("demo", "--png", png, "--stride", "2", "--stride-png", png))
+    assert "--png writes too" in line, line
+    assert not png.exists()
+
+
 def test_a_labels_fifo_is_refused_at_once(model, batch, tmp_path):
     """The old reader waited for a writer forever; the timeout bounds it."""
     fifo = tmp_path / "labels.txt"
