@@ -40,9 +40,6 @@ from .errors import FileError, MemoryLimitError
 # of a million classes is a few MiB; a map's geometry or a record, KiB.
 LABELS_BYTES = 16 * 2**20
 RECORD_BYTES = 2**20
-# json nests one level per bracket; Python's parser recurses per level, so
-# a deeper document would end in RecursionError, not a typed error.
-JSON_DEPTH = 64
 # numpy's own bound on a .npy header (numpy.lib.format's max_header_size).
 NPY_HEADER_BYTES = 10000
 
@@ -332,28 +329,17 @@ def read_text(path, what: str, bound: int) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _json_depth(text: str) -> int:
-    """How deep brackets nest in `text` (those in strings too: an over-count
-    can only refuse, never let a deep document through)."""
-    depth = deepest = 0
-    for char in text:
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
 def read_json_object(path, what: str, bound: int = RECORD_BYTES) -> dict:
     """A JSON file that must hold an object (not a list, number or null),
     bounded in size and nesting."""
     text = read_text(path, what, bound)
     name = os.fsdecode(path)
-    if _json_depth(text) > JSON_DEPTH:
-        raise FileError(f"{what} {name!r} nests more than {JSON_DEPTH} levels deep: refused")
     try:
         value = json.loads(text)
+    except RecursionError:
+        # json's parser counts its nesting against the recursion limit
+        # (about 1000) and stops there, cleanly.
+        raise FileError(f"cannot read {what} {name!r}: JSON nested too deep") from None
     except ValueError as error:
         raise FileError(f"cannot read {what} {name!r}: not JSON ({error})") from None
     if not isinstance(value, dict):
