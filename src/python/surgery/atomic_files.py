@@ -118,11 +118,15 @@ def output_target(path, what: str = "output") -> str:
     free name in an existing folder."""
     name, shown = _through_link(checked_name(path, what), what)
     try:
-        check_replaceable(shown, name, os.stat(name), what)
+        st = os.stat(name)
     except FileNotFoundError:
         folder = os.path.dirname(os.path.abspath(name))
         if not os.path.isdir(folder):
             raise FileError(f"{what} {shown}: folder {folder!r} does not exist") from None
+        return name
+    except OSError as error:  # a file used as a folder, a name too long, no access
+        raise FileError(f"{what} {shown}: {error.strerror}") from None
+    check_replaceable(shown, name, st, what)
     return name
 
 
