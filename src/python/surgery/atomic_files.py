@@ -31,7 +31,7 @@ import shutil
 import stat
 import tempfile
 import warnings
-from typing import IO, Any, BinaryIO, Iterable, Iterator, List, Tuple
+from typing import IO, Any, BinaryIO, Dict, Hashable, Iterable, Iterator, List, Tuple
 
 from . import _core
 from .errors import FileError, MemoryLimitError
@@ -143,44 +143,51 @@ def folder_target(path, what: str = "output") -> str:
     return name
 
 
-def same_file(a: str, b: str) -> bool:
-    """Whether names `a` and `b` are one file: the same inode (a hard link,
-    a bind mount) where both exist, else the same resolved path."""
+def identities(name: str) -> List[Hashable]:
+    """The keys under which `name` is one file: its resolved path, and where
+    it exists its inode (a hard link, a bind mount)."""
+    keys: List[Hashable] = [os.path.realpath(name)]
     with contextlib.suppress(OSError):
-        sa, sb = os.stat(a), os.stat(b)
-        if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
-            return True
-    return os.path.realpath(a) == os.path.realpath(b)
+        st = os.stat(name)
+        keys.append((st.st_dev, st.st_ino))
+    return keys
 
 
 class Outputs:
     """The files one run will write, each checked when claimed (before
     anything is computed) against the files the run reads and the outputs
-    claimed before it."""
+    claimed before it; each file is looked up by its identities, so a run
+    of many images costs one lookup per file, not one per pair."""
 
     def __init__(self, inputs: Iterable[Tuple[str, Any]] = ()) -> None:
         """`inputs`: (what, path) of every file the run reads; a None path
         (an option not given) is skipped."""
-        self._inputs: List[Tuple[str, str]] = [
-            (what, os.fsdecode(path)) for what, path in inputs if path is not None]
-        self._outputs: List[Tuple[str, str]] = []
+        # identity -> (is an input, what, name)
+        self._files: Dict[Hashable, Tuple[bool, str, str]] = {}
+        for what, path in inputs:
+            if path is not None:
+                self._add(os.fsdecode(path), what, True)
+
+    def _add(self, name: str, what: str, is_input: bool) -> None:
+        for key in identities(name):
+            self._files.setdefault(key, (is_input, what, name))
 
     def claim(self, path, what: str) -> str:
         """`path`, checked as an output (``output_target``), and not one of
         the inputs nor an output claimed before."""
         name = checked_name(path, what)
-        for other_what, other in self._inputs:
-            if same_file(name, other):
+        for key in identities(name):
+            if key not in self._files:
+                continue
+            is_input, other_what, other = self._files[key]
+            if is_input:
                 raise FileError(f"{what} would write {name!r}, which is {other_what} "
                                 f"{other!r}: refusing to overwrite an input; write to another "
                                 "name")
-        for other_what, other in self._outputs:
-            if same_file(name, other):
-                raise FileError(f"{what} would write {name!r}, which {other_what} writes too: "
-                                "two outputs would overwrite each other; give them separate "
-                                "names")
+            raise FileError(f"{what} would write {name!r}, which {other_what} writes too: two "
+                            "outputs would overwrite each other; give them separate names")
         target = output_target(name, what)
-        self._outputs.append((what, target))
+        self._add(name, what, False)
         return target
 
 
