@@ -16,7 +16,9 @@ import skimage.io
 import surgery
 from conftest import fixture
 from surgery import overlay
-from surgery.cli import parser
+from surgery.cli import csv_cell, parser
+from test_atomic_files import special_target
+from test_files import snapshot
 
 # The console script pip installed beside this interpreter, or (an install
 # with pip --target, as on the GPU machine) the one on PATH.
@@ -25,8 +27,10 @@ if not EXECUTABLE.exists():
     EXECUTABLE = pathlib.Path(shutil.which("caffe-surgery") or EXECUTABLE)
 
 
-def cli(*args):
-    return subprocess.run([str(EXECUTABLE), *map(str, args)], capture_output=True, text=True)
+def cli(*args, **options):
+    """The command's result; `options` go to subprocess.run (cwd, timeout)."""
+    return subprocess.run([str(EXECUTABLE), *map(str, args)], capture_output=True, text=True,
+                          **options)
 
 
 def test_demo_command_finds_every_pasted_digit(tmp_path):
@@ -222,3 +226,102 @@ def test_every_argument_has_help():
                 yield action
     missing = [a.dest for a in actions(parser()) if not a.help]
     assert not missing, missing
+
+
+# --- outputs never take an input's or a special file's place ----------------
+
+@pytest.fixture
+def model(lenet, tmp_path):
+    """LeNet copied into tmp_path, writable as a user's own files are: a run
+    that wrongly wrote over the model writes over the copy, never over the
+    shared fixture."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    copies = tuple(pathlib.Path(shutil.copy(path, folder / path.name)) for path in lenet)
+    for copy in copies:
+        copy.chmod(0o644)
+    return copies
+
+
+def test_pictures_into_the_input_folder_never_replace_the_inputs(model, batch):
+    before = snapshot(*batch.iterdir())
+    line = one_error_line(cli("dense", *model, batch, "--picture", f"{batch}/"))
+    assert "which is input image" in line and str(batch) in line, line
+    assert snapshot(*batch.iterdir()) == before
+
+
+@pytest.mark.parametrize("flag, victim", [
+    ("--json", "prototxt"), ("--json", "weights"), ("--json", "image"), ("--json", "mean"),
+    ("--json", "labels"), ("--csv", "weights"), ("--picture", "image")])
+def test_an_output_naming_an_input_is_refused_before_any_work(model, batch, tmp_path, flag,
+                                                               victim):
+    mean, labels = tmp_path / "mean.npy", tmp_path / "labels.txt"
+    np.save(mean, np.zeros((1, 28, 28), np.float32))
+    labels.write_text("\n".join(str(d) for d in range(10)) + "\n")
+    image = batch / DIGITS[0]
+    inputs = {"prototxt": model[0], "weights": model[1], "image": image, "mean": mean,
+              "labels": labels}
+    before = snapshot(*inputs.values())
+    line = one_error_line(cli("dense", *model, image, "--mean", mean, "--labels", labels,
+                              "--raw-scale", "0.99609375", flag, inputs[victim]))
+    assert f"which is {'input image' if victim == 'image' else 'the ' + victim}" in line, line
+    assert snapshot(*inputs.values()) == before
+
+
+def test_two_outputs_in_one_file_are_refused(model, batch, tmp_path):
+    out = tmp_path / "d.txt"
+    line = one_error_line(cli("dense", *model, batch / DIGITS[0], "--json", out, "--csv", out))
+    assert "--json writes too" in line, line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag", ["--json", "--csv", "--picture"])
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/null", "dangling link"])
+def test_outputs_never_replace_what_is_not_a_regular_file(model, batch, tmp_path, flag, kind):
+    victim = special_target(tmp_path, kind, "victim.png")
+    null = os.stat("/dev/null")
+    before = snapshot(victim)
+    line = one_error_line(cli("dense", *model, batch / DIGITS[0], flag, victim, timeout=120))
+    assert "victim.png" in line, line
+    assert snapshot(victim) == before
+    after = os.stat("/dev/null")
+    assert (after.st_mode, after.st_ino, after.st_rdev) == (null.st_mode, null.st_ino,
+                                                            null.st_rdev)
+
+
+def test_the_demos_two_pictures_may_not_be_one_file(tmp_path):
+    png = tmp_path / "d.png"
+    line = one_error_line(cli("demo", "--png", png, "--stride", "2", "--stride-png", png))
+    assert "--png writes too" in line, line
+    assert not png.exists()
+
+
+def test_a_labels_fifo_is_refused_at_once(model, batch, tmp_path):
+    """The old reader waited for a writer forever; the timeout bounds it."""
+    fifo = tmp_path / "labels.txt"
+    os.mkfifo(fifo)
+    line = one_error_line(cli("dense", *model, batch / DIGITS[0], "--labels", fifo,
+                              timeout=60))
+    assert "labels" in line and "FIFO" in line, line
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised(model, batch, tmp_path):
+    shutil.copy(batch / DIGITS[0], tmp_path / "+cmd.png")  # a 7
+    names = [str(d) for d in range(10)]
+    names[7] = '=HYPERLINK("http://example.com/x")'
+    (tmp_path / "labels.txt").write_text("\n".join(names) + "\n")
+    result = cli("dense", *model, "+cmd.png", "--raw-scale", "0.99609375", "--labels",
+                 "labels.txt", "--csv", "d.csv", "--json", "d.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [record] = json.loads((tmp_path / "d.json").read_text())
+    assert (record["image"], record["label"]) == ("+cmd.png", names[7])  # JSON: as they are
+    with open(tmp_path / "d.csv", newline="") as f:
+        [row] = csv.DictReader(f)
+    assert (row["image"], row["label"]) == ("'+cmd.png", "'" + names[7])
+    assert (row["class"], row["x1"], row["score"]) == ("7", "28", str(record["score"]))
+
+
+def test_only_text_that_starts_a_formula_is_quoted():
+    cells = [-3, -2.5, "-3", "+4.5e2", "-2+3", "@SUM(A1)", "\tx", "\rx", "=1", "plain", "a=b"]
+    assert [csv_cell(c) for c in cells] == [
+        -3, -2.5, "-3", "+4.5e2", "'-2+3", "'@SUM(A1)", "'\tx", "'\rx", "'=1", "plain", "a=b"]

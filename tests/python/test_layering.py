@@ -12,18 +12,20 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "src" / "python" / "surg
 
 # Bottom to top; a module may import only modules of a lower rank. plot and
 # report draw or print what they are handed, importing nothing above errors,
-# so dense can offer them as methods.
+# so dense can offer them as methods. atomic_files, which every reader and
+# writer of the user's files goes through, raises errors' classes.
 RANKS = {
-    "_core": 0, "errors": 0, "atomic_files": 0,
-    "net": 1, "digits": 1, "map_store": 1, "pinned": 1,
-    "geometry": 2, "testing": 2, "labels": 2, "detections": 2, "plot": 2,
-    "rarefy": 2,
-    "convert": 3, "preprocess": 3, "report": 3, "overlay": 3, "tiles": 3,
-    "sources": 4, "tiled_forward": 4,
-    "dense": 5,
-    "demo": 6, "batch": 6,
-    "cli": 7,
-    "__main__": 8,
+    "_core": 0, "errors": 0,
+    "atomic_files": 1,
+    "net": 2, "digits": 2, "map_store": 2, "pinned": 2,
+    "geometry": 3, "testing": 3, "labels": 3, "detections": 3, "plot": 3,
+    "rarefy": 3,
+    "convert": 4, "preprocess": 4, "report": 4, "overlay": 4, "tiles": 4,
+    "sources": 5, "tiled_forward": 5,
+    "dense": 6,
+    "demo": 7, "batch": 7,
+    "cli": 8,
+    "__main__": 9,
 }
 
 

@@ -41,17 +41,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .atomic_files import remove_leftovers, write_text
+from .atomic_files import (RECORD_BYTES, open_regular_file, read_json_object,
+                           remove_leftovers, write_text)
 from .errors import BatchError, FileError, SurgeryError
-from .preprocess import open_regular_file
 
 RESULT_SUFFIX = ".result"
 RECORD = "record.json"
 MAPS = {".npy": "map.npy", ".zarr": "map.zarr"}
 RECORD_FORMAT = "caffe-surgery result 1"
-# A record holds the detections of one image: thousands fit in a few
-# hundred KiB; anything larger is not one of ours.
-RECORD_BYTES = 2**20
 # Options whose string value names a file: compared by content.
 FILE_OPTIONS = ("mean", "labels")
 
@@ -219,23 +216,8 @@ def read_record(path) -> Dict[str, Any]:
     refused before a byte is read), at most RECORD_BYTES, UTF-8 JSON of
     bounded nesting, an object with every field of the expected type.
     Raises FileError naming the file and why."""
-    name = os.fspath(path)
-    with open_regular_file(name, "result record") as f:
-        size = os.fstat(f.fileno()).st_size
-        # Refused by its size before a byte is read; the read is bounded too,
-        # in case the file grows meanwhile.
-        data = f.read(RECORD_BYTES + 1) if size <= RECORD_BYTES else b""
-    if size > RECORD_BYTES or len(data) > RECORD_BYTES:
-        raise FileError(f"result record {name!r} is over {RECORD_BYTES} bytes: not a record")
-    try:
-        record = json.loads(data.decode("utf-8"))
-    except RecursionError:
-        raise FileError(f"result record {name!r} nests too deeply: not a record") from None
-    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise FileError(f"result record {name!r} is not UTF-8 JSON: {error}") from None
-    if not isinstance(record, dict):
-        raise FileError(f"result record {name!r} holds a {type(record).__name__}, "
-                        "not a record")
+    name = os.fsdecode(path)
+    record = read_json_object(path, "result record", RECORD_BYTES)
     bad = [key for key, check in FIELDS.items() if key not in record or not check(record[key])]
     if bad:
         raise FileError(f"result record {name!r}: field(s) {', '.join(bad)} missing or wrong")

@@ -18,7 +18,7 @@ import sys
 from typing import List, Optional, Sequence
 
 from . import demo
-from .atomic_files import write_text
+from .atomic_files import Outputs, write_text
 from .convert import fully_convolutionalize
 from .dense import dense_forward
 from .errors import SurgeryError
@@ -149,21 +149,24 @@ def picture_paths(dest: Optional[str], images: Sequence[str]) -> List[Optional[s
     else:
         base, suffix = os.path.splitext(dest)
         paths = [f"{base}-{pathlib.Path(i).stem}{suffix}" for i in images]
-    seen = {}
-    for image, path in zip(images, paths):
-        if path in seen:
-            raise UsageError(f"{seen[path]!r} and {image!r} would both be drawn to {path!r} "
-                             "(same file name): give them separate folders")
-        seen[path] = image
     return paths
 
 
-def check_writable(path: str, what: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UsageError(f"{what} {path!r}: folder {folder!r} does not exist")
-    if os.path.isdir(path):
-        raise UsageError(f"{what} {path!r} is a folder; give a file name")
+def claim_outputs(args: argparse.Namespace, images: Sequence[str],
+                  pictures: Sequence[Optional[str]]) -> None:
+    """--json, --csv and each picture checked as outputs before anything is
+    computed: none may be a file the run reads, nor another output, nor
+    anything but a regular file or a free name (atomic_files.Outputs)."""
+    mean_file = args.mean if isinstance(args.mean, str) else None
+    outputs = Outputs([("the prototxt", args.prototxt), ("the weights", args.weights),
+                       ("the mean file", mean_file), ("the labels file", args.labels)]
+                      + [("input image", image) for image in images])
+    for flag in ("json", "csv"):
+        if getattr(args, flag):
+            outputs.claim(getattr(args, flag), f"--{flag}")
+    for image, picture in zip(images, pictures):
+        if picture:
+            outputs.claim(picture, f"the picture of {image!r}")
 
 
 # ---- commands ----
@@ -214,14 +217,13 @@ def _class_index(choice: Optional[str], labels: Optional[List[str]], classes: in
 
 def _dense(args: argparse.Namespace) -> int:
     # Everything that can be checked is checked before the first forward.
-    for flag in ("json", "csv"):
-        if getattr(args, flag):
-            check_writable(getattr(args, flag), f"--{flag}")
     if args.picture and not (os.path.isdir(args.picture) or args.picture.endswith(os.sep)):
-        check_writable(args.picture, "--picture")
         picture_format(args.picture)
     if args.picture and args.picture.endswith(os.sep) and not os.path.isdir(args.picture):
         raise UsageError(f"--picture folder {args.picture!r} does not exist")
+    images = expand_images(args.images)
+    pictures = picture_paths(args.picture, images)
+    claim_outputs(args, images, pictures)
     mean = args.mean
     if isinstance(mean, str):
         mean = load_mean(mean)
@@ -231,8 +233,6 @@ def _dense(args: argparse.Namespace) -> int:
         if len(args.size) != 2:
             raise UsageError("--size needs H,W")
         size = args.size
-    images = expand_images(args.images)
-    pictures = picture_paths(args.picture, images)
     net = Net(args.prototxt, args.weights)
     # Converted now (the checks below need its output), reported once they passed,
     # so a usage error stays the one line it is.
@@ -291,9 +291,9 @@ def _dense(args: argparse.Namespace) -> int:
             print(f"wrote {picture}")
         records += [{"image": image, **d.record()} for d in found]
     if args.json:
-        write_text(args.json, json.dumps(records, indent=1) + "\n")
+        write_text(args.json, json.dumps(records, indent=1) + "\n", "--json")
     if args.csv:
-        write_text(args.csv, _csv_text(records))
+        write_text(args.csv, _csv_text(records), "--csv")
     if len(images) > 1:
         print(f"{len(images) - failures} of {len(images)} images processed"
               + (f", {failures} failed" if failures else ""))
@@ -363,12 +363,28 @@ def _dense_to_folder(args, images, mean, size, window, labels, background, tile)
 COLUMNS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "row", "column"]
 
 
+# A text cell a spreadsheet would take for a formula (OWASP's CSV injection
+# list); a number written as text, such as -3, is not one.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_cell(value):
+    """`value` as a CSV cell no spreadsheet runs: text that would start a
+    formula gets a leading quote, as OWASP recommends."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) \
+            and not NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def _csv_text(records) -> str:
     import io
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(records)
+    writer.writerows({key: csv_cell(value) for key, value in record.items()}
+                     for record in records)
     return out.getvalue()
 
 

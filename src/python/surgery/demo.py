@@ -11,6 +11,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from . import digits
+from .atomic_files import Outputs
 from .convert import fully_convolutionalize
 from .overlay import save_strides_picture
 from .rarefy import rarefy
@@ -36,6 +37,10 @@ def canvas_with_digits(images, labels) -> Tuple[np.ndarray, List[Tuple[int, int,
 
 def run(png: str = "dense_digits.png", out=print, stride: Optional[int] = None,
         stride_png: str = "dense_digits_strides.png"):
+    outputs = Outputs()  # both pictures checked before the minutes of training
+    outputs.claim(png, "--png")
+    if stride is not None:
+        outputs.claim(stride_png, "--stride-png")
     prototxt, weights = digits.trained_model(log=out)
     result = fully_convolutionalize(prototxt, weights)
     out(str(result))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import List, Sequence, Union
 
-from .errors import FileError, ShapeError
+from .atomic_files import LABELS_BYTES, read_text
+from .errors import ShapeError
 
 LabelsLike = Union[str, "os.PathLike[str]", Sequence[str]]
 
@@ -13,13 +14,9 @@ LabelsLike = Union[str, "os.PathLike[str]", Sequence[str]]
 def load_labels(path) -> List[str]:
     """Class names, one per non-blank line; the name is the part before the
     first comma (synset_words.txt's 'n01440764 tench, Tinca tinca' gives
-    'n01440764 tench')."""
-    name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8") as f:
-            return [line.strip().split(",")[0] for line in f if line.strip()]
-    except (OSError, UnicodeDecodeError) as error:
-        raise FileError(f"cannot read labels {name!r}: {error}") from error
+    'n01440764 tench'). Only a regular file of at most LABELS_BYTES is read."""
+    text = read_text(path, "labels", LABELS_BYTES)
+    return [line.strip().split(",")[0] for line in text.split("\n") if line.strip()]
 
 
 def check_labels(labels: LabelsLike, classes: int) -> List[str]:

@@ -20,12 +20,15 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
-from .atomic_files import publish, publish_folder, write_text
+from .atomic_files import (RECORD_BYTES, folder_target, map_npy, output_target, publish,
+                           publish_folder, read_json_object, write_text)
 from .errors import FileError
 
 # Written in every map's metadata, so a reader knows what it holds.
 FORMAT = "caffe-surgery dense map 1"
 SUFFIXES = (".zarr", ".npy")
+# Beside a .npy map: its geometry and the rest of its metadata, as JSON.
+GEOMETRY = ".json"
 # A Zarr chunk holds every channel of a square of cells. Each tile's write
 # decodes, updates and re-encodes the chunks it touches, so a chunk is kept
 # near this size: 256x256 cells of CaffeNet's 1000 classes would be 256 MiB
@@ -34,17 +37,21 @@ CHUNK_BYTES = 4 * 2**20
 
 
 def check_path(path: str, overwrite: bool) -> str:
-    """`path` checked for writing a map: a known suffix, an existing folder,
-    and no map there unless `overwrite`."""
-    path = os.fspath(path)
-    if not path.lower().rstrip("/").endswith(SUFFIXES):
+    """Where a map at `path` is written (the file or folder a symbolic link
+    names), checked: a known suffix, an existing folder, nothing there that
+    is not a map's kind of file (a FIFO, a device), and no map there unless
+    `overwrite`."""
+    path = os.fspath(path).rstrip("/")
+    if not path.lower().endswith(SUFFIXES):
         raise FileError(f"cannot write a map to {path!r}: name a .zarr folder or a .npy file")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileError(f"cannot write a map to {path!r}: folder {folder!r} does not exist")
+    if path.lower().endswith(".zarr"):
+        target = folder_target(path, "map")
+    else:
+        output_target(path + GEOMETRY, "map geometry")
+        target = output_target(path, "map")
     if os.path.lexists(path) and not overwrite:
         raise FileError(f"map {path!r} exists; pass overwrite=True (--overwrite) to replace it")
-    return path.rstrip("/")
+    return target
 
 
 def chunk_side(channels: int) -> int:
@@ -63,11 +70,14 @@ class MapWriter:
 
     def __init__(self, path: str, shape: Tuple[int, int, int], meta: Dict[str, Any],
                  overwrite: bool = False) -> None:
-        self.path = check_path(path, overwrite)
+        target = check_path(path, overwrite)
+        # The name given, not the target: its geometry goes beside it, where
+        # load_map looks; the temporaries go beside the target, to be renamed.
+        self.path = os.fspath(path).rstrip("/")
         self.shape = tuple(int(s) for s in shape)
         self.meta = {"format": FORMAT, **meta}
-        folder = os.path.dirname(os.path.abspath(self.path))
-        stem = os.path.basename(self.path)
+        folder = os.path.dirname(os.path.abspath(target))
+        stem = os.path.basename(target)
         self._zarr = self.path.lower().endswith(".zarr")
         if self._zarr:
             import zarr
@@ -112,14 +122,14 @@ class MapWriter:
 
     def commit(self) -> None:
         if self._zarr:
-            publish_folder(self._tmp, self.path)
+            publish_folder(self._tmp, self.path, "map")
             return
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        side = self.path + ".json"
-        write_text(side, json.dumps(self.meta, indent=1) + "\n")
-        publish(self._tmp, self.path)
+        write_text(self.path + GEOMETRY, json.dumps(self.meta, indent=1) + "\n",
+                   "map geometry")
+        publish(self._tmp, self.path, "map")
 
     def discard(self) -> None:
         if self._zarr:
@@ -138,19 +148,19 @@ class MapWriter:
 
 def load_map(path) -> Tuple[Any, Dict[str, Any]]:
     """(scores, metadata) of a map written by a MapWriter; the scores are
-    read lazily (a read-only memory map, or a zarr array)."""
+    read lazily (a read-only memory map, or a zarr array). A .npy map and its
+    geometry are read as regular files only, their headers checked first."""
     path = os.fspath(path).rstrip("/")
-    try:
-        if path.lower().endswith(".zarr"):
+    if path.lower().endswith(".zarr"):
+        try:
             import zarr
             array = zarr.open_array(path, mode="r")
             meta = dict(array.attrs)
-        else:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-            with open(path + ".json", encoding="utf-8") as f:
-                meta = json.load(f)
-    except (OSError, ValueError, KeyError) as error:
-        raise FileError(f"cannot read map {path!r}: {error}") from error
+        except (OSError, ValueError, KeyError) as error:
+            raise FileError(f"cannot read map {path!r}: {error}") from error
+    else:
+        array = map_npy(path, "map")
+        meta = read_json_object(path + GEOMETRY, "map geometry", RECORD_BYTES)
     if meta.get("format") != FORMAT:
         raise FileError(f"{path!r} is not a caffe-surgery dense map")
     return array, meta

@@ -25,7 +25,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .atomic_files import write_bytes
+from .atomic_files import output_target, write_bytes
 from .errors import FileError, ShapeError
 from .plot import plot_dense_map
 
@@ -52,6 +52,14 @@ def picture_format(path: str) -> str:
         raise FileError(f"cannot tell the picture format of {path!r}: use a .png, .jpg or "
                         ".jpeg name")
     return FORMATS[suffix]
+
+
+def check_picture_path(path: str) -> str:
+    """`path` checked as a picture to write, before anything is drawn: its
+    format, and a target that may be replaced (atomic_files.output_target)."""
+    kind = picture_format(path)
+    output_target(path, "picture")
+    return kind
 
 
 def best_class(dense) -> int:
@@ -171,14 +179,11 @@ def write_figure(figure, path: str) -> None:
     """`figure` to `path`, PNG or JPEG by its suffix; the file appears whole
     or not at all."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    kind = picture_format(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileError(f"cannot write {path!r}: folder {folder!r} does not exist")
+    kind = check_picture_path(path)
     FigureCanvasAgg(figure)
     data = io.BytesIO()
     figure.savefig(data, format=kind, dpi=DPI)
-    write_bytes(path, data.getvalue())
+    write_bytes(path, data.getvalue(), "picture")
 
 
 def save_picture(dense, path: str, cls: Optional[int] = None, detections: Sequence = (),
@@ -186,7 +191,7 @@ def save_picture(dense, path: str, cls: Optional[int] = None, detections: Sequen
     """Write the overlay (or the side-by-side view) to `path`, PNG or JPEG
     by its suffix; the file appears whole or not at all."""
     from matplotlib.figure import Figure
-    picture_format(path)  # a bad name is refused before anything is drawn
+    check_picture_path(path)  # a bad name is refused before anything is drawn
     if side_by_side:
         figure = plot_dense_map(dense, cls, Figure(figsize=(10, 4.5), dpi=DPI))
     else:
@@ -196,5 +201,5 @@ def save_picture(dense, path: str, cls: Optional[int] = None, detections: Sequen
 
 def save_strides_picture(maps: Sequence, path: str, cls: Optional[int] = None) -> None:
     """Write ``draw_strides`` of `maps` to `path` (PNG or JPEG)."""
-    picture_format(path)
+    check_picture_path(path)
     write_figure(draw_strides(maps, cls), path)

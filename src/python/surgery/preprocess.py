@@ -5,13 +5,13 @@ channel swap, raw scale, mean, input scale), without pycaffe."""
 from __future__ import annotations
 
 import os
-import stat
 import warnings
 from typing import BinaryIO, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _core
+from .atomic_files import checked_name, open_regular_file, read_npy
 from .errors import FileError, ShapeError
 
 ImageLike = Union[str, "os.PathLike[str]", np.ndarray]
@@ -22,26 +22,6 @@ MeanLike = Union[None, Sequence[float], np.ndarray, str, "os.PathLike[str]"]
 # skimage's float64 copy (8), our float32 copy (4), then the transposed and
 # scaled copies of preprocessing (4 + 4).
 DECODE_BYTES_PER_VALUE = 22
-
-
-def open_regular_file(path, what: str = "image") -> BinaryIO:
-    """`path` opened for reading, refusing anything but a regular file before a
-    byte is read (a FIFO would block, a device such as /dev/zero never end);
-    `what` names the file in the error."""
-    name = os.fspath(path)
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer.
-        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except (OSError, ValueError) as error:  # ValueError: a NUL in the path
-        raise FileError(f"cannot read {what} {name!r}: {error}") from error
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise FileError(f"cannot read {what} {name!r}: not a regular file")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def image_size(file: BinaryIO, name: str) -> Tuple[int, int, int]:
@@ -203,21 +183,21 @@ def load_mean(path) -> np.ndarray:
     """A mean file: numpy's .npy (C x H x W, as pycaffe's examples save
     ilsvrc_2012_mean.npy) or Caffe's .binaryproto (compute_image_mean's
     output: a 1 x C x H x W BlobProto, read in C++ with every size bounded
-    first), as a float array of C x H x W (or C values)."""
-    name = os.fspath(path)
+    first), as a float array of C x H x W (or C values). Only a regular file
+    is read; a .npy's header is checked before its array is allocated."""
+    name = checked_name(path, "mean")
     if name.lower().endswith(".binaryproto"):
+        open_regular_file(name, "mean").close()  # refused before the core opens it
         mean = _core.read_mean_file(name)
         if mean.ndim == 4 and mean.shape[0] == 1:
             mean = mean[0]
         return mean
-    try:
-        mean = np.load(name, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise FileError(f"cannot read mean {name!r} (a .npy or .binaryproto file): "
-                        f"{error}") from error
-    if not np.issubdtype(mean.dtype, np.number):
-        raise FileError(f"mean {name!r} holds {mean.dtype}, not numbers")
-    return mean
+    magic = np.lib.format.MAGIC_PREFIX
+    with open_regular_file(name, "mean") as file:
+        if file.read(len(magic)) != magic:  # a caffemodel, an image: not numpy's to judge
+            raise FileError(f"mean {name!r} is not a mean file: give a .npy array or Caffe's "
+                            ".binaryproto (compute_image_mean's output)")
+    return read_npy(name, "mean")
 
 
 def as_mean(mean: MeanLike, shape: Tuple[int, int, int]) -> Optional[np.ndarray]:
