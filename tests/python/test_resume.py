@@ -98,7 +98,7 @@ def test_a_record_linked_to_dev_zero_or_too_large_is_refused_without_reading_it(
     (tmp_path / "zero.json").symlink_to("/dev/zero")
     big = tmp_path / "big.json"
     big.write_bytes(b" " * (64 * RECORD_BYTES) + b"{}")
-    for path, why in ((tmp_path / "zero.json", "not a regular file"), (big, "over")):
+    for path, why in ((tmp_path / "zero.json", "not a regular file"), (big, "more than")):
         outcome = run_isolated(lambda: read_with_peak(path), timeout=10)
         assert (outcome.kind, outcome.detail) == ("error", "FileError"), outcome
         assert why in outcome.message
