@@ -31,7 +31,10 @@ def numpy_convolution(x, weights, bias, stride, pad, dilation):
         for j in range(kernel):
             rows = slice(i * dilation, i * dilation + stride * (out_h - 1) + 1, stride)
             cols = slice(j * dilation, j * dilation + stride * (out_w - 1) + 1, stride)
-            out += np.einsum("nchw,oc->nohw", padded[:, :, rows, cols], weights[:, :, i, j])
+            # tensordot is a BLAS product in float64 (einsum's loop took 37 s
+            # for 16383 channels of 7x7)
+            out += np.tensordot(weights[:, :, i, j], padded[:, :, rows, cols],
+                                axes=(1, 1)).transpose(1, 0, 2, 3)
     return out + bias[None, :, None, None]
 
 

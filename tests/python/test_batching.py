@@ -30,9 +30,10 @@ def test_caffenet_batch_equals_one_by_one(caffenet_fc):
     assert len(together) == 3
     for a, b in zip(alone, together):
         assert b.shape == a.shape == (2, 2)
-        # Probabilities; the rounding below (random weights give logits near
-        # 70) moves them by about 1e-5.
-        np.testing.assert_allclose(b.scores, a.scores, atol=1e-4, rtol=0)
+        # Probabilities: the rounding below may move them (random weights
+        # give logits near 70), within the 1e-5 the README states; equal
+        # bits measured on this machine's OpenBLAS.
+        np.testing.assert_allclose(b.scores, a.scores, atol=1e-5, rtol=0)
         # Convolutions whose output channels outnumber their cells (conv5 at
         # this size, fc6, fc7) are one GEMM over the batch (recipe patch
         # 0009): each value is a sum of thousands of terms taken in another

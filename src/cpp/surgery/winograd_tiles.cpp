@@ -27,6 +27,14 @@ namespace {
 // above it OpenBLAS's GEMM: its packing of the weights costs more than it
 // saves when each weight meets only a few tiles (fc6 of one image: 16).
 constexpr int64_t kFewColumns = 32;
+// Our products sum this many input channels in one chain of FMAs, then add
+// the chain's sum to the running total. A chain's rounding error grows as
+// the square root of its length, and the transforms amplify it: one chain
+// over all the channels was 4.2e-5 of the output's scale off the exact sum
+// at 4096 channels of 5x5 and 8.6e-5 at 16383 (benchmarks/
+// winograd_precision.py); chains of 128 gave 7e-6 to 8e-6 at both in a
+// float32 model of the layer, for one add per 128 FMAs.
+constexpr int64_t kChainChannels = 128;
 
 std::atomic<bool> vector_code_allowed{true};
 
@@ -352,30 +360,40 @@ SURGERY_TRANSFORMS(_avx2, SURGERY_AVX2_TARGET, true)
 
 // c (rows x n) = u (rows x k) * v (k x n) for rows [first, first + R), n a
 // multiple of kLanes, rows of v and c `ld` floats apart: each product a sum
-// over k in order, so it does not depend on how rows are shared out.
+// over k in order, chain by chain of kChainChannels (each chain's sum added
+// to c), so it does not depend on how rows are shared out.
 template <int R>
 SURGERY_AVX2_TARGET inline void few_columns_rows(const float* u, const float* v, float* c,
                                                  int64_t k, int64_t n, int64_t ld, int64_t first) {
   for (int64_t j = 0; j < n; j += 2 * kLanes) {
     const bool two = j + 2 * kLanes <= n;
-    __m256 acc[R][2];
-    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     // The next R rows of u (contiguous after these), a cache line every
     // 16 / R steps, so that they arrive from memory while these compute.
     const float* next = u + (first + R) * k;
-    for (int64_t q = 0; q < k; ++q) {
-      if (q % (16 / R) == 0) _mm_prefetch(reinterpret_cast<const char*>(next + q * R), _MM_HINT_T0);
-      const __m256 v0 = _mm256_loadu_ps(v + q * ld + j);
-      const __m256 v1 = two ? _mm256_loadu_ps(v + q * ld + j + kLanes) : _mm256_setzero_ps();
-      for (int r = 0; r < R; ++r) {
-        const __m256 w = _mm256_broadcast_ss(u + (first + r) * k + q);
-        acc[r][0] = _mm256_fmadd_ps(w, v0, acc[r][0]);
-        acc[r][1] = _mm256_fmadd_ps(w, v1, acc[r][1]);
+    for (int64_t chain = 0; chain < k; chain += kChainChannels) {
+      __m256 acc[R][2];
+      for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+      for (int64_t q = chain; q < std::min(k, chain + kChainChannels); ++q) {
+        if (q % (16 / R) == 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(next + q * R), _MM_HINT_T0);
+        }
+        const __m256 v0 = _mm256_loadu_ps(v + q * ld + j);
+        const __m256 v1 = two ? _mm256_loadu_ps(v + q * ld + j + kLanes) : _mm256_setzero_ps();
+        for (int r = 0; r < R; ++r) {
+          const __m256 w = _mm256_broadcast_ss(u + (first + r) * k + q);
+          acc[r][0] = _mm256_fmadd_ps(w, v0, acc[r][0]);
+          acc[r][1] = _mm256_fmadd_ps(w, v1, acc[r][1]);
+        }
       }
-    }
-    for (int r = 0; r < R; ++r) {
-      _mm256_storeu_ps(c + (first + r) * ld + j, acc[r][0]);
-      if (two) _mm256_storeu_ps(c + (first + r) * ld + j + kLanes, acc[r][1]);
+      for (int r = 0; r < R; ++r) {
+        float* to = c + (first + r) * ld + j;
+        if (chain > 0) {
+          acc[r][0] = _mm256_add_ps(_mm256_loadu_ps(to), acc[r][0]);
+          if (two) acc[r][1] = _mm256_add_ps(_mm256_loadu_ps(to + kLanes), acc[r][1]);
+        }
+        _mm256_storeu_ps(to, acc[r][0]);
+        if (two) _mm256_storeu_ps(to + kLanes, acc[r][1]);
+      }
     }
   }
 }

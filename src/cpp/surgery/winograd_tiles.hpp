@@ -59,7 +59,9 @@ void transform_inputs(const Plan& s, const float* bottom, int64_t group, Columns
 
 // M[o][e] = sum over c of U[e][o][c] V[c][e] for each of `cells` products
 // and `outs` output channels (M[o][e], V[c][e]: rows of cols.stride tiles;
-// U[e]: `u_step` floats apart, rows of k input channels).
+// U[e]: `u_step` floats apart, rows of k input channels). Our kernel sums
+// chains of 128 channels, each added to the total, so that the rounding
+// does not grow with the channel count; OpenBLAS blocks its own sums.
 void products(int64_t cells, const float* u, int64_t u_step, const float* v, float* m,
               int64_t outs, int64_t k, int64_t stride);
 

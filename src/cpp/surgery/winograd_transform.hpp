@@ -9,9 +9,9 @@
 // the Cook-Toom construction on the points 0, 1, -1, 2, -2, -1/2, 1/2 (the
 // first alpha - 1 of them) and infinity, computed in double and rounded to
 // float once. Larger tiles save more multiplications but lose accuracy as
-// the points grow; alpha stays at most 8, where float results stay within
-// about 1e-5 of the exact sum, relative to the output's scale (measured in
-// tests/cpp/test_winograd.cpp).
+// the points grow; alpha stays at most 8, where a tile's float result stays
+// within 1e-5 of the exact sum for unit inputs (tests/cpp/test_winograd.cpp)
+// and a layer's within 4e-5 of its output's scale (winograd_convolution.hpp).
 #ifndef SURGERY_WINOGRAD_TRANSFORM_HPP_
 #define SURGERY_WINOGRAD_TRANSFORM_HPP_
 

@@ -501,10 +501,11 @@ def parser() -> Parser:
                             "(e.g. tcp://10.0.0.5:8786, or a scheduler file) instead; it must "
                             "be trusted: Dask moves tasks and results with pickle")
     dense.add_argument("--convolution", choices=("caffe", "winograd"), default="caffe",
-                       help="how convolutions compute on the CPU: caffe (default, Caffe's "
-                            "results bit for bit) or winograd (3x3 to 7x7 kernels at stride 1 "
-                            "with fewer multiplications: faster, rounding differs by about "
-                            "1e-5; transformed weights take up to 4x their memory)")
+                       help="how convolutions compute on the CPU: caffe (default: what Caffe's "
+                            "own Net computes on this libcaffe, bit for bit) or winograd (3x3 to "
+                            "7x7 kernels at stride 1 with fewer multiplications: faster, within "
+                            "4e-5 of the exact sum relative to each layer's output scale; "
+                            "transformed weights take up to 4x their memory)")
     dense.add_argument("--map-format", choices=("npy", "zarr"), default="npy",
                        help="with --out: how maps are stored (default npy)")
     dense.set_defaults(run=_dense)

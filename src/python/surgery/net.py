@@ -76,11 +76,12 @@ class Net(_core.Net):
     ``trust_io_layers=True``.
 
     ``convolution`` says how Convolution layers compute on the CPU:
-    ``"caffe"`` (the default: Caffe's im2col + GEMM, its results bit for
-    bit) or ``"winograd"`` (3x3, 5x5, 6x6 and 7x7 kernels at stride 1 with
-    2.6 to 4 times fewer multiplications, rounding differently by about 1e-5
-    of the output's scale; each such layer keeps its weights transformed, up
-    to 4x their memory). ``winograd_layers`` names the layers the last
+    ``"caffe"`` (the default: Caffe's im2col + GEMM, bit for bit what
+    Caffe's own Net computes on this libcaffe) or ``"winograd"`` (3x3, 5x5,
+    6x6 and 7x7 kernels at stride 1 with 2.6 to 4 times fewer
+    multiplications, each layer within 4e-5 of the exact sum relative to its
+    output's scale, where Caffe's path stays within 3e-6; each such layer
+    keeps its weights transformed, up to 4x their memory). ``winograd_layers`` names the layers the last
     forward computed that way. Not saved: it is how the net runs, not what
     it is. ``layer_times`` gives the milliseconds each layer took in the
     last forward (Caffe's Split layers included).
