@@ -1,5 +1,6 @@
 #include "surgery/fully_convolutional.hpp"
 
+#include <array>
 #include <set>
 #include <sstream>
 
@@ -219,10 +220,11 @@ void check_weights(const Net& net, const Plan& plan) {
     }
     const auto& blobs = net.params(step.name);
     const auto& ip = net.caffe_net().layer_by_name(step.name)->layer_param().inner_product_param();
-    const int64_t expected = static_cast<int64_t>(ip.num_output()) * step.channels *
-                             step.kernel_h * step.kernel_w;
+    const auto expected = element_count(std::array<int64_t, 4>{
+        ip.num_output(), step.channels, step.kernel_h, step.kernel_w});
     const int64_t rows = ip.transpose() ? blobs[0]->shape(1) : blobs[0]->shape(0);
-    if (blobs[0]->count() != expected || rows != static_cast<int64_t>(ip.num_output())) {
+    if (!expected || blobs[0]->count() != *expected ||
+        rows != static_cast<int64_t>(ip.num_output())) {
       std::ostringstream out;
       out << "layer '" << step.name << "': weights " << shape_text(blobs[0]->shape())
           << " do not fill " << ip.num_output() << " filters of " << step.channels << " x "

@@ -9,6 +9,7 @@
 #include "surgery/errors.hpp"
 #include "surgery/name_text.hpp"
 #include "surgery/parameter_checks.hpp"
+#include "surgery/shape_text.hpp"
 
 namespace surgery {
 namespace {
@@ -51,14 +52,6 @@ void check_input_shapes(const caffe::LayerParameter& layer, const std::string& s
                              ": needs one input shape, or one per top");
   }
   for (const auto& shape : shapes) {
-    double count = 1;
-    for (auto dim : shape.dim()) count *= static_cast<double>(dim);
-    if (count > INT32_MAX) {
-      std::ostringstream out;
-      out << where(source, layer) << ": an input of " << count
-          << " values is more than a Caffe blob can hold (2^31 - 1)";
-      throw ShapeError(out.str());
-    }
     for (auto dim : shape.dim()) {
       if (dim <= 0 || dim > INT32_MAX) {
         std::ostringstream out;
@@ -66,6 +59,11 @@ void check_input_shapes(const caffe::LayerParameter& layer, const std::string& s
             << " is not a positive 32-bit size";
         throw ShapeError(out.str());
       }
+    }
+    const auto count = element_count(shape.dim());
+    if (!count || *count > INT32_MAX) {
+      throw ShapeError(where(source, layer) + ": an input of shape " + shape_text(shape.dim()) +
+                       " is more than a Caffe blob can hold (2^31 - 1 values)");
     }
   }
 }
