@@ -139,5 +139,46 @@ TEST_F(BadInput, LegacyInputsWithTooFewShapes) {
   EXPECT_EQ(net.blob("a").shape(), (std::vector<int>{1, 1, 4, 4}));
 }
 
+// Caffe copies weights by layer name: with two "fc" layers holding weights,
+// both of the file's "fc" entries would land in one and the other would keep
+// its random start. Refused, naming both; names repeated by layers without
+// weights, or across phases, still load.
+TEST_F(BadInput, TwoLayersWithWeightsUnderOneName) {
+  const std::string input =
+      "layer { name: 'data' type: 'Input' top: 'data' "
+      "        input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }\n";
+  const std::string twice = input +
+      "layer { name: 'fc' type: 'Convolution' bottom: 'data' top: 'a' "
+      "        convolution_param { num_output: 1 kernel_size: 2 } }\n"
+      "layer { name: 'fc' type: 'InnerProduct' bottom: 'a' top: 'b' "
+      "        inner_product_param { num_output: 2 } }\n";
+  expect_error<NetDefinitionError>(
+      [&] { Net net(parse_net_text(twice, "twice.prototxt"), "twice.prototxt"); },
+      {"twice.prototxt", "layers 1 (Convolution) and 2 (InnerProduct)", "'fc'", "rename"});
+  const std::string scale_twice = input +
+      "layer { name: 's' type: 'Scale' bottom: 'data' top: 'a' }\n"
+      "layer { name: 's' type: 'Scale' bottom: 'a' top: 'b' }\n";
+  expect_error<NetDefinitionError>(
+      [&] { Net net(parse_net_text(scale_twice, "scale.prototxt"), "scale.prototxt"); },
+      {"layers 1 (Scale) and 2 (Scale)"});
+
+  const std::string no_weights = input +
+      "layer { name: 'r' type: 'ReLU' bottom: 'data' top: 'a' }\n"
+      "layer { name: 'r' type: 'ReLU' bottom: 'a' top: 'b' }\n"
+      "layer { name: 'x' type: 'Scale' bottom: 'a' bottom: 'b' top: 'c' scale_param { axis: 0 } }\n"
+      "layer { name: 'x' type: 'Scale' bottom: 'c' bottom: 'b' top: 'd' scale_param { axis: 0 } }\n";
+  Net relus(parse_net_text(no_weights, "relu.prototxt"), "relu.prototxt");
+  EXPECT_EQ(relus.output_names(), std::vector<std::string>{"d"});
+  const std::string by_phase = input +
+      "layer { name: 'fc' type: 'InnerProduct' bottom: 'data' top: 'fc' "
+      "        include { phase: TRAIN } inner_product_param { num_output: 2 } }\n"
+      "layer { name: 'fc' type: 'InnerProduct' bottom: 'data' top: 'fc' "
+      "        include { phase: TEST } inner_product_param { num_output: 3 } }\n";
+  for (const auto phase : {caffe::TRAIN, caffe::TEST}) {
+    Net net(parse_net_text(by_phase, "phases.prototxt"), "phases.prototxt", phase);
+    EXPECT_EQ(net.params("fc")[0]->shape(0), phase == caffe::TRAIN ? 2 : 3);
+  }
+}
+
 }  // namespace
 }  // namespace surgery::test

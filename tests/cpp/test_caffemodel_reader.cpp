@@ -10,13 +10,16 @@
 
 #include <cstring>
 #include <filesystem>
+#include <regex>
 #include <vector>
 
 #include "surgery/caffemodel_reader.hpp"
 #include "surgery/errors.hpp"
 #include "surgery/net.hpp"
 #include "surgery/proto_io.hpp"
+#include "surgery/shape_text.hpp"
 #include "test_support.hpp"
+#include "tiny_net.hpp"
 
 namespace surgery::test {
 namespace {
@@ -159,6 +162,81 @@ TEST_F(Reader, NegativeHugeAndOverflowingDimensions) {
     EXPECT_THROW(load(bytes), ParseError) << shape[0];
     EXPECT_THROW(load_general(bytes), ParseError) << shape[0];
   }
+}
+
+// What a message should say for a shape's count, by 128-bit arithmetic: the
+// exact product where it fits 64 bits, else that it does not.
+std::string count_wanted(const std::vector<int64_t>& shape) {
+  __int128 exact = 1;
+  for (const int64_t d : shape) {
+    exact *= d;  // |exact| < 2^64 before each step: no 128-bit overflow
+    if (exact < INT64_MIN || exact > INT64_MAX) return "(more values than 64 bits count)";
+  }
+  return "(" + std::to_string(static_cast<int64_t>(exact)) + ")";
+}
+
+// Every "d x d x d (count)" in a message, checked against count_wanted;
+// returns how many there were.
+int check_stated_counts(const std::string& message) {
+  static const std::regex shape(
+      R"((-?\d+(?: x -?\d+)*) (\((?:-?\d+|more values than 64 bits count)\)))");
+  int found = 0;
+  for (std::sregex_iterator it(message.begin(), message.end(), shape), end; it != end; ++it) {
+    std::vector<int64_t> dims;
+    const std::string text = (*it)[1];
+    for (size_t at = 0; at < text.size();) {
+      size_t used = 0;
+      dims.push_back(std::stoll(text.substr(at), &used));
+      at += used + (at + used < text.size() ? 3 : 0);  // " x "
+    }
+    EXPECT_EQ((*it)[2].str(), count_wanted(dims)) << message;
+    ++found;
+  }
+  return found;
+}
+
+// Found by fuzzing: 3 x 2 x 3 x 4323455642275676159 overflowed (a signed
+// overflow, UB) while the refusal's message was formatted.
+TEST(ShapeText, CountPastSixtyFourBitsIsSaidNotWrapped) {
+  const std::vector<std::vector<int64_t>> shapes = {
+      {2, 9}, {-1, -18}, {3, 2, 3, 4323455642275676159}, {int64_t{1} << 62, 2},
+      {INT64_MAX, 1}, {INT64_MIN, 1}, {INT64_MIN, -1}, {int64_t{1} << 32, int64_t{1} << 31}};
+  for (const auto& shape : shapes) {
+    const std::string text = shape_text(shape);
+    EXPECT_EQ(check_stated_counts(text), 1) << text;
+    EXPECT_NE(text.find(count_wanted(shape)), std::string::npos) << text;
+    EXPECT_EQ(element_count(shape).has_value(),
+              count_wanted(shape).find("more") == std::string::npos) << text;
+  }
+  EXPECT_EQ(shape_text(std::vector<int64_t>{}), " (1)");
+}
+
+// Every input ever kept from fuzzing the caffemodel reader
+// (hardening/fuzz/crashes/caffemodel), fed the two ways the fuzz target feeds
+// them into its tiny net: each ends in a typed error or a load, and every
+// shape a message quotes has its count right.
+TEST(FuzzFindings, CaffemodelCrashInputsEndInTypedErrors) {
+  const std::filesystem::path kept = std::filesystem::path(SURGERY_FUZZ_CRASHES) / "caffemodel";
+  TempDir dir;
+  const auto prototxt = dir.file("tiny.prototxt", fuzz::kTinyNet);
+  int replayed = 0, counts = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(kept)) {
+    for (bool streamed : {true, false}) {
+      try {
+        if (streamed) {
+          Net net(prototxt, entry.path().string());
+        } else {
+          Net net(prototxt);
+          net.load_weights(entry.path().string());
+        }
+      } catch (const Error& e) {
+        counts += check_stated_counts(e.what());
+      }
+    }
+    ++replayed;
+  }
+  EXPECT_GE(replayed, 2);
+  EXPECT_GE(counts, 2);  // the two findings are refusals that quote a shape
 }
 
 TEST_F(Reader, LegacyDimensionsRangeChecked) {

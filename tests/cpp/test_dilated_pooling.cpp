@@ -7,6 +7,7 @@
 // forward is checked against the CPU one (skipped without a GPU).
 #include <gtest/gtest.h>
 
+#include <cfloat>
 #include <cmath>
 #include <random>
 
@@ -153,6 +154,84 @@ TEST(DilatedPooling, ParameterChecksRefuseWhatItCannotRun) {
   EXPECT_TRUE(refused("pad: 1 pad_h: 1", two));
 }
 
+// Whether some window of one axis has no tap inside an input of `in` cells,
+// by enumerating every tap of every window Reshape gives.
+bool some_window_misses(int in, int out, int kernel, int stride, int pad, int dilation) {
+  for (int o = 0; o < out; ++o) {
+    bool hit = false;
+    for (int i = 0; i < kernel; ++i) {
+      const int y = o * stride - pad + i * dilation;
+      hit = hit || (y >= 0 && y < in);
+    }
+    if (!hit) return true;
+  }
+  return false;
+}
+
+// A window whose taps all miss the input has no value to pool (MAX gave
+// -FLT_MAX, AVE 0): such inputs are refused at reshape, with the layer and
+// the remedy named, and every other input pools at least one real value.
+TEST(DilatedPooling, WindowsThatMissTheInputAreRefused) {
+  const auto refusal = [](int kernel, int stride, int pad, int dilation, bool ceil, int h,
+                          int w) -> std::string {
+    Blob in(std::vector<int>{1, 1, h, w}), out;
+    try {
+      run(pooling("MAX", kernel, stride, pad, ceil, dilation), in, out);
+    } catch (const ShapeError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  // Pad at or above the dilation on a one-row input: window 0 starts at -3,
+  // its taps -3, -1, 1 skip the only row.
+  const auto above = refusal(3, 1, 3, 2, true, 1, 8);
+  EXPECT_NE(above.find("'pool'"), std::string::npos) << above;
+  EXPECT_NE(above.find("at least 2 rows"), std::string::npos) << above;
+  // Pad below the dilation misses too: taps -1 and 3 around an input of 3.
+  EXPECT_NE(refusal(2, 1, 1, 4, true, 8, 3).find("at least 4 columns"), std::string::npos);
+  // Unpadded, rounded up, stride 4 over a window of 3: the last window starts at 16.
+  EXPECT_NE(refusal(2, 4, 0, 2, true, 16, 16).find("ceil_mode: false"), std::string::npos);
+  EXPECT_EQ(refusal(2, 4, 0, 2, false, 16, 16), "");
+
+  // Every small geometry and input, against the enumeration of taps above.
+  int refused = 0, pooled = 0;
+  for (int kernel = 1; kernel <= 3; ++kernel) {
+    for (int dilation = 1; dilation <= 4; ++dilation) {
+      for (int pad = 0; pad < dilation * (kernel - 1) + 1; ++pad) {
+        for (int stride = 1; stride <= 5; ++stride) {
+          for (bool ceil : {true, false}) {
+            for (int size = 1; size <= 9; ++size) {
+              const PoolingAxis axis{kernel, stride, pad, dilation, ceil};
+              const int out = static_cast<int>(pooled_size(size, axis));
+              if (out < 1) continue;
+              const bool misses = some_window_misses(size, out, kernel, stride, pad, dilation);
+              Blob in(std::vector<int>{1, 1, size, size}), top;  // both axes alike
+              randomize(in, size);
+              const auto label = "k" + std::to_string(kernel) + " s" + std::to_string(stride) +
+                                 " p" + std::to_string(pad) + " d" + std::to_string(dilation) +
+                                 (ceil ? " ceil" : " floor") + " in " + std::to_string(size);
+              try {
+                run(pooling("MAX", kernel, stride, pad, ceil, dilation), in, top);
+              } catch (const ShapeError&) {
+                EXPECT_TRUE(misses) << label << " refused, but every window has a tap";
+                ++refused;
+                continue;
+              }
+              EXPECT_FALSE(misses) << label << " accepted with a window that misses the input";
+              for (int i = 0; i < top.count(); ++i) {
+                ASSERT_GT(top.cpu_data()[i], -FLT_MAX) << label << " cell " << i;
+              }
+              ++pooled;
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(refused, 0);
+  EXPECT_GT(pooled, refused);
+}
+
 // Caffe's mode is per thread; this one goes back to CPU mode however the block ends.
 struct GpuMode {
   GpuMode() { set_mode("gpu"); }
@@ -161,8 +240,7 @@ struct GpuMode {
 
 // The GPU forward (dilated_pooling.cu) against the CPU forward, cell by
 // cell: dilation 2 and 4 as rarefy makes them, pads up to the dilated
-// extent, ceil and floor rounding, a stride above the dilated window (cells
-// with no taps), odd sizes and more than one block of threads. The bottom
+// extent, ceil and floor rounding, a stride above the dilated window, odd sizes and more than one block of threads. The bottom
 // starts on the device; Caffe's fallback to Forward_cpu would leave it
 // "synced" and the top "cpu", so both still "gpu" shows nothing went
 // through the host.
@@ -173,11 +251,11 @@ TEST(DilatedPooling, GpuForwardEqualsCpuForwardAndStaysOnTheDevice) {
     bool ceil;
     int height, width;
   };
-  // {2, 4, 0, 2} on a width of 16: the last column's window starts at 16, past the input.
+  // {2, 4, 0, 2}: a stride above the dilated window, taps skipped between windows.
   const Case cases[] = {{3, 1, 0, 2, true, 17, 13}, {3, 1, 2, 2, true, 18, 14},
                         {3, 2, 1, 2, false, 19, 15}, {2, 1, 4, 4, true, 17, 16},
                         {3, 1, 8, 4, true, 18, 13}, {2, 3, 3, 4, false, 19, 14},
-                        {2, 4, 0, 2, true, 17, 16}, {3, 1, 4, 4, false, 21, 11}};
+                        {2, 4, 0, 2, true, 17, 15}, {3, 1, 4, 4, false, 21, 11}};
   unsigned seed = 0;
   for (const char* method : {"MAX", "AVE"}) {
     for (const Case& c : cases) {

@@ -2,6 +2,8 @@
 // declared size, maps grow with the input, refusals leave the net alone.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "surgery/errors.hpp"
 #include "surgery/fully_convolutional.hpp"
 #include "surgery/geometry.hpp"
@@ -66,6 +68,65 @@ TEST(FullyConvolutional, RefusalLeavesTheNetUnchanged) {
   }
   EXPECT_EQ(net.layers().back().type, "InnerProduct");
   EXPECT_EQ(net.params("fc")[0]->shape(), (std::vector<int>{2, 8}));
+}
+
+// The plan accepts this net, but Caffe refuses the converted one when it
+// reshapes it: fc's top turns 4-D and meets a 2-D blob in a Concat. The
+// refusal comes after fc was converted (its transposed weights rearranged,
+// its layer replaced, its top renamed), and all of it is undone: the same
+// definition, layers, blob names and weight bytes, and the same outputs.
+TEST(FullyConvolutional, CaffesRefusalAtReshapeLeavesTheNetAsItWas) {
+  const std::string def = R"(
+    layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }
+    layer { name: "side" type: "Input" top: "side" input_param { shape { dim: 1 dim: 3 } } }
+    layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+            convolution_param { num_output: 1 kernel_size: 2 } }
+    layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc"
+            inner_product_param { num_output: 2 transpose: true } }
+    layer { name: "join" type: "Concat" bottom: "fc" bottom: "side" top: "join" })";
+  Net net(parse_net_text(def, "join"), "join");
+  fill(net);
+  const std::string definition = net.definition().DebugString();
+  const auto blob_names = net.blob_names();
+  const auto snapshot = [&] {
+    std::vector<std::vector<float>> bytes;
+    for (const auto* layer : {"conv", "fc"}) {
+      for (const auto& blob : net.params(layer)) {
+        bytes.emplace_back(blob->cpu_data(), blob->cpu_data() + blob->count());
+      }
+    }
+    return bytes;
+  };
+  const auto weights = snapshot();
+  const auto shapes = net.params("fc")[0]->shape();
+  std::vector<float> image(16), side = {1.f, -2.f, 3.f};
+  for (int i = 0; i < 16; ++i) image[i] = 0.1f * i - 0.7f;
+  const auto run = [&] {
+    net.forward({{"data", {{1, 1, 4, 4}, image.data()}}, {"side", {{1, 3}, side.data()}}});
+    const auto& out = net.blob("join");
+    return std::vector<float>(out.cpu_data(), out.cpu_data() + out.count());
+  };
+  const auto before = run();
+
+  EXPECT_THROW(fully_convolutionalize(net), Error);
+
+  EXPECT_EQ(net.definition().DebugString(), definition);
+  EXPECT_EQ(net.blob_names(), blob_names);
+  std::vector<std::string> types;
+  for (const auto& layer : net.layers()) types.push_back(layer.type);
+  EXPECT_EQ(types, (std::vector<std::string>{"Input", "Input", "Convolution", "InnerProduct",
+                                             "Concat"}));
+  std::vector<std::string> running;  // the live net's layers, not only the definition's
+  for (const auto& layer : net.caffe_net().layers()) running.push_back(layer->type());
+  EXPECT_EQ(running, types);
+  EXPECT_EQ(net.params("fc")[0]->shape(), shapes);
+  const auto after = snapshot();
+  ASSERT_EQ(after.size(), weights.size());
+  for (size_t i = 0; i < after.size(); ++i) {
+    EXPECT_EQ(0, std::memcmp(after[i].data(), weights[i].data(), after[i].size() * sizeof(float)))
+        << "param blob " << i;
+  }
+  EXPECT_EQ(run(), before);
 }
 
 }  // namespace

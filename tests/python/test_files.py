@@ -131,6 +131,35 @@ def test_nul_in_a_path_refused(tiny_prototxt):
         surgery.Net(str(tiny_prototxt) + "\0.ignored")
 
 
+def test_paths_that_are_not_utf8_are_taken_as_open_takes_them(tmp_path, tiny_prototxt):
+    """A file name that is not UTF-8 arrives as Python holds it: a str with
+    surrogate escapes (os.fsdecode), bytes, or a pathlib.Path; each reaches
+    the file it names, for reading and for writing, and a message quoting
+    one is printable text."""
+    folder = os.fsencode(tmp_path)
+    raw = folder + b"/\xff-net.prototxt"
+    with open(raw, "wb") as f:
+        f.write(pathlib.Path(tiny_prototxt).read_bytes())
+    for path in (os.fsdecode(raw), raw, pathlib.Path(os.fsdecode(raw))):
+        net = surgery.Net(path)
+    net.params["fc"][0][...] = np.arange(18, dtype=np.float32).reshape(2, 9)
+    net.save(os.fsdecode(folder + b"/\xfe.prototxt"), folder + b"/\xfe.caffemodel")
+    assert sorted(n for n in os.listdir(folder) if n.startswith(b"\xfe")) == [
+        b"\xfe.caffemodel", b"\xfe.prototxt"]
+    again = surgery.Net(folder + b"/\xfe.prototxt", os.fsdecode(folder + b"/\xfe.caffemodel"))
+    np.testing.assert_array_equal(again.params["fc"][0], net.params["fc"][0])
+    again.load_weights(pathlib.Path(os.fsdecode(folder + b"/\xfe.caffemodel")))
+
+    absent = os.fsdecode(folder + b"/\xfd-absent.prototxt")
+    for call in (lambda: surgery.Net(absent), lambda: surgery._core.read_mean_file(absent)):
+        with pytest.raises(surgery.FileError) as error:
+            call()
+        assert "\\xfd-absent.prototxt" in str(error.value), error.value
+        str(error.value).encode("utf-8")  # printable: no lone surrogates
+    with pytest.raises(TypeError):
+        surgery.Net(12.5)
+
+
 def test_huge_prototxt_refused_before_reading(tmp_path):
     path = tmp_path / "huge.prototxt"
     with open(path, "wb") as f:

@@ -51,13 +51,21 @@ std::function<bool()> signal_check();
 // Interrupted from the core); call with the GIL held.
 [[noreturn]] void raise_pending_signal();
 
-// Python text from a name Caffe holds: bytes that are not UTF-8 (which the
-// loader should have refused) become U+FFFD instead of a UnicodeDecodeError.
+// Python text from a name Caffe holds or a message: bytes that are not
+// UTF-8 (a path's, or a name the loader should have refused) are written
+// \xNN, readable and printable, instead of raising UnicodeDecodeError.
 pybind11::str text(const std::string& bytes);
 pybind11::list texts(const std::vector<std::string>& names);
 
-// A path argument: refuses an embedded NUL, which C would silently cut at.
-const std::string& checked_path(const std::string& path);
+// A file path from Python, taken as open() takes one: str, bytes or any
+// os.PathLike, a str encoded as os.fsencode does (so a name that is not
+// UTF-8, which Python holds as surrogate escapes, reaches the same file).
+// Anything else is a TypeError; a str that cannot be encoded raises
+// UnicodeEncodeError, as open() does; an embedded NUL, which C would
+// silently cut at, raises FileError.
+struct Path {
+  std::string bytes;
+};
 
 // `value` if it lies in [low, high], else nothing (a value past long long too).
 std::optional<long long> integer_in(const pybind11::int_& value, long long low, long long high);
@@ -78,5 +86,16 @@ void bind_trainer(pybind11::module_& m);
 void bind_device(pybind11::module_& m);
 
 }  // namespace surgery::bindings
+
+namespace pybind11::detail {
+
+template <>
+struct type_caster<surgery::bindings::Path> {
+  PYBIND11_TYPE_CASTER(surgery::bindings::Path, const_name("str | bytes | os.PathLike[str]"));
+  bool load(handle source, bool);
+  static handle cast(const surgery::bindings::Path& path, return_value_policy, handle);
+};
+
+}  // namespace pybind11::detail
 
 #endif  // SURGERY_BINDINGS_HPP_

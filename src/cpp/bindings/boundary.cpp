@@ -29,7 +29,7 @@ void raise_pending_signal() {
 
 py::str text(const std::string& bytes) {
   PyObject* decoded = PyUnicode_DecodeUTF8(bytes.data(), static_cast<Py_ssize_t>(bytes.size()),
-                                           "replace");
+                                           "backslashreplace");
   if (!decoded) throw py::error_already_set();
   return py::reinterpret_steal<py::str>(decoded);
 }
@@ -40,13 +40,6 @@ py::list texts(const std::vector<std::string>& names) {
   return out;
 }
 
-const std::string& checked_path(const std::string& path) {
-  if (path.find('\0') != std::string::npos) {
-    throw FileError("the path '" + path.substr(0, path.find('\0')) +
-                    "\\x00...' holds a NUL byte, which no file name can");
-  }
-  return path;
-}
 
 std::optional<long long> integer_in(const py::int_& value, long long low, long long high) {
   int overflow = 0;
@@ -93,3 +86,38 @@ std::map<std::string, std::vector<int>> shapes(const py::dict& by_name, const st
 }
 
 }  // namespace surgery::bindings
+
+namespace pybind11::detail {
+
+bool type_caster<surgery::bindings::Path>::load(handle source, bool) {
+  // os.fspath(): str or bytes, or TypeError for anything else (not ours to
+  // raise: returning false lets pybind11 name the expected types).
+  const object path = reinterpret_steal<object>(PyOS_FSPath(source.ptr()));
+  if (!path) {
+    PyErr_Clear();
+    return false;
+  }
+  // os.fsencode(): the file system encoding with surrogateescape.
+  const object bytes = PyUnicode_Check(path.ptr())
+                           ? reinterpret_steal<object>(PyUnicode_EncodeFSDefault(path.ptr()))
+                           : path;
+  if (!bytes) throw error_already_set();
+  char* data = nullptr;
+  Py_ssize_t size = 0;
+  if (PyBytes_AsStringAndSize(bytes.ptr(), &data, &size) != 0) throw error_already_set();
+  value.bytes.assign(data, static_cast<size_t>(size));
+  const auto nul = value.bytes.find('\0');
+  if (nul != std::string::npos) {
+    throw surgery::FileError("the path '" + value.bytes.substr(0, nul) +
+                             "\\x00...' holds a NUL byte, which no file name can");
+  }
+  return true;
+}
+
+handle type_caster<surgery::bindings::Path>::cast(const surgery::bindings::Path& path,
+                                                  return_value_policy, handle) {
+  return PyUnicode_DecodeFSDefaultAndSize(path.bytes.data(),
+                                          static_cast<Py_ssize_t>(path.bytes.size()));
+}
+
+}  // namespace pybind11::detail

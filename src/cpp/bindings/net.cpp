@@ -87,23 +87,21 @@ std::map<std::string, InputView> input_views(const std::map<std::string, FloatAr
 void bind_net(py::module_& m) {
   // Every method that reaches the net goes through locked() (bindings.hpp).
   py::class_<PyNet>(m, "Net")
-      .def(py::init([](const std::string& prototxt, std::optional<std::string> weights,
+      .def(py::init([](const Path& prototxt, std::optional<Path> weights,
                        const std::string& phase, bool trust_io_layers) {
              const caffe::Phase p = parse_phase(phase);
              LoadPolicy policy;
              policy.trust_io_layers = trust_io_layers;
-             checked_path(prototxt);
-             if (weights) checked_path(*weights);
              py::gil_scoped_release release;
              const CaffeSection section;
-             return std::make_unique<PyNet>(prototxt, weights.value_or(""), p, policy);
+             return std::make_unique<PyNet>(prototxt.bytes, weights ? weights->bytes : "", p,
+                                            policy);
            }),
            py::arg("prototxt"), py::arg("weights") = py::none(), py::arg("phase") = "test",
            py::kw_only(), py::arg("trust_io_layers") = false)
       .def("load_weights",
-           [](PyNet& net, const std::string& path) {
-             checked_path(path);
-             locked(net, [&] { net.load_weights(path); });
+           [](PyNet& net, const Path& path) {
+             locked(net, [&] { net.load_weights(path.bytes); });
            })
       .def_property_readonly("phase",
                              [](const PyNet& net) {
@@ -213,11 +211,8 @@ void bind_net(py::module_& m) {
              return out;
            })
       .def("save",
-           [](const PyNet& net, const std::string& prototxt, const std::string& weights,
-              bool overwrite) {
-             checked_path(prototxt);
-             checked_path(weights);
-             locked(net, [&] { net.save(prototxt, weights, overwrite); });
+           [](const PyNet& net, const Path& prototxt, const Path& weights, bool overwrite) {
+             locked(net, [&] { net.save(prototxt.bytes, weights.bytes, overwrite); });
            },
            py::arg("prototxt"), py::arg("weights"), py::arg("overwrite") = false);
 }

@@ -101,8 +101,8 @@ void bind_surgery(py::module_& m) {
       py::arg("net"), py::arg("blob"));
   m.def(
       "read_mean_file",
-      [](const std::string& path) {
-        MeanBlob mean = read_mean_file(path);
+      [](const Path& path) {
+        MeanBlob mean = read_mean_file(path.bytes);
         py::array_t<float> out(std::vector<py::ssize_t>(mean.shape.begin(), mean.shape.end()));
         std::copy(mean.data.begin(), mean.data.end(), out.mutable_data());
         return out;

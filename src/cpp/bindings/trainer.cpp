@@ -26,9 +26,8 @@ void bind_trainer(py::module_& m) {
                              [](const PyTrainer& trainer) {
                                return locked(trainer, [&] { return trainer.iteration(); });
                              })
-      .def("save_weights", [](const PyTrainer& trainer, const std::string& path) {
-        checked_path(path);
-        locked(trainer, [&] { trainer.save_weights(path); });
+      .def("save_weights", [](const PyTrainer& trainer, const Path& path) {
+        locked(trainer, [&] { trainer.save_weights(path.bytes); });
       });
 }
 

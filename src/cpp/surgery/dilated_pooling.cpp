@@ -44,6 +44,29 @@ int64_t pooled_size(int64_t in, const PoolingAxis& a) {
   return std::max<int64_t>(out, 0);
 }
 
+int64_t first_empty_window(int64_t in, const PoolingAxis& a) {
+  const int64_t out = pooled_size(in, a);
+  if (out < 1) return -1;
+  // A window starting in the left padding reaches the input at its first tap
+  // at or past 0, which lies below the dilation: only an input narrower than
+  // the dilation can fall between two taps. The starts' remainders modulo
+  // the dilation repeat with a period, so if the first in + 1 such windows
+  // all reach the input (in + 1 remainders below `in`: two are equal) the
+  // later ones repeat them.
+  if (in < a.dilation) {
+    const int64_t left = std::min(out, ceil_div(a.pad, a.stride));  // windows with start < 0
+    for (int64_t o = 0; o < std::min(left, in + 1); ++o) {
+      const int64_t start = o * a.stride - a.pad;
+      const int64_t before = ceil_div(-start, a.dilation);  // taps left of the input
+      if (before > a.kernel - 1 || start + before * a.dilation >= in) return o;
+    }
+  }
+  // Caffe's rule above keeps a padded last window starting inside the input;
+  // unpadded, rounding up can start it past the end.
+  if ((out - 1) * a.stride - a.pad >= in) return out - 1;
+  return -1;
+}
+
 void DilatedPoolingLayer::LayerSetUp(const std::vector<caffe::Blob<float>*>&,
                                      const std::vector<caffe::Blob<float>*>&) {
   // The parameters were checked on load (parameter_checks.cpp).
@@ -64,7 +87,25 @@ void DilatedPoolingLayer::Reshape(const std::vector<caffe::Blob<float>*>& bottom
                      std::to_string(in.height()) + " x " + std::to_string(in.width()) +
                      " is smaller than its dilated window; give a larger input");
   }
+  refuse_empty_windows(in.height(), h_, "row", "rows");
+  refuse_empty_windows(in.width(), w_, "column", "columns");
   top[0]->Reshape({in.num(), in.channels(), static_cast<int>(out_h), static_cast<int>(out_w)});
+}
+
+void DilatedPoolingLayer::refuse_empty_windows(int64_t in, const PoolingAxis& a,
+                                               const char* cell, const char* cells) const {
+  const int64_t empty = first_empty_window(in, a);
+  if (empty < 0) return;
+  const int64_t start = empty * a.stride - a.pad;
+  std::string text = "layer '" + this->layer_param_.name() + "' (DilatedPooling): on an input of " +
+                     std::to_string(in) + " " + cells + ", output " + cell + " " +
+                     std::to_string(empty) + " pools a window from " + std::to_string(start) +
+                     " whose taps, " + std::to_string(a.dilation) + " apart, all miss the input";
+  text += start < 0 ? "; give an input of at least " + std::to_string(a.dilation) + " " + cells +
+                          " (the dilation), or less pad"
+                    : "; set ceil_mode: false, or a stride of at most " +
+                          std::to_string(extent(a)) + " (the dilated window)";
+  throw ShapeError(text);
 }
 
 void DilatedPoolingLayer::Forward_cpu(const std::vector<caffe::Blob<float>*>& bottom,

@@ -19,8 +19,14 @@
 // place of k: out = ceil((in + 2 pad - extent) / stride) + 1 (floor with
 // ceil_mode: false), one less where that window would start in the padding
 // only. AVE divides by the taps inside [-pad, in + pad), as Caffe's Pooling
-// divides by the window clipped to the padded input. A MAX window with no
-// tap inside the input gives -FLT_MAX, as Caffe's Pooling does.
+// divides by the window clipped to the padded input. A window with no tap
+// inside the input has no meaning (Caffe's Pooling gives -FLT_MAX or 0
+// there): an input size that makes one is refused at reshape (ShapeError).
+// Whether one exists depends on the input's size, not on the parameters
+// alone: a padded window can fall between two taps only on an input
+// narrower than the dilation, and an unpadded last window rounded up
+// (ceil_mode) can start past an input's end when the stride exceeds the
+// dilated window.
 //
 // Inference only: the backward pass raises (in GPU mode too: Caffe's
 // Backward_gpu falls back to Backward_cpu). Both forwards compute each cell
@@ -51,6 +57,10 @@ PoolingAxis pooling_axis(const caffe::LayerParameter& layer, int axis);
 // The output size along one axis for an input of `in` cells; 0 if none.
 int64_t pooled_size(int64_t in, const PoolingAxis& a);
 
+// The first output cell along one axis whose window has no tap inside an
+// input of `in` cells, or -1 if every window has one.
+int64_t first_empty_window(int64_t in, const PoolingAxis& a);
+
 class DilatedPoolingLayer : public caffe::Layer<float> {
  public:
   explicit DilatedPoolingLayer(const caffe::LayerParameter& param) : caffe::Layer<float>(param) {}
@@ -74,6 +84,11 @@ class DilatedPoolingLayer : public caffe::Layer<float> {
                     const std::vector<caffe::Blob<float>*>& bottom) override;
 
  private:
+  // ShapeError naming the layer, the cell and what to change if an input of
+  // `in` cells along this axis leaves a window without a tap.
+  void refuse_empty_windows(int64_t in, const PoolingAxis& a, const char* cell,
+                            const char* cells) const;
+
   PoolingAxis h_, w_;
 };
 

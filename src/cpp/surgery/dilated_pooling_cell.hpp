@@ -44,7 +44,8 @@ SURGERY_HOST_DEVICE inline float dilated_pooling_cell(const float* plane, int64_
       sum += v;
     }
   }
-  // A window past the input's end (stride above the kernel) has no taps.
+  // Reshape refuses inputs with windows that miss the input, so taps > 0; the
+  // guard keeps a division by zero out of the kernel all the same.
   const int64_t taps = taps_h * taps_w;
   return max ? best : taps > 0 ? sum / static_cast<float>(taps) : 0.f;
 }

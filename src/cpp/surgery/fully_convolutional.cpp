@@ -1,5 +1,6 @@
 #include "surgery/fully_convolutional.hpp"
 
+#include <array>
 #include <set>
 #include <sstream>
 
@@ -165,8 +166,25 @@ caffe::shared_ptr<caffe::Layer<float>> make_layer(caffe::LayerParameter param, c
   return caffe::LayerRegistry<float>::CreateLayer(param);
 }
 
+// An InnerProduct's weights as they were before convert() rearranged them.
+struct WeightsBefore {
+  caffe::shared_ptr<caffe::Blob<float>> blob;
+  std::vector<int> shape;
+  bool transposed = false;
+};
+
+// Undoes convert()'s edits of the weights, last first: the same shape, and
+// for transpose: true the inverse transpose (a permutation: the same bytes).
+void put_back(const std::vector<WeightsBefore>& changed) {
+  for (auto it = changed.rbegin(); it != changed.rend(); ++it) {
+    it->blob->Reshape(it->shape);
+    if (it->transposed) transpose_in_place(it->blob.get(), it->shape[1], it->shape[0]);
+  }
+}
+
 ConvertedLayer convert(Net& net, LiveNet& live, const Step& step,
-                       const std::optional<std::string>& suffix) {
+                       const std::optional<std::string>& suffix,
+                       std::vector<WeightsBefore>* changed) {
   const int index = live.layer_index(step.name);
   auto old_layer = live.layers()[index];
   ConvertedLayer report;
@@ -196,6 +214,7 @@ ConvertedLayer convert(Net& net, LiveNet& live, const Step& step,
     transpose_in_place(&weights, weights.shape(0), weights.shape(1));
     report.copied = true;
   }
+  changed->push_back({blobs.at(0), report.old_shape, ip.transpose()});
   weights.Reshape({report.num_output, step.channels, step.kernel_h, step.kernel_w});
   report.new_shape = weights.shape();
   report.new_type = "Convolution";
@@ -219,10 +238,11 @@ void check_weights(const Net& net, const Plan& plan) {
     }
     const auto& blobs = net.params(step.name);
     const auto& ip = net.caffe_net().layer_by_name(step.name)->layer_param().inner_product_param();
-    const int64_t expected = static_cast<int64_t>(ip.num_output()) * step.channels *
-                             step.kernel_h * step.kernel_w;
+    const auto expected = element_count(std::array<int64_t, 4>{
+        ip.num_output(), step.channels, step.kernel_h, step.kernel_w});
     const int64_t rows = ip.transpose() ? blobs[0]->shape(1) : blobs[0]->shape(0);
-    if (blobs[0]->count() != expected || rows != static_cast<int64_t>(ip.num_output())) {
+    if (!expected || blobs[0]->count() != *expected ||
+        rows != static_cast<int64_t>(ip.num_output())) {
       std::ostringstream out;
       out << "layer '" << step.name << "': weights " << shape_text(blobs[0]->shape())
           << " do not fill " << ip.num_output() << " filters of " << step.channels << " x "
@@ -250,13 +270,27 @@ SurgeryReport fully_convolutionalize(Net& net, const SurgeryOptions& options) {
   }
   SurgeryReport report;
   auto& live = net.live_net();
-  guard_caffe("net surgery on '" + net.source() + "'", [&] {
-    for (const auto& step : plan.steps) {
-      if (!step.passthrough.empty()) report.removed.push_back(step.passthrough);
-      report.layers.push_back(convert(net, live, step, options.suffix));
-      live.Reshape();
-    }
-  });
+  // Caffe may still refuse the converted net when it reshapes it (a 4-D
+  // blob into a Concat with a 2-D one): then every edit is undone, and the
+  // net is the one the caller had, definition, layers and weight bytes.
+  const caffe::NetParameter definition = net.definition();
+  const LiveNet::Structure structure = live.structure();
+  std::vector<WeightsBefore> changed;
+  try {
+    guard_caffe("net surgery on '" + net.source() + "'", [&] {
+      for (const auto& step : plan.steps) {
+        if (!step.passthrough.empty()) report.removed.push_back(step.passthrough);
+        report.layers.push_back(convert(net, live, step, options.suffix, &changed));
+        live.Reshape();
+      }
+    });
+  } catch (...) {
+    live.restore(structure);
+    put_back(changed);
+    net.mutable_definition() = definition;
+    net.reshape(current);
+    throw;
+  }
   // The converted net's cells each stand for one input of the classifier:
   // record it, since the layers alone no longer tell (window_record.hpp).
   const auto inputs = net.input_names();

@@ -41,7 +41,8 @@ struct SurgeryReport {
 // for transpose: true, where they are rearranged. The definition is edited
 // to match. Everything is checked before the net is touched: a layer that
 // cannot be converted raises surgery::Error naming it, and the net is
-// unchanged.
+// unchanged. So does a converted net that Caffe refuses to reshape: the
+// edits are undone before the error is raised.
 SurgeryReport fully_convolutionalize(Net& net, const SurgeryOptions& options = {});
 
 }  // namespace surgery

@@ -59,4 +59,25 @@ void LiveNet::rename_blob(const std::string& from, const std::string& to) {
   blob_names_index_[to] = id;
 }
 
+LiveNet::Structure LiveNet::structure() const {
+  return {layers_,         layer_names_,   layer_names_index_, layer_need_backward_,
+          bottom_vecs_,    top_vecs_,      bottom_id_vecs_,    top_id_vecs_,
+          param_id_vecs_,  bottom_need_backward_, blob_names_, blob_names_index_};
+}
+
+void LiveNet::restore(const Structure& s) {
+  layers_ = s.layers;
+  layer_names_ = s.layer_names;
+  layer_names_index_ = s.layer_names_index;
+  layer_need_backward_ = s.layer_need_backward;
+  bottom_vecs_ = s.bottom_vecs;
+  top_vecs_ = s.top_vecs;
+  bottom_id_vecs_ = s.bottom_id_vecs;
+  top_id_vecs_ = s.top_id_vecs;
+  param_id_vecs_ = s.param_id_vecs;
+  bottom_need_backward_ = s.bottom_need_backward;
+  blob_names_ = s.blob_names;
+  blob_names_index_ = s.blob_names_index;
+}
+
 }  // namespace surgery

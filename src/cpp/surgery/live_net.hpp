@@ -10,7 +10,9 @@
 #ifndef SURGERY_LIVE_NET_HPP_
 #define SURGERY_LIVE_NET_HPP_
 
+#include <map>
 #include <string>
+#include <vector>
 
 #include "caffe/net.hpp"
 
@@ -35,6 +37,25 @@ class LiveNet : public caffe::Net<float> {
 
   // Gives a blob a new name (lookups by the old name stop working).
   void rename_blob(const std::string& from, const std::string& to);
+
+  // What the three edits above change: the layers, how they connect, the
+  // blob names. Layers and blobs are shared, not copied, so a snapshot is
+  // cheap; restoring one undoes every edit made since it was taken (param
+  // blobs the caller reshaped or rewrote are the caller's to put back).
+  struct Structure {
+    std::vector<caffe::shared_ptr<caffe::Layer<float>>> layers;
+    std::vector<std::string> layer_names;
+    std::map<std::string, int> layer_names_index;
+    std::vector<bool> layer_need_backward;
+    std::vector<std::vector<caffe::Blob<float>*>> bottom_vecs, top_vecs;
+    std::vector<std::vector<int>> bottom_id_vecs, top_id_vecs, param_id_vecs;
+    std::vector<std::vector<bool>> bottom_need_backward;
+    std::vector<std::string> blob_names;
+    std::map<std::string, int> blob_names_index;
+  };
+  Structure structure() const;
+  // Puts a snapshot back; the caller reshapes the net afterwards.
+  void restore(const Structure& structure);
 };
 
 }  // namespace surgery

@@ -10,6 +10,7 @@
 #include "surgery/errors.hpp"
 #include "surgery/memory_guard.hpp"
 #include "surgery/proto_io.hpp"
+#include "surgery/shape_text.hpp"
 
 namespace surgery {
 
@@ -36,17 +37,17 @@ MeanBlob read_mean_file(const std::string& path) {
   } else {
     mean.shape = {blob.num(), blob.channels(), blob.height(), blob.width()};
   }
-  uint64_t count = 1;
   for (const int64_t d : mean.shape) {
     if (d < 1 || d > INT_MAX) {
       throw ParseError("mean file '" + path + "': dimension " + std::to_string(d) +
                        " is outside 1 .. 2^31 - 1");
     }
-    count *= static_cast<uint64_t>(d);
-    if (count > static_cast<uint64_t>(INT_MAX)) {
-      throw ParseError("mean file '" + path + "': its shape holds more than 2^31 - 1 values");
-    }
   }
+  const auto counted = element_count(mean.shape);
+  if (!counted || *counted > INT_MAX) {
+    throw ParseError("mean file '" + path + "': its shape holds more than 2^31 - 1 values");
+  }
+  const uint64_t count = static_cast<uint64_t>(*counted);
   if (mean.shape.empty()) throw ParseError("mean file '" + path + "' has no shape");
   const uint64_t floats = blob.data_size(), doubles = blob.double_data_size();
   if (floats == count) {

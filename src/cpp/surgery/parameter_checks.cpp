@@ -1,5 +1,6 @@
 #include "surgery/parameter_checks.hpp"
 
+#include <array>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include "caffe/blob.hpp"
 #include "surgery/errors.hpp"
 #include "surgery/name_text.hpp"
+#include "surgery/shape_text.hpp"
 
 namespace surgery {
 namespace {
@@ -494,12 +496,11 @@ void check_detection_evaluate(Checker& c) {
 // Blob sizes given in the definition: each dim a positive 32-bit size (the
 // fillers divide by the first two), the count too.
 void check_shape(Checker& c, const caffe::BlobShape& shape, const std::string& field) {
-  double count = 1;
   for (auto dim : shape.dim()) {
     c.require(dim >= 1 && dim <= INT_MAX, field + " dims must be positive 32-bit sizes");
-    count *= static_cast<double>(dim);
   }
-  c.require(count <= INT_MAX, field + " holds more than 2^31 - 1 values");
+  const auto count = element_count(shape.dim());
+  c.require(count && *count <= INT_MAX, field + " holds more than 2^31 - 1 values");
 }
 
 void check_dummy_data(Checker& c) {
@@ -514,11 +515,13 @@ void check_dummy_data(Checker& c) {
     for (auto size : *sizes) c.positive(size, "dummy_data_param num/channels/height/width");
   }
   for (int i = 0; i < c.layer.top_size(); ++i) {
-    const auto pick = [&](const google::protobuf::RepeatedField<uint32_t>& v) -> double {
+    const auto pick = [&](const google::protobuf::RepeatedField<uint32_t>& v) -> uint32_t {
       return v.empty() ? 1 : v.Get(v.size() == 1 ? 0 : std::min(i, v.size() - 1));
     };
     if (p.num_size() + p.channels_size() + p.height_size() + p.width_size() > 0) {
-      c.require(pick(p.num()) * pick(p.channels()) * pick(p.height()) * pick(p.width()) <= INT_MAX,
+      const auto count = element_count(
+          std::array<uint32_t, 4>{pick(p.num()), pick(p.channels()), pick(p.height()), pick(p.width())});
+      c.require(count && *count <= INT_MAX,
                 "dummy_data_param describes a blob of more than 2^31 - 1 values");
     }
   }
@@ -534,7 +537,9 @@ void check_memory_data(Checker& c) {
   c.positive(p.channels(), "memory_data_param.channels");
   c.positive(p.height(), "memory_data_param.height");
   c.positive(p.width(), "memory_data_param.width");
-  c.require(static_cast<double>(p.batch_size()) * p.channels() * p.height() * p.width() <= INT_MAX,
+  const auto count =
+      element_count(std::array<uint32_t, 4>{p.batch_size(), p.channels(), p.height(), p.width()});
+  c.require(count && *count <= INT_MAX,
             "memory_data_param describes a blob of more than 2^31 - 1 values");
 }
 

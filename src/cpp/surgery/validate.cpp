@@ -9,6 +9,7 @@
 #include "surgery/errors.hpp"
 #include "surgery/name_text.hpp"
 #include "surgery/parameter_checks.hpp"
+#include "surgery/shape_text.hpp"
 
 namespace surgery {
 namespace {
@@ -51,14 +52,6 @@ void check_input_shapes(const caffe::LayerParameter& layer, const std::string& s
                              ": needs one input shape, or one per top");
   }
   for (const auto& shape : shapes) {
-    double count = 1;
-    for (auto dim : shape.dim()) count *= static_cast<double>(dim);
-    if (count > INT32_MAX) {
-      std::ostringstream out;
-      out << where(source, layer) << ": an input of " << count
-          << " values is more than a Caffe blob can hold (2^31 - 1)";
-      throw ShapeError(out.str());
-    }
     for (auto dim : shape.dim()) {
       if (dim <= 0 || dim > INT32_MAX) {
         std::ostringstream out;
@@ -67,6 +60,46 @@ void check_input_shapes(const caffe::LayerParameter& layer, const std::string& s
         throw ShapeError(out.str());
       }
     }
+    const auto count = element_count(shape.dim());
+    if (!count || *count > INT32_MAX) {
+      throw ShapeError(where(source, layer) + ": an input of shape " + shape_text(shape.dim()) +
+                       " is more than a Caffe blob can hold (2^31 - 1 values)");
+    }
+  }
+}
+
+// Whether Caffe gives the layer param blobs (weights, biases, statistics):
+// the types of the allow-list (layer_policy.cpp) whose LayerSetUp creates
+// them. Scale and Bias take theirs from a second bottom when they have one.
+bool holds_parameters(const caffe::LayerParameter& layer) {
+  static const std::set<std::string> kAlways = {
+      "Convolution", "Deconvolution", "InnerProduct", "Embed", "BatchNorm", "BatchNormKyle",
+      "Normalize", "PReLU", "Parameter", "RNN", "LSTM"};
+  const std::string& type = layer.type();
+  if (kAlways.count(type)) return true;
+  if (type == "Scale") return layer.bottom_size() == 1 || layer.scale_param().bias_term();
+  if (type == "Bias") return layer.bottom_size() == 1;
+  return layer.blobs_size() > 0;
+}
+
+// Caffe copies weights by layer name (CopyTrainedLayersFrom, as does
+// plan_weight_copy): of two layers of one net that share a name, one would
+// take both layers' weights and the other keep its random start, and a
+// saved file would reload swapped. `net` is one phase's layers, so a name
+// repeated across phases (train and test data layers) is not a clash.
+void check_parameter_names(const caffe::NetParameter& net, const std::string& source) {
+  std::map<std::string, int> first;  // name -> index of its first layer with parameters
+  for (int i = 0; i < net.layer_size(); ++i) {
+    const auto& layer = net.layer(i);
+    if (!holds_parameters(layer)) continue;
+    const auto [it, fresh] = first.emplace(layer.name(), i);
+    if (fresh) continue;
+    const auto& other = net.layer(it->second);
+    throw NetDefinitionError(
+        "'" + source + "': layers " + std::to_string(it->second) + " (" + quoted_name(other.type()) +
+        ") and " + std::to_string(i) + " (" + quoted_name(layer.type()) + ") are both named '" +
+        quoted_name(layer.name()) + "' and both hold weights; Caffe copies weights by layer "
+        "name, so one would get the other's: rename one of them");
   }
 }
 
@@ -102,6 +135,7 @@ void validate_definition(const caffe::NetParameter& net, const std::string& sour
       available[top] = top_axes[i];
     }
   }
+  check_parameter_names(net, source);
 }
 
 }  // namespace surgery

@@ -16,7 +16,8 @@ namespace surgery {
 // UTF-8 or holds NUL; a layer type or field the load policy refuses
 // (layer_policy.hpp); an unregistered layer type; parameters Caffe would
 // crash or overflow on (parameter_checks.hpp); a bottom no earlier layer
-// produces; a top produced twice; an Input layer without a positive shape
+// produces; a top produced twice; two layers with weights under one name
+// (Caffe copies weights by name); an Input layer without a positive shape
 // (ShapeError for an input too large for a blob).
 void validate_definition(const caffe::NetParameter& net, const std::string& source,
                          const LoadPolicy& policy = {});

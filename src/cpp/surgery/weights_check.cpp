@@ -33,14 +33,12 @@ int64_t checked_count(const std::string& where, int index, const std::vector<int
     out << where << ", param " << index << ": shape " << shape_text(shape) << " " << why;
     throw ParseError(out.str());
   };
-  int64_t n = 1;
   for (auto d : shape) {
     if (d < 0 || d > INT_MAX) refuse("has a dimension outside 0..2147483647");
-    if (__builtin_mul_overflow(n, d, &n) || n > INT_MAX) {
-      refuse("has more than 2147483647 elements");
-    }
   }
-  return n;
+  const auto n = element_count(shape);
+  if (!n || *n > INT_MAX) refuse("has more than 2147483647 elements");
+  return *n;
 }
 
 // Caffe's Blob::ShapeEquals: a legacy 4-D shape equals a shorter one padded

@@ -132,7 +132,8 @@ def fully_convolutionalize(prototxt: Union[PathLike, Net], weights: Optional[Pat
     if out_weights is not None and weights is None and not live:
         raise SurgeryError("out_weights needs weights to convert")
     if out_prototxt is not None and out_weights is not None and (
-            os.path.realpath(out_prototxt) == os.path.realpath(out_weights)):
+            os.fsencode(os.path.realpath(out_prototxt)) ==
+            os.fsencode(os.path.realpath(out_weights))):  # a str and a bytes path alike
         raise SurgeryError("out_prototxt and out_weights are the same file "
                            f"{os.fspath(out_prototxt)!r}")
     for out in (out_prototxt, out_weights):

@@ -15,7 +15,9 @@ if TYPE_CHECKING:  # for the delegates' return types only; never imported at run
     from .dense import DenseMap
     from .rarefy import RarefyResult
 
-PathLike = Union[str, "os.PathLike[str]"]
+# Paths as open() takes them; a str that is not UTF-8 (surrogate escapes,
+# as os.fsdecode gives) reaches the file it names.
+PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 T = TypeVar("T")
 
 # Operations defined by modules above this one (convert, dense) that Net
