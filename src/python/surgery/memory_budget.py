@@ -30,11 +30,12 @@ def size_text(count: int) -> str:
 
 def check_memory(need: int, what: str, remedy: str = "") -> None:
     """Refuse, before it is allocated, `need` bytes for `what` (e.g. "the map
-    of a 9000x9000 image") that the memory limit does not allow; `remedy`
-    says what to do instead."""
-    limit = _core.memory_limit()
-    if need > limit:
+    of a 9000x9000 image") that the memory limit does not leave beside what
+    the nets hold (as the core refuses a blob); `remedy` says what to do
+    instead."""
+    limit, held = _core.memory_limit(), _core.memory_in_use()
+    if need > limit - held:
         advice = f": {remedy}" if remedy else ""
         raise MemoryLimitError(f"{what} would need {size_text(need)}, more than the memory "
-                               f"limit of {size_text(limit)} (surgery.set_memory_limit)"
-                               f"{advice}")
+                               f"limit of {size_text(limit)} leaves ({size_text(held)} held "
+                               f"by nets; surgery.set_memory_limit){advice}")

@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import _core
+from .memory_budget import array_bytes, check_memory
 
 # Each net's buffer while no forward holds it (a net's buffer dies with it).
 _idle: "weakref.WeakKeyDictionary[object, np.ndarray]" = weakref.WeakKeyDictionary()
@@ -38,6 +39,10 @@ def staged_batch(net: object, parts: Sequence[np.ndarray]) -> Iterator[np.ndarra
     """``with staged_batch(net, parts) as batch``: `parts` stacked into one
     array, in page-locked memory in GPU mode (else an ordinary one)."""
     if _core.mode() != "gpu":
+        # Page-locked buffers are counted by the core; this one is numpy's.
+        shape = (len(parts),) + parts[0].shape
+        check_memory(array_bytes(shape, parts[0].itemsize),
+                     f"a batch of {len(parts)} inputs of {'x'.join(map(str, parts[0].shape))}")
         yield np.stack(parts)
         return
     shape = (len(parts),) + parts[0].shape
