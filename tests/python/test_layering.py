@@ -15,9 +15,9 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "src" / "python" / "surg
 # so dense can offer them as methods.
 RANKS = {
     "_core": 0, "errors": 0, "atomic_files": 0,
-    "net": 1, "digits": 1, "map_store": 1, "pinned": 1,
+    "net": 1, "digits": 1, "map_store": 1, "memory_budget": 1,
     "geometry": 2, "testing": 2, "labels": 2, "detections": 2, "plot": 2,
-    "rarefy": 2,
+    "rarefy": 2, "pinned": 2,
     "convert": 3, "preprocess": 3, "report": 3, "overlay": 3, "tiles": 3,
     "sources": 4, "tiled_forward": 4,
     "dense": 5,
