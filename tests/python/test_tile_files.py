@@ -322,3 +322,17 @@ def test_a_map_on_disk_is_not_read_whole_past_the_limit(lenet, tmp_path, use):
     actions = {"detections": lambda: dense.detections(), "argmax": lambda: dense.argmax,
                "top": lambda: dense.top(3)}
     refused_within(actions[use], LIMIT, "10x8000x8000 map")
+
+
+@pytest.mark.parametrize("side_by_side", [False, True])
+def test_a_picture_of_a_huge_image_is_refused_before_it_is_drawn(lenet, tmp_path, side_by_side):
+    """A tiled map's image may be of any size, and the overlay draws it 1:1
+    (the side-by-side view resamples it whole): 20000 x 20000 pixels."""
+    net = surgery.fully_convolutionalize(*lenet).net
+    image = np.zeros((20000, 20000, 1), np.float32)  # 1.5 GiB of address space, no page touched
+    scores = np.random.default_rng(0).random((10, 50, 50), dtype=np.float32)
+    dense = surgery.DenseMap(net, image, scores, surgery.geometry(net), {}, None)
+    picture = tmp_path / "huge.png"
+    refused_within(lambda: dense.save_picture(picture, side_by_side=side_by_side), LIMIT,
+                   "picture of a 20000x20000 image")
+    assert not picture.exists()
