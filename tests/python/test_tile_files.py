@@ -168,7 +168,7 @@ def test_large_tiff_through_lenet_within_a_memory_bound(lenet, tmp_path):
     assert np.abs(got - expected).max() <= TOLERANCE
 
 
-# ---- the memory limit holds for what a tiled forward makes -----------------
+# ---- the memory limit holds for the arrays a forward makes -----------------
 
 LIMIT = 128 << 20
 
@@ -336,3 +336,16 @@ def test_a_picture_of_a_huge_image_is_refused_before_it_is_drawn(lenet, tmp_path
     refused_within(lambda: dense.save_picture(picture, side_by_side=side_by_side), LIMIT,
                    "picture of a 20000x20000 image")
     assert not picture.exists()
+
+
+def test_a_stacked_batch_is_refused_before_it_is_made():
+    """Twenty 3 x 2000 x 2000 inputs (views of one array: nothing held)
+    stacked for one forward would take 916 MiB; dense_forward then runs
+    the batch in smaller ones (test_batching.py)."""
+    from surgery.pinned import staged_batch
+    part = np.zeros((3, 2000, 2000), np.float32)
+
+    def case():
+        with staged_batch(object(), [part] * 20):
+            pass
+    refused_within(case, LIMIT, "a batch of 20 inputs of 3x2000x2000")
