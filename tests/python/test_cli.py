@@ -325,3 +325,59 @@ def test_only_text_that_starts_a_formula_is_quoted():
     cells = [-3, -2.5, "-3", "+4.5e2", "-2+3", "@SUM(A1)", "\tx", "\rx", "=1", "plain", "a=b"]
     assert [csv_cell(c) for c in cells] == [
         -3, -2.5, "-3", "+4.5e2", "'-2+3", "'@SUM(A1)", "'\tx", "'\rx", "'=1", "plain", "a=b"]
+
+
+@pytest.mark.parametrize("error", [MemoryError(), MemoryError("Unable to allocate 6.7 GiB")])
+def test_an_image_out_of_memory_costs_only_itself(lenet, batch, monkeypatch, capsys, error):
+    """A MemoryError from an allocation no check foresaw, in the middle
+    image's forward: one line on stderr, the image after it still runs, and
+    the exit status is 1, as for any failed image."""
+    from surgery import cli as command
+    digits = [str(batch / name) for name in DIGITS]
+    real = command.dense_forward
+
+    def forward(net, image, **options):
+        if digits[1] in (image if isinstance(image, list) else [image]):
+            raise error
+        return real(net, image, **options)
+
+    monkeypatch.setattr(command, "dense_forward", forward)
+    code = command.main(["dense", *map(str, lenet), *digits, "--raw-scale", "0.99609375"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("caffe-surgery: error")] == [
+        f"caffe-surgery: error: {digits[1]}: {str(error) or 'MemoryError'}"]
+    assert [line.split()[0] for line in out.splitlines() if line.startswith("/")] == \
+        [digits[0] + ":", digits[2] + ":"]
+    assert out.splitlines()[-1] == "2 of 3 images processed, 1 failed"
+
+
+def test_an_image_over_the_memory_limit_costs_only_itself(lenet, batch, tmp_path):
+    """A real refusal: a GIF whose first frame (4000 x 4000) would take 1 GiB
+    to decode and preprocess, under a limit of 256 MiB beside the nets."""
+    from test_images import gif_bomb
+    from test_files import run_isolated
+    big = tmp_path / "big.gif"
+    gif_bomb(big, 2, 4000, 4000)
+    digits = [str(batch / name) for name in DIGITS[:2]]
+    report = tmp_path / "report.json"
+
+    def case():
+        import contextlib
+        import io
+        from surgery import cli as command
+        surgery.set_memory_limit(surgery.memory_in_use() + (256 << 20))
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = command.main(["dense", *map(str, lenet), digits[0], str(big), digits[1],
+                                 "--raw-scale", "0.99609375"])
+        report.write_text(json.dumps({"code": code, "out": out.getvalue(),
+                                      "err": err.getvalue()}))
+    outcome = run_isolated(case, timeout=120)
+    assert outcome.kind == "ok", outcome
+    result = json.loads(report.read_text())
+    assert result["code"] == 1
+    errors = [line for line in result["err"].splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"caffe-surgery: error: {big}: ")
+    assert "memory limit" in errors[0] and "big.gif" in errors[0]
+    assert "2 of 3 images processed, 1 failed" in result["out"]

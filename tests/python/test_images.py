@@ -1,6 +1,7 @@
 """Image files are hostile too: the size in the header is checked against
 the memory limit before a pixel is decoded, and only regular files are read."""
 
+import io
 import os
 import struct
 import subprocess
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 import surgery
+from test_files import memory_mib, reset_peak_rss, run_isolated
 
 LIMIT = 256 << 20
 
@@ -79,3 +81,139 @@ def test_a_file_that_is_not_an_image_is_a_file_error(tmp_path):
     path.write_text("not an image")
     with pytest.raises(surgery.FileError):
         surgery.load_image(path)
+
+
+# ---- frames: only the first is decoded, as for a still image ---------------
+
+def gif_blocks(data):
+    """A GIF's bytes split into (header, screen and global palette; [each
+    frame: its extensions and image block]), the trailer left out."""
+    pos = 13
+    if data[10] & 0x80:
+        pos += 3 << ((data[10] & 7) + 1)
+    head, frames, start = data[:pos], [], pos
+
+    def past_sub_blocks(pos):
+        while data[pos]:
+            pos += data[pos] + 1
+        return pos + 1
+
+    while data[pos] != 0x3B:
+        if data[pos] == 0x21:  # extension: label, sub-blocks
+            pos = past_sub_blocks(pos + 2)
+        elif data[pos] == 0x2C:  # image: descriptor, local palette, LZW code size, sub-blocks
+            local = data[pos + 9]
+            pos += 10 + ((3 << ((local & 7) + 1)) if local & 0x80 else 0)
+            pos = past_sub_blocks(pos + 1)
+            frames.append(data[start:pos])
+            start = pos
+        else:
+            raise ValueError(f"not a GIF block: {data[pos]:#x}")
+    return head, frames
+
+
+def gif_bomb(path, frames, height, width):
+    """An animated grey GIF: a first frame of stripes, then `frames` - 1
+    copies of one flat frame (a few KB each, LZW), all height x width. The
+    copies are repeated as bytes, so making it holds two frames, not all."""
+    from PIL import Image
+    first = Image.fromarray(((np.arange(height)[:, None] * 7 + np.arange(width) // 50) % 251)
+                            .astype(np.uint8), "L")
+    flat = Image.new("L", (width, height), 200)
+    two = io.BytesIO()
+    first.save(two, "GIF", save_all=True, append_images=[flat], optimize=False)
+    head, (one, other) = gif_blocks(two.getvalue())
+    with open(path, "wb") as f:
+        f.write(head + one + other * (frames - 1) + b";")
+
+
+def pillow_first_frame(path):
+    """The oracle: Pillow's own decode of frame 0, as RGB floats in [0, 1]."""
+    from PIL import Image
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), np.float64) / 255
+
+
+def test_a_300_frame_gif_gives_its_first_frame_within_the_limit(tmp_path):
+    """300 frames of 1000x1000 in under 1 MB: each frame fits the limit, all
+    of them stacked (and turned to floats) would need gigabytes."""
+    path, result = tmp_path / "frames.gif", tmp_path / "loaded.npy"
+    gif_bomb(path, 300, 1000, 1000)
+    assert path.stat().st_size < 1 << 20
+
+    def case():
+        surgery.set_memory_limit(surgery.memory_in_use() + LIMIT)
+        reset_peak_rss()
+        start = memory_mib("VmRSS")
+        image = surgery.load_image(path)
+        grown = memory_mib("VmHWM") - start
+        assert grown < LIMIT >> 20, f"peak RSS grew by {grown:.0f} MiB"
+        np.save(result, image)
+    outcome = run_isolated(case, timeout=60)
+    assert outcome.kind == "ok", outcome
+    loaded = np.load(result)
+    assert loaded.shape == (1000, 1000, 3) and loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, pillow_first_frame(path).astype(np.float32))
+
+
+def write_frames(path, kind, frames):
+    from PIL import Image
+    images = [Image.fromarray(f) for f in frames]
+    if kind == "tif":
+        images[0].save(path, save_all=True, append_images=images[1:])
+    else:  # an animated GIF or PNG
+        images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
+
+
+@pytest.mark.parametrize("kind", ["gif", "png", "tif"])
+def test_a_file_of_frames_gives_its_first(tmp_path, kind):
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (3, 20, 30, 3), dtype=np.uint8)
+    path = tmp_path / f"frames.{kind}"
+    write_frames(path, kind, list(frames))
+    image = surgery.load_image(path)
+    assert image.shape == (20, 30, 3)
+    np.testing.assert_array_equal(image, pillow_first_frame(path).astype(np.float32))
+
+
+def pycaffe_load_image(path, color):
+    """caffe.io.load_image, line for line (python/caffe/io.py)."""
+    import skimage.io
+    from skimage import img_as_float
+    img = img_as_float(skimage.io.imread(path, as_gray=not color)).astype(np.float32)
+    if img.ndim == 2:
+        img = img[:, :, np.newaxis]
+        if color:
+            img = np.tile(img, (1, 1, 3))
+    elif img.shape[2] == 4:
+        img = img[:, :, :3]
+    return img
+
+
+STILLS = {
+    "rgb.png": lambda rng: rng.integers(0, 256, (17, 23, 3), dtype=np.uint8),
+    "rgba.png": lambda rng: rng.integers(0, 256, (17, 23, 4), dtype=np.uint8),
+    "grey16.png": lambda rng: rng.integers(0, 65536, (17, 23), dtype=np.uint16),
+    "grey.jpg": lambda rng: rng.integers(0, 256, (17, 23), dtype=np.uint8),
+    "rgb.bmp": lambda rng: rng.integers(0, 256, (17, 23, 3), dtype=np.uint8),
+    "grey16.tif": lambda rng: rng.integers(0, 65536, (17, 23), dtype=np.uint16),
+}
+
+
+# Not GIF: skimage gives any GIF, even of one frame, as a stack (1 x H x W x C),
+# which pycaffe's load_image passes on as it is; a GIF gives its first frame here
+# (test_a_file_of_frames_gives_its_first).
+@pytest.mark.parametrize("color", [True, False])
+@pytest.mark.parametrize("name", sorted(STILLS) + ["palette.png"])
+def test_a_still_image_loads_as_pycaffe_loads_it(tmp_path, name, color):
+    """Pillow now decodes (the first frame) where skimage did: the same numbers."""
+    from PIL import Image
+    path = tmp_path / name
+    rng = np.random.default_rng(len(name))
+    if name.startswith("palette"):
+        rgb = Image.fromarray(rng.integers(0, 256, (17, 23, 3), dtype=np.uint8))
+        rgb.quantize(16).save(path, transparency=0)
+    else:
+        Image.fromarray(STILLS[name](rng)).save(path)
+    np.testing.assert_array_equal(surgery.load_image(path, color=color),
+                                  pycaffe_load_image(path, color))

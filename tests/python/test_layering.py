@@ -12,20 +12,22 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "src" / "python" / "surg
 
 # Bottom to top; a module may import only modules of a lower rank. plot and
 # report draw or print what they are handed, importing nothing above errors,
-# so dense can offer them as methods. atomic_files, which every reader and
-# writer of the user's files goes through, raises errors' classes.
+# so dense can offer them as methods. memory_budget asks the limit before
+# the Python side allocates; atomic_files, which every reader and writer of
+# the user's files goes through, asks it before a file is read.
 RANKS = {
     "_core": 0, "errors": 0,
-    "atomic_files": 1,
-    "net": 2, "digits": 2, "map_store": 2, "pinned": 2,
-    "geometry": 3, "testing": 3, "labels": 3, "detections": 3, "plot": 3,
-    "rarefy": 3,
-    "convert": 4, "preprocess": 4, "report": 4, "overlay": 4, "tiles": 4,
-    "sources": 5, "tiled_forward": 5,
-    "dense": 6,
-    "demo": 7, "batch": 7,
-    "cli": 8,
-    "__main__": 9,
+    "memory_budget": 1,
+    "atomic_files": 2,
+    "net": 3, "digits": 3, "map_store": 3, "pinned": 3,
+    "geometry": 4, "testing": 4, "labels": 4, "detections": 4, "plot": 4,
+    "rarefy": 4,
+    "convert": 5, "preprocess": 5, "report": 5, "overlay": 5, "tiles": 5,
+    "sources": 6, "tiled_forward": 6,
+    "dense": 7,
+    "demo": 8, "batch": 8,
+    "cli": 9,
+    "__main__": 10,
 }
 
 

@@ -1,9 +1,10 @@
 """caffe-surgery: make Caffe classifiers fully convolutional and run them densely.
 
 The modules, each importing only those above it in this list: errors;
-atomic_files; net (Net, LayerInfo, lazy views), map_store; geometry,
-labels, detections, plot, rarefy; convert, preprocess, overlay, report,
-tiles; sources, tiled_forward; dense; demo, batch (Dask); cli.
+memory_budget; atomic_files; net (Net, LayerInfo, lazy views), map_store,
+pinned; geometry, labels, detections, plot, rarefy; convert, preprocess,
+overlay, report, tiles; sources, tiled_forward; dense; demo, batch (Dask);
+cli.
 """
 
 import os

@@ -33,8 +33,8 @@ import tempfile
 import warnings
 from typing import IO, Any, BinaryIO, Dict, Hashable, Iterable, Iterator, List, Tuple
 
-from . import _core
-from .errors import FileError, MemoryLimitError
+from .errors import FileError
+from .memory_budget import check_memory
 
 # Bounds on files that hold text, whatever the memory limit: a labels file
 # of a million classes is a few MiB; a map's geometry or a record, KiB.
@@ -297,14 +297,6 @@ def open_regular_file(path, what: str = "image") -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
-
-
-def check_memory(need: int, what: str) -> None:
-    """Refuses to allocate `need` bytes for `what` beyond the memory limit."""
-    limit = _core.memory_limit()
-    if need > limit:
-        raise MemoryLimitError(f"{what} needs {need / 2**20:,.1f} MiB, more than the memory "
-                               f"limit of {limit / 2**20:,.1f} MiB (surgery.set_memory_limit)")
 
 
 def _read_at_most(file: BinaryIO, size: int, name: str, what: str) -> bytes:

@@ -278,10 +278,12 @@ def _dense(args: argparse.Namespace) -> int:
                                      background=background) if dense.geometry else []
             if picture:
                 dense.save_picture(picture, cls, found, side_by_side=args.side_by_side)
-        except (SurgeryError, OSError, ValueError) as error:
+        except IMAGE_ERRORS as error:
             if progress:
                 print("\r\033[K", end="", file=sys.stderr, flush=True)
-            print(f"{PROG}: error: {image}: {one_line(error)}", file=sys.stderr)
+            # A bare MemoryError has no text.
+            print(f"{PROG}: error: {image}: {one_line(error) or type(error).__name__}",
+                  file=sys.stderr)
             failures += 1
             continue
         if progress:
@@ -312,6 +314,13 @@ def _maps_in_batches(net: Net, images: Sequence[str], pictures: Sequence, option
         yield from zip(chunk, pictures[start:start + batch], _dense_maps(net, chunk, options))
 
 
+# What fails one image, not the run. MemoryError: an allocation the memory
+# limit's checks did not foresee (MemoryLimitError, a ShapeError, is refused
+# before); what it was meant for is gone when it is raised, so the next
+# image can still run.
+IMAGE_ERRORS = (SurgeryError, OSError, ValueError, MemoryError)
+
+
 def _dense_maps(net: Net, images: Sequence[str], options: dict) -> list:
     """Each image's DenseMap, or the error that stopped it, in order. The
     images go to dense_forward together, which runs those of one size as a
@@ -320,13 +329,13 @@ def _dense_maps(net: Net, images: Sequence[str], options: dict) -> list:
     if len(images) > 1:
         try:
             return dense_forward(net, list(images), **options)
-        except (SurgeryError, OSError, ValueError):
+        except IMAGE_ERRORS:
             pass
     maps = []
     for image in images:
         try:
             maps.append(dense_forward(net, image, **options))
-        except (SurgeryError, OSError, ValueError) as error:
+        except IMAGE_ERRORS as error:
             maps.append(error)
     return maps
 

@@ -9,12 +9,12 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._core import memory_limit
 from .detections import Detection, detect
 from .errors import MemoryLimitError, NumericWarning, ShapeError, SurgeryError
 from .geometry import Geometry, WindowLike, geometry
 from .labels import check_labels
 from .map_store import MapWriter, load_map
+from .memory_budget import array_bytes, check_memory
 from .net import Net, operations
 from .overlay import save_picture
 from .pinned import staged_batch
@@ -63,17 +63,30 @@ class DenseMap:
     def shape(self) -> Tuple[int, int]:
         return self.scores.shape[1], self.scores.shape[2]
 
+    def _held_scores(self, what: str, per_value: int, per_cell: int = 0) -> np.ndarray:
+        """The scores as an array in memory, for `what`, which makes
+        `per_value` bytes for each score and `per_cell` for each cell; refused
+        first where that, and the map itself when it is on disk (out=),
+        read whole, would not fit the memory limit."""
+        channels, height, width = self.scores.shape
+        on_disk = 0 if isinstance(self.scores, np.ndarray) else 4
+        need = ((on_disk + per_value) * channels + per_cell) * height * width
+        check_memory(need, f"{what} of the {channels}x{height}x{width} map",
+                     "read the map a region at a time (surgery.map_store.load_map)")
+        return np.asarray(self.scores)
+
     @property
     def argmax(self) -> np.ndarray:
         """H' x W': the best class of each cell."""
-        return np.asarray(self.scores).argmax(axis=0)
+        return self._held_scores("the argmax", 0, 8).argmax(axis=0)
 
     def top(self, k: int = 5) -> Tuple[np.ndarray, np.ndarray]:
         """(classes, scores), each k x H' x W', best first, per cell."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"top(k) needs a whole number k >= 1, not {k!r}")
         k = min(int(k), self.scores.shape[0])
-        scores = np.asarray(self.scores)
+        # The negated copy and argsort's int64 order, then k of each.
+        scores = self._held_scores(f"the top {k}", 4 + 8, 12 * k)
         order = np.argsort(-scores, axis=0, kind="stable")[:k]
         return order, np.take_along_axis(scores, order, axis=0)
 
@@ -107,7 +120,10 @@ class DenseMap:
         image, after non-maximum suppression across classes (of two boxes
         overlapping by more than `nms_iou`, intersection over union, the
         lower-scoring one goes). Best first. See ``detections.detect``."""
-        return detect(np.asarray(self.scores), self.clipped_boxes, self.label,
+        # detect's copy of the classes considered; the boxes (and their
+        # clipped copy, int64) and the per-cell best class, score and flags.
+        scores = self._held_scores("the detections", 4, 2 * 32 + 8 + 4 + 2)
+        return detect(scores, self.clipped_boxes, self.label,
                       threshold=threshold, nms_iou=nms_iou, classes=classes,
                       background=background)
 
@@ -304,25 +320,8 @@ def _tiling(net: Net, facts: _NetFacts, image: ImageLike, *, tile: Optional[Tile
         return (height, width) if lazy or out is not None else None
     if facts.geometry is None:
         return None  # cannot tile: the whole-image path raises MemoryLimitError
-    if out is None:
-        _check_map_memory(net, facts, height, width)
     return tile_for_memory(facts.geometry, (height, width),
                            lambda h, w: whole_fits(net, facts.input, facts.channels, h, w))
-
-
-def _check_map_memory(net: Net, facts: _NetFacts, height: int, width: int) -> None:
-    """Refuse a tiled image whose map, held in memory, would not fit the
-    memory limit (an upper bound: one cell per stride step), before any tile
-    is planned or run; a map on disk (out=) has no such bound."""
-    stride_h, stride_w = facts.geometry.stride
-    cells = -(-height // stride_h) * -(-width // stride_w)
-    need = 4 * cells * _channels(net, facts.output)
-    limit = memory_limit()
-    if need > limit:
-        raise MemoryLimitError(
-            f"the map of a {height}x{width} image would need {need / 2**30:.1f} GiB, more than "
-            f"the memory limit of {limit / 2**30:.1f} GiB (surgery.set_memory_limit): write it "
-            "to disk with out='map.zarr'")
 
 
 def _image_shape(image: ImageLike, channels: int) -> Optional[Tuple[int, int]]:
@@ -337,7 +336,8 @@ def _image_shape(image: ImageLike, channels: int) -> Optional[Tuple[int, int]]:
         except SurgeryError:
             return None
         # Decoding must fit whole (only .npy and TIFF are read in tiles).
-        check_image_memory(height, width, max(bands, 3), DECODE_BYTES_PER_VALUE)
+        check_image_memory(height, width, max(bands, 3), DECODE_BYTES_PER_VALUE,
+                           repr(os.fspath(image)))
         return height, width
     shape = np.shape(image)
     return (int(shape[0]), int(shape[1])) if len(shape) in (2, 3) else None
@@ -358,6 +358,11 @@ def _tiled_image(net: Net, facts: _NetFacts, tile: Tuple[int, int], image: Image
     run = dict(input=facts.input, output=facts.output, channels=facts.channels, prep=prep,
                progress=progress, label=source.name)
     if out is None:
+        # Whether the tile was asked for or chosen: the map in memory is
+        # refused before it is made, and before any tile runs.
+        check_memory(array_bytes(shape, 4), f"the {'x'.join(map(str, shape))} map of "
+                     f"{source.name} ({source.height}x{source.width} pixels)",
+                     "write it to disk with out='map.zarr' (--out in the CLI)")
         scores = np.empty(shape, np.float32)
         finite = forward_tiles(net, plan, source, into=scores, **run)
     else:

@@ -14,7 +14,8 @@ a caption runs below it and the colour bar to its right.
 ``draw_strides`` puts maps of one image at different strides (before and
 after ``rarefy``) side by side in the same way.
 
-A DenseMap is handed in; nothing of the package above errors is imported.
+A DenseMap is handed in; nothing of the package above memory_budget is
+imported.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 from .atomic_files import output_target, write_bytes
 from .errors import FileError, ShapeError
+from .memory_budget import array_bytes, check_memory
 from .plot import plot_dense_map
 
 FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
@@ -37,6 +39,25 @@ TITLE_PX = 24     # above them: each map's stride and cells
 DPI = 100
 HEAT_ALPHA = 0.5
 COLORMAP = "jet"
+
+
+# What a picture takes: for each value of the input drawn, its clipped
+# float copy and matplotlib's float64 normalised and RGBA resampled ones;
+# for each pixel of the canvas, Agg's RGBA buffer and the encoder's copy.
+PICTURE_BYTES_PER_VALUE = 32
+CANVAS_BYTES_PER_PIXEL = 8
+SIDE_BY_SIDE_PX = (1000, 450)  # the side-by-side view's figure
+
+
+def check_picture_memory(image, canvas: Tuple[int, int], panels: int = 1) -> None:
+    """Refuse a picture of `image` (drawn `panels` times) on a canvas of
+    (W, H) pixels that the memory limit would not allow: a large input is
+    drawn 1:1 and read whole (a tiled map's image may be a TIFF of any size)."""
+    height, width = image.shape[:2]
+    need = panels * array_bytes(image.shape, PICTURE_BYTES_PER_VALUE) + \
+        CANVAS_BYTES_PER_PIXEL * canvas[0] * canvas[1]
+    check_memory(need, f"a {canvas[0]}x{canvas[1]} picture of a {height}x{width} image",
+                 "leave out the picture (--picture) for an image this large")
 
 
 def layout(height: int, width: int) -> int:
@@ -85,6 +106,7 @@ def draw_overlay(dense, cls: Optional[int] = None, detections: Sequence = (), fi
     height, width = image.shape[:2]
     scale = layout(height, width)
     w_px, h_px = width * scale + BAR_PX, height * scale + CAPTION_PX
+    check_picture_memory(image, (w_px, h_px))
     if figure is None:
         figure = Figure(figsize=(w_px / DPI, h_px / DPI), dpi=DPI)
     if cls is None:
@@ -143,6 +165,7 @@ def draw_strides(maps: Sequence, cls: Optional[int] = None, figure=None):
     panel_w, panel_h = width * scale, height * scale
     w_px = len(maps) * (panel_w + GAP_PX) - GAP_PX + BAR_PX
     h_px = panel_h + TITLE_PX + CAPTION_PX
+    check_picture_memory(image, (w_px, h_px), len(maps))
     if figure is None:
         figure = Figure(figsize=(w_px / DPI, h_px / DPI), dpi=DPI)
     if cls is None:
@@ -193,7 +216,9 @@ def save_picture(dense, path: str, cls: Optional[int] = None, detections: Sequen
     from matplotlib.figure import Figure
     check_picture_path(path)  # a bad name is refused before anything is drawn
     if side_by_side:
-        figure = plot_dense_map(dense, cls, Figure(figsize=(10, 4.5), dpi=DPI))
+        check_picture_memory(dense.image, SIDE_BY_SIDE_PX)
+        figure = plot_dense_map(dense, cls, Figure(
+            figsize=(SIDE_BY_SIDE_PX[0] / DPI, SIDE_BY_SIDE_PX[1] / DPI), dpi=DPI))
     else:
         figure = draw_overlay(dense, cls, detections or ())
     write_figure(figure, path)

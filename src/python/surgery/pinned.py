@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import _core
+from .memory_budget import array_bytes, check_memory
 
 # Each net's buffer while no forward holds it (a net's buffer dies with it).
 _idle: "weakref.WeakKeyDictionary[object, np.ndarray]" = weakref.WeakKeyDictionary()
@@ -37,10 +38,13 @@ def pinned_empty(shape: Sequence[int]) -> np.ndarray:
 def staged_batch(net: object, parts: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
     """``with staged_batch(net, parts) as batch``: `parts` stacked into one
     array, in page-locked memory in GPU mode (else an ordinary one)."""
+    shape = (len(parts),) + parts[0].shape
     if _core.mode() != "gpu":
+        # Page-locked buffers are counted by the core; this one is numpy's.
+        check_memory(array_bytes(shape, parts[0].itemsize),
+                     f"a batch of {len(parts)} inputs of {'x'.join(map(str, parts[0].shape))}")
         yield np.stack(parts)
         return
-    shape = (len(parts),) + parts[0].shape
     with _idle_lock:
         buffer = _idle.pop(net, None)
     if buffer is None or buffer.shape != shape:

@@ -4,28 +4,37 @@ channel swap, raw scale, mean, input scale), without pycaffe."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from typing import BinaryIO, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, BinaryIO, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _core
 from .atomic_files import checked_name, open_regular_file, read_npy
 from .errors import FileError, ShapeError
+from .memory_budget import array_bytes, check_memory
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 ImageLike = Union[str, "os.PathLike[str]", np.ndarray]
 MeanLike = Union[None, Sequence[float], np.ndarray, str, "os.PathLike[str]"]
 
 
-# Bytes per value while a file is decoded: the decoded pixels (up to 2),
-# skimage's float64 copy (8), our float32 copy (4), then the transposed and
-# scaled copies of preprocessing (4 + 4).
+# Bytes per value while a file is decoded: Pillow's pixels and numpy's copy
+# of them (up to 2, a palette's indices included), skimage's float64 copy
+# (8), our float32 copy (4), then the transposed and scaled copies of
+# preprocessing (4 + 4). Measured: 12 per value at the peak of preprocess()
+# for 3000x3000 RGB, palette and 16-bit grey PNGs and a palette GIF.
 DECODE_BYTES_PER_VALUE = 22
 
 
-def image_size(file: BinaryIO, name: str) -> Tuple[int, int, int]:
-    """(height, width, bands) from the file's header, nothing decoded."""
+@contextlib.contextmanager
+def _pillow_errors(name: str) -> Iterator[None]:
+    """Pillow's errors, opening or decoding, as FileError or ShapeError
+    naming the file."""
     from PIL import Image
     try:
         with warnings.catch_warnings():
@@ -33,37 +42,78 @@ def image_size(file: BinaryIO, name: str) -> Tuple[int, int, int]:
             # limit decides here (check_image_memory), so only its hard
             # error (twice that count) is left to stop an open.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(file) as image:
-                width, height = image.size
-                bands = len(image.getbands())
+            yield
     except Image.DecompressionBombError as error:
         raise ShapeError(f"image {name!r}: {error}") from error
     except Image.UnidentifiedImageError as error:
         # Pillow's own text names the file object, not the file.
         raise FileError(f"cannot read image {name!r}: not a format Pillow reads (PNG, JPEG, "
                         "TIFF, BMP, ...), or a damaged file") from error
-    except (OSError, ValueError, SyntaxError) as error:  # Pillow's header errors
+    except (OSError, ValueError, SyntaxError, EOFError) as error:  # Pillow's header, data errors
         raise FileError(f"cannot read image {name!r}: {error}") from error
+
+
+def _open_image(file: BinaryIO, name: str) -> "PIL.Image.Image":
+    """Pillow's image of `file`: the first frame's header read, nothing decoded."""
+    from PIL import Image
+    with _pillow_errors(name):
+        return Image.open(file)
+
+
+def _size(image: "PIL.Image.Image") -> Tuple[int, int, int]:
+    """(height, width, bands) of the first frame as decoded: a palette
+    image has its palette's bands (GIF, PNG-8)."""
+    from PIL import Image
+    width, height = image.size
+    mode = image.palette.mode if image.mode == "P" and image.palette else image.mode
+    return height, width, Image.getmodebands(mode)
+
+
+def image_size(file: BinaryIO, name: str) -> Tuple[int, int, int]:
+    """(height, width, bands) of the file's first frame, the one load_image
+    decodes, from its header; nothing is decoded."""
+    try:
+        with _open_image(file, name) as image:
+            return _size(image)
     finally:
         file.seek(0)
-    return height, width, bands
+
+
+def _first_frame(image: "PIL.Image.Image") -> np.ndarray:
+    """The first frame's pixels as skimage.io.imread (pycaffe's load_image)
+    gets them through imageio's Pillow plugin for a still image: a palette
+    applied, a 16-bit grey PNG as uint16. Only this frame is decoded: an
+    animated GIF or PNG would otherwise be stacked whole, every frame (a
+    few KB each when compressed) as large as the first, when one image is
+    what a forward takes. Pillow opens a file at its first frame."""
+    if image.mode == "P":
+        image = image.convert(image.palette.mode)
+    elif image.format == "PNG" and image.mode == "I":
+        image = image.convert("I;16")
+    return np.asarray(image)
 
 
 def load_image(path, color: bool = True) -> np.ndarray:
     """An image file as float32 H x W x C in [0, 1], RGB; as caffe.io.load_image.
+    A file of several frames (animated GIF or PNG, multi-page TIFF) gives its
+    first.
 
-    Only a regular file is read, and its size (from the header) is checked
-    against the memory limit before anything is decoded."""
-    import skimage.io
+    Only a regular file is read, and the first frame's size (from the
+    header) is checked against the memory limit before anything is decoded;
+    the frame checked is the one decoded (one parse of the file)."""
+    from skimage.color import rgb2gray, rgba2rgb
     name = os.fspath(path)
-    with open_regular_file(path) as file:
-        height, width, bands = image_size(file, name)
+    with open_regular_file(path) as file, _open_image(file, name) as image:
+        height, width, bands = _size(image)
         check_image_memory(height, width, max(bands, 3 if color else 1),
-                           DECODE_BYTES_PER_VALUE)
+                           DECODE_BYTES_PER_VALUE, repr(name))
+        with _pillow_errors(name):
+            raw = _first_frame(image)
+    if not color and raw.ndim == 3:  # skimage.io.imread's as_gray
         try:
-            raw = skimage.io.imread(file, as_gray=not color)
-        except (OSError, ValueError) as error:
-            raise FileError(f"cannot read image {name!r}: {error}") from error
+            raw = rgb2gray(rgba2rgb(raw) if raw.shape[2] == 4 else raw)
+        except ValueError as error:
+            raise FileError(f"cannot read image {name!r} as grey: {error}") from error
     img = scaled(raw, repr(name))
     if img.ndim == 2:
         img = img[:, :, np.newaxis]
@@ -94,14 +144,13 @@ def resize_image(im: np.ndarray, new_dims: Tuple[int, int], interp_order: int = 
 
 
 def check_image_memory(height: int, width: int, channels: int,
-                       bytes_per_value: int = 12) -> None:
+                       bytes_per_value: int = 12, name: str = "an image") -> None:
     """Refuse an image whose copies would not fit the memory limit; by default
     three float32 copies (loaded, transposed, scaled)."""
-    need = bytes_per_value * int(height) * int(width) * int(channels)
-    if need > _core.memory_limit():
-        raise ShapeError(f"a {height}x{width}x{channels} image needs {need / 2**30:.1f} GiB to "
-                         f"preprocess, more than the memory limit of "
-                         f"{_core.memory_limit() / 2**30:.1f} GiB (surgery.set_memory_limit)")
+    check_memory(array_bytes((height, width, channels), bytes_per_value),
+                 f"preprocessing {name} of {height}x{width}x{channels} values",
+                 "give a smaller image, or save it as .npy or TIFF, which a tiled "
+                 "forward reads a region at a time")
 
 
 def check_size(size) -> Tuple[int, int]:

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import _core
 from .errors import FileError, ShapeError
+from .memory_budget import array_bytes, check_memory
 from .preprocess import ImageLike, load_image, open_regular_file
 
 LAZY_SUFFIXES = (".npy", ".tif", ".tiff")
@@ -53,8 +54,21 @@ class ImageSource:
     def width(self) -> int:
         return self.shape[1]
 
+    @property
+    def bands(self) -> int:
+        return self.shape[2] if len(self.shape) == 3 else 1
+
+    def check_region(self, height: int, width: int) -> None:
+        """Refuse a region of height x width pixels that, read as stored,
+        would not fit the memory limit: the source may declare any size."""
+        check_memory(array_bytes((height, width, self.bands), self.array.dtype.itemsize),
+                     f"reading {height}x{width} pixels of {self.name}",
+                     "give smaller tiles (tile=, --tile)")
+
     def read(self, rows: slice, columns: slice) -> np.ndarray:
         """The pixels of a region, as stored."""
+        self.check_region(len(range(*rows.indices(self.height))),
+                          len(range(*columns.indices(self.width))))
         try:
             if self._planar:
                 return np.moveaxis(np.asarray(self.array[:, rows, columns]), 0, -1)

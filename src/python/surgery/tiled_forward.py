@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import MemoryLimitError, ShapeError, SurgeryError
 from .net import Net
-from .preprocess import MeanLike, load_mean, preprocess
+from .preprocess import MeanLike, check_image_memory, load_mean, preprocess
 from .tiles import TilePlan
 
 
@@ -37,10 +37,12 @@ def forward_tiles(net: Net, plan: TilePlan, source, *, input: str, output: str,
     reading each from `source` (a sources.ImageSource);
     True if every score is finite. `prep` holds preprocess's keyword
     arguments (mean, channel_swap, raw_scale, input_scale, bgr)."""
+    check_tile_memory(plan, source, channels)
     tiles = plan.tiles
     if progress:
         from tqdm import tqdm
-        tiles = tqdm(tiles, desc=label or source.name, unit="tile", leave=False)
+        tiles = tqdm(tiles, total=len(plan), desc=label or source.name, unit="tile",
+                     leave=False)
     finite = True
     for tile in tiles:
         _, x = preprocess(source.read(*tile.pixels), channels, **prep)
@@ -57,6 +59,16 @@ def forward_tiles(net: Net, plan: TilePlan, source, *, input: str, output: str,
         else:
             into.write(*tile.cells, part)
     return finite
+
+
+def check_tile_memory(plan: TilePlan, source, channels: int) -> None:
+    """Refuse, before the first tile runs, a plan whose largest tile would
+    not fit the memory limit as read or as preprocessed (the net's own
+    blobs the core checks at each forward)."""
+    height, width = plan.largest
+    source.check_region(height, width)
+    check_image_memory(height, width, max(channels, source.bands),
+                       name=f"a tile of {source.name}")
 
 
 def whole_fits(net: Net, input: str, channels: int, height: int, width: int) -> bool:

@@ -27,12 +27,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .errors import ShapeError, SurgeryError
 from .geometry import Geometry
+from .memory_budget import check_memory
 
 TileLike = Union[int, Sequence[int]]
+
+# An AxisTile as Python holds it (the object, its dict and five ints),
+# rounded up: what a plan costs per tile along an axis.
+AXIS_TILE_BYTES = 512
 
 
 @dataclass(frozen=True)
@@ -77,17 +82,30 @@ class Tile:
 
 @dataclass(frozen=True)
 class TilePlan:
-    """Tiles covering an image; every cell of the whole map is kept by exactly one."""
-    tiles: Tuple[Tile, ...]
+    """Tiles covering an image; every cell of the whole map is kept by exactly
+    one. Only the tiles along each axis are held: the tiles themselves (rows
+    times columns of them, millions for a large image in small tiles) are
+    made one at a time as they are visited."""
+    rows: Tuple[AxisTile, ...]
+    columns: Tuple[AxisTile, ...]
     image_shape: Tuple[int, int]
     map_shape: Tuple[int, int]
     tile: Tuple[int, int]
 
-    def __len__(self) -> int:
-        return len(self.tiles)
+    @property
+    def tiles(self) -> Iterator[Tile]:
+        return (Tile(y, x) for y in self.rows for x in self.columns)
 
-    def __iter__(self):
-        return iter(self.tiles)
+    @property
+    def largest(self) -> Tuple[int, int]:
+        """(H, W) pixels of the largest tile: the region a forward reads at most."""
+        return max(t.length for t in self.rows), max(t.length for t in self.columns)
+
+    def __len__(self) -> int:
+        return len(self.rows) * len(self.columns)
+
+    def __iter__(self) -> Iterator[Tile]:
+        return self.tiles
 
 
 def as_tile(tile: TileLike) -> Tuple[int, int]:
@@ -133,6 +151,11 @@ def plan_axis(n: int, tile: int, geo: Geometry, axis: int,
         raise ShapeError(f"tiles of {tile} pixels are too small for this net (its receptive "
                          f"field is {size} pixels, stride {stride}, offset {offset}): give "
                          f"tiles of at least {least} pixels along {'HW'[axis]}")
+    # Every tile but the last advances by the same number of pixels.
+    advance = ((tile - size - offset) // stride + 1 - skip) * stride
+    count = -(-(n - tile) // advance) + 1
+    check_memory(count * AXIS_TILE_BYTES, f"a plan of {count} tiles along {'HW'[axis]} "
+                 f"({n} pixels in tiles of {tile})", "give larger tiles")
     out: List[AxisTile] = []
     origin, done = 0, 0  # done: whole-image cells kept so far
     while True:
@@ -167,8 +190,7 @@ def plan_tiles(geo: Geometry, image_shape: Tuple[int, int], tile: TileLike,
     rows = plan_axis(h, th, geo, 0, lambda n: cells_of(n, max(small_w, 1))[0])
     columns = plan_axis(w, tw, geo, 1, lambda n: cells_of(max(small_h, 1), n)[1])
     map_shape = (rows[-1].first_cell + rows[-1].cells, columns[-1].first_cell + columns[-1].cells)
-    return TilePlan(tuple(Tile(y, x) for y in rows for x in columns), (h, w), map_shape,
-                    (th, tw))
+    return TilePlan(tuple(rows), tuple(columns), (h, w), map_shape, (th, tw))
 
 
 # A tile is chosen so that one half as large again on each side (2.25 times
