@@ -39,3 +39,42 @@ def test_unknown_variant_is_refused(tmp_path):
     assert result.returncode == 2
     assert "must be cpu or cuda" in result.stderr
     assert not (tmp_path / "cache").exists()
+
+
+def _recipe_copy(tmp_path):
+    recipe = tmp_path / "caffe"
+    shutil.copytree(REPO / "third_party/caffe", recipe)
+    return recipe
+
+
+@pytest.mark.parametrize("variant, folder", [("cpu", "patches"), ("cuda", "patches/cuda")])
+def test_a_patch_the_series_does_not_list_stops_the_build(tmp_path, variant, folder):
+    # Applied by glob it would change libcaffe unseen (or in the wrong order).
+    recipe = _recipe_copy(tmp_path)
+    (recipe / folder / "0099-stray.patch").write_text("")
+    result = _run_recipe(recipe, tmp_path, variant)
+    assert result.returncode == 1, result.stderr
+    assert "0099-stray.patch is in" in result.stderr
+    assert "not in its series file" in result.stderr
+    assert not (tmp_path / "cache").exists()  # stopped before fetching anything
+
+
+def test_a_listed_patch_that_is_missing_stops_the_build(tmp_path):
+    # Skipped by glob, libcaffe would silently lose that fix.
+    recipe = _recipe_copy(tmp_path)
+    listed = [line for line in (recipe / "patches/series").read_text().splitlines()
+              if line and not line.startswith("#")]
+    (recipe / "patches" / listed[4]).unlink()
+    result = _run_recipe(recipe, tmp_path, "cpu")
+    assert result.returncode == 1, result.stderr
+    assert f"lists {listed[4]}, which is not there" in result.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+def _run_recipe(recipe, tmp_path, variant):
+    # CUDACXX: any program passes the cuda variant's nvcc lookup, which comes
+    # before the series are read.
+    env = {**os.environ, "CAFFE_SURGERY_VARIANT": variant, "CUDACXX": "true",
+           "CAFFE_SURGERY_CACHE": str(tmp_path / "cache")}
+    return subprocess.run(["bash", str(recipe / "build.sh")], env=env,
+                          capture_output=True, text=True, timeout=120)
