@@ -101,6 +101,7 @@ def test_a_killed_worker_loses_no_image(lenet, images, serial, client, tmp_path)
     assert set(by) - set(pids.values()), "the nanny's new worker ran no image"
 
 
+@pytest.mark.slow
 def test_a_killed_run_restarts_with_the_unfinished_images_only(lenet, images, serial, tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "surgery", "dense", str(lenet[0]), str(lenet[1]),

@@ -33,6 +33,7 @@ def cli(*args, **options):
                           **options)
 
 
+@pytest.mark.slow
 def test_demo_command_finds_every_pasted_digit(tmp_path):
     """The demo, run once in the suite, as a user runs it."""
     result = subprocess.run([sys.executable, "-m", "surgery.cli", "demo"], cwd=tmp_path,

@@ -15,8 +15,15 @@ from surgery import pinned
 from surgery.pinned import staged_batch
 from surgery.testing import random_model, randomize, with_input
 
-needs_gpu = pytest.mark.skipif(not surgery.gpu_available(),
-                               reason="no CUDA device, or libcaffe built without CUDA")
+# `pytest -m gpu` selects the tests that need a device; without one they skip.
+GPU_MARKS = (pytest.mark.gpu, pytest.mark.skipif(
+    not surgery.gpu_available(), reason="no CUDA device, or libcaffe built without CUDA"))
+
+
+def needs_gpu(test):
+    for mark in GPU_MARKS:
+        test = mark(test)
+    return test
 
 
 @contextlib.contextmanager

@@ -18,10 +18,10 @@ import surgery
 from surgery.testing import randomize
 
 from conftest import fixture
-from test_device import gpu_mode, needs_gpu
+from test_device import GPU_MARKS, gpu_mode, needs_gpu
 from test_tiles import PADDED_NET, TOLERANCE, digits_canvas
 
-MODES = ["cpu", pytest.param("gpu", marks=needs_gpu)]
+MODES = ["cpu", pytest.param("gpu", marks=GPU_MARKS)]
 
 
 def in_mode(mode):

@@ -289,6 +289,7 @@ def test_mixed_pair_refuses_to_load(net, tmp_path):
     assert surgery.Net(proto, other).params["fc"][0].flat[0] == 1.0
 
 
+@pytest.mark.slow
 def test_kill_during_pair_saves_never_loads_a_silent_mix():
     from kill_during_save import pair_kill_trials
     outcomes = pair_kill_trials(6, seed=5)

@@ -23,6 +23,7 @@ def test_bounded_fuzz_campaign_has_no_crash_hang_or_untyped_error():
     assert "error" in outcomes and "ok" in outcomes  # the campaign reaches both
 
 
+@pytest.mark.slow
 def test_kill_during_save_never_leaves_a_broken_file():
     from kill_during_save import full_disk_trial, kill_trials
     outcomes = kill_trials(8, seed=3)
@@ -89,6 +90,7 @@ def test_threads_with_their_own_nets_match_one_thread(lenet, mnist):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.slow
 def test_one_net_shared_by_threads_is_serialized(lenet, mnist):
     images, _ = mnist
     net = surgery.Net(*lenet)

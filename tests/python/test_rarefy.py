@@ -128,6 +128,7 @@ def test_lenet_every_cell_is_the_classifier_on_its_crop(lenet, mnist, factor):
 # Saving
 
 
+@pytest.mark.slow
 def test_caffenet_f2_saved_holds_stock_layers_for_caffe_and_opencv(caffenet_fc_files,
                                                                    tmp_path):
     prototxt, weights = caffenet_fc_files

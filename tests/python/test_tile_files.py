@@ -48,7 +48,8 @@ def write_tiff(path, array, kind):
             tif.write(array[::2, ::2], tile=(64, 64), subfiletype=1)
 
 
-@pytest.mark.parametrize("kind", ["tiled", "striped", "pyramid"])
+@pytest.mark.parametrize("kind", ["tiled", pytest.param("striped", marks=pytest.mark.slow),
+                                  pytest.param("pyramid", marks=pytest.mark.slow)])
 def test_tiff_read_in_tiles_equals_the_whole_forward(lenet_conv, image, whole, tmp_path, kind):
     path = tmp_path / f"{kind}.tif"
     write_tiff(path, image, kind)
@@ -147,6 +148,7 @@ def test_a_map_needs_a_known_suffix(lenet_conv, image, tmp_path):
         lenet_conv.dense_forward(image, tile=100, out=tmp_path / "map.png")
 
 
+@pytest.mark.slow
 def test_large_tiff_through_lenet_within_a_memory_bound(lenet, tmp_path):
     """2048 x 2048 (the CI size; hardening/large_image.py runs 20000): the
     whole forward needs 3.1 GiB (the memory guard's estimate), the limit is

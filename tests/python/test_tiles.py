@@ -118,6 +118,7 @@ def test_too_small_a_tile_is_refused(padded_net):
         padded_net.dense_forward(np.zeros((200, 200, 3), np.float32), tile=20)
 
 
+@pytest.mark.slow
 def test_caffenet_1000x700_in_tiles_of_451(caffenet):
     rng = np.random.default_rng(7)
     image = rng.integers(0, 256, (700, 1000, 3), dtype=np.uint8)
@@ -127,6 +128,7 @@ def test_caffenet_1000x700_in_tiles_of_451(caffenet):
     assert_same_map(tiled, whole)
 
 
+@pytest.mark.slow
 def test_lenet_on_a_large_digits_canvas(lenet_conv, mnist):
     canvas = digits_canvas(mnist, (600, 900), 300)
     whole = lenet_conv.dense_forward(canvas)
