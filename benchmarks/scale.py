@@ -97,8 +97,8 @@ def main():
         prototxt, weights = model(folder)
         paths = images(folder, args.images)
         net = surgery.Net(prototxt, weights)
-        net.dense_forward(str(paths[0]))
-        serial, _ = timed(lambda: [net.dense_forward(str(p)) for p in paths])
+        surgery.dense_forward(net, str(paths[0]))
+        serial, _ = timed(lambda: [surgery.dense_forward(net, str(p)) for p in paths])
         print(f"{'serial loop (1 process)':<34} {args.images / serial:8.2f} images/s")
         per_worker = None
         for workers in (1, args.workers):
@@ -111,10 +111,10 @@ def main():
             per_worker = rate / workers
         rng = np.random.default_rng(1)
         large = rng.integers(0, 256, (args.large, args.large, 3), dtype=np.uint8)
-        whole, _ = timed(lambda: net.dense_forward(large))
+        whole, _ = timed(lambda: surgery.dense_forward(net, large))
         print(f"{f'{args.large}x{args.large} whole':<34} {whole:8.2f} s")
         for side in args.tile:
-            tiled, dense = timed(lambda side=side: net.dense_forward(large, tile=side))
+            tiled, dense = timed(lambda side=side: surgery.dense_forward(net, large, tile=side))
             print(f"{f'{args.large}x{args.large} in {len(dense.tiles)} tiles of {side}':<34} "
                   f"{tiled:8.2f} s  ({tiled / whole:.2f}x the whole)")
         print(f"\nEstimate: N machines of {args.workers} workers give about N x "

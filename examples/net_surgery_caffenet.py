@@ -41,7 +41,7 @@ def main(argv=None):
     #    settings (per-channel ImageNet mean, RGB -> BGR, [0, 1] -> [0, 255]).
     mean = np.load(args.mean).mean(1).mean(1)
     labels = surgery.load_labels(args.labels) if args.labels else None
-    dense = net.dense_forward(args.image, mean=mean, channel_swap=(2, 1, 0), raw_scale=255.0,
+    dense = surgery.dense_forward(net, args.image, mean=mean, channel_swap=(2, 1, 0), raw_scale=255.0,
                               size=(451, 451), labels=labels)
 
     # 3. The 8x8 classification map, as the notebook prints it.

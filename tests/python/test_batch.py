@@ -36,7 +36,7 @@ def images(tmp_path_factory):
 def serial(lenet, images):
     """The oracle: a serial loop in this process."""
     net = surgery.fully_convolutionalize(*lenet).net
-    return {p.name: net.dense_forward(str(p)).scores for p in sorted(images.iterdir())}
+    return {p.name: surgery.dense_forward(net, str(p)).scores for p in sorted(images.iterdir())}
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def test_reruns_in_the_input_folder_reuse_exactly_what_is_still_valid(lenet, tmp
         np.save(folder / name, rng.integers(0, 256, (64, 60), dtype=np.uint8))
     inputs = snapshot(folder)
     net = surgery.fully_convolutionalize(*lenet).net
-    serial = {name: net.dense_forward(str(folder / name)).scores for name in inputs}
+    serial = {name: surgery.dense_forward(net, str(folder / name)).scores for name in inputs}
 
     first = cli_run(lenet, folder)
     assert first.returncode == 0, first.stderr[-3000:]

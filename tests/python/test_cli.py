@@ -139,7 +139,7 @@ def test_images_of_one_size_run_as_one_forward_with_the_one_by_one_results(
     from surgery.cli import _dense_maps
     digits = [str(batch / name) for name in DIGITS]
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     options = dict(raw_scale=0.99609375)
     before = net.forward_count
     together = _dense_maps(net, digits, options)

@@ -45,7 +45,7 @@ def test_mean_image_is_resized_as_pycaffe_does():
 
 
 def test_caffenet_boxes_are_the_8x8_grid_of_227_windows(caffenet_fc):
-    dense = caffenet_fc.dense_forward(np.zeros((451, 451, 3), np.float32))
+    dense = surgery.dense_forward(caffenet_fc, np.zeros((451, 451, 3), np.float32))
     assert dense.shape == (8, 8)
     boxes = dense.boxes
     assert boxes.shape == (8, 8, 4)
@@ -55,7 +55,7 @@ def test_caffenet_boxes_are_the_8x8_grid_of_227_windows(caffenet_fc):
 
 def test_non_square_input_agrees_with_opencv(caffenet_fc, tmp_path):
     cat = fixture("caffe_example_images", "cat.jpg")
-    dense = caffenet_fc.dense_forward(cat, mean=[104, 117, 123], channel_swap=(2, 1, 0),
+    dense = surgery.dense_forward(caffenet_fc, cat, mean=[104, 117, 123], channel_swap=(2, 1, 0),
                                       raw_scale=255, size=(375, 500), blobs=("data",))
     # Caffe rounds pooling sizes up: a last row and column of cells whose
     # windows run past the image (the box says so).
@@ -111,11 +111,11 @@ def test_receptive_field_matches_a_brute_force_probe(tmp_path, name):
 def test_lenet_reads_pasted_mnist_digits_back(lenet, mnist):
     images, labels = mnist
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     canvas = np.zeros((36, 64), np.uint8)
     canvas[0:28, 0:28] = images[0]
     canvas[8:36, 36:64] = images[1]
-    dense = net.dense_forward(canvas, raw_scale=255 * 0.00390625)
+    dense = surgery.dense_forward(net, canvas, raw_scale=255 * 0.00390625)
     assert dense.shape == (3, 10)
     assert tuple(dense.boxes[0, 0]) == (0, 0, 28, 28)
     assert tuple(dense.boxes[2, 9]) == (36, 8, 64, 36)
@@ -131,17 +131,17 @@ def test_lenet_reads_pasted_mnist_digits_back(lenet, mnist):
 
 def test_lenet_36x36_boxes_are_3x3_windows_of_28(lenet):
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
-    dense = net.dense_forward(np.zeros((36, 36), np.float32))
+    surgery.fully_convolutionalize(net)
+    dense = surgery.dense_forward(net, np.zeros((36, 36), np.float32))
     assert dense.shape == (3, 3)
     assert [tuple(b) for b in dense.boxes[1]] == [(0, 4, 28, 32), (4, 4, 32, 32), (8, 4, 36, 32)]
 
 
 def test_several_images_features_and_staleness(lenet):
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     small, big = np.zeros((28, 28)), np.ones((40, 52), np.float32)
-    first, second = net.dense_forward([small, big], blobs=("pool2",))
+    first, second = surgery.dense_forward(net, [small, big], blobs=("pool2",))
     assert first.shape == (1, 1) and second.shape == (4, 7)
     assert first.features("pool2").shape == (1, 50, 4, 4)   # kept copy
     with pytest.raises(surgery.SurgeryError, match="run again"):
@@ -152,28 +152,29 @@ def test_several_images_features_and_staleness(lenet):
 
 def test_bad_images_raise_typed_errors(lenet, tmp_path):
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     # LeNet's smallest input is 25x25 (pooling rounds up), below its 28x28 window.
     with pytest.raises(surgery.ShapeError, match="at least 25x25"):
-        net.dense_forward(np.zeros((20, 40)))
-    assert net.dense_forward(np.zeros((25, 25))).shape == (1, 1)
+        surgery.dense_forward(net, np.zeros((20, 40)))
+    assert surgery.dense_forward(net, np.zeros((25, 25))).shape == (1, 1)
     with pytest.raises(surgery.ShapeError, match="5 channels, the net takes 1"):
-        net.dense_forward(np.zeros((30, 30, 5)))
+        surgery.dense_forward(net, np.zeros((30, 30, 5)))
     with pytest.raises(surgery.ShapeError, match="NaN"):
-        net.dense_forward(np.full((30, 30), np.nan))
+        surgery.dense_forward(net, np.full((30, 30), np.nan))
     with pytest.raises(surgery.ShapeError, match="mean has 3 values"):
-        net.dense_forward(np.zeros((30, 30)), mean=[1, 2, 3])
+        surgery.dense_forward(net, np.zeros((30, 30)), mean=[1, 2, 3])
     with pytest.raises(surgery.FileError, match="absent.png"):
-        net.dense_forward(tmp_path / "absent.png")
+        surgery.dense_forward(net, tmp_path / "absent.png")
     not_fc = surgery.Net(*lenet)
     with pytest.raises(surgery.ShapeError, match="InnerProduct"):
-        not_fc.dense_forward(np.zeros((28, 28)))
+        surgery.dense_forward(not_fc, np.zeros((28, 28)))
 
 
 def test_png_is_a_real_image(lenet, tmp_path):
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
-    dense = net.dense_forward(np.zeros((40, 40), np.float32), labels=[str(d) for d in range(10)])
+    surgery.fully_convolutionalize(net)
+    dense = surgery.dense_forward(net, np.zeros((40, 40), np.float32),
+                                  labels=[str(d) for d in range(10)])
     dense.save_png(tmp_path / "map.png")
     picture = skimage.io.imread(tmp_path / "map.png")
     assert picture.shape == (450, 1000, 4)

@@ -15,8 +15,8 @@ from test_tiles import TOLERANCE, digits_canvas
 
 
 def assert_tiled_equals_whole(net, image, tile, **kwargs):
-    tiled = net.dense_forward(image, tile=tile, **kwargs)
-    whole = net.dense_forward(image, tile=None, **kwargs)
+    tiled = surgery.dense_forward(net, image, tile=tile, **kwargs)
+    whole = surgery.dense_forward(net, image, tile=None, **kwargs)
     geo = surgery.geometry(net)
     assert len(tiled.tiles) > 1
     for t in tiled.tiles:

@@ -116,7 +116,8 @@ def test_equals_the_layer_level_shift_and_stitch(request, tmp_path, model, facto
 SIZE = 451
 
 
-@pytest.fixture(scope="module", params=[2, pytest.param(4, marks=pytest.mark.slow)], ids=["f2", "f4"])
+@pytest.fixture(scope="module", params=[2, pytest.param(4, marks=pytest.mark.slow)],
+                ids=["f2", "f4"])
 def rarefied_451(request, caffenet_fc_files):
     """CaffeNet rarefied by f, run once on a random 451 x 451 input:
     (factor, input, rarefy report, the rarefied net's scores)."""
@@ -181,7 +182,7 @@ def test_vgg16_f2_equals_the_layer_level_shift_and_stitch(tmp_path):
     path.write_text(deploy.replace("input_dim: 16\n", "input_dim: 1\n", 1))
     net = surgery.Net(path)
     randomize(net, seed=1)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     converted = tmp_path / "vgg16_full_conv.prototxt"
     net.save(converted)
     geo = surgery.geometry(net)

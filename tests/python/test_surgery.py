@@ -94,7 +94,7 @@ def test_live_surgery_keeps_the_weights_memory(caffenet):
     proto, model, *_ = caffenet
     net = surgery.Net(proto, model)
     before = net.params["fc6"][0]
-    result = net.fully_convolutionalize()
+    result = surgery.fully_convolutionalize(net)
     after = net.params["fc6-conv"][0]
     assert after.shape == (4096, 256, 6, 6)
     assert np.shares_memory(before, after)
@@ -108,7 +108,7 @@ def test_live_surgery_keeps_the_weights_memory(caffenet):
 def lenet_pair(lenet):
     original = surgery.Net(*lenet)
     converted = surgery.Net(*lenet)
-    result = converted.fully_convolutionalize()
+    result = surgery.fully_convolutionalize(converted)
     return original, converted, result
 
 

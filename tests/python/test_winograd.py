@@ -52,7 +52,7 @@ def test_caffenet_dense_map_matches_caffe(caffenet_fc):
     maps = {}
     for algorithm in ("caffe", "winograd"):
         caffenet_fc.convolution = algorithm
-        maps[algorithm] = caffenet_fc.dense_forward(image)
+        maps[algorithm] = surgery.dense_forward(caffenet_fc, image)
     assert caffenet_fc.winograd_layers == ["conv2", "conv3", "conv4", "conv5", "fc6-conv"]
     times = caffenet_fc.layer_times
     assert [name for name in times if name in caffenet_fc.winograd_layers] == \
@@ -96,8 +96,8 @@ def test_tiled_map_matches_the_whole_within_rounding(caffenet_fc):
     # from the whole image's: equal within the same 1e-4, not bit for bit.
     image = np.random.default_rng(4).uniform(0, 255, (643, 611, 3)).astype(np.float32)
     caffenet_fc.convolution = "winograd"
-    whole = caffenet_fc.dense_forward(image)
-    tiled = caffenet_fc.dense_forward(image, tile=(420, 420))
+    whole = surgery.dense_forward(caffenet_fc, image)
+    tiled = surgery.dense_forward(caffenet_fc, image, tile=(420, 420))
     assert tiled.shape == whole.shape == (14, 13)
     np.testing.assert_allclose(tiled.scores, whole.scores, atol=1e-4)
     assert (tiled.argmax == whole.argmax).all()

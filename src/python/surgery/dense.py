@@ -15,7 +15,7 @@ from .geometry import Geometry, WindowLike, geometry
 from .labels import check_labels
 from .map_store import MapWriter, load_map
 from .memory_budget import array_bytes, check_memory
-from .net import Net, operations
+from .net import Net
 from .overlay import save_picture
 from .pinned import staged_batch
 from .plot import plot_dense_map
@@ -488,5 +488,3 @@ def _blob_copy(net: Net, name: str) -> np.ndarray:
     _check_blob(net, name)
     return net._blob_copy(name)
 
-
-operations["dense_forward"] = dense_forward
