@@ -184,8 +184,9 @@ def api_case(rng, folder: pathlib.Path):
         def case():
             net = surgery.Net(*lenet)
             surgery.fully_convolutionalize(net)
-            surgery.dense_forward(net, np.ones((40, 40), np.float32), mean=mean, channel_swap=swap,
-                              size=size, raw_scale=scale)
+            preprocess = surgery.Preprocess(mean=mean, channel_swap=swap, size=size,
+                                            raw_scale=scale)
+            surgery.dense_forward(net, np.ones((40, 40), np.float32), preprocess=preprocess)
     elif op == 4:  # reshape and forward with odd shapes and names
         shape = [int(rng.choice([-1, 0, 1, 2, 28, 2 ** 16, 2 ** 31 - 1])) for _ in range(int(rng.integers(0, 6)))]
         name = ["data", "prob", "nope", ""][int(rng.integers(4))]

@@ -22,7 +22,8 @@ def test_caffenet_batch_equals_one_by_one(caffenet_fc):
     rng = np.random.default_rng(1)
     # 259: a 2x2 map, so fc6-conv's batched GEMM takes all 3 images at once.
     images = [rng.uniform(0, 1, (259, 259, 3)).astype(np.float32) for _ in range(3)]
-    kwargs = dict(mean=[104, 117, 123], channel_swap=(2, 1, 0), raw_scale=255,
+    kwargs = dict(preprocess=surgery.Preprocess(mean=[104, 117, 123], channel_swap=(2, 1, 0),
+                                                raw_scale=255),
                   blobs=("fc7-conv", "pool5"))
     alone = one_by_one(caffenet_fc, images, **kwargs)
     together = surgery.dense_forward(caffenet_fc, images, batch_size=3, **kwargs)

@@ -140,7 +140,7 @@ def test_images_of_one_size_run_as_one_forward_with_the_one_by_one_results(
     digits = [str(batch / name) for name in DIGITS]
     net = surgery.Net(*lenet)
     surgery.fully_convolutionalize(net)
-    options = dict(raw_scale=0.99609375)
+    options = dict(preprocess=surgery.Preprocess(raw_scale=0.99609375))
     before = net.forward_count
     together = _dense_maps(net, digits, options)
     assert net.forward_count == before + 1

@@ -30,8 +30,9 @@ def seed_preprocess(path, mean_values, size):
 def test_preprocessing_matches_the_seed_on_cat():
     cat = fixture("caffe_example_images", "cat.jpg")
     mean = np.load(fixture("ilsvrc_2012_mean", "ilsvrc_2012_mean.npy")).mean(1).mean(1)
-    _, ours = surgery.preprocess.preprocess(cat, 3, mean=mean, channel_swap=(2, 1, 0),
-                                            raw_scale=255.0, size=(451, 451))
+    transformer = surgery.Preprocess(mean=mean, channel_swap=(2, 1, 0), raw_scale=255.0,
+                                     size=(451, 451))
+    _, ours = transformer(cat, 3)
     np.testing.assert_allclose(ours, seed_preprocess(cat, mean, (451, 451)), atol=1e-4)
 
 
@@ -55,8 +56,9 @@ def test_caffenet_boxes_are_the_8x8_grid_of_227_windows(caffenet_fc):
 
 def test_non_square_input_agrees_with_opencv(caffenet_fc, tmp_path):
     cat = fixture("caffe_example_images", "cat.jpg")
-    dense = surgery.dense_forward(caffenet_fc, cat, mean=[104, 117, 123], channel_swap=(2, 1, 0),
-                                      raw_scale=255, size=(375, 500), blobs=("data",))
+    transformer = surgery.Preprocess(mean=[104, 117, 123], channel_swap=(2, 1, 0),
+                                     raw_scale=255, size=(375, 500))
+    dense = surgery.dense_forward(caffenet_fc, cat, preprocess=transformer, blobs=("data",))
     # Caffe rounds pooling sizes up: a last row and column of cells whose
     # windows run past the image (the box says so).
     assert dense.shape == (6, 10)
@@ -115,7 +117,8 @@ def test_lenet_reads_pasted_mnist_digits_back(lenet, mnist):
     canvas = np.zeros((36, 64), np.uint8)
     canvas[0:28, 0:28] = images[0]
     canvas[8:36, 36:64] = images[1]
-    dense = surgery.dense_forward(net, canvas, raw_scale=255 * 0.00390625)
+    dense = surgery.dense_forward(net, canvas,
+                                  preprocess=surgery.Preprocess(raw_scale=255 * 0.00390625))
     assert dense.shape == (3, 10)
     assert tuple(dense.boxes[0, 0]) == (0, 0, 28, 28)
     assert tuple(dense.boxes[2, 9]) == (36, 8, 64, 36)
@@ -162,7 +165,7 @@ def test_bad_images_raise_typed_errors(lenet, tmp_path):
     with pytest.raises(surgery.ShapeError, match="NaN"):
         surgery.dense_forward(net, np.full((30, 30), np.nan))
     with pytest.raises(surgery.ShapeError, match="mean has 3 values"):
-        surgery.dense_forward(net, np.zeros((30, 30)), mean=[1, 2, 3])
+        surgery.dense_forward(net, np.zeros((30, 30)), preprocess=surgery.Preprocess(mean=[1, 2, 3]))
     with pytest.raises(surgery.FileError, match="absent.png"):
         surgery.dense_forward(net, tmp_path / "absent.png")
     not_fc = surgery.Net(*lenet)

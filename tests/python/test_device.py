@@ -159,7 +159,8 @@ def test_gpu_caffenet_dense_map_matches_cpu(tmp_path):
     451x451 image, the 8x8 probability map on the GPU equals the CPU's."""
     proto, model = random_model(fixture("bvlc_reference_caffenet", "deploy.prototxt"), tmp_path)
     image = np.random.default_rng(0).uniform(0, 255, (451, 451, 3)).astype(np.float32)
-    steps = dict(mean=[104, 117, 123], channel_swap=(2, 1, 0), blobs=("fc7-conv",))
+    steps = dict(preprocess=surgery.Preprocess(mean=[104, 117, 123], channel_swap=(2, 1, 0)),
+                 blobs=("fc7-conv",))
     converted = surgery.fully_convolutionalize(proto, model).net
     expected = surgery.dense_forward(converted, image, **steps)
     with gpu_mode():

@@ -52,7 +52,8 @@ def test_huge_input_refused_before_allocation(lenet):
         # Resized to 3000 x 3000, the image cannot be tiled (size= resizes the
         # whole); without size= an image this large is run in tiles (test_tiles.py).
         with pytest.raises(surgery.ShapeError, match="memory limit"):
-            surgery.dense_forward(net, np.zeros((30, 30), np.float32), size=(3000, 3000))
+            surgery.dense_forward(net, np.zeros((30, 30), np.float32),
+                                  preprocess=surgery.Preprocess(size=(3000, 3000)))
     finally:
         surgery.set_memory_limit(0)
     assert net.blobs["data"].shape == (64, 1, 28, 28)

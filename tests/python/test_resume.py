@@ -137,9 +137,10 @@ def test_results_of_other_settings_model_or_input_refuse_the_run_unless_overwrit
 def test_a_mean_file_is_a_setting_by_its_content(lenet, image, tmp_path):
     mean = tmp_path / "mean.npy"
     np.save(mean, np.zeros((1, 28, 28), np.float32))
-    first = make_job(*lenet, tmp_path / "out", mean=str(mean))
+    first = make_job(*lenet, tmp_path / "out", preprocess=surgery.Preprocess(mean=str(mean)))
     np.save(mean, np.ones((1, 28, 28), np.float32))
-    assert make_job(*lenet, tmp_path / "out", mean=str(mean)).settings != first.settings
+    again = make_job(*lenet, tmp_path / "out", preprocess=surgery.Preprocess(mean=str(mean)))
+    assert again.settings != first.settings
 
 
 # --- names that cannot collide, clean-up in one folder ---

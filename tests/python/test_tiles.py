@@ -122,7 +122,8 @@ def test_too_small_a_tile_is_refused(padded_net):
 def test_caffenet_1000x700_in_tiles_of_451(caffenet):
     rng = np.random.default_rng(7)
     image = rng.integers(0, 256, (700, 1000, 3), dtype=np.uint8)
-    kwargs = dict(mean=[104, 117, 123], channel_swap=(2, 1, 0), raw_scale=255)
+    kwargs = dict(preprocess=surgery.Preprocess(mean=[104, 117, 123], channel_swap=(2, 1, 0),
+                                                raw_scale=255))
     whole = surgery.dense_forward(caffenet, image, **kwargs)
     tiled = surgery.dense_forward(caffenet, image, tile=451, **kwargs)  # divides neither side
     assert_same_map(tiled, whole)
@@ -182,7 +183,8 @@ def test_image_over_the_memory_limit_is_tiled_and_exact(tmp_path):
 def test_a_mean_image_is_refused_for_tiles(padded_net):
     mean = np.random.default_rng(0).random((3, 8, 8))
     with pytest.raises(surgery.ShapeError, match="per-channel"):
-        surgery.dense_forward(padded_net, np.zeros((100, 100, 3), np.float32), mean=mean, tile=50)
+        surgery.dense_forward(padded_net, np.zeros((100, 100, 3), np.float32),
+                              preprocess=surgery.Preprocess(mean=mean), tile=50)
 
 
 def test_blobs_of_a_tiled_forward_are_refused(padded_net):

@@ -24,7 +24,7 @@ from .geometry import Geometry, geometry
 from .rarefy import RarefiedLayer, RarefyResult, rarefy, rarefy_factors
 from .convert import ConvertedLayer, SurgeryResult, fully_convolutionalize
 from . import preprocess
-from .preprocess import load_image
+from .preprocess import Preprocess, load_image
 from .detections import Detection
 from .labels import load_labels
 from .dense import DenseMap, dense_forward
@@ -72,7 +72,8 @@ __all__ = [
     # nets, surgery, dense inference
     "LayerInfo", "Net", "ConvertedLayer", "Geometry", "SurgeryResult", "fully_convolutionalize",
     "RarefiedLayer", "RarefyResult", "rarefy", "rarefy_factors",
-    "geometry", "DenseMap", "Detection", "dense_forward", "preprocess", "load_image", "load_labels",
+    "geometry", "DenseMap", "Detection", "dense_forward", "Preprocess", "preprocess",
+    "load_image", "load_labels",
     # settings
     "gpu_available", "mode", "set_mode", "set_device", "set_tf32", "tf32", "pinned_empty",
     "set_log_level",

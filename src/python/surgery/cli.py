@@ -26,7 +26,7 @@ from .geometry import as_window
 from .labels import check_labels
 from .net import Net
 from .overlay import picture_format
-from .preprocess import load_mean
+from .preprocess import Preprocess, load_mean
 from .rarefy import output_stride, rarefy
 from .report import format_dense
 
@@ -253,8 +253,10 @@ def _dense(args: argparse.Namespace) -> int:
         if not 0 <= b < classes:
             raise UsageError(f"--background {b} is outside 0..{classes - 1}")
     tile = _tile_argument(args.tile)
+    preprocess = Preprocess(mean=mean, channel_swap=args.channel_swap, raw_scale=args.raw_scale,
+                            input_scale=args.input_scale, size=size)
     if args.out is not None:
-        return _dense_to_folder(args, images, mean, size, window, labels, background, tile)
+        return _dense_to_folder(args, images, preprocess, window, labels, background, tile)
     if args.workers is not None or args.scheduler is not None or args.overwrite:
         raise UsageError("--workers, --scheduler and --overwrite go with the results of "
                          "--out: give --out FOLDER")
@@ -264,9 +266,7 @@ def _dense(args: argparse.Namespace) -> int:
 
     records, failures = [], 0
     progress = len(images) > 1 and sys.stderr.isatty()
-    options = dict(mean=mean, channel_swap=args.channel_swap, raw_scale=args.raw_scale,
-                   input_scale=args.input_scale, size=size, labels=labels, window=window,
-                   tile=tile)
+    options = dict(preprocess=preprocess, labels=labels, window=window, tile=tile)
     # Tiled images each have a map of their own size: held one at a time.
     batch = 1 if tile is not None else args.batch_size
     for image, picture, dense in _maps_in_batches(net, images, pictures, options, batch,
@@ -348,7 +348,7 @@ def _tile_argument(values: Optional[List[int]]):
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def _dense_to_folder(args, images, mean, size, window, labels, background, tile) -> int:
+def _dense_to_folder(args, images, preprocess, window, labels, background, tile) -> int:
     """One map and one record per image into --out, on Dask (batch.py)."""
     from .batch import dense_images
     if args.json or args.csv or args.picture:
@@ -356,9 +356,8 @@ def _dense_to_folder(args, images, mean, size, window, labels, background, tile)
                          "--json, --csv and --picture go with a serial run (no --out)")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out!r} is a file; give a folder")
-    options = dict(mean=mean, channel_swap=args.channel_swap, raw_scale=args.raw_scale,
-                   input_scale=args.input_scale, size=size, labels=labels, window=window,
-                   tile=tile, stride=args.stride)
+    options = dict(preprocess=preprocess, labels=labels, window=window, tile=tile,
+                   stride=args.stride)
     summary = dense_images(args.prototxt, args.weights, images, args.out,
                            scheduler=args.scheduler, workers=args.workers,
                            map_suffix="." + args.map_format, threshold=args.threshold,
