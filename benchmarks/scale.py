@@ -4,7 +4,7 @@ CaffeNet (full-conv, random weights), CPU.
 Rows, all measured in this one run:
   serial loop          --images CaffeNet 451x451 PNGs, one process, one net (BLAS threads:
                        all cores)
-  Dask, 1 worker       the same images through surgery.batch.dense_images on an
+  Dask, 1 worker       the same images through surgery.dask_batch.dense_images on an
                        embedded LocalCluster of 1 worker process (BLAS threads: all cores)
   Dask, N workers      ... of --workers processes, one thread each, BLAS threads
                        split (cores / workers) so the processes do not oversubscribe
@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 import surgery
-from surgery.batch import worker_environment
+from surgery.dask_batch import worker_environment
 from surgery.testing import fixtures, randomize
 
 
@@ -70,7 +70,7 @@ def dask_rate(prototxt, weights, paths, out, workers):
     """(start-up seconds, images/s, scheduler seconds per empty task) on the
     embedded cluster dense_images makes (its thread split included)."""
     from distributed import Client
-    from surgery.batch import dense_images, local_cluster
+    from surgery.dask_batch import dense_images, local_cluster
     start, cluster = timed(lambda: local_cluster(workers))
     with cluster, Client(cluster) as client:
         # Load the net in every worker first: start-up, not throughput.

@@ -3,7 +3,7 @@
 The modules, each importing only those above it in this list: errors;
 memory_budget; atomic_files; net (Net, LayerInfo, lazy views), map_store,
 pinned; geometry, labels, detections, plot, rarefy; convert, preprocess,
-overlay, report, tiles; sources, tiled_forward; dense; demo, batch (Dask);
+overlay, report, tiles; sources, tiled_forward; dense; demo, dask_batch;
 cli.
 """
 

@@ -99,7 +99,7 @@ def unit_interval(text: str) -> float:
 
 def scheduler_argument(text: str) -> str:
     """A Dask address or scheduler file, checked before anything is made."""
-    from .batch import scheduler_target
+    from .dask_batch import scheduler_target
     from .errors import BatchError
     try:
         scheduler_target(text)
@@ -349,8 +349,8 @@ def _tile_argument(values: Optional[List[int]]):
 
 
 def _dense_to_folder(args, images, preprocess, window, labels, background, tile) -> int:
-    """One map and one record per image into --out, on Dask (batch.py)."""
-    from .batch import dense_images
+    """One map and one record per image into --out, on Dask (dask_batch.py)."""
+    from .dask_batch import dense_images
     if args.json or args.csv or args.picture:
         raise UsageError("--out writes one record per image (<image>.result/record.json); "
                          "--json, --csv and --picture go with a serial run (no --out)")

@@ -262,7 +262,7 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     many = isinstance(image, (list, tuple))
     if many and out is not None:
         raise SurgeryError("out= names the map of one image; run the images one at a time "
-                           "(or surgery.batch.dense_images for a folder)")
+                           "(or surgery.dask_batch.dense_images for a folder)")
     if preprocess is None:
         preprocess = Preprocess()
     elif not isinstance(preprocess, Preprocess):

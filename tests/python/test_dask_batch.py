@@ -16,7 +16,7 @@ import surgery
 from surgery.map_store import load_map
 
 pytest.importorskip("distributed")
-from surgery.batch import dense_images, local_cluster  # noqa: E402
+from surgery.dask_batch import dense_images, local_cluster  # noqa: E402
 
 COUNT = 40
 
