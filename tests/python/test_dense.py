@@ -173,15 +173,37 @@ def test_bad_images_raise_typed_errors(lenet, tmp_path):
         surgery.dense_forward(not_fc, np.zeros((28, 28)))
 
 
-def test_png_is_a_real_image(lenet, tmp_path):
+def test_picture_draws_each_detection_where_it_was_found(lenet, mnist, tmp_path):
+    """The overlay's image area is the input enlarged `layout` times from
+    the top-left corner: each detection's box is drawn in white on its
+    window's edges there, and the background far from any box is not white."""
+    images, labels = mnist
+    canvas = np.zeros((60, 60), np.float32)
+    canvas[8:36, 12:40] = images[0] * 0.00390625  # the window of cell (2, 3)
     net = surgery.Net(*lenet)
     surgery.fully_convolutionalize(net)
-    dense = surgery.dense_forward(net, np.zeros((40, 40), np.float32),
-                                  labels=[str(d) for d in range(10)])
-    dense.save_png(tmp_path / "map.png")
-    picture = skimage.io.imread(tmp_path / "map.png")
-    assert picture.shape == (450, 1000, 4)
-    assert picture[..., :3].std() > 10  # not blank
+    dense = surgery.dense_forward(net, canvas, labels=[str(d) for d in range(10)])
+    found = dense.detections(threshold=0.9)
+    assert (labels[0], (12, 8, 40, 36)) in [(d.cls, tuple(d.box)) for d in found]
+    dense.save_picture(tmp_path / "map.png", detections=found)
+    picture = skimage.io.imread(tmp_path / "map.png")[..., :3].astype(int)
+    scale = surgery.overlay.layout(60, 60)
+    assert picture.shape == (60 * scale + surgery.overlay.CAPTION_PX,
+                             60 * scale + surgery.overlay.BAR_PX, 3)
+    white = picture[:60 * scale, :60 * scale].min(axis=2) >= 230
+    inside = np.zeros_like(white)  # a box, its label and its 1.5-point edges
+    for d in found:
+        x0, y0, x1, y1 = (v * scale for v in d.box)
+        inside[max(0, y0 - 3):y1 + 3, max(0, x0 - 3):x1 + 3] = True
+    # The digit's box: each edge (but the top one, under the label) white
+    # within 2 pixels of where the detection says.
+    x0, y0, x1, y1 = (v * scale for v in (12, 8, 40, 36))
+    for t in np.linspace(0.2, 0.8, 7):
+        y, x = int(y0 + t * (y1 - y0)), int(x0 + t * (x1 - x0))
+        assert white[y, x0 - 2:x0 + 3].any() and white[y, x1 - 3:x1 + 2].any()
+        assert white[y1 - 3:y1 + 2, x].any()
+    assert not (white & ~inside).any()  # nothing white (drawn) away from the boxes
+
 
 
 def test_cli_dense_on_lenet(lenet, tmp_path):

@@ -1,8 +1,7 @@
-"""Rarefied (finer-stride) and tiled dense forwards in GPU mode: issue 15
-asks DilatedPooling's GPU path to run on a GPU, issue 13 asks tiles to work
-in GPU mode. GPU cases skip without a CUDA build and device; the tiled
-rarefied ones also run in CPU mode, where the same oracle holds (and where
-CI checks it).
+"""Rarefied (finer-stride) and tiled dense forwards in GPU mode:
+DilatedPooling's GPU path runs on a GPU, and tiles work in GPU mode. GPU
+cases skip without a CUDA build and device; the tiled rarefied ones also
+run in CPU mode, where the same oracle holds (and where CI checks it).
 
 Oracles: the CPU forward of the same net (within 1e-4 on probabilities, as
 test_device.py's dense map), and the whole-image forward in the same mode

@@ -1,4 +1,4 @@
-"""Tiles and rarefaction together (issue 13, "works with rarefied nets"):
+"""Tiles and rarefaction together (tiling works with rarefied nets):
 a tiled dense forward of a rarefied net equals the whole-image forward of
 the same rarefied net on every cell, with tiles that divide neither side.
 
