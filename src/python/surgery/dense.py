@@ -223,18 +223,19 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     one DenseMap each, in the list's order). `preprocess` (a
     ``surgery.Preprocess``; default: none but the [0, 1] scaling of an image
     file) is pycaffe's Transformer; its `size` resizes first as the
-    Transformer does when the net's input is fixed. The net is reshaped to the image; an image smaller than
-    the net's smallest input (``Geometry.min_input``, each side) raises
-    ShapeError. Images of the same size run as one batch (N in the input
-    blob), at most `batch_size` per forward: the large weights of
+    Transformer does when the net's input is fixed. The net is reshaped to
+    the image; an image smaller than the net's smallest input
+    (``Geometry.min_input``, each side) raises ShapeError. Images of the
+    same size run as one batch (N in the input blob), at most `batch_size`
+    per forward: the large weights of
     fully-connected-turned-convolution layers are then read once per batch
     instead of once per image. A batch the memory limit refuses
     (``surgery.set_memory_limit``) runs as smaller ones; only a single
     image that does not fit raises MemoryLimitError. `blobs` names blobs to
     keep copies of (one name or several). `labels` (a list, or a file's
     path) must name every output channel. `window` (H, W) overrides the
-    window the geometry's rules choose for each cell. Scores holding NaN or Inf give a
-    NumericWarning (and ``DenseMap.finite`` False).
+    window the geometry's rules choose for each cell. Scores holding NaN or
+    Inf give a NumericWarning (and ``DenseMap.finite`` False).
 
     Images too large to run whole: `tile` (pixels, one int or (H, W)) runs
     the image in overlapping tiles whose stitched map equals the whole
