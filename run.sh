@@ -102,7 +102,8 @@ case "${1:-}" in
     say "ctest"
     ctest --test-dir build/quick --output-on-failure -j "$CAFFE_SURGERY_JOBS" || status=1
     say "pytest -m 'not slow'"
-    "$VENV/bin/python" -m pytest -q -m "not slow" tests/python || status=1
+    # The slowest tests, for the next one to mark slow.
+    "$VENV/bin/python" -m pytest -q -m "not slow" --durations=15 tests/python || status=1
     exit $status
     ;;
   *)
