@@ -2,6 +2,8 @@
 # The two quick-start commands (README):
 #   ./run.sh demo   installs what is missing, then runs the main job
 #   ./run.sh test   installs what is missing, then runs every test (ctest + pytest)
+#   ./run.sh quick  the inner loop: an editable install whose build folder is kept
+#                   (only what changed is rebuilt), plain ctest, pytest -m "not slow"
 # What is installed: Debian packages (apt, as root), a virtual environment in
 # .venv, libcaffe (built once, cached in ~/.cache/caffe-surgery), the package.
 set -euo pipefail
@@ -80,8 +82,32 @@ case "${1:-}" in
     SURGERY_FUZZ_CAFFE=plain hardening/fuzz/run.sh ci || status=1
     exit $status
     ;;
+  quick)
+    install_system_packages
+    # Editable: the Python sources are imported from src/python, so a Python
+    # change needs no reinstall; build/quick is kept, so a C++ change
+    # recompiles only its own files. Without build isolation pip does not
+    # make a fresh build environment each time (the seconds the loop is for),
+    # so the build requirements live in the venv.
+    [[ -x "$VENV/bin/python" ]] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+    CAFFE_SURGERY_PYTHON="$VENV/bin/python" bash third_party/caffe/build.sh >/dev/null
+    "$VENV/bin/python" -c 'import scikit_build_core, pybind11' 2>/dev/null ||
+      "$VENV/bin/python" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12"
+    deps=(); "$VENV/bin/python" -c 'import surgery' 2>/dev/null && deps=(--no-deps)
+    say "pip install -e .[test] (build/quick)"
+    "$VENV/bin/python" -m pip install --quiet --no-build-isolation "${deps[@]}" -e ".[test]" \
+      --config-settings=build-dir=build/quick \
+      --config-settings=cmake.define.SURGERY_BUILD_TESTS=ON
+    status=0
+    say "ctest"
+    ctest --test-dir build/quick --output-on-failure -j "$CAFFE_SURGERY_JOBS" || status=1
+    say "pytest -m 'not slow'"
+    # The slowest tests, for the next one to mark slow.
+    "$VENV/bin/python" -m pytest -q -m "not slow" --durations=15 tests/python || status=1
+    exit $status
+    ;;
   *)
-    echo "usage: $0 demo|test" >&2
+    echo "usage: $0 demo|test|quick" >&2
     exit 2
     ;;
 esac

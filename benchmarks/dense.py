@@ -260,7 +260,7 @@ def main():
         randomize(original)
         original.save(folder / "o.prototxt", folder / "o.caffemodel")
         dense = surgery.Net(folder / "o.prototxt", folder / "o.caffemodel")
-        dense.fully_convolutionalize()
+        surgery.fully_convolutionalize(dense)
         dense.save(folder / "fc.prototxt", folder / "fc.caffemodel")
         x227 = rng.uniform(-1, 1, (1, 3, 227, 227)).astype(np.float32)
         x451 = rng.uniform(-1, 1, (1, 3, 451, 451)).astype(np.float32)

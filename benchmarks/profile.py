@@ -214,7 +214,7 @@ def main():
         folder = pathlib.Path(folder)
         net = surgery.Net(fixtures() / "bvlc_reference_caffenet" / "deploy.prototxt")
         randomize(net)
-        net.fully_convolutionalize()
+        surgery.fully_convolutionalize(net)
         files = folder / "fc.prototxt", folder / "fc.caffemodel"
         net.save(*files)
         if args.gpu:

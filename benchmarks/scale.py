@@ -4,7 +4,7 @@ CaffeNet (full-conv, random weights), CPU.
 Rows, all measured in this one run:
   serial loop          --images CaffeNet 451x451 PNGs, one process, one net (BLAS threads:
                        all cores)
-  Dask, 1 worker       the same images through surgery.batch.dense_images on an
+  Dask, 1 worker       the same images through surgery.dask_batch.dense_images on an
                        embedded LocalCluster of 1 worker process (BLAS threads: all cores)
   Dask, N workers      ... of --workers processes, one thread each, BLAS threads
                        split (cores / workers) so the processes do not oversubscribe
@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 import surgery
-from surgery.batch import worker_environment
+from surgery.dask_batch import worker_environment
 from surgery.testing import fixtures, randomize
 
 
@@ -70,7 +70,7 @@ def dask_rate(prototxt, weights, paths, out, workers):
     """(start-up seconds, images/s, scheduler seconds per empty task) on the
     embedded cluster dense_images makes (its thread split included)."""
     from distributed import Client
-    from surgery.batch import dense_images, local_cluster
+    from surgery.dask_batch import dense_images, local_cluster
     start, cluster = timed(lambda: local_cluster(workers))
     with cluster, Client(cluster) as client:
         # Load the net in every worker first: start-up, not throughput.
@@ -97,8 +97,8 @@ def main():
         prototxt, weights = model(folder)
         paths = images(folder, args.images)
         net = surgery.Net(prototxt, weights)
-        net.dense_forward(str(paths[0]))
-        serial, _ = timed(lambda: [net.dense_forward(str(p)) for p in paths])
+        surgery.dense_forward(net, str(paths[0]))
+        serial, _ = timed(lambda: [surgery.dense_forward(net, str(p)) for p in paths])
         print(f"{'serial loop (1 process)':<34} {args.images / serial:8.2f} images/s")
         per_worker = None
         for workers in (1, args.workers):
@@ -111,10 +111,10 @@ def main():
             per_worker = rate / workers
         rng = np.random.default_rng(1)
         large = rng.integers(0, 256, (args.large, args.large, 3), dtype=np.uint8)
-        whole, _ = timed(lambda: net.dense_forward(large))
+        whole, _ = timed(lambda: surgery.dense_forward(net, large))
         print(f"{f'{args.large}x{args.large} whole':<34} {whole:8.2f} s")
         for side in args.tile:
-            tiled, dense = timed(lambda side=side: net.dense_forward(large, tile=side))
+            tiled, dense = timed(lambda side=side: surgery.dense_forward(net, large, tile=side))
             print(f"{f'{args.large}x{args.large} in {len(dense.tiles)} tiles of {side}':<34} "
                   f"{tiled:8.2f} s  ({tiled / whole:.2f}x the whole)")
         print(f"\nEstimate: N machines of {args.workers} workers give about N x "

@@ -41,8 +41,9 @@ def main(argv=None):
     #    settings (per-channel ImageNet mean, RGB -> BGR, [0, 1] -> [0, 255]).
     mean = np.load(args.mean).mean(1).mean(1)
     labels = surgery.load_labels(args.labels) if args.labels else None
-    dense = net.dense_forward(args.image, mean=mean, channel_swap=(2, 1, 0), raw_scale=255.0,
-                              size=(451, 451), labels=labels)
+    transformer = surgery.Preprocess(mean=mean, channel_swap=(2, 1, 0), raw_scale=255.0,
+                                     size=(451, 451))
+    dense = surgery.dense_forward(net, args.image, preprocess=transformer, labels=labels)
 
     # 3. The 8x8 classification map, as the notebook prints it.
     print(f"\n{dense.shape[0]}x{dense.shape[1]} map of best classes:")

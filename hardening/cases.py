@@ -100,7 +100,7 @@ def prototxt_case(rng, folder: pathlib.Path):
 
     def case():
         net = surgery.Net(path)
-        net.fully_convolutionalize()
+        surgery.fully_convolutionalize(net)
         inputs = {name: np.ones(net.blobs[name].shape, np.float32) for name in net.inputs}
         net.forward(**inputs)
     return "prototxt", case
@@ -128,8 +128,8 @@ def caffemodel_case(rng, folder: pathlib.Path):
 
     def case():
         net = surgery.Net(proto, model)
-        net.fully_convolutionalize()
-        net.dense_forward(np.ones((36, 40), np.float32))
+        surgery.fully_convolutionalize(net)
+        surgery.dense_forward(net, np.ones((36, 40), np.float32))
     return "caffemodel", case
 
 
@@ -148,9 +148,9 @@ def api_case(rng, folder: pathlib.Path):
 
         def case():
             net = surgery.Net(*lenet)
-            net.fully_convolutionalize()
+            surgery.fully_convolutionalize(net)
             image = np.zeros(shape, dtype=dtype) if dtype is not object else np.empty(shape, object)
-            net.dense_forward(image)
+            surgery.dense_forward(net, image)
     elif op == 1:  # huge images, refused before allocating
         side = int(rng.choice([30000, 100000, 2 ** 20]))
 
@@ -160,20 +160,20 @@ def api_case(rng, folder: pathlib.Path):
             # limit it does not fit (LeNet: 10 values per 4x4 pixels).
             surgery.set_memory_limit(256 << 20)
             net = surgery.Net(*lenet)
-            net.fully_convolutionalize()
-            net.dense_forward(np.broadcast_to(np.float32(0), (side, side)))
+            surgery.fully_convolutionalize(net)
+            surgery.dense_forward(net, np.broadcast_to(np.float32(0), (side, side)))
     elif op == 2:  # NaN / Inf weights
         value = float(rng.choice([np.nan, np.inf, -np.inf, 1e38]))
 
         def case():
             net = surgery.Net(*lenet)
             net.params["ip1"][0][...] = value
-            net.fully_convolutionalize()
+            surgery.fully_convolutionalize(net)
             with warnings.catch_warnings():
                 # Non-finite scores warn (tests/python/test_runtime.py checks
                 # that); here only a crash or an untyped error counts.
                 warnings.simplefilter("ignore", surgery.NumericWarning)
-                net.dense_forward(np.ones((40, 40), np.float32))
+                surgery.dense_forward(net, np.ones((40, 40), np.float32))
     elif op == 3:  # preprocessing arguments
         mean = [None, [1.0], [1.0, 2.0], np.zeros((1, 5, 5)), np.zeros((3, 4, 4)), "absent.npy",
                 np.zeros((2, 2, 2, 2))][int(rng.integers(7))]
@@ -183,16 +183,17 @@ def api_case(rng, folder: pathlib.Path):
 
         def case():
             net = surgery.Net(*lenet)
-            net.fully_convolutionalize()
-            net.dense_forward(np.ones((40, 40), np.float32), mean=mean, channel_swap=swap,
-                              size=size, raw_scale=scale)
+            surgery.fully_convolutionalize(net)
+            preprocess = surgery.Preprocess(mean=mean, channel_swap=swap, size=size,
+                                            raw_scale=scale)
+            surgery.dense_forward(net, np.ones((40, 40), np.float32), preprocess=preprocess)
     elif op == 4:  # reshape and forward with odd shapes and names
         shape = [int(rng.choice([-1, 0, 1, 2, 28, 2 ** 16, 2 ** 31 - 1])) for _ in range(int(rng.integers(0, 6)))]
         name = ["data", "prob", "nope", ""][int(rng.integers(4))]
 
         def case():
             net = surgery.Net(*lenet)
-            net.fully_convolutionalize()
+            surgery.fully_convolutionalize(net)
             net.reshape(**{name: shape})
             net.forward(**{name: np.ones([max(0, min(d, 64)) for d in shape], np.float32)})
     else:  # surgery arguments
@@ -202,7 +203,7 @@ def api_case(rng, folder: pathlib.Path):
 
         def case():
             net = surgery.Net(*lenet)
-            net.fully_convolutionalize(suffix=suffix, input_shape=shape)
+            surgery.fully_convolutionalize(net, suffix=suffix, input_shape=shape)
             net.forward(data=np.ones((1, 1, 32, 32), np.float32))
     return "api", case
 

@@ -41,7 +41,7 @@ CHILD = textwrap.dedent("""
         # Over the limit, or past Caffe's blob size: the message says how much.
         whole_refused = " ".join(str(refusal).split())
     start = time.perf_counter()
-    dense = net.dense_forward(path, out=out)
+    dense = surgery.dense_forward(net, path, out=out)
     seconds = time.perf_counter() - start
     with open("/proc/self/status") as f:
         peak = [int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM")][0]

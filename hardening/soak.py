@@ -31,8 +31,8 @@ def soak(iterations: int, checkpoints=(10, 100, 1000)) -> dict:
     marks = {}
     for n in range(1, iterations + 1):
         net = surgery.Net(proto, weights)
-        net.fully_convolutionalize()
-        net.dense_forward(canvas)
+        surgery.fully_convolutionalize(net)
+        surgery.dense_forward(net, canvas)
         try:  # and a failure path, which must not leak either
             surgery.Net(proto, proto)
         except surgery.ParseError:

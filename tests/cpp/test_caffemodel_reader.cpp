@@ -114,7 +114,7 @@ TEST_F(Reader, FloatDataOneValueTooManyIsRefusedUnwritten) {
 }
 
 TEST_F(Reader, LengthPrefixOfTwoGigabytesInATinyFile) {
-  // The 45-byte file of issue 10: a layer claiming 2^31 bytes.
+  // A 45-byte file whose layer claims 2^31 bytes.
   std::string bytes = tag(100, 2) + varint(uint64_t{1} << 31) + message(1, "fc");
   bytes.resize(45, 'x');
   try {

@@ -69,7 +69,7 @@ def caffenet_fc():
     from surgery.testing import randomize
     net = surgery.Net(fixture("bvlc_reference_caffenet", "deploy.prototxt"))
     randomize(net, seed=5)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     return net
 
 
@@ -109,4 +109,4 @@ def digits_map():
     result = surgery.fully_convolutionalize(prototxt, weights)
     _, (images, labels) = digits.split(*digits.digit_images())
     canvas, truth = demo.canvas_with_digits(images, labels)
-    return result.net.dense_forward(canvas, labels=digits.LABELS), truth
+    return surgery.dense_forward(result.net, canvas, labels=digits.LABELS), truth

@@ -1,4 +1,4 @@
-"""The two brute-force definitions of shift-and-stitch (issue 15), written
+"""The two brute-force definitions of shift-and-stitch, written
 without rarefaction, as oracles for surgery.rarefy:
 
 - layer-level: the original (converted, not rarefied) net cut at its reduced

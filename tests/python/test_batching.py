@@ -10,22 +10,23 @@ import surgery
 @pytest.fixture(scope="module")
 def lenet_fc(lenet):
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     return net
 
 
 def one_by_one(net, images, **kwargs):
-    return [net.dense_forward(image, **kwargs) for image in images]
+    return [surgery.dense_forward(net, image, **kwargs) for image in images]
 
 
 def test_caffenet_batch_equals_one_by_one(caffenet_fc):
     rng = np.random.default_rng(1)
     # 259: a 2x2 map, so fc6-conv's batched GEMM takes all 3 images at once.
     images = [rng.uniform(0, 1, (259, 259, 3)).astype(np.float32) for _ in range(3)]
-    kwargs = dict(mean=[104, 117, 123], channel_swap=(2, 1, 0), raw_scale=255,
+    kwargs = dict(preprocess=surgery.Preprocess(mean=[104, 117, 123], channel_swap=(2, 1, 0),
+                                                raw_scale=255),
                   blobs=("fc7-conv", "pool5"))
     alone = one_by_one(caffenet_fc, images, **kwargs)
-    together = caffenet_fc.dense_forward(images, batch_size=3, **kwargs)
+    together = surgery.dense_forward(caffenet_fc, images, batch_size=3, **kwargs)
     assert caffenet_fc.blobs["data"].shape[0] == 3     # they did run as one batch
     assert len(together) == 3
     for a, b in zip(alone, together):
@@ -62,7 +63,7 @@ def test_lenet_digits_batch_equals_one_by_one(lenet_fc, mnist):
             canvas[16:44, 28 * slot:28 * slot + 28] = images[3 * k + slot]
         canvases.append(canvas)
     alone = one_by_one(lenet_fc, canvases)
-    together = lenet_fc.dense_forward(canvases, batch_size=4)   # batches of 4 and 2
+    together = surgery.dense_forward(lenet_fc, canvases, batch_size=4)   # batches of 4 and 2
     for k, (a, b) in enumerate(zip(alone, together)):
         np.testing.assert_allclose(b.scores, a.scores, atol=1e-5, rtol=0)
         # The cells whose windows sit on the pasted digits read them.
@@ -75,7 +76,7 @@ def test_mixed_sizes_keep_their_order(lenet_fc):
     sizes = [(40, 52), (36, 36), (40, 52), (60, 28), (36, 36), (40, 52)]
     images = [rng.uniform(0, 1, size).astype(np.float32) for size in sizes]
     alone = one_by_one(lenet_fc, images)
-    together = lenet_fc.dense_forward(images, batch_size=2)
+    together = surgery.dense_forward(lenet_fc, images, batch_size=2)
     assert [m.shape for m in together] == [m.shape for m in alone]
     for image, a, b in zip(images, alone, together):
         assert b.image.shape[:2] == image.shape
@@ -85,11 +86,11 @@ def test_mixed_sizes_keep_their_order(lenet_fc):
 
 def test_a_batch_the_memory_limit_refuses_runs_in_smaller_ones(lenet):
     lenet_fc = surgery.Net(*lenet)   # its own: no capacity left from other tests
-    lenet_fc.fully_convolutionalize()
+    surgery.fully_convolutionalize(lenet_fc)
     rng = np.random.default_rng(3)
     images = [rng.uniform(0, 1, (120, 120)).astype(np.float32) for _ in range(4)]
     before = surgery.memory_in_use()
-    first = lenet_fc.dense_forward(images[0], batch_size=1)
+    first = surgery.dense_forward(lenet_fc, images[0], batch_size=1)
     one_image = surgery.memory_in_use() - before
     assert one_image > 0
     # Room for one image's blobs and a half: a batch of 2 or 4 is refused.
@@ -100,7 +101,7 @@ def test_a_batch_the_memory_limit_refuses_runs_in_smaller_ones(lenet):
         # The refused forward gave back what it took, and the old shape.
         assert surgery.memory_in_use() <= before + one_image
         assert lenet_fc.blobs["data"].shape[0] == 1
-        together = lenet_fc.dense_forward(images, batch_size=4)
+        together = surgery.dense_forward(lenet_fc, images, batch_size=4)
     finally:
         surgery.set_memory_limit(0)
     assert lenet_fc.blobs["data"].shape[0] < 4          # it ran in smaller batches
@@ -113,4 +114,4 @@ def test_a_batch_the_memory_limit_refuses_runs_in_smaller_ones(lenet):
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True, "4"])
 def test_batch_size_must_be_a_whole_number(lenet_fc, bad):
     with pytest.raises(ValueError, match="batch_size"):
-        lenet_fc.dense_forward(np.zeros((28, 28), np.float32), batch_size=bad)
+        surgery.dense_forward(lenet_fc, np.zeros((28, 28), np.float32), batch_size=bad)

@@ -33,6 +33,7 @@ def cli(*args, **options):
                           **options)
 
 
+@pytest.mark.slow
 def test_demo_command_finds_every_pasted_digit(tmp_path):
     """The demo, run once in the suite, as a user runs it."""
     result = subprocess.run([sys.executable, "-m", "surgery.cli", "demo"], cwd=tmp_path,
@@ -44,13 +45,26 @@ def test_demo_command_finds_every_pasted_digit(tmp_path):
         92 * scale + overlay.CAPTION_PX, 156 * scale + overlay.BAR_PX, 4)
 
 
-def test_convert_trained_lenet(tmp_path, lenet):
+def test_convert_trained_lenet(tmp_path, lenet, mnist):
     result = cli("convert", *lenet, "-o", tmp_path)
     assert result.returncode == 0, result.stderr
     assert "ip1 (InnerProduct 500x800) -> ip1-conv (Convolution 4x4" in result.stdout
     assert "28x28 window at stride 4x4" in result.stdout
-    assert (tmp_path / "lenet_full_conv.prototxt").exists()
-    assert (tmp_path / "lenet_iter_10000_full_conv.caffemodel").exists()
+    # The files written are the net: reloaded, each cell of a 36x36 input
+    # is the original classifier on the 28x28 window at stride 4 there.
+    written = surgery.Net(tmp_path / "lenet_full_conv.prototxt",
+                          tmp_path / "lenet_iter_10000_full_conv.caffemodel")
+    images, _ = mnist
+    canvas = np.zeros((1, 1, 36, 36), np.float32)
+    canvas[0, 0, 3:31, 5:33] = images[0] * 0.00390625
+    cells = written.forward(data=canvas)["prob"]
+    assert cells.shape == (1, 10, 3, 3)
+    original = surgery.Net(*lenet)
+    for i in range(3):
+        for j in range(3):
+            crop = canvas[:, :, 4 * i:4 * i + 28, 4 * j:4 * j + 28]
+            np.testing.assert_allclose(cells[0, :, i, j], original.forward(data=crop)["prob"][0],
+                                       rtol=1e-5, atol=1e-6)
 
 
 def test_convert_reports_the_seed_full_conv_caffenets_227_window(tmp_path):
@@ -138,8 +152,8 @@ def test_images_of_one_size_run_as_one_forward_with_the_one_by_one_results(
     from surgery.cli import _dense_maps
     digits = [str(batch / name) for name in DIGITS]
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
-    options = dict(raw_scale=0.99609375)
+    surgery.fully_convolutionalize(net)
+    options = dict(preprocess=surgery.Preprocess(raw_scale=0.99609375))
     before = net.forward_count
     together = _dense_maps(net, digits, options)
     assert net.forward_count == before + 1

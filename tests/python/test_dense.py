@@ -30,8 +30,9 @@ def seed_preprocess(path, mean_values, size):
 def test_preprocessing_matches_the_seed_on_cat():
     cat = fixture("caffe_example_images", "cat.jpg")
     mean = np.load(fixture("ilsvrc_2012_mean", "ilsvrc_2012_mean.npy")).mean(1).mean(1)
-    _, ours = surgery.preprocess.preprocess(cat, 3, mean=mean, channel_swap=(2, 1, 0),
-                                            raw_scale=255.0, size=(451, 451))
+    transformer = surgery.Preprocess(mean=mean, channel_swap=(2, 1, 0), raw_scale=255.0,
+                                     size=(451, 451))
+    _, ours = transformer(cat, 3)
     np.testing.assert_allclose(ours, seed_preprocess(cat, mean, (451, 451)), atol=1e-4)
 
 
@@ -45,7 +46,7 @@ def test_mean_image_is_resized_as_pycaffe_does():
 
 
 def test_caffenet_boxes_are_the_8x8_grid_of_227_windows(caffenet_fc):
-    dense = caffenet_fc.dense_forward(np.zeros((451, 451, 3), np.float32))
+    dense = surgery.dense_forward(caffenet_fc, np.zeros((451, 451, 3), np.float32))
     assert dense.shape == (8, 8)
     boxes = dense.boxes
     assert boxes.shape == (8, 8, 4)
@@ -55,8 +56,9 @@ def test_caffenet_boxes_are_the_8x8_grid_of_227_windows(caffenet_fc):
 
 def test_non_square_input_agrees_with_opencv(caffenet_fc, tmp_path):
     cat = fixture("caffe_example_images", "cat.jpg")
-    dense = caffenet_fc.dense_forward(cat, mean=[104, 117, 123], channel_swap=(2, 1, 0),
-                                      raw_scale=255, size=(375, 500), blobs=("data",))
+    transformer = surgery.Preprocess(mean=[104, 117, 123], channel_swap=(2, 1, 0),
+                                     raw_scale=255, size=(375, 500))
+    dense = surgery.dense_forward(caffenet_fc, cat, preprocess=transformer, blobs=("data",))
     # Caffe rounds pooling sizes up: a last row and column of cells whose
     # windows run past the image (the box says so).
     assert dense.shape == (6, 10)
@@ -111,11 +113,12 @@ def test_receptive_field_matches_a_brute_force_probe(tmp_path, name):
 def test_lenet_reads_pasted_mnist_digits_back(lenet, mnist):
     images, labels = mnist
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     canvas = np.zeros((36, 64), np.uint8)
     canvas[0:28, 0:28] = images[0]
     canvas[8:36, 36:64] = images[1]
-    dense = net.dense_forward(canvas, raw_scale=255 * 0.00390625)
+    dense = surgery.dense_forward(net, canvas,
+                                  preprocess=surgery.Preprocess(raw_scale=255 * 0.00390625))
     assert dense.shape == (3, 10)
     assert tuple(dense.boxes[0, 0]) == (0, 0, 28, 28)
     assert tuple(dense.boxes[2, 9]) == (36, 8, 64, 36)
@@ -131,17 +134,17 @@ def test_lenet_reads_pasted_mnist_digits_back(lenet, mnist):
 
 def test_lenet_36x36_boxes_are_3x3_windows_of_28(lenet):
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
-    dense = net.dense_forward(np.zeros((36, 36), np.float32))
+    surgery.fully_convolutionalize(net)
+    dense = surgery.dense_forward(net, np.zeros((36, 36), np.float32))
     assert dense.shape == (3, 3)
     assert [tuple(b) for b in dense.boxes[1]] == [(0, 4, 28, 32), (4, 4, 32, 32), (8, 4, 36, 32)]
 
 
 def test_several_images_features_and_staleness(lenet):
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     small, big = np.zeros((28, 28)), np.ones((40, 52), np.float32)
-    first, second = net.dense_forward([small, big], blobs=("pool2",))
+    first, second = surgery.dense_forward(net, [small, big], blobs=("pool2",))
     assert first.shape == (1, 1) and second.shape == (4, 7)
     assert first.features("pool2").shape == (1, 50, 4, 4)   # kept copy
     with pytest.raises(surgery.SurgeryError, match="run again"):
@@ -152,32 +155,55 @@ def test_several_images_features_and_staleness(lenet):
 
 def test_bad_images_raise_typed_errors(lenet, tmp_path):
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     # LeNet's smallest input is 25x25 (pooling rounds up), below its 28x28 window.
     with pytest.raises(surgery.ShapeError, match="at least 25x25"):
-        net.dense_forward(np.zeros((20, 40)))
-    assert net.dense_forward(np.zeros((25, 25))).shape == (1, 1)
+        surgery.dense_forward(net, np.zeros((20, 40)))
+    assert surgery.dense_forward(net, np.zeros((25, 25))).shape == (1, 1)
     with pytest.raises(surgery.ShapeError, match="5 channels, the net takes 1"):
-        net.dense_forward(np.zeros((30, 30, 5)))
+        surgery.dense_forward(net, np.zeros((30, 30, 5)))
     with pytest.raises(surgery.ShapeError, match="NaN"):
-        net.dense_forward(np.full((30, 30), np.nan))
+        surgery.dense_forward(net, np.full((30, 30), np.nan))
     with pytest.raises(surgery.ShapeError, match="mean has 3 values"):
-        net.dense_forward(np.zeros((30, 30)), mean=[1, 2, 3])
+        surgery.dense_forward(net, np.zeros((30, 30)), preprocess=surgery.Preprocess(mean=[1, 2, 3]))
     with pytest.raises(surgery.FileError, match="absent.png"):
-        net.dense_forward(tmp_path / "absent.png")
+        surgery.dense_forward(net, tmp_path / "absent.png")
     not_fc = surgery.Net(*lenet)
     with pytest.raises(surgery.ShapeError, match="InnerProduct"):
-        not_fc.dense_forward(np.zeros((28, 28)))
+        surgery.dense_forward(not_fc, np.zeros((28, 28)))
 
 
-def test_png_is_a_real_image(lenet, tmp_path):
+def test_picture_draws_each_detection_where_it_was_found(lenet, mnist, tmp_path):
+    """The overlay's image area is the input enlarged `layout` times from
+    the top-left corner: each detection's box is drawn in white on its
+    window's edges there, and the background far from any box is not white."""
+    images, labels = mnist
+    canvas = np.zeros((60, 60), np.float32)
+    canvas[8:36, 12:40] = images[0] * 0.00390625  # the window of cell (2, 3)
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
-    dense = net.dense_forward(np.zeros((40, 40), np.float32), labels=[str(d) for d in range(10)])
-    dense.save_png(tmp_path / "map.png")
-    picture = skimage.io.imread(tmp_path / "map.png")
-    assert picture.shape == (450, 1000, 4)
-    assert picture[..., :3].std() > 10  # not blank
+    surgery.fully_convolutionalize(net)
+    dense = surgery.dense_forward(net, canvas, labels=[str(d) for d in range(10)])
+    found = dense.detections(threshold=0.9)
+    assert (labels[0], (12, 8, 40, 36)) in [(d.cls, tuple(d.box)) for d in found]
+    dense.save_picture(tmp_path / "map.png", detections=found)
+    picture = skimage.io.imread(tmp_path / "map.png")[..., :3].astype(int)
+    scale = surgery.overlay.layout(60, 60)
+    assert picture.shape == (60 * scale + surgery.overlay.CAPTION_PX,
+                             60 * scale + surgery.overlay.BAR_PX, 3)
+    white = picture[:60 * scale, :60 * scale].min(axis=2) >= 230
+    inside = np.zeros_like(white)  # a box, its label and its 1.5-point edges
+    for d in found:
+        x0, y0, x1, y1 = (v * scale for v in d.box)
+        inside[max(0, y0 - 3):y1 + 3, max(0, x0 - 3):x1 + 3] = True
+    # The digit's box: each edge (but the top one, under the label) white
+    # within 2 pixels of where the detection says.
+    x0, y0, x1, y1 = (v * scale for v in (12, 8, 40, 36))
+    for t in np.linspace(0.2, 0.8, 7):
+        y, x = int(y0 + t * (y1 - y0)), int(x0 + t * (x1 - x0))
+        assert white[y, x0 - 2:x0 + 3].any() and white[y, x1 - 3:x1 + 2].any()
+        assert white[y1 - 3:y1 + 2, x].any()
+    assert not (white & ~inside).any()  # nothing white (drawn) away from the boxes
+
 
 
 def test_cli_dense_on_lenet(lenet, tmp_path):

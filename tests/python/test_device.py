@@ -15,8 +15,15 @@ from surgery import pinned
 from surgery.pinned import staged_batch
 from surgery.testing import random_model, randomize, with_input
 
-needs_gpu = pytest.mark.skipif(not surgery.gpu_available(),
-                               reason="no CUDA device, or libcaffe built without CUDA")
+# `pytest -m gpu` selects the tests that need a device; without one they skip.
+GPU_MARKS = (pytest.mark.gpu, pytest.mark.skipif(
+    not surgery.gpu_available(), reason="no CUDA device, or libcaffe built without CUDA"))
+
+
+def needs_gpu(test):
+    for mark in GPU_MARKS:
+        test = mark(test)
+    return test
 
 
 @contextlib.contextmanager
@@ -77,7 +84,7 @@ def test_only_gpu_work_makes_a_cuda_context(tiny_prototxt):
                                                    ctypes.byref(active)) == 0
             return bool(active.value)
         net = surgery.Net({str(tiny_prototxt)!r})
-        net.fully_convolutionalize()
+        surgery.fully_convolutionalize(net)
         x = np.ones((1, 1, 6, 6), np.float32)
         cpu_map = net.forward(data=x)["fc-conv"]
         thread = threading.Thread(target=lambda: net.forward(data=x))
@@ -102,7 +109,7 @@ def test_surgery_moves_no_param_data(lenet):
         net.forward(data=np.zeros((64, 1, 28, 28), np.float32))  # params go to the GPU
         before = {name: net.param_heads(name) for name in ("conv1", "ip1", "ip2")}
         assert all(h in ("gpu", "synced") for heads in before.values() for h in heads)
-        net.fully_convolutionalize()
+        surgery.fully_convolutionalize(net)
         after = {"conv1": net.param_heads("conv1"), "ip1": net.param_heads("ip1-conv"),
                  "ip2": net.param_heads("ip2-conv")}
     assert before == after
@@ -129,13 +136,13 @@ def test_gpu_surgery_keeps_params_on_the_device_and_matches_cpu(caffenet_like):
     for name, blobs in caffenet_like.params.items():
         for src, dst in zip(blobs, cpu.params[name]):
             dst[...] = src
-    cpu.fully_convolutionalize()
+    surgery.fully_convolutionalize(cpu)
     expected = cpu.forward(data=x)["prob"]
     with gpu_mode():
         caffenet_like.forward(data=np.zeros((1, 3, 15, 15), np.float32))  # params go to the GPU
         assert all(h in ("gpu", "synced") for h in caffenet_like.param_heads("fc"))
         heads = {n: caffenet_like.param_heads(n) for n in ("conv", "fc")}
-        caffenet_like.fully_convolutionalize()
+        surgery.fully_convolutionalize(caffenet_like)
         # A device-to-host copy would turn a "gpu" head into "synced"; none may.
         # conv is untouched; fc's weights were transposed on the device (a
         # device write: "gpu"), its bias kept.
@@ -152,11 +159,13 @@ def test_gpu_caffenet_dense_map_matches_cpu(tmp_path):
     451x451 image, the 8x8 probability map on the GPU equals the CPU's."""
     proto, model = random_model(fixture("bvlc_reference_caffenet", "deploy.prototxt"), tmp_path)
     image = np.random.default_rng(0).uniform(0, 255, (451, 451, 3)).astype(np.float32)
-    steps = dict(mean=[104, 117, 123], channel_swap=(2, 1, 0), blobs=("fc7-conv",))
-    expected = surgery.fully_convolutionalize(proto, model).net.dense_forward(image, **steps)
+    steps = dict(preprocess=surgery.Preprocess(mean=[104, 117, 123], channel_swap=(2, 1, 0)),
+                 blobs=("fc7-conv",))
+    converted = surgery.fully_convolutionalize(proto, model).net
+    expected = surgery.dense_forward(converted, image, **steps)
     with gpu_mode():
         net = surgery.fully_convolutionalize(proto, model).net
-        got = net.dense_forward(image, **steps)
+        got = surgery.dense_forward(net, image, **steps)
         heads = [h for name in ("conv1", "fc6-conv", "fc8-conv") for h in net.param_heads(name)]
         hidden, output = net.head("fc7-conv"), net.head("prob")
     assert got.scores.shape == (1000, 8, 8)

@@ -1,8 +1,7 @@
-"""Rarefied (finer-stride) and tiled dense forwards in GPU mode: issue 15
-asks DilatedPooling's GPU path to run on a GPU, issue 13 asks tiles to work
-in GPU mode. GPU cases skip without a CUDA build and device; the tiled
-rarefied ones also run in CPU mode, where the same oracle holds (and where
-CI checks it).
+"""Rarefied (finer-stride) and tiled dense forwards in GPU mode:
+DilatedPooling's GPU path runs on a GPU, and tiles work in GPU mode. GPU
+cases skip without a CUDA build and device; the tiled rarefied ones also
+run in CPU mode, where the same oracle holds (and where CI checks it).
 
 Oracles: the CPU forward of the same net (within 1e-4 on probabilities, as
 test_device.py's dense map), and the whole-image forward in the same mode
@@ -18,10 +17,10 @@ import surgery
 from surgery.testing import randomize
 
 from conftest import fixture
-from test_device import gpu_mode, needs_gpu
+from test_device import GPU_MARKS, gpu_mode, needs_gpu
 from test_tiles import PADDED_NET, TOLERANCE, digits_canvas
 
-MODES = ["cpu", pytest.param("gpu", marks=needs_gpu)]
+MODES = ["cpu", pytest.param("gpu", marks=GPU_MARKS)]
 
 
 def in_mode(mode):
@@ -49,7 +48,7 @@ def test_rarefied_lenet_f2_on_gpu_matches_cpu(lenet, mnist):
     with gpu_mode():
         net = surgery.Net(*lenet)
         net.forward(data=np.zeros((1, 1, 28, 28), np.float32))  # params go to the GPU
-        net.fully_convolutionalize()
+        surgery.fully_convolutionalize(net)
         names = ("conv1", "conv2", "ip1-conv", "ip2-conv")
         heads = {name: net.param_heads(name) for name in names}
         assert surgery.rarefy(net, 2).stride == (2, 2)
@@ -66,7 +65,7 @@ def test_rarefied_caffenet_f4_on_gpu_matches_cpu():
     fallback to the CPU forward would leave it "synced")."""
     net = surgery.Net(fixture("bvlc_reference_caffenet", "deploy.prototxt"))
     randomize(net, seed=1)
-    result = net.fully_convolutionalize(factor=4)
+    result = surgery.fully_convolutionalize(net, factor=4)
     assert surgery.geometry(net).stride == (8, 8)
     assert [layer.name for layer in result.rarefied
             if layer.new_type == "DilatedPooling"] == ["pool5"]
@@ -106,8 +105,8 @@ def test_tiles_on_gpu_equal_whole_forward(tmp_path, tile):
     net = padded_net(tmp_path)
     image = np.random.default_rng(0).random((211, 157, 3), dtype=np.float32)
     with gpu_mode():
-        whole = net.dense_forward(image)
-        tiled = net.dense_forward(image, tile=tile)
+        whole = surgery.dense_forward(net, image)
+        tiled = surgery.dense_forward(net, image, tile=tile)
     assert_tiles_equal_whole(tiled, whole)
 
 
@@ -121,8 +120,8 @@ def test_rarefied_padded_net_tiles_equal_whole_forward(tmp_path, mode, tile):
     assert any(layer.new_type == "DilatedPooling" for layer in surgery.rarefy(net, 4).layers)
     image = np.random.default_rng(1).random((211, 157, 3), dtype=np.float32)
     with in_mode(mode):
-        whole = net.dense_forward(image)
-        tiled = net.dense_forward(image, tile=tile)
+        whole = surgery.dense_forward(net, image)
+        tiled = surgery.dense_forward(net, image, tile=tile)
     assert whole.geometry.stride == (2, 2)
     assert_tiles_equal_whole(tiled, whole)
 
@@ -134,7 +133,7 @@ def test_rarefied_lenet_tiles_equal_whole_forward(lenet, mnist, mode):
     canvas = digits_canvas(mnist, (150, 230), 30)
     net = surgery.fully_convolutionalize(*lenet).net
     with in_mode(mode):
-        whole = net.dense_forward(canvas, stride=2)
-        tiled = net.dense_forward(canvas, stride=2, tile=(61, 97))
+        whole = surgery.dense_forward(net, canvas, stride=2)
+        tiled = surgery.dense_forward(net, canvas, stride=2, tile=(61, 97))
     assert whole.geometry.stride == (2, 2)
     assert_tiles_equal_whole(tiled, whole)

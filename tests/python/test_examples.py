@@ -4,6 +4,7 @@ import importlib.util
 import pathlib
 
 import numpy as np
+import pytest
 
 from conftest import fixture
 from surgery.testing import random_model
@@ -18,6 +19,7 @@ def load(name):
     return module
 
 
+@pytest.mark.slow
 def test_net_surgery_caffenet_example(tmp_path, capsys):
     proto, model = random_model(fixture("bvlc_reference_caffenet", "deploy.prototxt"), tmp_path)
     dense = load("net_surgery_caffenet").main([

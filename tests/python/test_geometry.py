@@ -7,6 +7,7 @@ import pytest
 
 import surgery
 from conftest import fixture
+from surgery import dense_forward
 from surgery.testing import randomize, with_input
 
 
@@ -35,7 +36,7 @@ def test_seed_full_conv_caffenet_cells_are_227_windows_at_stride_32(full_conv_ca
     geo = surgery.geometry(full_conv_caffenet)
     assert geo.window == (227, 227) and geo.stride == (32, 32)
     assert geo.window_rule == "exact fit"
-    dense = full_conv_caffenet.dense_forward(np.zeros((451, 451, 3), np.float32))
+    dense = dense_forward(full_conv_caffenet, np.zeros((451, 451, 3), np.float32))
     assert dense.shape == (8, 8)
     assert tuple(dense.boxes[0, 0]) == (0, 0, 227, 227)
     assert tuple(dense.boxes[7, 7]) == (224, 224, 451, 451)
@@ -55,21 +56,21 @@ def test_seed_full_conv_caffenet_smallest_input_is_caffes(full_conv_caffenet):
 
 def test_seed_full_conv_caffenet_takes_227_and_300_and_refuses_below_its_smallest(
         full_conv_caffenet):
-    assert full_conv_caffenet.dense_forward(np.zeros((227, 227, 3), np.float32)).shape == (1, 1)
+    assert dense_forward(full_conv_caffenet, np.zeros((227, 227, 3), np.float32)).shape == (1, 1)
     # 300: conv1 73, pool1 36, pool2 18, pool5 9, fc6-conv 4 (pooling rounds up).
-    assert full_conv_caffenet.dense_forward(np.zeros((300, 300, 3), np.float32)).shape == (4, 4)
+    assert dense_forward(full_conv_caffenet, np.zeros((300, 300, 3), np.float32)).shape == (4, 4)
     h, w = surgery.geometry(full_conv_caffenet).min_input
-    assert full_conv_caffenet.dense_forward(np.zeros((h, w, 3), np.float32)).shape == (1, 1)
+    assert dense_forward(full_conv_caffenet, np.zeros((h, w, 3), np.float32)).shape == (1, 1)
     with pytest.raises(surgery.ShapeError, match=f"at least {h}x{w}"):
-        full_conv_caffenet.dense_forward(np.zeros((h - 1, 300, 3), np.float32))
+        dense_forward(full_conv_caffenet, np.zeros((h - 1, 300, 3), np.float32))
     with pytest.raises(surgery.ShapeError, match=f"at least {h}x{w}"):
-        full_conv_caffenet.dense_forward(np.zeros((300, w - 1, 3), np.float32))
+        dense_forward(full_conv_caffenet, np.zeros((300, w - 1, 3), np.float32))
 
 
 def test_window_override(full_conv_caffenet):
     geo = surgery.geometry(full_conv_caffenet, window=(231, 229))
     assert geo.window == (231, 229) and geo.window_rule == "given"
-    dense = full_conv_caffenet.dense_forward(np.zeros((227, 227, 3), np.float32), window=231)
+    dense = dense_forward(full_conv_caffenet, np.zeros((227, 227, 3), np.float32), window=231)
     assert tuple(dense.boxes[0, 0]) == (0, 0, 231, 231)
     with pytest.raises(surgery.ShapeError, match="window"):
         surgery.geometry(full_conv_caffenet, window=(0, 3))
@@ -130,7 +131,7 @@ def test_hand_made_fully_convolutional_nets(tmp_path, name, text, window, stride
 
 def test_declared_input_that_gives_one_cell_is_the_window(tmp_path, lenet):
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     geo = surgery.geometry(net)
     assert geo.window == (28, 28) and geo.window_rule == "recorded"
     path = tmp_path / "declared.prototxt"
@@ -178,8 +179,8 @@ def test_each_side_is_checked_on_its_own(tmp_path):
     net = surgery.Net(path)
     assert surgery.geometry(net).min_input == (8, 20)
     with pytest.raises(surgery.ShapeError, match="at least 8x20"):
-        net.dense_forward(np.zeros((30, 10), np.float32))
-    assert net.dense_forward(np.zeros((8, 25), np.float32)).shape == (1, 6)
+        surgery.dense_forward(net, np.zeros((30, 10), np.float32))
+    assert surgery.dense_forward(net, np.zeros((8, 25), np.float32)).shape == (1, 6)
 
 
 PROBE_NETS = {

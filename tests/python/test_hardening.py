@@ -23,6 +23,7 @@ def test_bounded_fuzz_campaign_has_no_crash_hang_or_untyped_error():
     assert "error" in outcomes and "ok" in outcomes  # the campaign reaches both
 
 
+@pytest.mark.slow
 def test_kill_during_save_never_leaves_a_broken_file():
     from kill_during_save import full_disk_trial, kill_trials
     outcomes = kill_trials(8, seed=3)
@@ -42,7 +43,7 @@ def test_memory_settles_over_repeated_use():
 
 def test_huge_input_refused_before_allocation(lenet):
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     surgery.set_memory_limit(4 << 30)
     try:
         # conv2 im2col alone: 500 x 1494 x 1494 floats = 4.2 GiB
@@ -51,7 +52,8 @@ def test_huge_input_refused_before_allocation(lenet):
         # Resized to 3000 x 3000, the image cannot be tiled (size= resizes the
         # whole); without size= an image this large is run in tiles (test_tiles.py).
         with pytest.raises(surgery.ShapeError, match="memory limit"):
-            net.dense_forward(np.zeros((30, 30), np.float32), size=(3000, 3000))
+            surgery.dense_forward(net, np.zeros((30, 30), np.float32),
+                                  preprocess=surgery.Preprocess(size=(3000, 3000)))
     finally:
         surgery.set_memory_limit(0)
     assert net.blobs["data"].shape == (64, 1, 28, 28)
@@ -71,15 +73,15 @@ def test_threads_with_their_own_nets_match_one_thread(lenet, mnist):
     expected = []
     for canvas in canvases:
         net = surgery.Net(*lenet)
-        net.fully_convolutionalize()
-        expected.append(net.dense_forward(canvas).scores)
+        surgery.fully_convolutionalize(net)
+        expected.append(surgery.dense_forward(net, canvas).scores)
     results = [None] * 4
 
     def work(k):
         net = surgery.Net(*lenet)
-        net.fully_convolutionalize()
+        surgery.fully_convolutionalize(net)
         for _ in range(5):
-            results[k] = net.dense_forward(canvases[k]).scores
+            results[k] = surgery.dense_forward(net, canvases[k]).scores
     threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
     for t in threads:
         t.start()
@@ -89,6 +91,7 @@ def test_threads_with_their_own_nets_match_one_thread(lenet, mnist):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.slow
 def test_one_net_shared_by_threads_is_serialized(lenet, mnist):
     images, _ = mnist
     net = surgery.Net(*lenet)

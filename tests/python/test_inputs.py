@@ -87,24 +87,24 @@ def test_hostile_binaryproto_is_refused(tmp_path, content, message):
 @pytest.fixture
 def lenet_fc(lenet):
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     return net
 
 
 def test_labels_must_match_the_output_channels(lenet_fc, tmp_path):
     names = [f"digit {d}" for d in range(10)]
     (tmp_path / "ok.txt").write_text("\n".join(names) + "\n")
-    dense = lenet_fc.dense_forward(np.zeros((28, 28)), labels=str(tmp_path / "ok.txt"))
+    dense = surgery.dense_forward(lenet_fc, np.zeros((28, 28)), labels=str(tmp_path / "ok.txt"))
     assert dense.labels == names
     (tmp_path / "header.txt").write_text("name\n" + "\n".join(names) + "\n")
     with pytest.raises(surgery.ShapeError, match="11 names.*10 channels.*header"):
-        lenet_fc.dense_forward(np.zeros((28, 28)), labels=tmp_path / "header.txt")
+        surgery.dense_forward(lenet_fc, np.zeros((28, 28)), labels=tmp_path / "header.txt")
     with pytest.raises(surgery.ShapeError, match="9 names"):
-        lenet_fc.dense_forward(np.zeros((28, 28)), labels=names[:9])
+        surgery.dense_forward(lenet_fc, np.zeros((28, 28)), labels=names[:9])
 
 
 def test_one_blob_name_is_not_split_and_top_needs_k_of_one_or_more(lenet_fc):
-    dense = lenet_fc.dense_forward(np.zeros((28, 28)), blobs="pool2")
+    dense = surgery.dense_forward(lenet_fc, np.zeros((28, 28)), blobs="pool2")
     assert dense.features("pool2").shape == (1, 50, 4, 4)
     for k in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="k >= 1"):
@@ -114,4 +114,4 @@ def test_one_blob_name_is_not_split_and_top_needs_k_of_one_or_more(lenet_fc):
 def test_an_unconverted_net_gets_a_hint(lenet):
     net = surgery.Net(*lenet)
     with pytest.raises(surgery.ShapeError, match=r"call fully_convolutionalize\(\) first"):
-        net.dense_forward(np.zeros((80, 80)))
+        surgery.dense_forward(net, np.zeros((80, 80)))

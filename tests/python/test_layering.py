@@ -25,7 +25,7 @@ RANKS = {
     "convert": 5, "preprocess": 5, "report": 5, "overlay": 5, "tiles": 5,
     "sources": 6, "tiled_forward": 6,
     "dense": 7,
-    "demo": 8, "batch": 8,
+    "demo": 8, "dask_batch": 8,
     "cli": 9,
     "__main__": 10,
 }

@@ -24,6 +24,7 @@ def heat_in_picture(path, height, width):
     return value, scale
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
 def test_heat_peak_lies_over_the_pasted_digit(digits_map, tmp_path, suffix):
     dense, truth = digits_map

@@ -21,7 +21,7 @@ def plain_caffe():
 
 def test_same_output_as_surgery_and_a_time_per_run(plain_caffe, lenet, mnist, tmp_path):
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     net.save(tmp_path / "fc.prototxt", tmp_path / "fc.caffemodel")
     canvas = np.zeros((1, 1, 56, 84), np.float32)
     canvas[0, 0, 14:42, 28:56] = mnist[0][0] / 255.0

@@ -1,4 +1,4 @@
-"""Tiles and rarefaction together (issue 13, "works with rarefied nets"):
+"""Tiles and rarefaction together (tiling works with rarefied nets):
 a tiled dense forward of a rarefied net equals the whole-image forward of
 the same rarefied net on every cell, with tiles that divide neither side.
 
@@ -15,8 +15,8 @@ from test_tiles import TOLERANCE, digits_canvas
 
 
 def assert_tiled_equals_whole(net, image, tile, **kwargs):
-    tiled = net.dense_forward(image, tile=tile, **kwargs)
-    whole = net.dense_forward(image, tile=None, **kwargs)
+    tiled = surgery.dense_forward(net, image, tile=tile, **kwargs)
+    whole = surgery.dense_forward(net, image, tile=None, **kwargs)
     geo = surgery.geometry(net)
     assert len(tiled.tiles) > 1
     for t in tiled.tiles:
@@ -41,8 +41,8 @@ def test_rarefied_caffenet_tiles_equal_whole_forward(caffenet_fc):
     # ulps of float rounding (different GEMM shapes in a tile and the whole)
     # reach 4e-5 in probability. At 0.02 rounding stays below 3e-6, while a
     # cell that saw a tile's zero padding is off by 6e-3 or more (measured).
-    kwargs = dict(mean=[104, 117, 123], channel_swap=(2, 1, 0), raw_scale=255,
-                  input_scale=0.02)
+    kwargs = dict(preprocess=surgery.Preprocess(mean=[104, 117, 123], channel_swap=(2, 1, 0),
+                                                raw_scale=255, input_scale=0.02))
     # stride= rarefies the converted net in place (f = 2: pool5 loses its
     # stride, fc6-conv is dilated) before the tiles are planned. Tiles of
     # 451 keep 7 of their 15 x 15 cells a side away from the image's border.

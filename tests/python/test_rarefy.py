@@ -108,7 +108,7 @@ def test_lenet_every_cell_is_the_classifier_on_its_crop(lenet, mnist, factor):
     prototxt, weights = lenet
     result = surgery.fully_convolutionalize(prototxt, weights, factor=factor)
     step = 4 // factor
-    assert result.net.rarefy(factor=1).layers == []
+    assert surgery.rarefy(result.net, factor=1).layers == []
     assert surgery.geometry(result.net).stride == (step, step)
     assert surgery.geometry(result.net).window == (28, 28)
     canvas = digit_canvas(mnist, 28 + 4 * 5, 28 + 4 * 4, seed=factor)
@@ -128,6 +128,7 @@ def test_lenet_every_cell_is_the_classifier_on_its_crop(lenet, mnist, factor):
 # Saving
 
 
+@pytest.mark.slow
 def test_caffenet_f2_saved_holds_stock_layers_for_caffe_and_opencv(caffenet_fc_files,
                                                                    tmp_path):
     prototxt, weights = caffenet_fc_files
@@ -182,7 +183,7 @@ def test_refusals_name_the_reason_and_leave_the_net(lenet, tmp_path):
         surgery.rarefy(net, 2)
     np.testing.assert_array_equal(net.forward(data=np.ones((64, 1, 28, 28), np.float32))["prob"],
                                   before)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     assert surgery.rarefy_factors(net) == [2, 4]
     with pytest.raises(surgery.ShapeError, match="it takes 2, 4"):
         surgery.rarefy(net, 3)
@@ -198,7 +199,7 @@ def test_refusals_name_the_reason_and_leave_the_net(lenet, tmp_path):
     with pytest.raises(surgery.ShapeError, match="strides it can take: 2, 1"):
         surgery.rarefy(net, stride=2**31)
     assert surgery.geometry(net).stride == (4, 4)
-    result = net.rarefy(stride=2)
+    result = surgery.rarefy(net, stride=2)
     assert result.factor == 2 and result.stride == (2, 2)
     assert "pool2 (Pooling): stride 2 -> 1" in str(result)
 
@@ -206,7 +207,7 @@ def test_refusals_name_the_reason_and_leave_the_net(lenet, tmp_path):
 def test_dense_forward_and_cli_take_a_stride(lenet, mnist, tmp_path):
     from surgery.cli import main
     net = surgery.Net(*lenet)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     canvas = digit_canvas(mnist, 40, 44, seed=4)
     dense = surgery.dense_forward(net, canvas, stride=2)
     assert dense.geometry.stride == (2, 2)

@@ -63,8 +63,8 @@ def reduced_layers(result):
 # where no window of a reduced pooling hangs over its input's end (there
 # Caffe's ceil rounding gives the original one more, partial, coarse cell).
 LAYER_LEVEL = [
-    ("caffenet_fc_files", 2, 291, ["pool5"]),
-    ("caffenet_fc_files", 4, 291, ["pool2", "pool5"]),
+    pytest.param("caffenet_fc_files", 2, 291, ["pool5"], marks=pytest.mark.slow),
+    pytest.param("caffenet_fc_files", 4, 291, ["pool2", "pool5"], marks=pytest.mark.slow),
     ("squeezenet", 2, 267, ["pool5"]),  # pool10 (made fixed) becomes DilatedPooling
 ]
 
@@ -116,7 +116,8 @@ def test_equals_the_layer_level_shift_and_stitch(request, tmp_path, model, facto
 SIZE = 451
 
 
-@pytest.fixture(scope="module", params=[2, 4], ids=["f2", "f4"])
+@pytest.fixture(scope="module", params=[2, pytest.param(4, marks=pytest.mark.slow)],
+                ids=["f2", "f4"])
 def rarefied_451(request, caffenet_fc_files):
     """CaffeNet rarefied by f, run once on a random 451 x 451 input:
     (factor, input, rarefy report, the rarefied net's scores)."""
@@ -181,7 +182,7 @@ def test_vgg16_f2_equals_the_layer_level_shift_and_stitch(tmp_path):
     path.write_text(deploy.replace("input_dim: 16\n", "input_dim: 1\n", 1))
     net = surgery.Net(path)
     randomize(net, seed=1)
-    net.fully_convolutionalize()
+    surgery.fully_convolutionalize(net)
     converted = tmp_path / "vgg16_full_conv.prototxt"
     net.save(converted)
     geo = surgery.geometry(net)

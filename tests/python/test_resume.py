@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import surgery
-from surgery.batch import (RECORD_BYTES, check_inputs, make_job, plan, read_record,
+from surgery.dask_batch import (RECORD_BYTES, check_inputs, make_job, plan, read_record,
                            result_folder, result_paths, run_image, scheduler_target)
 from surgery.errors import BatchError, FileError
 
@@ -137,9 +137,10 @@ def test_results_of_other_settings_model_or_input_refuse_the_run_unless_overwrit
 def test_a_mean_file_is_a_setting_by_its_content(lenet, image, tmp_path):
     mean = tmp_path / "mean.npy"
     np.save(mean, np.zeros((1, 28, 28), np.float32))
-    first = make_job(*lenet, tmp_path / "out", mean=str(mean))
+    first = make_job(*lenet, tmp_path / "out", preprocess=surgery.Preprocess(mean=str(mean)))
     np.save(mean, np.ones((1, 28, 28), np.float32))
-    assert make_job(*lenet, tmp_path / "out", mean=str(mean)).settings != first.settings
+    again = make_job(*lenet, tmp_path / "out", preprocess=surgery.Preprocess(mean=str(mean)))
+    assert again.settings != first.settings
 
 
 # --- names that cannot collide, clean-up in one folder ---
@@ -214,7 +215,7 @@ def test_dask_addresses_are_taken(address):
                                      "tcp://host:8786/../x", ""])
 def test_what_is_no_address_nor_scheduler_file_is_refused_before_the_folder(lenet, image,
                                                                             tmp_path, address):
-    from surgery.batch import dense_images
+    from surgery.dask_batch import dense_images
     out = tmp_path / "new"
     with pytest.raises(BatchError, match="neither a Dask address"):
         dense_images(*lenet, [image], out, scheduler=address)
@@ -224,7 +225,7 @@ def test_what_is_no_address_nor_scheduler_file_is_refused_before_the_folder(lene
 @pytest.mark.parametrize("bad", [{"workers": 0}, {"workers": -2}, {"workers": 1.5},
                                  {"map_suffix": ".png"}])
 def test_bad_workers_or_map_format_are_refused_before_the_folder(lenet, image, tmp_path, bad):
-    from surgery.batch import dense_images
+    from surgery.dask_batch import dense_images
     out = tmp_path / "new"
     with pytest.raises(BatchError, match=next(iter(bad))):
         dense_images(*lenet, [image], out, **bad)
@@ -234,7 +235,7 @@ def test_bad_workers_or_map_format_are_refused_before_the_folder(lenet, image, t
 def test_an_unreachable_scheduler_is_one_typed_error_before_the_folder(lenet, image, tmp_path):
     pytest.importorskip("distributed")
     import dask
-    from surgery.batch import dense_images
+    from surgery.dask_batch import dense_images
     out = tmp_path / "new"
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
             pytest.raises(BatchError, match="cannot reach the Dask scheduler 'tcp://127.0.0.1:9'"):

@@ -112,6 +112,7 @@ def test_ctrl_c_stops_a_forward_between_layers_and_the_net_stays_usable(tmp_path
     assert out.split() == ["interrupted", "uninitialized", "usable"], (out, err)
 
 
+@pytest.mark.slow
 def test_fork_while_another_thread_is_inside_forward_does_not_hang_the_child(tmp_path):
     proto = tmp_path / "slow.prototxt"
     proto.write_text(SLOW_NET)

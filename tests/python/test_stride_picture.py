@@ -32,8 +32,8 @@ def lenet_maps(lenet, mnist):
     canvas = np.zeros((60, 76), np.float32)
     canvas[6:34, 30:58] = images[0] / 255.0
     net = surgery.fully_convolutionalize(*lenet).net
-    coarse = net.dense_forward(canvas)
-    fine = net.dense_forward(canvas, stride=2)
+    coarse = surgery.dense_forward(net, canvas)
+    fine = surgery.dense_forward(net, canvas, stride=2)
     return coarse, fine
 
 
@@ -56,6 +56,6 @@ def test_each_panel_shows_its_maps_cells_where_they_look(lenet_maps):
 
 def test_maps_of_different_images_are_refused(lenet_maps, lenet):
     coarse, _ = lenet_maps
-    other = surgery.fully_convolutionalize(*lenet).net.dense_forward(np.zeros((40, 40)))
+    other = surgery.dense_forward(surgery.fully_convolutionalize(*lenet).net, np.zeros((40, 40)))
     with pytest.raises(surgery.ShapeError, match="one image"):
         overlay.draw_strides([coarse, other])

@@ -39,6 +39,7 @@ def caffenet(tmp_path_factory):
     return proto, model, folder / "full_conv.prototxt", folder / "full_conv.caffemodel", result
 
 
+@pytest.mark.slow
 def test_caffenet_matches_the_seeds_hand_made_prototxt(caffenet):
     seed = fixture("bvlc_caffenet_full_conv", "bvlc_caffenet_full_conv.prototxt").read_text()
     ours = caffenet[2].read_text()
@@ -64,6 +65,7 @@ def test_caffenet_at_227_equals_the_original(caffenet):
     np.testing.assert_allclose(converted[:, :, 0, 0], original, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_caffenet_451_map_agrees_with_opencv_and_the_seed_recipe(caffenet):
     proto, model, conv_proto, conv_model, _ = caffenet
     x = np.random.default_rng(2).uniform(-50, 50, (1, 3, 451, 451)).astype(np.float32)
@@ -92,7 +94,7 @@ def test_live_surgery_keeps_the_weights_memory(caffenet):
     proto, model, *_ = caffenet
     net = surgery.Net(proto, model)
     before = net.params["fc6"][0]
-    result = net.fully_convolutionalize()
+    result = surgery.fully_convolutionalize(net)
     after = net.params["fc6-conv"][0]
     assert after.shape == (4096, 256, 6, 6)
     assert np.shares_memory(before, after)
@@ -106,7 +108,7 @@ def test_live_surgery_keeps_the_weights_memory(caffenet):
 def lenet_pair(lenet):
     original = surgery.Net(*lenet)
     converted = surgery.Net(*lenet)
-    result = converted.fully_convolutionalize()
+    result = surgery.fully_convolutionalize(converted)
     return original, converted, result
 
 
@@ -142,9 +144,10 @@ def test_lenet_finds_pasted_digits_where_they_are(lenet_pair, mnist):
 # --- Other architectures, random weights ------------------------------------
 
 @pytest.mark.parametrize("folder,name,blob,big,cells", [
-    ("bvlc_alexnet", "deploy.prototxt", "prob", 291, (3, 3)),
+    pytest.param("bvlc_alexnet", "deploy.prototxt", "prob", 291, (3, 3), marks=pytest.mark.slow),
     ("squeezenet", "SqueezeNet_v1.1_deploy.prototxt", "prob", 259, (3, 3)),
-    ("resnet50_deploy", "ResNet-50-deploy.prototxt", "prob", 256, (2, 2)),
+    pytest.param("resnet50_deploy", "ResNet-50-deploy.prototxt", "prob", 256, (2, 2),
+                 marks=pytest.mark.slow),
     pytest.param("vgg16_deploy", "vgg16_deploy.v1-gist-derived.prototxt", "prob", 256, (2, 2),
                  marks=pytest.mark.slow),
 ])

@@ -22,7 +22,7 @@ def converted_twin(net, tmp_path, **kwargs):
     """Save `net`, convert the copy; return (result, converted net)."""
     net.save(tmp_path / "a.prototxt", tmp_path / "a.caffemodel")
     twin = surgery.Net(tmp_path / "a.prototxt", tmp_path / "a.caffemodel")
-    return twin.fully_convolutionalize(**kwargs), twin
+    return surgery.fully_convolutionalize(twin, **kwargs), twin
 
 
 def assert_same_at_declared_size(net, twin, output, shape=(1, 2, 6, 5)):
@@ -101,7 +101,7 @@ def test_several_inputs(tmp_path):
               inner_product_param { num_output: 2 } }""")
     net = surgery.Net(path)
     randomize(net)
-    result = net.fully_convolutionalize()
+    result = surgery.fully_convolutionalize(net)
     assert result.layers[0].kernel == (4, 3)
     out = net.forward(data=np.ones((1, 2, 8, 7)), extra=np.ones((1, 3, 6, 5)))
     assert out["fc-conv"].shape == (1, 2, 3, 3)
@@ -110,7 +110,7 @@ def test_several_inputs(tmp_path):
 def test_input_shape_sets_where_kernels_are_measured(tmp_path):
     net = build(tmp_path, CONV + 'layer { name: "gap" type: "Pooling" bottom: "conv" top: "gap" '
                 'pooling_param { pool: MAX global_pooling: true } }')
-    result = net.fully_convolutionalize(input_shape=(1, 2, 10, 10))
+    result = surgery.fully_convolutionalize(net, input_shape=(1, 2, 10, 10))
     assert result.layers[0].kernel == (8, 8)
 
 
@@ -120,7 +120,7 @@ def test_axis_two_is_refused(tmp_path):
     net = build(tmp_path, CONV + 'layer { name: "fc" type: "InnerProduct" bottom: "conv" '
                 'top: "fc" inner_product_param { num_output: 4 axis: 2 } }')
     with pytest.raises(surgery.SurgeryError, match="'fc'.*axis 2"):
-        net.fully_convolutionalize()
+        surgery.fully_convolutionalize(net)
     assert [layer.type for layer in net.layers][-1] == "InnerProduct"
 
 

@@ -34,7 +34,7 @@ def image():
 
 @pytest.fixture(scope="module")
 def whole(lenet_conv, image):
-    return lenet_conv.dense_forward(image).scores
+    return surgery.dense_forward(lenet_conv, image).scores
 
 
 def write_tiff(path, array, kind):
@@ -48,11 +48,12 @@ def write_tiff(path, array, kind):
             tif.write(array[::2, ::2], tile=(64, 64), subfiletype=1)
 
 
-@pytest.mark.parametrize("kind", ["tiled", "striped", "pyramid"])
+@pytest.mark.parametrize("kind", ["tiled", pytest.param("striped", marks=pytest.mark.slow),
+                                  pytest.param("pyramid", marks=pytest.mark.slow)])
 def test_tiff_read_in_tiles_equals_the_whole_forward(lenet_conv, image, whole, tmp_path, kind):
     path = tmp_path / f"{kind}.tif"
     write_tiff(path, image, kind)
-    dense = lenet_conv.dense_forward(path, tile=(100, 150))
+    dense = surgery.dense_forward(lenet_conv, path, tile=(100, 150))
     assert len(dense.tiles) > 1
     assert np.abs(dense.scores - whole).max() <= TOLERANCE
 
@@ -70,7 +71,7 @@ def test_planar_rgb_tiff_reads_as_the_array(tmp_path):
 def test_memory_mapped_npy_equals_the_whole_forward(lenet_conv, image, whole, tmp_path):
     path = tmp_path / "image.npy"
     np.save(path, image)
-    dense = lenet_conv.dense_forward(path, tile=120)
+    dense = surgery.dense_forward(lenet_conv, path, tile=120)
     assert isinstance(dense.image, np.memmap)
     assert np.abs(dense.scores - whole).max() <= TOLERANCE
 
@@ -78,7 +79,7 @@ def test_memory_mapped_npy_equals_the_whole_forward(lenet_conv, image, whole, tm
 @pytest.mark.parametrize("suffix", [".zarr", ".npy"])
 def test_map_written_with_its_geometry(lenet_conv, image, whole, tmp_path, suffix):
     out = tmp_path / f"map{suffix}"
-    dense = lenet_conv.dense_forward(image, tile=128, out=out, labels=list("0123456789"))
+    dense = surgery.dense_forward(lenet_conv, image, tile=128, out=out, labels=list("0123456789"))
     scores, meta = load_map(out)
     assert np.abs(np.asarray(scores) - whole).max() <= TOLERANCE
     geo = surgery.geometry(lenet_conv)
@@ -89,8 +90,8 @@ def test_map_written_with_its_geometry(lenet_conv, image, whole, tmp_path, suffi
     assert sorted(os.listdir(tmp_path)) == sorted(
         [out.name] + ([out.name + ".json"] if suffix == ".npy" else []))
     with pytest.raises(surgery.FileError, match="exists"):
-        lenet_conv.dense_forward(image, tile=128, out=out)
-    lenet_conv.dense_forward(image[:100], tile=128, out=out, overwrite=True)
+        surgery.dense_forward(lenet_conv, image, tile=128, out=out)
+    surgery.dense_forward(lenet_conv, image[:100], tile=128, out=out, overwrite=True)
     assert load_map(out)[1]["image_shape"] == [100, 410]
 
 
@@ -138,15 +139,16 @@ def test_a_failed_run_leaves_no_map(lenet_conv, image, tmp_path, monkeypatch, su
 
     monkeypatch.setattr(ImageSource, "read", failing)
     with pytest.raises(surgery.FileError, match="disk gone"):
-        lenet_conv.dense_forward(image, tile=100, out=tmp_path / f"map{suffix}")
+        surgery.dense_forward(lenet_conv, image, tile=100, out=tmp_path / f"map{suffix}")
     assert os.listdir(tmp_path) == []
 
 
 def test_a_map_needs_a_known_suffix(lenet_conv, image, tmp_path):
     with pytest.raises(surgery.FileError, match=".zarr"):
-        lenet_conv.dense_forward(image, tile=100, out=tmp_path / "map.png")
+        surgery.dense_forward(lenet_conv, image, tile=100, out=tmp_path / "map.png")
 
 
+@pytest.mark.slow
 def test_large_tiff_through_lenet_within_a_memory_bound(lenet, tmp_path):
     """2048 x 2048 (the CI size; hardening/large_image.py runs 20000): the
     whole forward needs 3.1 GiB (the memory guard's estimate), the limit is
@@ -163,7 +165,7 @@ def test_large_tiff_through_lenet_within_a_memory_bound(lenet, tmp_path):
     scores, meta = load_map(tmp_path / "large.zarr")
     assert meta["image_shape"] == [2048, 2048]
     corner = tifffile.imread(tmp_path / "large.tif")[:300, :400]
-    expected = surgery.fully_convolutionalize(*lenet).net.dense_forward(corner).scores
+    expected = surgery.dense_forward(surgery.fully_convolutionalize(*lenet).net, corner).scores
     got = np.asarray(scores[:, :expected.shape[1], :expected.shape[2]])
     assert np.abs(got - expected).max() <= TOLERANCE
 
@@ -248,7 +250,7 @@ def test_a_tiled_map_held_in_memory_is_refused_before_it_is_made(lenet, tmp_path
 
     def case():
         net = surgery.fully_convolutionalize(*lenet).net
-        net.dense_forward(image, tile=1000)
+        surgery.dense_forward(net, image, tile=1000)
     refused_within(case, LIMIT, "map of")
 
 
@@ -261,7 +263,7 @@ def test_a_tile_larger_than_the_limit_is_refused_before_it_is_read(lenet, tmp_pa
 
     def case():
         net = surgery.fully_convolutionalize(*lenet).net
-        net.dense_forward(image, tile=6000, out=tmp_path / "map.zarr")
+        surgery.dense_forward(net, image, tile=6000, out=tmp_path / "map.zarr")
     refused_within(case, LIMIT, "reading 6000x6000 pixels")
     assert not (tmp_path / "map.zarr").exists()
 

@@ -73,8 +73,8 @@ def assert_same_map(tiled, whole):
 @pytest.mark.parametrize("tile", [51, 58, 63, (53, 90), 100])
 def test_padded_net_tiles_equal_whole_forward(padded_net, tile):
     image = np.random.default_rng(0).random((211, 157, 3), dtype=np.float32)
-    whole = padded_net.dense_forward(image)
-    tiled = padded_net.dense_forward(image, tile=tile)
+    whole = surgery.dense_forward(padded_net, image)
+    tiled = surgery.dense_forward(padded_net, image, tile=tile)
     assert_same_map(tiled, whole)
 
 
@@ -82,12 +82,12 @@ def test_tiles_without_overlap_differ_at_the_seams(padded_net):
     """The oracle can fail: tiles that abut, run alone and stitched, do not
     give the whole forward near their borders (their zero padding)."""
     image = np.random.default_rng(0).random((128, 128, 3), dtype=np.float32)
-    whole = padded_net.dense_forward(image).scores
+    whole = surgery.dense_forward(padded_net, image).scores
     geo = surgery.geometry(padded_net)
     half = 64  # a multiple of the stride, so each half's grid is the image's
     cells = half // geo.stride[0]
-    top = padded_net.dense_forward(image[:half]).scores
-    bottom = padded_net.dense_forward(image[half:]).scores
+    top = surgery.dense_forward(padded_net, image[:half]).scores
+    bottom = surgery.dense_forward(padded_net, image[half:]).scores
     naive = np.concatenate([top[:, :cells], bottom], axis=1)[:, :whole.shape[1]]
     seam = np.abs(naive - whole).max(axis=(0, 2))
     assert seam[cells - 1] > 1e-3 and seam[cells] > 1e-3
@@ -96,7 +96,7 @@ def test_tiles_without_overlap_differ_at_the_seams(padded_net):
 
 def test_every_cell_is_kept_by_exactly_one_tile(padded_net):
     geo = surgery.geometry(padded_net)
-    whole = padded_net.dense_forward(np.zeros((300, 211, 3), np.float32)).shape
+    whole = surgery.dense_forward(padded_net, np.zeros((300, 211, 3), np.float32)).shape
 
     def cells_of(h, w):
         padded_net.reshape(data=(1, 3, h, w))
@@ -115,23 +115,26 @@ def test_every_cell_is_kept_by_exactly_one_tile(padded_net):
 
 def test_too_small_a_tile_is_refused(padded_net):
     with pytest.raises(surgery.ShapeError, match="at least"):
-        padded_net.dense_forward(np.zeros((200, 200, 3), np.float32), tile=20)
+        surgery.dense_forward(padded_net, np.zeros((200, 200, 3), np.float32), tile=20)
 
 
+@pytest.mark.slow
 def test_caffenet_1000x700_in_tiles_of_451(caffenet):
     rng = np.random.default_rng(7)
     image = rng.integers(0, 256, (700, 1000, 3), dtype=np.uint8)
-    kwargs = dict(mean=[104, 117, 123], channel_swap=(2, 1, 0), raw_scale=255)
-    whole = caffenet.dense_forward(image, **kwargs)
-    tiled = caffenet.dense_forward(image, tile=451, **kwargs)  # divides neither side
+    kwargs = dict(preprocess=surgery.Preprocess(mean=[104, 117, 123], channel_swap=(2, 1, 0),
+                                                raw_scale=255))
+    whole = surgery.dense_forward(caffenet, image, **kwargs)
+    tiled = surgery.dense_forward(caffenet, image, tile=451, **kwargs)  # divides neither side
     assert_same_map(tiled, whole)
 
 
+@pytest.mark.slow
 def test_lenet_on_a_large_digits_canvas(lenet_conv, mnist):
     canvas = digits_canvas(mnist, (600, 900), 300)
-    whole = lenet_conv.dense_forward(canvas)
+    whole = surgery.dense_forward(lenet_conv, canvas)
     for tile in (128, (97, 203)):
-        assert_same_map(lenet_conv.dense_forward(canvas, tile=tile), whole)
+        assert_same_map(surgery.dense_forward(lenet_conv, canvas, tile=tile), whole)
 
 
 # In a child process, so that no other net's memory counts against the limit.
@@ -144,7 +147,7 @@ image = np.random.default_rng(2).random((1000, 900, 3), dtype=np.float32)
 net = surgery.Net(sys.argv[1])
 randomize(net, seed=3)
 net.save(sys.argv[2], sys.argv[3])
-whole = net.dense_forward(image).scores
+whole = surgery.dense_forward(net, image).scores
 del net
 gc.collect()
 net = surgery.Net(sys.argv[2], sys.argv[3])
@@ -157,7 +160,7 @@ while high - low > 1 << 16:
     except surgery.MemoryLimitError:
         low = (low + high) // 2
 surgery.set_memory_limit(high // 3)
-tiled = net.dense_forward(image)
+tiled = surgery.dense_forward(net, image)
 print(json.dumps({"tiles": len(tiled.tiles), "tile": tiled.tiles.tile,
                   "diff": float(np.abs(tiled.scores - whole).max())}))
 """
@@ -180,13 +183,14 @@ def test_image_over_the_memory_limit_is_tiled_and_exact(tmp_path):
 def test_a_mean_image_is_refused_for_tiles(padded_net):
     mean = np.random.default_rng(0).random((3, 8, 8))
     with pytest.raises(surgery.ShapeError, match="per-channel"):
-        padded_net.dense_forward(np.zeros((100, 100, 3), np.float32), mean=mean, tile=50)
+        surgery.dense_forward(padded_net, np.zeros((100, 100, 3), np.float32),
+                              preprocess=surgery.Preprocess(mean=mean), tile=50)
 
 
 def test_blobs_of_a_tiled_forward_are_refused(padded_net):
     image = np.zeros((100, 100, 3), np.float32)
     with pytest.raises(surgery.SurgeryError, match="one per tile"):
-        padded_net.dense_forward(image, tile=60, blobs=("c1",))
-    dense = padded_net.dense_forward(image, tile=60)
+        surgery.dense_forward(padded_net, image, tile=60, blobs=("c1",))
+    dense = surgery.dense_forward(padded_net, image, tile=60)
     with pytest.raises(surgery.SurgeryError, match="tiles"):
         dense.features("c1")

@@ -34,6 +34,7 @@ def forward_both(net, **inputs):
     return out
 
 
+@pytest.mark.slow
 def test_lenet_reads_mnist_as_caffe_does(lenet, mnist):
     images, labels = mnist
     x = images[:500, None].astype(np.float32) * 0.00390625
@@ -45,12 +46,13 @@ def test_lenet_reads_mnist_as_caffe_does(lenet, mnist):
     assert (probs["winograd"].argmax(1) == labels[:500]).mean() > 0.97
 
 
+@pytest.mark.slow
 def test_caffenet_dense_map_matches_caffe(caffenet_fc):
     image = np.random.default_rng(3).uniform(0, 255, (451, 451, 3)).astype(np.float32)
     maps = {}
     for algorithm in ("caffe", "winograd"):
         caffenet_fc.convolution = algorithm
-        maps[algorithm] = caffenet_fc.dense_forward(image)
+        maps[algorithm] = surgery.dense_forward(caffenet_fc, image)
     assert caffenet_fc.winograd_layers == ["conv2", "conv3", "conv4", "conv5", "fc6-conv"]
     times = caffenet_fc.layer_times
     assert [name for name in times if name in caffenet_fc.winograd_layers] == \
@@ -73,6 +75,7 @@ def test_caffenet_dense_map_matches_caffe(caffenet_fc):
     assert (together[1:2].argmax(1) == exact.argmax(1)).all()
 
 
+@pytest.mark.slow
 def test_layers_replaced_by_rarefaction_are_checked_anew(caffenet_fc_files):
     # Rarefying to stride 16 replaces pool5 and the layers after it (fc6-conv
     # then dilated 2: Caffe's again); the convolutions before keep Winograd.
@@ -87,13 +90,14 @@ def test_layers_replaced_by_rarefaction_are_checked_anew(caffenet_fc_files):
     np.testing.assert_allclose(both["winograd"]["prob"], both["caffe"]["prob"], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_tiled_map_matches_the_whole_within_rounding(caffenet_fc):
     # Tiles move where Winograd's tiles fall, so the sums round differently
     # from the whole image's: equal within the same 1e-4, not bit for bit.
     image = np.random.default_rng(4).uniform(0, 255, (643, 611, 3)).astype(np.float32)
     caffenet_fc.convolution = "winograd"
-    whole = caffenet_fc.dense_forward(image)
-    tiled = caffenet_fc.dense_forward(image, tile=(420, 420))
+    whole = surgery.dense_forward(caffenet_fc, image)
+    tiled = surgery.dense_forward(caffenet_fc, image, tile=(420, 420))
     assert tiled.shape == whole.shape == (14, 13)
     np.testing.assert_allclose(tiled.scores, whole.scores, atol=1e-4)
     assert (tiled.argmax == whole.argmax).all()

@@ -3,7 +3,7 @@
 The modules, each importing only those above it in this list: errors;
 memory_budget; atomic_files; net (Net, LayerInfo, lazy views), map_store,
 pinned; geometry, labels, detections, plot, rarefy; convert, preprocess,
-overlay, report, tiles; sources, tiled_forward; dense; demo, batch (Dask);
+overlay, report, tiles; sources, tiled_forward; dense; demo, dask_batch;
 cli.
 """
 
@@ -24,7 +24,7 @@ from .geometry import Geometry, geometry
 from .rarefy import RarefiedLayer, RarefyResult, rarefy, rarefy_factors
 from .convert import ConvertedLayer, SurgeryResult, fully_convolutionalize
 from . import preprocess
-from .preprocess import load_image
+from .preprocess import Preprocess, load_image
 from .detections import Detection
 from .labels import load_labels
 from .dense import DenseMap, dense_forward
@@ -72,7 +72,8 @@ __all__ = [
     # nets, surgery, dense inference
     "LayerInfo", "Net", "ConvertedLayer", "Geometry", "SurgeryResult", "fully_convolutionalize",
     "RarefiedLayer", "RarefyResult", "rarefy", "rarefy_factors",
-    "geometry", "DenseMap", "Detection", "dense_forward", "preprocess", "load_image", "load_labels",
+    "geometry", "DenseMap", "Detection", "dense_forward", "Preprocess", "preprocess",
+    "load_image", "load_labels",
     # settings
     "gpu_available", "mode", "set_mode", "set_device", "set_tf32", "tf32", "pinned_empty",
     "set_log_level",

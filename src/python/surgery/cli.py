@@ -15,7 +15,8 @@ import os
 import pathlib
 import re
 import sys
-from typing import List, Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, List, Optional, Sequence, Tuple
 
 from . import demo
 from .atomic_files import Outputs, write_text
@@ -26,7 +27,7 @@ from .geometry import as_window
 from .labels import check_labels
 from .net import Net
 from .overlay import picture_format
-from .preprocess import load_mean
+from .preprocess import Preprocess, load_mean
 from .rarefy import output_stride, rarefy
 from .report import format_dense
 
@@ -99,7 +100,7 @@ def unit_interval(text: str) -> float:
 
 def scheduler_argument(text: str) -> str:
     """A Dask address or scheduler file, checked before anything is made."""
-    from .batch import scheduler_target
+    from .dask_batch import scheduler_target
     from .errors import BatchError
     try:
         scheduler_target(text)
@@ -215,69 +216,145 @@ def _class_index(choice: Optional[str], labels: Optional[List[str]], classes: in
     return index
 
 
-def _dense(args: argparse.Namespace) -> int:
-    # Everything that can be checked is checked before the first forward.
-    if args.picture and not (os.path.isdir(args.picture) or args.picture.endswith(os.sep)):
-        picture_format(args.picture)
-    if args.picture and args.picture.endswith(os.sep) and not os.path.isdir(args.picture):
-        raise UsageError(f"--picture folder {args.picture!r} does not exist")
+@dataclass(frozen=True)
+class DenseOptions:
+    """What ``caffe-surgery dense`` was asked to do, checked: built from the
+    command line in one place (dense_options), where every usage error that
+    needs no net is found; those that need the net (labels, class,
+    background, the mean's channels) are found when it is loaded (for_net).
+    Both before the first forward."""
+    prototxt: str
+    weights: str
+    images: List[str]
+    pictures: List[Optional[str]]
+    preprocess: Preprocess
+    window: Any
+    tile: Any
+    stride: Optional[int]
+    convolution: str
+    labels: Any  # the file's name; the names in it once checked against the net
+    cls: Any  # as given; the class index once checked against the net
+    background: Optional[List[int]]
+    threshold: float
+    nms: float
+    json: Optional[str]
+    csv: Optional[str]
+    side_by_side: bool
+    batch_size: int
+    out: Optional[str]
+    workers: Optional[int]
+    scheduler: Optional[str]
+    overwrite: bool
+    map_format: str
+
+
+def _check_picture(picture: Optional[str]) -> None:
+    if picture and not (os.path.isdir(picture) or picture.endswith(os.sep)):
+        picture_format(picture)
+    if picture and picture.endswith(os.sep) and not os.path.isdir(picture):
+        raise UsageError(f"--picture folder {picture!r} does not exist")
+
+
+def _check_destination(args: argparse.Namespace) -> None:
+    """--out and the options that go with it, or those that go without it."""
+    if args.out is None:
+        if args.workers is not None or args.scheduler is not None or args.overwrite:
+            raise UsageError("--workers, --scheduler and --overwrite go with the results of "
+                             "--out: give --out FOLDER")
+        return
+    if args.json or args.csv or args.picture:
+        raise UsageError("--out writes one record per image (<image>.result/record.json); "
+                         "--json, --csv and --picture go with a serial run (no --out)")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out!r} is a file; give a folder")
+
+
+def dense_options(args: argparse.Namespace) -> DenseOptions:
+    """The dense command's options from its command line; a usage error
+    (UsageError, or the SurgeryError of a bad file) before any work."""
+    _check_picture(args.picture)
     images = expand_images(args.images)
     pictures = picture_paths(args.picture, images)
     claim_outputs(args, images, pictures)
-    mean = args.mean
-    if isinstance(mean, str):
-        mean = load_mean(mean)
+    mean = load_mean(args.mean) if isinstance(args.mean, str) else args.mean
     window = as_window(args.window[0] if args.window and len(args.window) == 1 else args.window)
-    size = None
-    if args.size is not None:
-        if len(args.size) != 2:
-            raise UsageError("--size needs H,W")
-        size = args.size
-    net = Net(args.prototxt, args.weights)
-    # Converted now (the checks below need its output), reported once they passed,
-    # so a usage error stays the one line it is.
+    if args.size is not None and len(args.size) != 2:
+        raise UsageError("--size needs H,W")
+    tile = _tile_argument(args.tile)
+    _check_destination(args)
+    preprocess = Preprocess(mean=mean, channel_swap=args.channel_swap, raw_scale=args.raw_scale,
+                            input_scale=args.input_scale, size=args.size)
+    return DenseOptions(
+        prototxt=args.prototxt, weights=args.weights, images=images, pictures=pictures,
+        preprocess=preprocess, window=window, tile=tile, stride=args.stride,
+        convolution=args.convolution, labels=args.labels, cls=args.cls,
+        background=args.background or None, threshold=args.threshold, nms=args.nms,
+        json=args.json, csv=args.csv, side_by_side=args.side_by_side,
+        batch_size=args.batch_size, out=args.out, workers=args.workers,
+        scheduler=args.scheduler, overwrite=args.overwrite, map_format=args.map_format)
+
+
+def dense_net(options: DenseOptions) -> Tuple[Net, List[Any]]:
+    """The net to run, converted and rarefied as asked, with the reports of
+    what was done to it (printed once every check has passed)."""
+    net = Net(options.prototxt, options.weights)
     conversion = (fully_convolutionalize(net)
                   if any(layer.type == "InnerProduct" for layer in net.layers) else None)
-    rarefied = (rarefy(net, stride=args.stride) if args.stride is not None
-                and output_stride(net) != (args.stride, args.stride) else None)
-    net.convolution = args.convolution
+    rarefied = (rarefy(net, stride=options.stride) if options.stride is not None
+                and output_stride(net) != (options.stride, options.stride) else None)
+    net.convolution = options.convolution
+    return net, [report for report in (conversion, rarefied) if report is not None]
+
+
+def for_net(options: DenseOptions, net: Net) -> DenseOptions:
+    """`options` checked against the net they run: labels, class and
+    background within its classes, the mean's values one per channel."""
     output = net.outputs[0] if net.outputs else None
     classes = int(net.blobs[output].shape[1]) if output else 0
-    labels = check_labels(args.labels, classes) if args.labels else None
+    labels = check_labels(options.labels, classes) if options.labels else None
     channels = net.declared_input_shapes()[net.inputs[0]][1] if net.inputs else 0
+    mean = options.preprocess.mean
     if mean is not None and getattr(mean, "ndim", 1) == 1 and len(mean) != channels:
         raise UsageError(f"--mean has {len(mean)} values, the net takes {channels} channels")
-    cls = _class_index(args.cls, labels, classes)
-    background = args.background or None
-    for b in background or ():
+    cls = _class_index(options.cls, labels, classes)
+    for b in options.background or ():
         if not 0 <= b < classes:
             raise UsageError(f"--background {b} is outside 0..{classes - 1}")
-    tile = _tile_argument(args.tile)
-    if args.out is not None:
-        return _dense_to_folder(args, images, mean, size, window, labels, background, tile)
-    if args.workers is not None or args.scheduler is not None or args.overwrite:
-        raise UsageError("--workers, --scheduler and --overwrite go with the results of "
-                         "--out: give --out FOLDER")
-    for report in (conversion, rarefied):
-        if report is not None:
-            print(report, file=sys.stderr)
+    return replace(options, labels=labels, cls=cls)
 
+
+def _dense(args: argparse.Namespace) -> int:
+    # Everything that can be checked is checked before the first forward.
+    options = dense_options(args)
+    net, reports = dense_net(options)
+    options = for_net(options, net)
+    if options.out is not None:
+        return _dense_to_folder(options)
+    for report in reports:
+        print(report, file=sys.stderr)
+    return run_dense(options, net)
+
+
+def run_dense(options: DenseOptions, net: Net) -> int:
+    """Runs the checked `options` image by image on `net`: a line per image,
+    each failure on stderr (exit 1), the pictures, --json and --csv."""
+    images = options.images
     records, failures = [], 0
     progress = len(images) > 1 and sys.stderr.isatty()
-    options = dict(mean=mean, channel_swap=args.channel_swap, raw_scale=args.raw_scale,
-                   input_scale=args.input_scale, size=size, labels=labels, window=window,
-                   tile=tile)
+    forward = dict(preprocess=options.preprocess, labels=options.labels,
+                   window=options.window, tile=options.tile)
     # Tiled images each have a map of their own size: held one at a time.
-    batch = 1 if tile is not None else args.batch_size
-    for image, picture, dense in _maps_in_batches(net, images, pictures, options, batch,
-                                                  progress):
+    batch = 1 if options.tile is not None else options.batch_size
+    for image, picture, dense in _maps_in_batches(net, images, options.pictures, forward,
+                                                  batch, progress):
         try:
             if isinstance(dense, Exception):
                 raise dense
-            found = dense.detections(threshold=args.threshold, nms_iou=args.nms,
-                                     background=background) if dense.geometry else []
+            found = dense.detections(threshold=options.threshold, nms_iou=options.nms,
+                                     background=options.background) if dense.geometry else []
             if picture:
-                dense.save_picture(picture, cls, found, side_by_side=args.side_by_side)
+                dense.save_picture(picture, options.cls, found,
+                                   side_by_side=options.side_by_side)
         except IMAGE_ERRORS as error:
             if progress:
                 print("\r\033[K", end="", file=sys.stderr, flush=True)
@@ -292,14 +369,18 @@ def _dense(args: argparse.Namespace) -> int:
         if picture:
             print(f"wrote {picture}")
         records += [{"image": image, **d.record()} for d in found]
-    if args.json:
-        write_text(args.json, json.dumps(records, indent=1) + "\n", "--json")
-    if args.csv:
-        write_text(args.csv, _csv_text(records), "--csv")
+    _write_records(options, records)
     if len(images) > 1:
         print(f"{len(images) - failures} of {len(images)} images processed"
               + (f", {failures} failed" if failures else ""))
     return 1 if failures else 0
+
+
+def _write_records(options: DenseOptions, records: List[dict]) -> None:
+    if options.json:
+        write_text(options.json, json.dumps(records, indent=1) + "\n", "--json")
+    if options.csv:
+        write_text(options.csv, _csv_text(records), "--csv")
 
 
 def _maps_in_batches(net: Net, images: Sequence[str], pictures: Sequence, options: dict,
@@ -348,23 +429,17 @@ def _tile_argument(values: Optional[List[int]]):
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def _dense_to_folder(args, images, mean, size, window, labels, background, tile) -> int:
-    """One map and one record per image into --out, on Dask (batch.py)."""
-    from .batch import dense_images
-    if args.json or args.csv or args.picture:
-        raise UsageError("--out writes one record per image (<image>.result/record.json); "
-                         "--json, --csv and --picture go with a serial run (no --out)")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UsageError(f"--out {args.out!r} is a file; give a folder")
-    options = dict(mean=mean, channel_swap=args.channel_swap, raw_scale=args.raw_scale,
-                   input_scale=args.input_scale, size=size, labels=labels, window=window,
-                   tile=tile, stride=args.stride)
-    summary = dense_images(args.prototxt, args.weights, images, args.out,
-                           scheduler=args.scheduler, workers=args.workers,
-                           map_suffix="." + args.map_format, threshold=args.threshold,
-                           nms_iou=args.nms, background=background,
-                           progress=sys.stderr.isatty(), convolution=args.convolution,
-                           overwrite=args.overwrite, **options)
+def _dense_to_folder(options: DenseOptions) -> int:
+    """One map and one record per image into --out, on Dask (dask_batch.py)."""
+    from .dask_batch import dense_images
+    summary = dense_images(options.prototxt, options.weights, options.images, options.out,
+                           scheduler=options.scheduler, workers=options.workers,
+                           map_suffix="." + options.map_format, threshold=options.threshold,
+                           nms_iou=options.nms, background=options.background,
+                           progress=sys.stderr.isatty(), convolution=options.convolution,
+                           overwrite=options.overwrite, preprocess=options.preprocess,
+                           labels=options.labels, window=options.window, tile=options.tile,
+                           stride=options.stride)
     print(summary)
     return 1 if summary.failed else 0
 
@@ -405,11 +480,8 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def parser() -> Parser:
-    top = Parser(prog=PROG, description=__doc__,
-                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    top.add_argument("--version", action="version", version=f"{PROG} {_version()}")
-    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _demo_command(commands) -> None:
+    """caffe-surgery demo: the quick start."""
     demo_command = commands.add_parser(
         "demo", help="train a digit classifier (once), convert it, read digits off a canvas")
     demo_command.add_argument("--png", default="dense_digits.png",
@@ -423,11 +495,17 @@ def parser() -> Parser:
     demo_command.set_defaults(run=lambda args: demo.run(
         png=args.png, stride=args.stride, stride_png=args.stride_png) and 0)
 
+
+def _info_command(commands) -> None:
+    """caffe-surgery info: a net's layers."""
     info = commands.add_parser("info", help="list a net's layers and parameter shapes")
     info.add_argument("prototxt", help="net definition (text prototxt)")
     info.add_argument("weights", nargs="?", help="caffemodel (optional)")
     info.set_defaults(run=_info)
 
+
+def _convert_command(commands) -> None:
+    """caffe-surgery convert: a classifier made fully convolutional."""
     convert = commands.add_parser("convert", help="make a classifier fully convolutional")
     convert.add_argument("prototxt", help="deploy prototxt")
     convert.add_argument("weights", nargs="?", help="caffemodel (omit to convert the definition)")
@@ -442,14 +520,9 @@ def parser() -> Parser:
                               "every PIXELS pixels (a divisor of its stride; exact)")
     convert.set_defaults(run=_convert)
 
-    dense = commands.add_parser(
-        "dense", help="classify every window of large images at once; detect, draw, export",
-        description="Runs the net once per image and reports its map, its detections and "
-                    "the classes detected. Folders and globs expand to images.")
-    dense.add_argument("prototxt", help="net definition; converted on the fly if it still "
-                                        "has InnerProduct layers")
-    dense.add_argument("weights", help="caffemodel")
-    dense.add_argument("images", nargs="+", help="image files, folders of images, or globs")
+
+def _preprocessing_arguments(dense: Parser) -> None:
+    """How each image becomes the net's input (surgery.Preprocess)."""
     dense.add_argument("--mean", type=mean_argument,
                        help="per-channel values like 104,117,123, or a mean file "
                             "(.npy, or Caffe's .binaryproto)")
@@ -461,12 +534,20 @@ def parser() -> Parser:
                        help="multiply after the mean is subtracted")
     dense.add_argument("--size", type=numbers(int), metavar="H,W",
                        help="resize each image to H,W first")
+
+
+def _map_arguments(dense: Parser) -> None:
+    """Which map is made: its window, its stride, its class names."""
     dense.add_argument("--window", type=numbers(int, 2), metavar="H,W",
                        help="the window a cell stands for (default: from the net, see README)")
     dense.add_argument("--stride", type=positive_int, metavar="PIXELS",
                        help="answer every PIXELS pixels: the net is rarefied first (a divisor "
                             "of its output stride; exact shift-and-stitch in one forward)")
     dense.add_argument("--labels", help="class names, one per line (count must match)")
+
+
+def _detection_arguments(dense: Parser) -> None:
+    """What is found in each map, and where it is written."""
     dense.add_argument("--threshold", type=finite_number, default=0.5,
                        help="smallest score a detection needs (default 0.5)")
     dense.add_argument("--nms", type=unit_interval, default=0.3, metavar="IOU",
@@ -485,6 +566,10 @@ def parser() -> Parser:
                        help="class whose map is drawn (index or label; default the best)")
     dense.add_argument("--side-by-side", action="store_true",
                        help="draw the map beside the image instead of over it")
+
+
+def _run_arguments(dense: Parser) -> None:
+    """How the images run: in tiles, in batches, on Dask, with which kernels."""
     dense.add_argument("--tile", type=numbers(int, 2), metavar="H,W",
                        help="run each image in tiles of this many pixels; the map equals the "
                             "whole-image one (default: tiles only where the whole image "
@@ -517,7 +602,30 @@ def parser() -> Parser:
                             "transformed weights take up to 4x their memory)")
     dense.add_argument("--map-format", choices=("npy", "zarr"), default="npy",
                        help="with --out: how maps are stored (default npy)")
+
+
+def _dense_command(commands) -> None:
+    """caffe-surgery dense: maps, detections, pictures of images."""
+    dense = commands.add_parser(
+        "dense", help="classify every window of large images at once; detect, draw, export",
+        description="Runs the net once per image and reports its map, its detections and "
+                    "the classes detected. Folders and globs expand to images.")
+    dense.add_argument("prototxt", help="net definition; converted on the fly if it still "
+                                        "has InnerProduct layers")
+    dense.add_argument("weights", help="caffemodel")
+    dense.add_argument("images", nargs="+", help="image files, folders of images, or globs")
+    for add in (_preprocessing_arguments, _map_arguments, _detection_arguments, _run_arguments):
+        add(dense)
     dense.set_defaults(run=_dense)
+
+
+def parser() -> Parser:
+    top = Parser(prog=PROG, description=__doc__,
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_demo_command, _info_command, _convert_command, _dense_command):
+        add(commands)
     return top
 
 

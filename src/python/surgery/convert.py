@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence, Union
 from . import _core
 from .errors import SurgeryError
 from .geometry import WINDOW_RULES, Geometry, geometry
-from .net import Net, PathLike, operations
+from .net import Net, PathLike
 from .rarefy import RarefiedLayer, rarefy
 from .rarefy import describe as describe_rarefied
 
@@ -75,17 +75,8 @@ def _input_shapes(net: Net, input_shape: Union[Shape, Dict[str, Shape], None]
     return {inputs[0]: input_shape}
 
 
-def convert_in_place(net: Net, *, suffix: Optional[str] = "-conv",
-                     input_shape: Union[Shape, Dict[str, Shape], None] = None,
-                     factor: Optional[int] = None, stride: Optional[int] = None
-                     ) -> SurgeryResult:
-    """Convert a live net in place (``Net.fully_convolutionalize``)."""
-    report = _core.fully_convolutionalize(net, suffix, _input_shapes(net, input_shape))
-    layers = list(report.layers)
-    rarefied = []
-    if factor is not None or stride is not None:
-        rarefied = rarefy(net, factor, stride=stride).layers
-    geo = geometry(net)
+def _warnings(geo: Optional[Geometry], converted: bool) -> List[str]:
+    """What the caller should know about the converted net's output geometry."""
     warnings = []
     if geo and geo.padded_layers:
         warnings.append(
@@ -101,10 +92,28 @@ def convert_in_place(net: Net, *, suffix: Optional[str] = "-conv",
             f"{geo.min_input[0]}x{geo.min_input[1]} up may give one cell; GoogLeNet and "
             "ResNet took another size than the exact fit): if it took another, pass "
             "window=(H, W) to dense_forward (caffe-surgery dense --window H,W)")
-    if geo is None and layers:
+    if geo is None and converted:
         warnings.append("the output geometry could not be derived from the layers")
-    return SurgeryResult(net=net, layers=layers, removed=list(report.removed), geometry=geo,
-                         warnings=warnings, rarefied=rarefied)
+    return warnings
+
+
+def _check_arguments(prototxt: Union[PathLike, Net], weights: Optional[PathLike],
+                     out_prototxt: Optional[PathLike], out_weights: Optional[PathLike]) -> None:
+    """Refuses a call that cannot succeed before anything is loaded."""
+    live = isinstance(prototxt, Net)
+    if live and weights is not None:
+        raise SurgeryError("a live Net already holds its weights: pass weights=None")
+    if out_weights is not None and weights is None and not live:
+        raise SurgeryError("out_weights needs weights to convert")
+    if out_prototxt is not None and out_weights is not None and (
+            os.fsencode(os.path.realpath(out_prototxt)) ==
+            os.fsencode(os.path.realpath(out_weights))):  # a str and a bytes path alike
+        raise SurgeryError("out_prototxt and out_weights are the same file "
+                           f"{os.fspath(out_prototxt)!r}")
+    for out in (out_prototxt, out_weights):
+        if out is not None and not live and os.path.exists(out) and (
+                os.path.samefile(out, prototxt) or (weights and os.path.samefile(out, weights))):
+            raise SurgeryError(f"refusing to overwrite the input {os.fspath(out)!r}")
 
 
 def fully_convolutionalize(prototxt: Union[PathLike, Net], weights: Optional[PathLike] = None,
@@ -125,27 +134,17 @@ def fully_convolutionalize(prototxt: Union[PathLike, Net], weights: Optional[Pat
     denser, exactly. Outputs, if given, are written atomically; inputs are
     never modified.
     """
-    live = isinstance(prototxt, Net)
-    # Argument checks first: nothing is loaded for a call that cannot succeed.
-    if live and weights is not None:
-        raise SurgeryError("a live Net already holds its weights: pass weights=None")
-    if out_weights is not None and weights is None and not live:
-        raise SurgeryError("out_weights needs weights to convert")
-    if out_prototxt is not None and out_weights is not None and (
-            os.fsencode(os.path.realpath(out_prototxt)) ==
-            os.fsencode(os.path.realpath(out_weights))):  # a str and a bytes path alike
-        raise SurgeryError("out_prototxt and out_weights are the same file "
-                           f"{os.fspath(out_prototxt)!r}")
-    for out in (out_prototxt, out_weights):
-        if out is not None and not live and os.path.exists(out) and (
-                os.path.samefile(out, prototxt) or (weights and os.path.samefile(out, weights))):
-            raise SurgeryError(f"refusing to overwrite the input {os.fspath(out)!r}")
-    net = prototxt if live else Net(prototxt, weights)
-    result = convert_in_place(net, suffix=suffix, input_shape=input_shape, factor=factor,
-                              stride=stride)
+    _check_arguments(prototxt, weights, out_prototxt, out_weights)
+    net = prototxt if isinstance(prototxt, Net) else Net(prototxt, weights)
+    report = _core.fully_convolutionalize(net, suffix, _input_shapes(net, input_shape))
+    rarefied = []
+    if factor is not None or stride is not None:
+        rarefied = rarefy(net, factor, stride=stride).layers
+    geo = geometry(net)
+    result = SurgeryResult(net=net, layers=list(report.layers), removed=list(report.removed),
+                           geometry=geo, warnings=_warnings(geo, bool(report.layers)),
+                           rarefied=rarefied)
     if out_prototxt is not None or out_weights is not None:
         net.save(out_prototxt, out_weights)
     return result
 
-
-operations["fully_convolutionalize"] = convert_in_place

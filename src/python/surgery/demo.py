@@ -13,6 +13,7 @@ import numpy as np
 from . import digits
 from .atomic_files import Outputs
 from .convert import fully_convolutionalize
+from .dense import dense_forward
 from .overlay import save_strides_picture
 from .rarefy import rarefy
 
@@ -46,7 +47,7 @@ def run(png: str = "dense_digits.png", out=print, stride: Optional[int] = None,
     out(str(result))
     _, (held_images, held_labels) = digits.split(*digits.digit_images())
     canvas, truth = canvas_with_digits(held_images, held_labels)
-    dense = result.net.dense_forward(canvas, labels=digits.LABELS)
+    dense = dense_forward(result.net, canvas, labels=digits.LABELS)
     out(f"\ncanvas {CANVAS[1]}x{CANVAS[0]} -> {dense.shape[0]}x{dense.shape[1]} map "
         f"(one cell per {result.geometry.window[0]}px window, stride {result.geometry.stride[0]})")
     out("best class per cell ('.' = background):")
@@ -80,7 +81,7 @@ def finer_map(net, dense, truth, canvas, stride: int, png: str, out=print):
     each stride, and draws both maps side by side into `png`."""
     coarse = dense.geometry.stride[0]
     out(f"\n{rarefy(net, stride=stride)}")
-    fine = net.dense_forward(canvas, labels=digits.LABELS)
+    fine = dense_forward(net, canvas, labels=digits.LABELS)
     y, x, digit = next(((y, x, d) for y, x, d in truth if y % coarse or x % coarse), truth[0])
     out(f"digit {digit} pasted at {x},{y}: its best cell nearby has its window at")
     for m in (dense, fine):

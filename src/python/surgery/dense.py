@@ -15,15 +15,15 @@ from .geometry import Geometry, WindowLike, geometry
 from .labels import check_labels
 from .map_store import MapWriter, load_map
 from .memory_budget import array_bytes, check_memory
-from .net import Net, operations
+from .net import Net
 from .overlay import save_picture
 from .pinned import staged_batch
 from .plot import plot_dense_map
-from .preprocess import (DECODE_BYTES_PER_VALUE, ImageLike, MeanLike, check_image_memory,
-                         image_size, open_regular_file, preprocess)
+from .preprocess import (DECODE_BYTES_PER_VALUE, ImageLike, Preprocess, check_image_memory,
+                         image_size, open_regular_file)
 from .rarefy import output_stride, rarefy
 from .sources import is_lazy_file, open_source
-from .tiled_forward import forward_tiles, output_cells, tile_mean, whole_fits
+from .tiled_forward import for_tiles, forward_tiles, output_cells, whole_fits
 from .tiles import TileLike, TilePlan, as_tile, plan_tiles, tile_for_memory
 
 # Spelled once: the hint for a net that still ends in a classifier.
@@ -210,34 +210,32 @@ DEFAULT_BATCH_SIZE = 16
 
 
 def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
-                  mean: MeanLike = None, channel_swap: Optional[Sequence[int]] = None,
-                  raw_scale: Optional[float] = None, input_scale: Optional[float] = None,
-                  blobs: Sequence[str] = (), size: Optional[Tuple[int, int]] = None,
+                  preprocess: Optional[Preprocess] = None, blobs: Sequence[str] = (),
                   output: Optional[str] = None,
                   labels: Optional[Sequence[str]] = None, window: WindowLike = None,
-                  bgr: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
+                  batch_size: int = DEFAULT_BATCH_SIZE,
                   tile: Optional[TileLike] = None, out=None, overwrite: bool = False,
                   progress: bool = False,
                   stride: Optional[int] = None) -> Union[DenseMap, List[DenseMap]]:
     """Run a fully convolutional net over a whole image.
 
     `image` is a path or an H x W (x C) array, or a list of them (any sizes:
-    one DenseMap each, in the list's order). Preprocessing is pycaffe's
-    Transformer; `size` resizes first as the Transformer does when the net's
-    input is fixed. The net is reshaped to the image; an image smaller than
-    the net's smallest input (``Geometry.min_input``, each side) raises
-    ShapeError. Images of the same size run as one batch (N in the input
-    blob), at most `batch_size` per forward: the large weights of
+    one DenseMap each, in the list's order). `preprocess` (a
+    ``surgery.Preprocess``; default: none but the [0, 1] scaling of an image
+    file) is pycaffe's Transformer; its `size` resizes first as the
+    Transformer does when the net's input is fixed. The net is reshaped to
+    the image; an image smaller than the net's smallest input
+    (``Geometry.min_input``, each side) raises ShapeError. Images of the
+    same size run as one batch (N in the input blob), at most `batch_size`
+    per forward: the large weights of
     fully-connected-turned-convolution layers are then read once per batch
     instead of once per image. A batch the memory limit refuses
     (``surgery.set_memory_limit``) runs as smaller ones; only a single
     image that does not fit raises MemoryLimitError. `blobs` names blobs to
     keep copies of (one name or several). `labels` (a list, or a file's
     path) must name every output channel. `window` (H, W) overrides the
-    window the geometry's rules choose for each cell. `bgr`: array images
-    hold BGR (OpenCV's order), turned to RGB first so that they go through
-    the same steps as a loaded file. Scores holding NaN or Inf give a
-    NumericWarning (and ``DenseMap.finite`` False).
+    window the geometry's rules choose for each cell. Scores holding NaN or
+    Inf give a NumericWarning (and ``DenseMap.finite`` False).
 
     Images too large to run whole: `tile` (pixels, one int or (H, W)) runs
     the image in overlapping tiles whose stitched map equals the whole
@@ -265,9 +263,11 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     many = isinstance(image, (list, tuple))
     if many and out is not None:
         raise SurgeryError("out= names the map of one image; run the images one at a time "
-                           "(or surgery.batch.dense_images for a folder)")
-    prep = dict(mean=mean, channel_swap=channel_swap, raw_scale=raw_scale,
-                input_scale=input_scale, bgr=bgr)
+                           "(or surgery.dask_batch.dense_images for a folder)")
+    if preprocess is None:
+        preprocess = Preprocess()
+    elif not isinstance(preprocess, Preprocess):
+        raise TypeError(f"preprocess must be a surgery.Preprocess, not {preprocess!r}")
     images = list(image) if many else [image]
     maps: List[Optional[DenseMap]] = [None] * len(images)
     # Images run whole wait, grouped by their preprocessed size, until a
@@ -275,13 +275,13 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     # preprocessed at once. A tiled image runs at once, a tile at a time.
     waiting: Dict[Tuple[int, ...], List[_Prepared]] = {}
     for index, one in enumerate(images):
-        tiling = _tiling(net, facts, one, tile=tile, out=out, size=size)
+        tiling = _tiling(net, facts, one, tile=tile, out=out, size=preprocess.size)
         if tiling is not None:
-            maps[index] = _tiled_image(net, facts, tiling, one, prep=prep, blobs=blobs,
+            maps[index] = _tiled_image(net, facts, tiling, one, prep=preprocess, blobs=blobs,
                                        labels=labels, out=out, overwrite=overwrite,
                                        progress=progress)
             continue
-        prepared = _prepare(net, facts, index, one, size=size, **prep)
+        prepared = _prepare(net, facts, index, one, preprocess)
         group = waiting.setdefault(prepared.x.shape, [])
         group.append(prepared)
         if len(group) == batch_size:
@@ -344,12 +344,12 @@ def _image_shape(image: ImageLike, channels: int) -> Optional[Tuple[int, int]]:
 
 
 def _tiled_image(net: Net, facts: _NetFacts, tile: Tuple[int, int], image: ImageLike, *,
-                 prep: dict, blobs: Sequence[str], labels: Optional[Sequence[str]], out,
+                 prep: Preprocess, blobs: Sequence[str], labels: Optional[Sequence[str]], out,
                  overwrite: bool, progress: bool) -> DenseMap:
     if blobs:
         raise SurgeryError(f"blobs={tuple(blobs)} keeps a blob of one forward; a tiled "
                            "forward runs one per tile (pass tile=None for a whole forward)")
-    prep = dict(prep, mean=tile_mean(prep["mean"]))
+    prep = for_tiles(prep)
     source = open_source(image, facts.channels)
     plan = plan_tiles(facts.geometry, (source.height, source.width), tile,
                       lambda h, w: output_cells(net, facts.input, facts.output,
@@ -401,19 +401,16 @@ class _Prepared:
     x: np.ndarray
 
 
-def _prepare(net: Net, facts: _NetFacts, index: int, image: ImageLike, *, mean: MeanLike,
-             channel_swap: Optional[Sequence[int]], raw_scale: Optional[float],
-             input_scale: Optional[float], size: Optional[Tuple[int, int]],
-             bgr: bool) -> _Prepared:
+def _prepare(net: Net, facts: _NetFacts, index: int, image: ImageLike,
+             preprocess: Preprocess) -> _Prepared:
     smallest = facts.min_input
-    if size is None and not isinstance(image, (str, os.PathLike)):
+    if preprocess.size is None and not isinstance(image, (str, os.PathLike)):
         # Shape the net before preprocessing: an image too large for the net
         # (or the memory limit) is refused before any copy is made of it.
         shape = np.shape(image)
         if len(shape) in (2, 3) and shape[0] >= smallest[0] and shape[1] >= smallest[1]:
             net.reshape(**{facts.input: (1, facts.channels, shape[0], shape[1])})
-    img, x = preprocess(image, facts.channels, mean=mean, channel_swap=channel_swap,
-                        raw_scale=raw_scale, input_scale=input_scale, size=size, bgr=bgr)
+    img, x = preprocess(image, facts.channels)
     if x.shape[1] < smallest[0] or x.shape[2] < smallest[1]:
         raise ShapeError(f"the image is {x.shape[1]}x{x.shape[2]} pixels (HxW); this net needs "
                          f"at least {smallest[0]}x{smallest[1]} (its smallest input, one cell)")
@@ -488,5 +485,3 @@ def _blob_copy(net: Net, name: str) -> np.ndarray:
     _check_blob(net, name)
     return net._blob_copy(name)
 
-
-operations["dense_forward"] = dense_forward

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, NamedTuple,
-                    Optional, Sequence, Tuple, TypeVar, Union)
+from typing import (Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence,
+                    Tuple, TypeVar, Union)
 
 import numpy as np
 
 from . import _core
 
-if TYPE_CHECKING:  # for the delegates' return types only; never imported at run time
-    from .convert import SurgeryResult
-    from .dense import DenseMap
-    from .rarefy import RarefyResult
-
 # Paths as open() takes them; a str that is not UTF-8 (surrogate escapes,
 # as os.fsdecode gives) reaches the file it names.
 PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 T = TypeVar("T")
-
-# Operations defined by modules above this one (convert, dense) that Net
-# also offers as methods. Each of those modules enters its own when it is
-# imported, which importing `surgery` always does first; so this module
-# imports nothing above it.
-operations: Dict[str, Callable[..., Any]] = {}
 
 
 class LayerInfo(NamedTuple):
@@ -161,22 +150,6 @@ class Net(_core.Net):
     def param_heads(self, layer: str) -> List[str]:
         """The same for each param blob of `layer`."""
         return _core.param_heads(self, layer)
-
-    def fully_convolutionalize(self, *, suffix: Optional[str] = "-conv",
-                               input_shape: Any = None, factor: Optional[int] = None,
-                               stride: Optional[int] = None) -> "SurgeryResult":
-        """Convert this net in place: ``surgery.fully_convolutionalize(net, ...)``."""
-        return operations["fully_convolutionalize"](self, suffix=suffix, input_shape=input_shape,
-                                                    factor=factor, stride=stride)
-
-    def rarefy(self, factor: Optional[int] = None, *,
-               stride: Optional[int] = None) -> "RarefyResult":
-        """A finer output stride, in place: ``surgery.rarefy(net, ...)``."""
-        return operations["rarefy"](self, factor, stride=stride)
-
-    def dense_forward(self, image: Any, **kwargs: Any) -> "Union[DenseMap, List[DenseMap]]":
-        """Run densely over `image`: ``surgery.dense_forward(net, image, ...)``."""
-        return operations["dense_forward"](self, image, **kwargs)
 
     def __repr__(self) -> str:
         if not getattr(self, "_loaded", False):

@@ -5,8 +5,10 @@ channel swap, raw scale, mean, input scale), without pycaffe."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -275,32 +277,90 @@ def as_mean(mean: MeanLike, shape: Tuple[int, int, int]) -> Optional[np.ndarray]
     return mean
 
 
-def preprocess(image: ImageLike, channels: int, *, mean: MeanLike = None,
-               channel_swap: Optional[Sequence[int]] = None, raw_scale: Optional[float] = None,
-               input_scale: Optional[float] = None, size: Optional[Tuple[int, int]] = None,
-               bgr: bool = False) -> Tuple[np.ndarray, np.ndarray]:
-    """(the H x W x C image as loaded, the C x H x W float32 net input).
+def _number(value, name: str) -> Optional[float]:
+    """A scale as a float (None: no scaling)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ShapeError(f"{name} must be a number, not {value!r}")
+    return float(value)
 
-    The order is pycaffe's Transformer.preprocess: resize (only if `size`),
-    transpose, channel swap, raw scale, mean, input scale.
-    """
-    if size is not None:
-        size = check_size(size)
-        check_image_memory(size[0], size[1], channels)
-    img = as_image(image, channels, bgr)
-    if size is not None:
-        img = resize_image(img, size)
-    x = img.transpose((2, 0, 1))
-    if channel_swap is not None:
-        if sorted(channel_swap) != list(range(channels)):
-            raise ShapeError(f"channel_swap {tuple(channel_swap)} is not an order of {channels} channels")
-        x = x[list(channel_swap), :, :]
-    x = np.array(x, dtype=np.float32)  # a copy: the steps below work in place
-    if raw_scale is not None:
-        x *= raw_scale
-    m = as_mean(mean, x.shape)
-    if m is not None:
-        x -= m
-    if input_scale is not None:
-        x *= input_scale
-    return img, x
+
+def _order(channel_swap) -> Optional[Tuple[int, ...]]:
+    """channel_swap as a tuple of ints that is an order of its length."""
+    if channel_swap is None:
+        return None
+    try:
+        order = tuple(int(c) for c in channel_swap)
+        if sorted(order) != list(range(len(order))) or \
+                any(int(c) != c for c in channel_swap):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ShapeError(f"channel_swap must be an order of channels such as (2, 1, 0), not "
+                         f"{channel_swap!r}") from None
+    return order
+
+
+@dataclass(frozen=True, eq=False)
+class Preprocess:
+    """How an image becomes the net's input: pycaffe's Transformer, whose
+    order it keeps: resize (only if `size`), transpose, channel swap, raw
+    scale, mean, input scale.
+
+    `mean`: per-channel values (C,), a mean image (C x H x W) or a mean
+    file (.npy or .binaryproto, read when applied, fitted to the image as
+    Transformer.set_mean does). `channel_swap`: the order of the channels,
+    e.g. (2, 1, 0) for RGB images into a BGR net. `raw_scale` multiplies
+    the [0, 1] image, `input_scale` the image less its mean. `size` (H, W)
+    resizes first. `bgr`: array images hold BGR (OpenCV's order), turned
+    to RGB first so that they go through the same steps as a loaded file.
+    Checked once when made; plain values, so it pickles (Dask sends it)."""
+    mean: MeanLike = None
+    channel_swap: Optional[Tuple[int, ...]] = None
+    raw_scale: Optional[float] = None
+    input_scale: Optional[float] = None
+    size: Optional[Tuple[int, int]] = None
+    bgr: bool = False
+
+    def __post_init__(self) -> None:
+        settle = functools.partial(object.__setattr__, self)  # frozen: set once, here
+        if self.mean is not None and not isinstance(self.mean, (str, os.PathLike)):
+            mean = np.asarray(self.mean, dtype=np.float64)
+            if mean.ndim not in (1, 2, 3) or mean.size == 0:
+                raise ShapeError(f"mean must be per-channel values, a C x H x W image or a "
+                                 f"file, not an array of shape {mean.shape}")
+            settle("mean", tuple(mean.tolist()) if mean.ndim == 1 else mean)
+        settle("channel_swap", _order(self.channel_swap))
+        settle("raw_scale", _number(self.raw_scale, "raw_scale"))
+        settle("input_scale", _number(self.input_scale, "input_scale"))
+        if self.size is not None:
+            settle("size", check_size(self.size))
+        if not isinstance(self.bgr, (bool, np.bool_)):
+            raise ShapeError(f"bgr must be True or False, not {self.bgr!r}")
+        settle("bgr", bool(self.bgr))
+
+    def __call__(self, image: ImageLike, channels: int) -> Tuple[np.ndarray, np.ndarray]:
+        """(the H x W x C image as loaded, the C x H x W float32 net input)."""
+        size = self.size
+        if size is not None:
+            check_image_memory(size[0], size[1], channels)
+        img = as_image(image, channels, self.bgr)
+        if size is not None:
+            img = resize_image(img, size)
+        x = img.transpose((2, 0, 1))
+        if self.channel_swap is not None:
+            if len(self.channel_swap) != channels:
+                raise ShapeError(f"channel_swap {self.channel_swap} is not an order of "
+                                 f"{channels} channels")
+            x = x[list(self.channel_swap), :, :]
+        x = np.array(x, dtype=np.float32)  # a copy: the steps below work in place
+        if self.raw_scale is not None:
+            x *= self.raw_scale
+        m = as_mean(self.mean, x.shape)
+        if m is not None:
+            x -= m
+        if self.input_scale is not None:
+            x *= self.input_scale
+        return img, x
+
+    apply = __call__

@@ -17,7 +17,7 @@ from typing import List, Optional, Tuple
 
 from . import _core
 from .errors import ShapeError, SurgeryError
-from .net import Net, operations
+from .net import Net
 
 # One layer rarefaction changed (read-only fields: name, old_type, new_type,
 # old_stride (h, w), stride (h, w), dilation (h, w), reduced); bound once in
@@ -116,5 +116,3 @@ def rarefy(net: Net, factor: Optional[int] = None, *, stride: Optional[int] = No
     return RarefyResult(net=net, factor=report.factor, layers=list(report.layers),
                         stride=output_stride(net))
 
-
-operations["rarefy"] = rarefy

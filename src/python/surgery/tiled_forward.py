@@ -5,38 +5,40 @@ map (an array in memory or a MapWriter)."""
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Tuple
+from dataclasses import replace
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from .errors import MemoryLimitError, ShapeError, SurgeryError
 from .net import Net
-from .preprocess import MeanLike, check_image_memory, load_mean, preprocess
+from .preprocess import Preprocess, check_image_memory, load_mean
 from .tiles import TilePlan
 
 
-def tile_mean(mean: MeanLike) -> MeanLike:
-    """The mean as a tile can use it: per-channel values, or a constant mean
-    image. A varying mean image is resized to the image it is subtracted
-    from, and a tile is not the whole image, so it is refused."""
+def for_tiles(prep: Preprocess) -> Preprocess:
+    """`prep` with its mean as a tile can use it: per-channel values, or a
+    constant mean image. A varying mean image is resized to the image it is
+    subtracted from, and a tile is not the whole image, so it is refused."""
+    mean = prep.mean
     if isinstance(mean, (str, os.PathLike)):
         mean = load_mean(mean)
     if mean is None or np.ndim(mean) == 1:
-        return mean
+        return replace(prep, mean=mean)
     values = np.asarray(mean, dtype=np.float64)
     if values.size and values.min() == values.max():
-        return values
+        return replace(prep, mean=values)
     raise ShapeError("a mean image is resized to the whole image, which a tiled forward never "
                      "holds: pass per-channel values instead (e.g. mean.mean(axis=(1, 2)))")
 
 
 def forward_tiles(net: Net, plan: TilePlan, source, *, input: str, output: str,
-                  channels: int, prep: Dict[str, Any], into: Any,
+                  channels: int, prep: Preprocess, into: Any,
                   progress: bool = False, label: Optional[str] = None) -> bool:
     """Fills `into` (C x H' x W': a numpy array, or a MapWriter) tile by tile,
     reading each from `source` (a sources.ImageSource);
-    True if every score is finite. `prep` holds preprocess's keyword
-    arguments (mean, channel_swap, raw_scale, input_scale, bgr)."""
+    True if every score is finite. `prep` preprocesses each tile (its mean
+    as for_tiles gives it)."""
     check_tile_memory(plan, source, channels)
     tiles = plan.tiles
     if progress:
@@ -45,7 +47,7 @@ def forward_tiles(net: Net, plan: TilePlan, source, *, input: str, output: str,
                      leave=False)
     finite = True
     for tile in tiles:
-        _, x = preprocess(source.read(*tile.pixels), channels, **prep)
+        _, x = prep(source.read(*tile.pixels), channels)
         scores = net.forward(**{input: x[np.newaxis]})[output][0]
         rows, columns = tile.kept
         if scores.ndim != 3 or scores.shape[1] < rows.stop or scores.shape[2] < columns.stop:

@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -160,6 +161,9 @@ def canonical(value: Any, key: str = "") -> Any:
     import numpy as np
     if key in FILE_OPTIONS and isinstance(value, (str, os.PathLike)):
         return {"file sha256": file_digest(os.fspath(value), key)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a Preprocess
+        return {f.name: canonical(getattr(value, f.name), f.name)
+                for f in dataclasses.fields(value)}
     if isinstance(value, np.ndarray):
         data = np.ascontiguousarray(value)
         return {"array": data.dtype.str, "shape": list(data.shape),
@@ -499,7 +503,7 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
     redone; results of another model, settings or input refuse the run
     (BatchError, before anything is made) unless `overwrite`. `convolution`
     is each worker's Net.convolution ("caffe" or "winograd"). `options` go
-    to dense_forward (mean, channel_swap, raw_scale, tile, labels, ...). On
+    to dense_forward (preprocess, tile, labels, ...). On
     a cluster of several machines the model, the images and `out` must be
     at the same paths on every worker (a shared file system); `client` and
     `scheduler` must be trusted (Dask moves tasks and results with pickle)."""

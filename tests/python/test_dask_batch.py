@@ -16,7 +16,7 @@ import surgery
 from surgery.map_store import load_map
 
 pytest.importorskip("distributed")
-from surgery.batch import dense_images, local_cluster  # noqa: E402
+from surgery.dask_batch import dense_images, local_cluster  # noqa: E402
 
 COUNT = 40
 
@@ -36,7 +36,7 @@ def images(tmp_path_factory):
 def serial(lenet, images):
     """The oracle: a serial loop in this process."""
     net = surgery.fully_convolutionalize(*lenet).net
-    return {p.name: net.dense_forward(str(p)).scores for p in sorted(images.iterdir())}
+    return {p.name: surgery.dense_forward(net, str(p)).scores for p in sorted(images.iterdir())}
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +101,7 @@ def test_a_killed_worker_loses_no_image(lenet, images, serial, client, tmp_path)
     assert set(by) - set(pids.values()), "the nanny's new worker ran no image"
 
 
+@pytest.mark.slow
 def test_a_killed_run_restarts_with_the_unfinished_images_only(lenet, images, serial, tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "surgery", "dense", str(lenet[0]), str(lenet[1]),
@@ -188,7 +189,7 @@ def test_reruns_in_the_input_folder_reuse_exactly_what_is_still_valid(lenet, tmp
         np.save(folder / name, rng.integers(0, 256, (64, 60), dtype=np.uint8))
     inputs = snapshot(folder)
     net = surgery.fully_convolutionalize(*lenet).net
-    serial = {name: net.dense_forward(str(folder / name)).scores for name in inputs}
+    serial = {name: surgery.dense_forward(net, str(folder / name)).scores for name in inputs}
 
     first = cli_run(lenet, folder)
     assert first.returncode == 0, first.stderr[-3000:]
