@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "surgery/base/errors.hpp"
-#include "surgery/runtime/net.hpp"
 #include "surgery/files/proto_io.hpp"
+#include "surgery/runtime/net.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

@@ -13,11 +13,11 @@
 #include <regex>
 #include <vector>
 
-#include "surgery/files/caffemodel_reader.hpp"
 #include "surgery/base/errors.hpp"
-#include "surgery/runtime/net.hpp"
-#include "surgery/files/proto_io.hpp"
 #include "surgery/base/shape_text.hpp"
+#include "surgery/files/caffemodel_reader.hpp"
+#include "surgery/files/proto_io.hpp"
+#include "surgery/runtime/net.hpp"
 #include "test_support.hpp"
 #include "tiny_net.hpp"
 

@@ -12,12 +12,12 @@
 #include <random>
 
 #include "caffe/layer_factory.hpp"
-#include "surgery/runtime/device.hpp"
-#include "surgery/layers/dilated_pooling.hpp"
 #include "surgery/base/errors.hpp"
-#include "surgery/layers/library_layers.hpp"
 #include "surgery/definition/parameter_checks.hpp"
 #include "surgery/files/proto_io.hpp"
+#include "surgery/layers/dilated_pooling.hpp"
+#include "surgery/layers/library_layers.hpp"
+#include "surgery/runtime/device.hpp"
 
 namespace surgery::test {
 namespace {

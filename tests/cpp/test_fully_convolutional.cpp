@@ -5,8 +5,8 @@
 #include <cstring>
 
 #include "surgery/base/errors.hpp"
-#include "surgery/edit/fully_convolutional.hpp"
 #include "surgery/definition/geometry.hpp"
+#include "surgery/edit/fully_convolutional.hpp"
 #include "surgery/files/proto_io.hpp"
 #include "test_support.hpp"
 

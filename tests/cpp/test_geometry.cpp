@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include "surgery/base/errors.hpp"
-#include "surgery/edit/fully_convolutional.hpp"
 #include "surgery/definition/geometry.hpp"
+#include "surgery/edit/fully_convolutional.hpp"
 #include "surgery/files/proto_io.hpp"
 #include "surgery/files/window_record.hpp"
 #include "test_support.hpp"

@@ -6,8 +6,8 @@
 
 #include "surgery/base/errors.hpp"
 #include "surgery/base/memory_guard.hpp"
-#include "surgery/runtime/net.hpp"
 #include "surgery/files/proto_io.hpp"
+#include "surgery/runtime/net.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

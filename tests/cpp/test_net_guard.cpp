@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "bindings/net_guard.hpp"
-#include "surgery/runtime/device.hpp"
 #include "surgery/base/errors.hpp"
-#include "surgery/runtime/net.hpp"
 #include "surgery/files/proto_io.hpp"
+#include "surgery/runtime/device.hpp"
+#include "surgery/runtime/net.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

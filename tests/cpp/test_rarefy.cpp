@@ -10,8 +10,8 @@
 
 #include "surgery/base/errors.hpp"
 #include "surgery/definition/geometry.hpp"
-#include "surgery/files/proto_io.hpp"
 #include "surgery/edit/rarefy.hpp"
+#include "surgery/files/proto_io.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "surgery/base/errors.hpp"
-#include "surgery/runtime/net.hpp"
 #include "surgery/files/proto_io.hpp"
+#include "surgery/runtime/net.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

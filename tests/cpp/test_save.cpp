@@ -11,8 +11,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "surgery/files/atomic_file.hpp"
 #include "surgery/base/errors.hpp"
+#include "surgery/files/atomic_file.hpp"
 #include "surgery/runtime/net.hpp"
 #include "test_support.hpp"
 

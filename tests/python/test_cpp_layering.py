@@ -12,8 +12,9 @@ import pytest
 CORE = pathlib.Path(__file__).resolve().parents[2] / "src" / "cpp" / "surgery"
 
 # Bottom to top; a file may include files of its own folder or of a lower one.
-# layers (DilatedPooling) sits below definition because geometry reads its
-# windows; kernels' Winograd layer takes its windows from geometry.
+# layers sits below definition because geometry reads pooling windows with
+# DilatedPooling's pooling_axis; kernels above it because the Winograd layer
+# takes its windows from geometry's conv_window.
 FOLDERS = ["base", "files", "layers", "definition", "kernels", "runtime", "edit", "train"]
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*"surgery/([^"]+)"', re.MULTILINE)

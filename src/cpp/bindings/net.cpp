@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "bindings/bindings.hpp"
-#include "surgery/runtime/device.hpp"
 #include "surgery/base/errors.hpp"
+#include "surgery/runtime/device.hpp"
 #include "surgery/runtime/net.hpp"
 
 namespace py = pybind11;

@@ -8,8 +8,8 @@
 #include "caffe/layer_factory.hpp"
 #include "surgery/base/errors.hpp"
 #include "surgery/base/name_text.hpp"
-#include "surgery/definition/parameter_checks.hpp"
 #include "surgery/base/shape_text.hpp"
+#include "surgery/definition/parameter_checks.hpp"
 
 namespace surgery {
 namespace {

@@ -5,11 +5,11 @@
 #include <sstream>
 
 #include "caffe/layer_factory.hpp"
-#include "surgery/edit/definition_edit.hpp"
 #include "surgery/base/errors.hpp"
-#include "surgery/runtime/live_net.hpp"
 #include "surgery/base/shape_text.hpp"
+#include "surgery/edit/definition_edit.hpp"
 #include "surgery/edit/transpose_on_device.hpp"
+#include "surgery/runtime/live_net.hpp"
 
 namespace surgery {
 namespace {

@@ -8,10 +8,10 @@
 #include <set>
 
 #include "caffe/layer_factory.hpp"
-#include "surgery/layers/dilated_pooling.hpp"
 #include "surgery/base/errors.hpp"
-#include "surgery/layers/library_layers.hpp"
 #include "surgery/definition/parameter_checks.hpp"
+#include "surgery/layers/dilated_pooling.hpp"
+#include "surgery/layers/library_layers.hpp"
 
 namespace surgery {
 namespace {

@@ -7,8 +7,8 @@
 #include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <google/protobuf/wire_format_lite.h>
 
-#include "surgery/files/caffemodel_wire.hpp"
 #include "surgery/base/errors.hpp"
+#include "surgery/files/caffemodel_wire.hpp"
 #include "surgery/files/file_digest.hpp"
 #include "surgery/files/input_file.hpp"
 #include "surgery/files/weights_check.hpp"

@@ -9,8 +9,8 @@
 #include "caffe/proto/caffe.pb.h"
 #include "surgery/base/errors.hpp"
 #include "surgery/base/memory_guard.hpp"
-#include "surgery/files/proto_io.hpp"
 #include "surgery/base/shape_text.hpp"
+#include "surgery/files/proto_io.hpp"
 
 namespace surgery {
 

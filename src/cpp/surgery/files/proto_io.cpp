@@ -15,9 +15,9 @@
 
 #include "caffe/common.hpp"
 #include "caffe/util/upgrade_proto.hpp"
+#include "surgery/base/errors.hpp"
 #include "surgery/files/atomic_file.hpp"
 #include "surgery/files/caffemodel_reader.hpp"
-#include "surgery/base/errors.hpp"
 #include "surgery/files/input_file.hpp"
 
 namespace surgery {

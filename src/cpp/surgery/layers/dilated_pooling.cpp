@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "surgery/layers/dilated_pooling_cell.hpp"
 #include "surgery/base/errors.hpp"
+#include "surgery/layers/dilated_pooling_cell.hpp"
 
 namespace surgery {
 namespace {

@@ -6,19 +6,19 @@
 #include <set>
 #include <sstream>
 
+#include "surgery/base/errors.hpp"
+#include "surgery/base/memory_guard.hpp"
+#include "surgery/base/shape_text.hpp"
+#include "surgery/definition/phase_filter.hpp"
+#include "surgery/definition/validate.hpp"
 #include "surgery/files/atomic_file.hpp"
 #include "surgery/files/caffemodel_reader.hpp"
 #include "surgery/files/caffemodel_writer.hpp"
-#include "surgery/runtime/device.hpp"
-#include "surgery/base/errors.hpp"
-#include "surgery/runtime/fork_gate.hpp"
-#include "surgery/layers/library_layers.hpp"
-#include "surgery/base/memory_guard.hpp"
-#include "surgery/definition/phase_filter.hpp"
 #include "surgery/files/proto_io.hpp"
-#include "surgery/base/shape_text.hpp"
-#include "surgery/definition/validate.hpp"
 #include "surgery/files/weights_check.hpp"
+#include "surgery/layers/library_layers.hpp"
+#include "surgery/runtime/device.hpp"
+#include "surgery/runtime/fork_gate.hpp"
 
 namespace surgery {
 namespace {

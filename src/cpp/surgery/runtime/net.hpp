@@ -20,10 +20,10 @@
 #include "caffe/net.hpp"
 #include "caffe/proto/caffe.pb.h"
 #include "surgery/definition/layer_policy.hpp"
-#include "surgery/runtime/live_net.hpp"
 #include "surgery/files/pair_record.hpp"
-#include "surgery/kernels/winograd_convolution.hpp"
 #include "surgery/files/window_record.hpp"
+#include "surgery/kernels/winograd_convolution.hpp"
+#include "surgery/runtime/live_net.hpp"
 
 namespace surgery {
 

@@ -4,8 +4,8 @@
 
 #include "caffe/common.hpp"
 #include "caffe/memory_budget.hpp"
-#include "surgery/runtime/device.hpp"
 #include "surgery/base/errors.hpp"
+#include "surgery/runtime/device.hpp"
 
 namespace surgery {
 

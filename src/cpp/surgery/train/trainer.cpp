@@ -5,12 +5,12 @@
 #include <google/protobuf/text_format.h>
 
 #include "caffe/solver_factory.hpp"
-#include "surgery/files/caffemodel_writer.hpp"
 #include "surgery/base/errors.hpp"
-#include "surgery/definition/phase_filter.hpp"
-#include "surgery/files/proto_io.hpp"
 #include "surgery/base/shape_text.hpp"
+#include "surgery/definition/phase_filter.hpp"
 #include "surgery/definition/validate.hpp"
+#include "surgery/files/caffemodel_writer.hpp"
+#include "surgery/files/proto_io.hpp"
 
 namespace surgery {
 
