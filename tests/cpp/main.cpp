@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "surgery/logging.hpp"
+#include "surgery/base/logging.hpp"
 
 int main(int argc, char** argv) {
   testing::InitGoogleTest(&argc, argv);

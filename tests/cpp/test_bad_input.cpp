@@ -2,9 +2,9 @@
 // layer and shapes, and the library keeps working afterwards.
 #include <gtest/gtest.h>
 
-#include "surgery/errors.hpp"
-#include "surgery/net.hpp"
-#include "surgery/proto_io.hpp"
+#include "surgery/base/errors.hpp"
+#include "surgery/files/proto_io.hpp"
+#include "surgery/runtime/net.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

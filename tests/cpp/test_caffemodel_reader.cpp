@@ -13,11 +13,11 @@
 #include <regex>
 #include <vector>
 
-#include "surgery/caffemodel_reader.hpp"
-#include "surgery/errors.hpp"
-#include "surgery/net.hpp"
-#include "surgery/proto_io.hpp"
-#include "surgery/shape_text.hpp"
+#include "surgery/base/errors.hpp"
+#include "surgery/base/shape_text.hpp"
+#include "surgery/files/caffemodel_reader.hpp"
+#include "surgery/files/proto_io.hpp"
+#include "surgery/runtime/net.hpp"
 #include "test_support.hpp"
 #include "tiny_net.hpp"
 

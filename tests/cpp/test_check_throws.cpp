@@ -3,7 +3,7 @@
 
 #include "caffe/blob.hpp"
 #include "caffe/net.hpp"
-#include "surgery/proto_io.hpp"
+#include "surgery/files/proto_io.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

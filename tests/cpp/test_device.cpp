@@ -7,11 +7,11 @@
 #include <random>
 
 #include "caffe/memory_budget.hpp"
-#include "surgery/device.hpp"
-#include "surgery/errors.hpp"
-#include "surgery/fully_convolutional.hpp"
-#include "surgery/pinned_memory.hpp"
-#include "surgery/proto_io.hpp"
+#include "surgery/base/errors.hpp"
+#include "surgery/edit/fully_convolutional.hpp"
+#include "surgery/files/proto_io.hpp"
+#include "surgery/runtime/device.hpp"
+#include "surgery/runtime/pinned_memory.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

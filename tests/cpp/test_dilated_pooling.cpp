@@ -12,12 +12,12 @@
 #include <random>
 
 #include "caffe/layer_factory.hpp"
-#include "surgery/device.hpp"
-#include "surgery/dilated_pooling.hpp"
-#include "surgery/errors.hpp"
-#include "surgery/library_layers.hpp"
-#include "surgery/parameter_checks.hpp"
-#include "surgery/proto_io.hpp"
+#include "surgery/base/errors.hpp"
+#include "surgery/definition/parameter_checks.hpp"
+#include "surgery/files/proto_io.hpp"
+#include "surgery/layers/dilated_pooling.hpp"
+#include "surgery/layers/library_layers.hpp"
+#include "surgery/runtime/device.hpp"
 
 namespace surgery::test {
 namespace {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "caffe/util/math_functions.hpp"
-#include "surgery/fork_gate.hpp"
+#include "surgery/runtime/fork_gate.hpp"
 
 namespace surgery::test {
 namespace {

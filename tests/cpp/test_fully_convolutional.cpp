@@ -4,10 +4,10 @@
 
 #include <cstring>
 
-#include "surgery/errors.hpp"
-#include "surgery/fully_convolutional.hpp"
-#include "surgery/geometry.hpp"
-#include "surgery/proto_io.hpp"
+#include "surgery/base/errors.hpp"
+#include "surgery/definition/geometry.hpp"
+#include "surgery/edit/fully_convolutional.hpp"
+#include "surgery/files/proto_io.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

@@ -3,11 +3,11 @@
 // window record a converted prototxt carries.
 #include <gtest/gtest.h>
 
-#include "surgery/errors.hpp"
-#include "surgery/fully_convolutional.hpp"
-#include "surgery/geometry.hpp"
-#include "surgery/proto_io.hpp"
-#include "surgery/window_record.hpp"
+#include "surgery/base/errors.hpp"
+#include "surgery/definition/geometry.hpp"
+#include "surgery/edit/fully_convolutional.hpp"
+#include "surgery/files/proto_io.hpp"
+#include "surgery/files/window_record.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

@@ -11,14 +11,14 @@
 
 #include "caffe/layer_factory.hpp"
 #include "caffe/net.hpp"
-#include "surgery/errors.hpp"
-#include "surgery/layer_policy.hpp"
-#include "surgery/library_layers.hpp"
-#include "surgery/name_text.hpp"
-#include "surgery/net.hpp"
-#include "surgery/parameter_checks.hpp"
-#include "surgery/proto_io.hpp"
-#include "surgery/validate.hpp"
+#include "surgery/base/errors.hpp"
+#include "surgery/base/name_text.hpp"
+#include "surgery/definition/layer_policy.hpp"
+#include "surgery/definition/parameter_checks.hpp"
+#include "surgery/definition/validate.hpp"
+#include "surgery/files/proto_io.hpp"
+#include "surgery/layers/library_layers.hpp"
+#include "surgery/runtime/net.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

@@ -4,10 +4,10 @@
 // nothing stays counted afterwards.
 #include <gtest/gtest.h>
 
-#include "surgery/errors.hpp"
-#include "surgery/memory_guard.hpp"
-#include "surgery/net.hpp"
-#include "surgery/proto_io.hpp"
+#include "surgery/base/errors.hpp"
+#include "surgery/base/memory_guard.hpp"
+#include "surgery/files/proto_io.hpp"
+#include "surgery/runtime/net.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

@@ -5,8 +5,8 @@
 #include <chrono>
 #include <numeric>
 
-#include "surgery/net.hpp"
-#include "surgery/proto_io.hpp"
+#include "surgery/files/proto_io.hpp"
+#include "surgery/runtime/net.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "bindings/net_guard.hpp"
-#include "surgery/device.hpp"
-#include "surgery/errors.hpp"
-#include "surgery/net.hpp"
-#include "surgery/proto_io.hpp"
+#include "surgery/base/errors.hpp"
+#include "surgery/files/proto_io.hpp"
+#include "surgery/runtime/device.hpp"
+#include "surgery/runtime/net.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

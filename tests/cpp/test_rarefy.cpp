@@ -8,10 +8,10 @@
 #include <map>
 #include <random>
 
-#include "surgery/errors.hpp"
-#include "surgery/geometry.hpp"
-#include "surgery/proto_io.hpp"
-#include "surgery/rarefy.hpp"
+#include "surgery/base/errors.hpp"
+#include "surgery/definition/geometry.hpp"
+#include "surgery/edit/rarefy.hpp"
+#include "surgery/files/proto_io.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

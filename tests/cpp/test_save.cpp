@@ -11,9 +11,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "surgery/atomic_file.hpp"
-#include "surgery/errors.hpp"
-#include "surgery/net.hpp"
+#include "surgery/base/errors.hpp"
+#include "surgery/files/atomic_file.hpp"
+#include "surgery/runtime/net.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

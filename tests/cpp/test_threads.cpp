@@ -4,7 +4,7 @@
 
 #include <stdexcept>
 
-#include "surgery/threads.hpp"
+#include "surgery/runtime/threads.hpp"
 
 namespace surgery::test {
 namespace {

@@ -11,11 +11,11 @@
 #include <random>
 #include <sstream>
 
-#include "surgery/net.hpp"
-#include "surgery/proto_io.hpp"
-#include "surgery/threads.hpp"
-#include "surgery/winograd_tiles.hpp"
-#include "surgery/winograd_transform.hpp"
+#include "surgery/files/proto_io.hpp"
+#include "surgery/kernels/winograd_tiles.hpp"
+#include "surgery/kernels/winograd_transform.hpp"
+#include "surgery/runtime/net.hpp"
+#include "surgery/runtime/threads.hpp"
 
 namespace surgery::test {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "harness.hpp"
-#include "surgery/net.hpp"
+#include "surgery/runtime/net.hpp"
 #include "tiny_net.hpp"
 
 namespace {

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "harness.hpp"
-#include "surgery/fully_convolutional.hpp"
-#include "surgery/net.hpp"
+#include "surgery/edit/fully_convolutional.hpp"
+#include "surgery/runtime/net.hpp"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   fuzz::init();

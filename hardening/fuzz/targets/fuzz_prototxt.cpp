@@ -1,7 +1,7 @@
 // Target 1, the prototxt loader: text -> parse and upgrade -> validate ->
 // build a surgery::Net (Caffe's layer set-up included).
 #include "harness.hpp"
-#include "surgery/net.hpp"
+#include "surgery/runtime/net.hpp"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   fuzz::init();

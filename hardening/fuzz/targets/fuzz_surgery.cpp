@@ -7,8 +7,8 @@
 #include <string>
 
 #include "harness.hpp"
-#include "surgery/fully_convolutional.hpp"
-#include "surgery/net.hpp"
+#include "surgery/edit/fully_convolutional.hpp"
+#include "surgery/runtime/net.hpp"
 
 namespace {
 

@@ -12,9 +12,9 @@
 
 #include "caffe/common.hpp"
 #include "caffe/layer_factory.hpp"
-#include "surgery/logging.hpp"
-#include "surgery/memory_guard.hpp"
-#include "surgery/proto_io.hpp"
+#include "surgery/base/logging.hpp"
+#include "surgery/base/memory_guard.hpp"
+#include "surgery/files/proto_io.hpp"
 
 namespace fuzz {
 namespace {

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "caffe/proto/caffe.pb.h"
-#include "surgery/errors.hpp"
+#include "surgery/base/errors.hpp"
 
 namespace fuzz {
 

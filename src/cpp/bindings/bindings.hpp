@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "bindings/net_guard.hpp"
-#include "surgery/fork_gate.hpp"
-#include "surgery/net.hpp"
+#include "surgery/runtime/fork_gate.hpp"
+#include "surgery/runtime/net.hpp"
 
 namespace surgery::bindings {
 

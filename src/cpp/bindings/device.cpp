@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "bindings/bindings.hpp"
-#include "surgery/device.hpp"
-#include "surgery/pinned_memory.hpp"
+#include "surgery/runtime/device.hpp"
+#include "surgery/runtime/pinned_memory.hpp"
 
 namespace py = pybind11;
 

@@ -2,7 +2,7 @@
 #include <string>
 
 #include "bindings/bindings.hpp"
-#include "surgery/errors.hpp"
+#include "surgery/base/errors.hpp"
 
 namespace py = pybind11;
 

@@ -1,9 +1,9 @@
 #include <climits>
 
 #include "bindings/bindings.hpp"
-#include "surgery/logging.hpp"
-#include "surgery/memory_guard.hpp"
-#include "surgery/threads.hpp"
+#include "surgery/base/logging.hpp"
+#include "surgery/base/memory_guard.hpp"
+#include "surgery/runtime/threads.hpp"
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "caffe-surgery's compiled core; use the `surgery` package instead.";

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "bindings/bindings.hpp"
-#include "surgery/device.hpp"
-#include "surgery/errors.hpp"
-#include "surgery/net.hpp"
+#include "surgery/base/errors.hpp"
+#include "surgery/runtime/device.hpp"
+#include "surgery/runtime/net.hpp"
 
 namespace py = pybind11;
 

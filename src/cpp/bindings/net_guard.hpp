@@ -17,7 +17,7 @@
 #include <mutex>
 #include <utility>
 
-#include "surgery/errors.hpp"
+#include "surgery/base/errors.hpp"
 
 namespace surgery::bindings {
 

@@ -8,10 +8,10 @@
 #include <pybind11/stl.h>
 
 #include "bindings/bindings.hpp"
-#include "surgery/fully_convolutional.hpp"
-#include "surgery/geometry.hpp"
-#include "surgery/mean_file.hpp"
-#include "surgery/rarefy.hpp"
+#include "surgery/definition/geometry.hpp"
+#include "surgery/edit/fully_convolutional.hpp"
+#include "surgery/edit/rarefy.hpp"
+#include "surgery/files/mean_file.hpp"
 
 namespace py = pybind11;
 

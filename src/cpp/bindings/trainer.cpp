@@ -5,7 +5,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/bindings.hpp"
-#include "surgery/trainer.hpp"
+#include "surgery/train/trainer.hpp"
 
 namespace py = pybind11;
 

@@ -1,6 +1,6 @@
 """Every file the package reads or writes for the user, under one set of
 rules (those of the core's Net.save and file readers,
-src/cpp/surgery/atomic_file.cpp and input_file.cpp).
+src/cpp/surgery/files/atomic_file.cpp and input_file.cpp).
 
 Writing: a file appears whole or not at all: it is written beside its
 target under a hidden temporary name (``.<name>.*``), then renamed into

@@ -1,7 +1,7 @@
 """Where each output cell of a fully convolutional net looks in its input.
 
 Computed in C++ from the layers' kernels, strides, pads, dilations and
-Caffe's rounding (``src/cpp/surgery/geometry.cpp``); this module only
+Caffe's rounding (``src/cpp/surgery/definition/geometry.cpp``); this module only
 converts the result and applies a window the caller gives.
 """
 

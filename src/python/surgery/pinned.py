@@ -3,7 +3,7 @@
 An input in ordinary memory reaches the GPU through the driver's staging
 buffers; from page-locked memory its copy is one DMA, about three times as
 fast (0.17 against 0.05 ms for a 451x451 image on an H100 machine,
-src/cpp/surgery/pinned_memory.hpp). `dense_forward` stacks its batch
+src/cpp/surgery/runtime/pinned_memory.hpp). `dense_forward` stacks its batch
 there anyway, so in GPU mode it stacks into such a buffer. Allocating
 page-locked memory is slow, so each net keeps its last buffer for the next
 batch of the same shape; a second thread forwarding the same net meanwhile

@@ -6,7 +6,7 @@ exactly: the shift-and-stitch of OverFeat and FCN (section 3.2) computed in
 one forward. The last strided layers lose their stride, every later
 Convolution is dilated, every later Pooling becomes ``DilatedPooling`` (a
 layer this library registers in Caffe). The work is done in C++
-(``src/cpp/surgery/rarefy.cpp``).
+(``src/cpp/surgery/edit/rarefy.cpp``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,179 @@
+#include "surgery/kernels/winograd_convolution.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <string>
+
+#include "surgery/base/errors.hpp"
+#include "surgery/definition/geometry.hpp"
+#include "surgery/kernels/winograd_tiles.hpp"
+
+namespace surgery {
+namespace {
+
+using winograd::Columns;
+using winograd::kBufferFloats;
+using winograd::kLanes;
+using winograd::Plan;
+
+bool is_axis_one(const caffe::ConvolutionParameter& p) { return p.axis() == 1 || p.axis() == -3; }
+
+}  // namespace
+
+std::unique_ptr<WinogradConvolution> WinogradConvolution::for_layer(
+    caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
+    const caffe::Blob<float>& top) {
+  const caffe::ConvolutionParameter& p = layer.layer_param().convolution_param();
+  if (std::string(layer.type()) != "Convolution" || &bottom == &top || !is_axis_one(p) ||
+      bottom.num_axes() != 4 || top.num_axes() != 4) {
+    return nullptr;
+  }
+  const Window h = conv_window(p, 0), w = conv_window(p, 1);
+  if (h.kernel != w.kernel || h.stride != 1 || w.stride != 1 || h.dilation != 1 ||
+      w.dilation != 1) {
+    return nullptr;
+  }
+  const WinogradTransform* t = winograd_transform(static_cast<int>(h.kernel));
+  if (t == nullptr || layer.blobs().empty()) return nullptr;
+  const caffe::Blob<float>& weights = *layer.blobs()[0];
+  const int64_t group = p.group(), channels = bottom.shape(1), out = top.shape(1);
+  if (group < 1 || channels % group != 0 || out % group != 0) return nullptr;
+  if (weights.shape() != std::vector<int>{static_cast<int>(out), static_cast<int>(channels / group),
+                                          static_cast<int>(h.kernel), static_cast<int>(w.kernel)}) {
+    return nullptr;
+  }
+  const int64_t cells = int64_t{t->alpha} * t->alpha;
+  // The transformed weights are one blob (Caffe counts in int); a work
+  // buffer holds at least kLanes tiles of every input channel of a group.
+  if (cells * out * (channels / group) > INT_MAX ||
+      cells * (channels / group) * kLanes > kBufferFloats) {
+    return nullptr;
+  }
+  const bool bias = p.bias_term();
+  if (bias && (layer.blobs().size() < 2 || layer.blobs()[1]->count() != out)) return nullptr;
+  std::unique_ptr<WinogradConvolution> conv(new WinogradConvolution);
+  conv->t_ = t;
+  conv->pad_h_ = h.pad;
+  conv->pad_w_ = w.pad;
+  conv->group_ = static_cast<int>(group);
+  conv->bias_ = bias;
+  return conv->fits(layer, bottom, top) ? std::move(conv) : nullptr;
+}
+
+bool WinogradConvolution::fits(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
+                               const caffe::Blob<float>& top) const {
+  const caffe::Blob<float>& weights = *layer.blobs()[0];
+  return bottom.num_axes() == 4 && top.num_axes() == 4 && bottom.shape(0) == top.shape(0) &&
+         bottom.shape(1) == int64_t{weights.shape(1)} * group_ &&
+         top.shape(1) == weights.shape(0) &&
+         top.shape(2) == int64_t{bottom.shape(2)} + 2 * pad_h_ - t_->r + 1 &&
+         top.shape(3) == int64_t{bottom.shape(3)} + 2 * pad_w_ - t_->r + 1;
+}
+
+void WinogradConvolution::transform_weights(caffe::Layer<float>& layer) {
+  const caffe::Blob<float>& weights = *layer.blobs()[0];
+  const int64_t out = weights.shape(0), group_in = weights.shape(1);
+  u_.Reshape(std::vector<int>{static_cast<int>(int64_t{t_->alpha} * t_->alpha * out * group_in)});
+  winograd::transform_weights(*t_, weights.cpu_data(), out, group_in, out / group_,
+                              u_.mutable_cpu_data());
+}
+
+void WinogradConvolution::forward(caffe::Layer<float>& layer,
+                                  const caffe::Blob<float>& bottom, caffe::Blob<float>* top,
+                                  uint64_t weights_generation, caffe::Blob<float>* v_buffer,
+                                  caffe::Blob<float>* m_buffer) {
+  // Only the layer's blob holds the weights' memory when no view of it is
+  // alive; a view (a numpy array over params) may be written at any time.
+  if (!u_made_ || weights_generation != u_generation_ ||
+      layer.blobs()[0]->data().use_count() > 1) {
+    u_made_ = false;
+    const double mib = static_cast<double>(t_->alpha) * t_->alpha * layer.blobs()[0]->count() /
+                       (t_->r * t_->r) * sizeof(float) / 1048576.0;
+    guard_caffe("layer '" + layer.layer_param().name() + "': convolution 'winograd' keeps its "
+                "weights transformed (" + std::to_string(static_cast<int64_t>(mib + 0.5)) +
+                " MiB; 'caffe' keeps no copy)", [&] { transform_weights(layer); });
+    u_made_ = true;
+    u_generation_ = weights_generation;
+  }
+  Plan s;
+  s.t = t_;
+  s.channels = bottom.shape(1);
+  s.height = bottom.shape(2);
+  s.width = bottom.shape(3);
+  s.out_channels = top->shape(1);
+  s.out_height = top->shape(2);
+  s.out_width = top->shape(3);
+  s.group_in = s.channels / group_;
+  s.group_out = s.out_channels / group_;
+  s.tiles_h = (s.out_height + t_->m - 1) / t_->m;
+  s.tiles_w = (s.out_width + t_->m - 1) / t_->m;
+  s.pad_h = pad_h_;
+  s.pad_w = pad_w_;
+  const int64_t cells = int64_t{t_->alpha} * t_->alpha;
+  const int64_t tiles = bottom.shape(0) * s.tiles_h * s.tiles_w;
+  if (tiles == 0 || s.out_channels == 0) return;
+  // Tiles per block: as many as the buffer holds for every input channel
+  // of a group, a multiple of kLanes (for_layer checked it holds kLanes).
+  const int64_t cols_max =
+      std::min(kBufferFloats / (cells * s.group_in) / kLanes, (tiles + kLanes - 1) / kLanes) *
+      kLanes;
+  v_buffer->Reshape(std::vector<int>{static_cast<int>(cells * s.group_in * cols_max)});
+  const float* in = bottom.cpu_data();
+  const float* u = u_.cpu_data();
+  const float* bias = bias_ ? layer.blobs()[1]->cpu_data() : nullptr;
+  float* out = top->mutable_cpu_data();
+  float* v = v_buffer->mutable_cpu_data();
+  for (int64_t group = 0; group < group_; ++group) {
+    for (int64_t first = 0; first < tiles; first += cols_max) {
+      const int64_t count = std::min(cols_max, tiles - first);
+      const Columns cols{first, count, (count + kLanes - 1) / kLanes * kLanes};
+      winograd::transform_inputs(s, in, group, cols, v);
+      const int64_t outs_max =
+          std::clamp<int64_t>(kBufferFloats / (cells * cols.stride), 1, s.group_out);
+      m_buffer->Reshape(std::vector<int>{static_cast<int>(cells * outs_max * cols.stride)});
+      float* m = m_buffer->mutable_cpu_data();
+      for (int64_t o = 0; o < s.group_out; o += outs_max) {
+        const int64_t outs = std::min(outs_max, s.group_out - o);
+        winograd::products(cells, u + (group * cells * s.group_out + o) * s.group_in,
+                           s.group_out * s.group_in, v, m, outs, s.group_in, cols.stride);
+        winograd::transform_outputs(s, m, bias, group, o, outs, cols, out);
+      }
+    }
+  }
+}
+
+bool WinogradLayers::forward(const caffe::Net<float>& net, int index,
+                             uint64_t weights_generation) {
+  ran_.resize(net.layers().size());
+  ran_[index] = run(net, index, weights_generation);
+  return ran_[index];
+}
+
+bool WinogradLayers::run(const caffe::Net<float>& net, int index, uint64_t weights_generation) {
+  if (caffe::Caffe::mode() != caffe::Caffe::CPU) return false;
+  const auto& bottoms = net.bottom_vecs()[index];
+  const auto& tops = net.top_vecs()[index];
+  const auto& layer = net.layers()[index];
+  layers_.resize(net.layers().size());
+  Entry& entry = layers_[index];
+  if (entry.layer.lock() != layer) {
+    // A layer not seen before (surgery replaces layers): checked once, with
+    // the shapes its Reshape gives, and remembered either way.
+    entry.layer = layer;
+    entry.conv.reset();
+    if (bottoms.size() == 1 && tops.size() == 1 && std::string(layer->type()) == "Convolution") {
+      layer->Reshape(bottoms, tops);
+      entry.conv = WinogradConvolution::for_layer(*layer, *bottoms[0], *tops[0]);
+    }
+  }
+  if (!entry.conv) return false;
+  // As Layer::Forward does before computing: the shapes follow the bottom.
+  layer->Reshape(bottoms, tops);
+  if (!entry.conv->fits(*layer, *bottoms[0], *tops[0])) return false;
+  if (!v_) v_ = std::make_unique<caffe::Blob<float>>();
+  if (!m_) m_ = std::make_unique<caffe::Blob<float>>();
+  entry.conv->forward(*layer, *bottoms[0], tops[0], weights_generation, v_.get(), m_.get());
+  return true;
+}
+
+}  // namespace surgery

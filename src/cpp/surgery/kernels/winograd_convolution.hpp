@@ -1,0 +1,105 @@
+// Convolution layers computed with Winograd's minimal filtering
+// (winograd_transform.hpp) instead of Caffe's im2col + GEMM: the opt-in
+// ConvolutionAlgorithm::kWinograd of surgery::Net (net.hpp).
+//
+// Which layers: type Convolution on the CPU, one 4-D bottom and top, a
+// square 3x3, 5x5, 6x6 or 7x7 kernel, stride 1, dilation 1, any pad, group
+// and bias. CaffeNet at 451x451: conv2 (5x5), conv3-5 (3x3) and fc6 turned
+// convolution (6x6), 2.8 to 4 times fewer multiplications each. Everything
+// else (conv1's stride 4, 1x1 layers, GPU mode) runs through Caffe.
+//
+// Results differ from Caffe's in rounding only: the sums are taken in
+// another order and through the transforms. Against the exact sum, within
+// 4e-5 of the output's scale at any channel count
+// (tests/python/test_winograd.py); Caffe's own path within 3e-6. Each output is computed by the same code wherever it lies
+// (border tiles read zeros for the padding), and with the same partial
+// sums whatever the thread count, so results are repeatable.
+//
+// Memory: each layer keeps its weights transformed (alpha^2 / r^2 times
+// their size: 4x for 3x3, 2.6x for 5x5, 1.4x for 6x6; fc6 of CaffeNet 205
+// MB), made at the first forward and again whenever they may have changed;
+// plus at most 64 MiB of work buffers, which the net's layers share. All of
+// it is Caffe blob memory, so the memory limit refuses it as it refuses any
+// blob.
+#ifndef SURGERY_WINOGRAD_CONVOLUTION_HPP_
+#define SURGERY_WINOGRAD_CONVOLUTION_HPP_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <boost/weak_ptr.hpp>
+
+#include "caffe/net.hpp"
+#include "surgery/kernels/winograd_transform.hpp"
+
+namespace surgery {
+
+class WinogradConvolution {
+ public:
+  // nullptr if this cannot compute `layer` on `bottom` (see above).
+  static std::unique_ptr<WinogradConvolution> for_layer(caffe::Layer<float>& layer,
+                                                         const caffe::Blob<float>& bottom,
+                                                         const caffe::Blob<float>& top);
+
+  // Whether bottom and top (after the layer's Reshape) have the shapes this
+  // computes: 4-D, the layer's channels, a stride-1 output size.
+  bool fits(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
+            const caffe::Blob<float>& top) const;
+
+  // top = the convolution of bottom by `layer` (the one for_layer was given).
+  // The transformed weights are made anew when `weights_generation`
+  // differs from the last forward's, or when anything besides the layer
+  // holds the weights' memory (a numpy view may write into it at any
+  // time). `v` and `m` are work buffers, grown as needed.
+  void forward(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
+               caffe::Blob<float>* top, uint64_t weights_generation, caffe::Blob<float>* v,
+               caffe::Blob<float>* m);
+
+ private:
+  WinogradConvolution() = default;
+  void transform_weights(caffe::Layer<float>& layer);
+
+  const WinogradTransform* t_ = nullptr;
+  int64_t pad_h_ = 0, pad_w_ = 0;
+  int group_ = 1;
+  bool bias_ = false;
+  caffe::Blob<float> u_;  // [group][alpha^2][out channels of the group][in channels of the group]
+  bool u_made_ = false;
+  uint64_t u_generation_ = 0;
+};
+
+// The Winograd convolutions of one net, by layer index, made on first use.
+class WinogradLayers {
+ public:
+  // Runs layer `index` of `net` if WinogradConvolution computes it in the
+  // current Caffe mode; false if the caller should run it through Caffe.
+  bool forward(const caffe::Net<float>& net, int index, uint64_t weights_generation);
+  // Whether the last forward() of layer `index` ran it.
+  bool ran(int index) const { return index < static_cast<int>(ran_.size()) && ran_[index]; }
+  // Drops every transformed copy and buffer.
+  void clear() {
+    layers_.clear();
+    ran_.clear();
+    v_.reset();
+    m_.reset();
+  }
+
+ private:
+  bool run(const caffe::Net<float>& net, int index, uint64_t weights_generation);
+
+  struct Entry {
+    // The layer checked: a replaced layer is checked anew (a freed layer's
+    // address may be reused, a weak pointer's not).
+    boost::weak_ptr<caffe::Layer<float>> layer;
+    std::unique_ptr<WinogradConvolution> conv;  // null: not one it computes
+  };
+  std::vector<Entry> layers_;
+  std::vector<char> ran_;
+  // Work buffers the layers share: transformed inputs, products.
+  std::unique_ptr<caffe::Blob<float>> v_, m_;
+};
+
+}  // namespace surgery
+
+#endif  // SURGERY_WINOGRAD_CONVOLUTION_HPP_

@@ -1,0 +1,368 @@
+#include "surgery/runtime/net.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <set>
+#include <sstream>
+
+#include "surgery/base/errors.hpp"
+#include "surgery/base/memory_guard.hpp"
+#include "surgery/base/shape_text.hpp"
+#include "surgery/definition/phase_filter.hpp"
+#include "surgery/definition/validate.hpp"
+#include "surgery/files/atomic_file.hpp"
+#include "surgery/files/caffemodel_reader.hpp"
+#include "surgery/files/caffemodel_writer.hpp"
+#include "surgery/files/proto_io.hpp"
+#include "surgery/files/weights_check.hpp"
+#include "surgery/layers/library_layers.hpp"
+#include "surgery/runtime/device.hpp"
+#include "surgery/runtime/fork_gate.hpp"
+
+namespace surgery {
+namespace {
+
+bool ends_with(std::string name, const std::string& suffix) {
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name.size() >= suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+Net::DefinitionFile Net::read_definition(const std::string& prototxt) {
+  const std::string text = read_text_file(prototxt);
+  return {parse_net_text(text, prototxt), find_pair_record(text, prototxt),
+          find_window_record(text, prototxt)};
+}
+
+Net::Net(const std::string& prototxt, const std::string& weights, caffe::Phase phase,
+         const LoadPolicy& policy)
+    : Net(read_definition(prototxt), prototxt, weights, phase, policy) {}
+
+Net::Net(DefinitionFile file, const std::string& prototxt, const std::string& weights,
+         caffe::Phase phase, const LoadPolicy& policy)
+    : Net(std::move(file.definition), prototxt, phase, policy) {
+  recorded_window_ = file.window;
+  if (weights.empty()) return;
+  const auto& record = file.pair;
+  if (!record || !record_applies(*record, weights)) {
+    load_weights_file(weights, nullptr);
+    return;
+  }
+  // The digest is taken from the bytes as they stream in: no second read.
+  FileDigest digest;
+  try {
+    load_weights_file(weights, &digest);
+  } catch (const Error& error) {
+    // A mixed pair can fail to load for other reasons (shapes, a truncated
+    // file): the message then says both.
+    const std::string mixed = pair_mismatch(*record, prototxt, weights, digest_file(weights));
+    if (mixed.empty()) throw;
+    throw ParseError(std::string(error.what()) + "; and " + mixed);
+  }
+  check_pair(*record, prototxt, weights, digest);
+}
+
+void Net::load_weights_file(const std::string& weights, FileDigest* digest) {
+  // A fresh net may take the file's values before all of it is checked (a
+  // failure discards the net), so it can stream them without a second copy.
+  std::set<std::string> loaded;
+  ++weights_generation_;
+  if (stream_caffemodel(*net_, weights, &loaded, digest) == StreamResult::kLoaded) {
+    loaded_layers_ = std::move(loaded);
+    weights_source_ = weights;
+  } else {
+    load_weights(read_net_binary(weights, digest), weights);
+  }
+}
+
+Net::Net(caffe::NetParameter definition, std::string source, caffe::Phase phase,
+         const LoadPolicy& policy)
+    : definition_(std::move(definition)), source_(std::move(source)), phase_(phase) {
+  register_library_layers();  // before the definition's types are looked up
+  caffe::NetParameter param = filter_by_phase(definition_, phase_);
+  validate_definition(param, source_, policy);
+  net_ = guard_caffe("building the net from '" + source_ + "'", [&] {
+    return std::make_unique<LiveNet>(param);
+  });
+  check_memory(*net_, "net '" + source_ + "'");
+}
+
+Net::~Net() = default;
+
+void Net::load_weights(const std::string& caffemodel) {
+  load_weights(read_net_binary(caffemodel), caffemodel);
+}
+
+void Net::load_weights(const caffe::NetParameter& weights, const std::string& source) {
+  const auto plan = plan_weight_copy(*net_, weights, source);
+  ++weights_generation_;
+  for (const auto& copy : plan) {
+    copy_blob_data(*copy.source, copy.target);
+    loaded_layers_.insert(copy.layer);
+  }
+  weights_source_ = source;
+}
+
+caffe::NetParameter Net::filtered_definition() const {
+  return filter_by_phase(definition_, phase_);
+}
+
+std::map<std::string, std::vector<int>> Net::declared_input_shapes() const {
+  std::map<std::string, std::vector<int>> out;
+  const caffe::NetParameter param = filtered_definition();
+  for (const auto& layer : param.layer()) {
+    if (layer.type() != "Input") continue;
+    const auto& shapes = layer.input_param().shape();
+    for (int i = 0; i < layer.top_size(); ++i) {
+      const auto& dims = shapes.Get(shapes.size() == 1 ? 0 : i).dim();
+      out[layer.top(i)] = std::vector<int>(dims.begin(), dims.end());
+    }
+  }
+  return out;
+}
+
+std::vector<LayerInfo> Net::layers() const {
+  std::vector<LayerInfo> out;
+  const caffe::NetParameter param = filtered_definition();
+  for (const auto& layer : param.layer()) {
+    out.push_back({layer.name(), layer.type(),
+                   {layer.bottom().begin(), layer.bottom().end()},
+                   {layer.top().begin(), layer.top().end()}});
+  }
+  return out;
+}
+
+std::vector<std::string> Net::blob_names() const {
+  // The blobs the definition names, in order: not Caffe's Split blobs, not
+  // the tops of layers that surgery removed.
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  const caffe::NetParameter param = filtered_definition();
+  for (const auto& layer : param.layer()) {
+    for (const auto& top : layer.top()) {
+      if (seen.insert(top).second && net_->has_blob(top)) out.push_back(top);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> Net::input_names() const {
+  std::vector<std::string> out;
+  for (int i : net_->input_blob_indices()) out.push_back(net_->blob_names()[i]);
+  return out;
+}
+
+std::vector<std::string> Net::output_names() const {
+  std::vector<std::string> out;
+  for (int i : net_->output_blob_indices()) out.push_back(net_->blob_names()[i]);
+  return out;
+}
+
+caffe::Blob<float>& Net::blob(const std::string& name) const {
+  if (!net_->has_blob(name)) {
+    throw Error("net '" + source_ + "' has no blob '" + name + "'");
+  }
+  return *net_->blob_by_name(name);
+}
+
+const std::vector<caffe::shared_ptr<caffe::Blob<float>>>& Net::params(
+    const std::string& layer) const {
+  if (!net_->has_layer(layer)) {
+    throw Error("net '" + source_ + "' has no layer '" + layer + "'");
+  }
+  ++weights_generation_;
+  return net_->layer_by_name(layer)->blobs();
+}
+
+bool Net::has_params(const std::string& layer) const {
+  return net_->has_layer(layer) && !net_->layer_by_name(layer)->blobs().empty();
+}
+
+std::vector<std::pair<std::string, double>> Net::layer_times() const {
+  std::vector<std::pair<std::string, double>> times;
+  for (size_t i = 0; i < layer_ms_.size() && i < net_->layer_names().size(); ++i) {
+    times.emplace_back(net_->layer_names()[i], layer_ms_[i]);
+  }
+  return times;
+}
+
+std::vector<std::string> Net::winograd_layers() const {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < net_->layers().size(); ++i) {
+    if (winograd_.ran(static_cast<int>(i))) names.push_back(net_->layer_names()[i]);
+  }
+  return names;
+}
+
+void Net::set_convolution_algorithm(ConvolutionAlgorithm algorithm) {
+  algorithm_ = algorithm;
+  if (algorithm_ == ConvolutionAlgorithm::kCaffe) winograd_.clear();
+}
+
+std::vector<int> Net::shape_of(const std::string& name) const {
+  return net_->blob_by_name(name)->shape();
+}
+
+void Net::reshape(const std::map<std::string, std::vector<int>>& shapes) {
+  const auto inputs = input_names();
+  std::map<std::string, std::vector<int>> old_shapes;
+  for (const auto& [name, shape] : shapes) {
+    if (std::find(inputs.begin(), inputs.end(), name) == inputs.end()) {
+      throw Error("'" + name + "' is not an input of '" + source_ + "'");
+    }
+    for (int dim : shape) {
+      if (dim <= 0) {
+        throw ShapeError("input '" + name + "' cannot take shape " + shape_text(shape) +
+                         ": every dimension must be positive");
+      }
+    }
+    old_shapes[name] = shape_of(name);
+  }
+  auto apply = [&](const std::map<std::string, std::vector<int>>& target) {
+    for (const auto& [name, shape] : target) net_->blob_by_name(name)->Reshape(shape);
+    net_->Reshape();
+  };
+  // A refused shape leaves the old one, holding no more memory than before.
+  auto restore = [&] {
+    apply(old_shapes);
+    release_excess_memory(*net_);
+  };
+  const std::string what = "net '" + source_ + "' at the new input shape";
+  try {
+    apply(shapes);
+    check_memory(*net_, what);
+  } catch (const ShapeError&) {
+    restore();
+    throw;
+  } catch (const std::bad_alloc& e) {
+    restore();
+    throw MemoryLimitError(what + ": " + e.what() + " (surgery.set_memory_limit)");
+  } catch (const caffe_check::CheckFailure& e) {
+    restore();
+    std::ostringstream out;
+    out << "net '" << source_ << "' cannot take input shape";
+    for (const auto& [name, shape] : shapes) out << " " << name << "=" << shape_text(shape);
+    out << ": " << e.what();
+    throw ShapeError(out.str());
+  }
+}
+
+void Net::forward(const std::map<std::string, InputView>& inputs,
+                  const std::function<bool()>& interrupted) {
+  const auto names = input_names();
+  std::map<std::string, std::vector<int>> new_shapes, old_shapes;
+  for (const auto& [name, view] : inputs) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      throw Error("'" + name + "' is not an input of '" + source_ + "'");
+    }
+    if (shape_of(name) != view.shape) {
+      new_shapes[name] = view.shape;
+      old_shapes[name] = shape_of(name);
+    }
+  }
+  if (!new_shapes.empty()) reshape(new_shapes);
+  ++forwards_;
+  for (const auto& [name, view] : inputs) upload(*net_->blob_by_name(name), view.data);
+  // Layer by layer (as Net::Forward does it, without the loss sum) so a
+  // caller can stop a long pass between layers.
+  const int layers = static_cast<int>(net_->layers().size());
+  try {
+    guard_caffe("forward through '" + source_ + "'", [&] {
+      const CaffeSection section;
+      layer_ms_.assign(layers, 0.0);
+      for (int i = 0; i < layers; ++i) {
+        // Before interrupted(), which may wait for the GIL that a forking
+        // thread holds while fork() waits for this section.
+        let_fork_through();
+        if (interrupted && interrupted()) {
+          throw Interrupted("forward through '" + source_ + "' interrupted before layer '" +
+                            net_->layer_names()[i] + "'");
+        }
+        const auto start = std::chrono::steady_clock::now();
+        if (algorithm_ != ConvolutionAlgorithm::kWinograd ||
+            !winograd_.forward(*net_, i, weights_generation_)) {
+          net_->ForwardFromTo(i, i);
+        }
+        layer_ms_[i] = std::chrono::duration<double, std::milli>(
+                           std::chrono::steady_clock::now() - start).count();
+      }
+    });
+  } catch (const MemoryLimitError&) {
+    // The allocator refused a blob midway (memory other nets hold counts
+    // too): like a refused reshape, go back to the old shapes and give back
+    // what this forward took, so a smaller batch can be tried next.
+    if (!old_shapes.empty()) {
+      guard_caffe("restoring '" + source_ + "' after a refused forward", [&] {
+        for (const auto& [name, shape] : old_shapes) net_->blob_by_name(name)->Reshape(shape);
+        net_->Reshape();
+      });
+    }
+    release_excess_memory(*net_);
+    winograd_.clear();
+    throw;
+  }
+}
+
+void Net::check_save_targets(const std::string& prototxt, const std::string& caffemodel,
+                             bool overwrite) const {
+  if (prototxt.empty() && caffemodel.empty()) {
+    throw Error("save() was given no file: pass a prototxt path, a weights path, or both");
+  }
+  const char* swapped = " (swapped arguments?): pass save(prototxt='net.prototxt', "
+                        "weights='net.caffemodel')";
+  for (const char* text_suffix : {".prototxt", ".pbtxt", ".txt"}) {
+    if (!caffemodel.empty() && ends_with(caffemodel, text_suffix)) {
+      throw Error("the weights target '" + caffemodel + "' is named like a text prototxt, "
+                  "but weights are written as a binary caffemodel" + swapped);
+    }
+  }
+  if (!prototxt.empty() && ends_with(prototxt, ".caffemodel")) {
+    throw Error("the prototxt target '" + prototxt + "' is named like a binary caffemodel, "
+                "but the definition is written as text" + swapped);
+  }
+  if (!prototxt.empty() && !caffemodel.empty() && same_file(prototxt, caffemodel)) {
+    throw FileError("save() was given the same file '" + prototxt +
+                    "' for the prototxt and the weights: one would replace the other");
+  }
+  if (overwrite) return;
+  for (const auto* target : {&prototxt, &caffemodel}) {
+    if (target->empty()) continue;
+    for (const auto* input : {&source_, &weights_source_}) {
+      if (!input->empty() && same_file(*target, *input)) {
+        throw FileError("refusing to overwrite '" + *target + "', which this net was loaded "
+                        "from (" + (input == &source_ ? "its comments and formatting would "
+                        "be lost" : "the original weights would be lost") +
+                        "): save under another name, or pass overwrite=True");
+      }
+    }
+  }
+}
+
+void Net::save(const std::string& prototxt, const std::string& caffemodel,
+               bool overwrite) const {
+  check_save_targets(prototxt, caffemodel, overwrite);
+  // The window record (window_record.hpp) travels with the definition.
+  const std::string window = window_record_line(recorded_window_);
+  if (caffemodel.empty()) {
+    write_net_text(definition_, prototxt, window);
+    return;
+  }
+  if (prototxt.empty()) {
+    write_caffemodel(*net_, caffemodel);
+    return;
+  }
+  // Both staged before either is renamed; the prototxt goes first, so a kill
+  // between the renames leaves a record naming the new weights beside the
+  // old ones: a pair that refuses to load (pair_record.hpp).
+  FileDigest digest;
+  StagedFile weights = stage_caffemodel(*net_, caffemodel, &digest);
+  StagedFile text =
+      stage_net_text(definition_, prototxt, pair_record_line(caffemodel, digest) + window);
+  text.commit();
+  weights.commit();
+}
+
+}  // namespace surgery
