@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "surgery/errors.hpp"
-#include "surgery/net.hpp"
-#include "surgery/proto_io.hpp"
+#include "surgery/base/errors.hpp"
+#include "surgery/files/proto_io.hpp"
+#include "surgery/runtime/net.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {
