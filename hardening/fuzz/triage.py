@@ -7,7 +7,9 @@ Prints one line per file: the file, then its signature ("ok" when it runs
 clean), e.g. "SEGV in caffe::UpsampleLayer<float>::Reshape". A signature is
 the kind the sanitizer or libFuzzer reported and the first stack frame that
 is neither a runtime (sanitizer, libFuzzer, C/C++ library) nor the harness;
-function names, not line numbers, so it survives unrelated edits.
+function names, not line numbers, so it survives unrelated edits. For the
+Python targets, an uncaught exception is named by its class and the last
+frame of the package it left ("uncaught RecursionError in batch.py:read_record").
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ RUNTIME = re.compile(
     r"fuzzer::|LLVMFuzzer|std::|operator new|operator delete|malloc|calloc|realloc|free|"
     r"abort|raise|gsignal|__GI_|_Unwind|caffe_check::|fuzz::|"
     r"\(anonymous namespace\)::state_of|__clang_call_terminate|"
-    r"google::LogMessage|void std::)")
+    r"google::LogMessage|void std::|"
+    # CPython's and numpy's allocators: the caller is where the size came from.
+    r"_?PyObject_(Malloc|Calloc|Realloc)|_?PyMem_|PyDataMem_|default_(malloc|calloc|realloc)|"
+    r"_?npy_alloc_cache)")
 FRAME = re.compile(r"^\s*#\d+ 0x[0-9a-f]+ in (.+?) (/\S+|\(\S+\))")
 KIND = [
     (re.compile(r"ERROR: AddressSanitizer: (\S+)"), None),
@@ -31,7 +36,11 @@ KIND = [
     (re.compile(r"ERROR: libFuzzer: (out-of-memory|timeout|deadly signal|malloc limit)"), None),
     (re.compile(r"refused surgery changed the net"), None),
     (re.compile(r"terminate called after throwing an instance of '([^']+)'"), "uncaught "),
+    # atheris (the Python targets): the exception's class on the line after.
+    (re.compile(r"=== Uncaught Python exception: ===\s*\n\s*([\w.]+)"), "uncaught "),
 ]
+PY_FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in (\S+)')
+PY_TRACEBACK = "Traceback (most recent call last):"
 TIMEOUT_S = 60
 
 
@@ -55,14 +64,32 @@ def signature(report: str) -> str:
             kind = (prefix or "") + (m.group(1) if m.groups() else m.group(0))
             kind = re.sub(r"-?\d+", "N", kind)  # values in a message vary by input
             break
-    where = ""
+    where = python_frame(report) or native_frame(report)
+    return f"{kind or 'crash'} in {where or '?'}"
+
+
+def native_frame(report: str) -> str:
+    """The first frame of the report's stack that is not a runtime's."""
     for line in report.splitlines():
         m = FRAME.match(line)
         if m and not RUNTIME.match(m.group(1)) and "libc.so" not in m.group(2) \
                 and "libstdc++" not in m.group(2):
-            where = function_name(m.group(1))
-            break
-    return f"{kind or 'crash'} in {where or '?'}"
+            return function_name(m.group(1))
+    return ""
+
+
+def python_frame(report: str) -> str:
+    """Where a Python exception left surgery's code ("batch.py:read_record"):
+    the deepest frame of the last traceback in the package, else its deepest
+    frame (an assertion of the harness); "" when the report has none."""
+    if PY_TRACEBACK not in report:
+        return ""
+    last = report.rsplit(PY_TRACEBACK, 1)[1].splitlines()
+    frames = [m.groups() for m in map(PY_FRAME.match, last) if m]
+    ours = [f for f in frames if f"{os.sep}surgery{os.sep}" in f[0]]
+    for path, function in reversed(ours or frames):
+        return f"{os.path.basename(path)}:{function}"
+    return ""
 
 
 def replay(binary: str, path: str) -> str:

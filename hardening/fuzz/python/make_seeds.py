@@ -1,0 +1,137 @@
+"""Writes the Python fuzz targets' seeds into corpus/TARGET/seed-*: small
+valid files of each form the readers meet (a few hundred bytes each), from
+which libFuzzer grows the rest. Needs numpy and Pillow (tifffile for the
+tiled and multi-page TIFFs); run it with the package's Python:
+
+    .venv/bin/python hardening/fuzz/python/make_seeds.py [CORPUS_FOLDER]
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pathlib
+import sys
+
+import numpy as np
+from PIL import Image
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from make_seeds import blob  # noqa: E402  (the C++ targets' BlobProto writer)
+
+
+def npy(array: np.ndarray, version=None) -> bytes:
+    out = io.BytesIO()
+    np.lib.format.write_array(out, array, version=version, allow_pickle=False)
+    return out.getvalue()
+
+
+def means() -> dict:
+    grid = np.linspace(0, 255, 3 * 4 * 5).reshape(3, 4, 5)
+    return {
+        "float32-chw.npy": npy(grid.astype(np.float32)),
+        "float64-c.npy": npy(np.array([104.0, 117.0, 123.0])),
+        "uint8-chw.npy": npy(grid.astype(np.uint8)[:, :2, :2]),
+        "float16-fortran.npy": npy(np.asfortranarray(grid[:1, :2, :3].astype(np.float16))),
+        "int32-hw-v2.npy": npy(grid[0].astype(np.int32), version=(2, 0)),
+        "float32-v3.npy": npy(grid[:, :1, :1].astype(np.float32), version=(3, 0)),
+        "chw.binaryproto": blob((3, 2, 2), ""),
+        "legacy.binaryproto": blob((3, 2, 2), "legacy"),
+        "double.binaryproto": blob((3, 1, 2), "double"),
+    }
+
+
+def labels() -> dict:
+    synsets = "".join(f"n0144076{i} tench{i}, Tinca tinca\n" for i in range(4))
+    return {
+        "synset.txt": synsets.encode(),
+        "plain-crlf.txt": b"background\r\ncat\r\n\r\ndog\r\n",
+        "utf8-bom.txt": "\ufeffcaf\u00e9\n\u732b\nna\u00efve, other\n".encode(),
+    }
+
+
+def records() -> dict:
+    """Records as surgery.batch writes them (run_image): the current form,
+    which names the model, settings and input, and the earlier one without
+    them (now refused, a seed for the checks of every field)."""
+    detection = {"class": 1, "label": "cat", "score": 0.93, "x0": 0.0, "y0": 4.5,
+                 "x1": 227.0, "y1": 231.5, "row": 0, "column": 1}
+    earlier = {"image": "/data/photos/cat.png", "map": "cat.png.npy", "map_shape": [2, 3, 4],
+               "tiles": 1, "detections": [detection], "seconds": 0.25, "worker_pid": 4242}
+    settings = {"background": [0], "convolution": "caffe", "map_format": "npy",
+                "mean": "5f" * 32, "nms_iou": 0.3, "raw_scale": 255, "threshold": 0.5,
+                "tile": None}
+    current = dict(earlier, format="caffe-surgery result 1", input="0a" * 32, map="map.npy",
+                   model={"prototxt": "c3" * 32, "weights": "9e" * 32}, settings=settings)
+    return {
+        "detections.json": dump(current),
+        "no-weights-zarr.json": dump(dict(current, model={"prototxt": "c3" * 32, "weights": None},
+                                          map="map.zarr", detections=[], tiles=4)),
+        "earlier-form.json": dump(earlier),
+    }
+
+
+def dump(record: dict) -> bytes:
+    return (json.dumps(record, indent=1) + "\n").encode()
+
+
+def image_bytes(images, format: str, **options) -> bytes:
+    out = io.BytesIO()
+    first, *rest = images
+    if rest:
+        options.update(save_all=True, append_images=rest)
+    first.save(out, format=format, **options)
+    return out.getvalue()
+
+
+def tiff(array: np.ndarray, **options) -> bytes:
+    import tifffile
+    out = io.BytesIO()
+    tifffile.imwrite(out, array, **options)
+    return out.getvalue()
+
+
+def images() -> dict:
+    y, x = np.mgrid[0:12, 0:16]
+    rgb = np.stack([x * 16, y * 20, (x + y) * 9], axis=-1).astype(np.uint8)
+    colour = Image.fromarray(rgb)
+    frames = [Image.fromarray(np.roll(rgb, 3 * i, axis=1)).convert("P") for i in range(3)]
+    files = {
+        "rgb.png": image_bytes([colour], "PNG"),
+        "grey16.png": image_bytes([Image.fromarray((y * 4000).astype(np.uint16))], "PNG"),
+        "palette-alpha.png": image_bytes([colour.convert("RGBA").convert("P")], "PNG"),
+        "animated.png": image_bytes([colour, colour.transpose(Image.Transpose.FLIP_TOP_BOTTOM)],
+                                    "PNG"),
+        "rgb.jpg": image_bytes([colour], "JPEG", quality=50),
+        "still.gif": image_bytes(frames[:1], "GIF"),
+        "frames.gif": image_bytes(frames, "GIF", duration=40, loop=0),
+        "rgb.bmp": image_bytes([colour.resize((4, 3))], "BMP"),
+    }
+    Image.init()  # fills Image.SAVE
+    if "WEBP" in Image.SAVE:
+        files["frames.webp"] = image_bytes([colour, frames[1].convert("RGB")], "WEBP",
+                                           lossless=True)
+    try:
+        files["tiled.tif"] = tiff(np.tile(rgb, (3, 2, 1))[:32, :32], tile=(16, 16))
+        files["pages.tif"] = tiff(np.stack([rgb[:, :, 0], rgb[:, :, 1]]))
+        files["float32.tif"] = tiff(rgb[:4, :4].astype(np.float32) / 255)
+    except ImportError:
+        files["pages.tif"] = image_bytes([colour, colour.convert("L")], "TIFF")
+    return files
+
+
+def main() -> int:
+    root = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent / "corpus"
+    for target, files in [("mean", means()), ("labels", labels()), ("record", records()),
+                          ("image", images())]:
+        folder = root / target
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            (folder / f"seed-{name}").write_bytes(content)
+        print(f"{folder}: {len(files)} seeds, {sum(map(len, files.values()))} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
