@@ -100,7 +100,7 @@ python_launchers() {
     cat > "$build/python/fuzz_$target" <<LAUNCHER
 #!/bin/sh
 # Written by hardening/fuzz/run.sh: the Python target $target under ASan's runtime.
-LD_PRELOAD="$runtime\${LD_PRELOAD:+:\$LD_PRELOAD}" exec "$SURGERY_FUZZ_PYTHON" "$PWD/$here/python/fuzz_$target.py" "\$@"
+LD_PRELOAD="\${SURGERY_FUZZ_PRELOAD-$runtime}\${LD_PRELOAD:+:\$LD_PRELOAD}" exec "$SURGERY_FUZZ_PYTHON" "$PWD/$here/python/fuzz_$target.py" "\$@"
 LAUNCHER
     chmod +x "$build/python/fuzz_$target"
   done

@@ -31,6 +31,9 @@ RUNTIME = re.compile(
     r"_?npy_alloc_cache)")
 FRAME = re.compile(r"^\s*#\d+ 0x[0-9a-f]+ in (.+?) (/\S+|\(\S+\))")
 KIND = [
+    # ASan's summary names the kind in one word; its first line does not
+    # always ("requested allocation size...", "out of memory: ...").
+    (re.compile(r"SUMMARY: AddressSanitizer: (\S+)"), None),
     (re.compile(r"ERROR: AddressSanitizer: (\S+)"), None),
     (re.compile(r"runtime error: (.+?)(?: of type| for type|$)"), "ubsan: "),
     (re.compile(r"ERROR: libFuzzer: (out-of-memory|timeout|deadly signal|malloc limit)"), None),
@@ -92,9 +95,10 @@ def python_frame(report: str) -> str:
     return ""
 
 
-def replay(binary: str, path: str) -> str:
+def replay(binary: str, path: str, **env: str) -> str:
+    """The signature of what `path` triggers in `binary` ("ok": nothing)."""
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:symbolize=1",
-               UBSAN_OPTIONS="print_stacktrace=1")
+               UBSAN_OPTIONS="print_stacktrace=1", **env)
     try:
         done = subprocess.run([binary, "-rss_limit_mb=2048", "-malloc_limit_mb=320",
                                "-timeout=25", path],
@@ -107,10 +111,30 @@ def replay(binary: str, path: str) -> str:
     return signature(done.stderr + done.stdout)
 
 
+def triage(binary: str, path: str) -> str:
+    """replay's signature; for a Python target whose native stack says
+    nothing (an allocation ASan refused, from code built without frame
+    pointers), where the same input fails without ASan's runtime: the
+    allocation then ends in Python's MemoryError and its traceback."""
+    found = replay(binary, path)
+    if found.endswith(" in ?") and preloads(binary):
+        plain = replay(binary, path, SURGERY_FUZZ_PRELOAD="")
+        if not plain.endswith(" in ?") and plain != "ok":
+            found = f"{found[:-1]}{plain.rsplit(' in ', 1)[1]}"
+    return found
+
+
+def preloads(binary: str) -> bool:
+    """Whether `binary` is one of run.sh's Python launchers, which preload
+    ASan's runtime unless SURGERY_FUZZ_PRELOAD says otherwise."""
+    with open(binary, "rb") as f:
+        return b"SURGERY_FUZZ_PRELOAD" in f.read(4096)
+
+
 def main() -> int:
     binary, paths = sys.argv[1], sys.argv[2:]
     for path in paths:
-        print(f"{path}\t{replay(binary, path)}", flush=True)
+        print(f"{path}\t{triage(binary, path)}", flush=True)
     return 0
 
 

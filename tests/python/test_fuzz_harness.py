@@ -108,3 +108,12 @@ def test_triage_names_a_python_finding_by_class_and_the_packages_frame():
     # Out of the package (the harness's own check): its deepest frame.
     outside = ATHERIS_REPORT.replace("/repo/src/python/surgery/batch.py", "/repo/x/y.py")
     assert triage.signature(outside) == "uncaught RecursionError in __init__.py:loads"
+
+
+def test_triage_names_an_asan_report_by_its_summary():
+    report = ("==1110==ERROR: AddressSanitizer: out of memory: allocator is trying to allocate "
+              "0x6fc23ac000 bytes\n"
+              "    #0 0x7f47c6164c7f in __interceptor_malloc /llvm/asan_malloc_linux.cpp:69:3\n"
+              "    #1 0x7f47c6164c7f in PyArray_NewFromDescr_int /numpy/ctors.c:1:1\n"
+              "SUMMARY: AddressSanitizer: out-of-memory /llvm/asan_malloc_linux.cpp:69:3\n")
+    assert triage.signature(report) == "out-of-memory in PyArray_NewFromDescr_int"

@@ -11,14 +11,16 @@ from __future__ import annotations
 import io
 import json
 import pathlib
+import struct
 import sys
+import zlib
 
 import numpy as np
 from PIL import Image
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from make_seeds import blob  # noqa: E402  (the C++ targets' BlobProto writer)
+from make_seeds import blob, field, number  # noqa: E402  (the C++ targets' protobuf writer)
 
 
 def npy(array: np.ndarray, version=None) -> bytes:
@@ -39,7 +41,35 @@ def means() -> dict:
         "chw.binaryproto": blob((3, 2, 2), ""),
         "legacy.binaryproto": blob((3, 2, 2), "legacy"),
         "double.binaryproto": blob((3, 1, 2), "double"),
+        # The attacks of the issue, kept as regression inputs and as seeds:
+        # a header claiming 447 GiB in 128 bytes, pickled objects, a shape the
+        # data does not fill, a Python 2 header (numpy's tokenize path), a
+        # record dtype, a BlobProto of 2^40 x 2^30 values.
+        "huge-shape.npy": npy_header("<f4", (3, 200000, 200000)),
+        "object.npy": npy_header("|O", (3,)) + b"\x80\x04N.",
+        "short-data.npy": npy_header("<f8", (3, 4, 5)) + bytes(16),
+        "python2-header.npy": npy_raw_header(b"{'descr': '<f4', 'fortran_order': False, "
+                                             b"'shape': (3L, 1L), }") + bytes(12),
+        "structured.npy": npy(np.zeros(2, dtype=[("a", "<f4"), ("b", "<i2")])),
+        "huge.binaryproto": b"".join(number(n, d) for n, d in
+                                     zip((1, 2, 3, 4), (1, 3, 1 << 40, 1 << 30)))
+        + field(5, struct.pack("<f", 1.0)),
     }
+
+
+def npy_header(descr: str, shape) -> bytes:
+    """A .npy header alone, saying what the data would be."""
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, {"descr": descr, "fortran_order": False,
+                                               "shape": tuple(shape)})
+    return out.getvalue()
+
+
+def npy_raw_header(text: bytes) -> bytes:
+    """A version 1.0 .npy header of `text` as is, padded as numpy pads."""
+    size = -(-(len(text) + 11) // 64) * 64 - 10
+    return np.lib.format.MAGIC_PREFIX + b"\x01\x00" + struct.pack("<H", size) \
+        + text.ljust(size - 1) + b"\n"
 
 
 def labels() -> dict:
@@ -48,6 +78,9 @@ def labels() -> dict:
         "synset.txt": synsets.encode(),
         "plain-crlf.txt": b"background\r\ncat\r\n\r\ndog\r\n",
         "utf8-bom.txt": "\ufeffcaf\u00e9\n\u732b\nna\u00efve, other\n".encode(),
+        "not-utf8.txt": b"cat\n\xff\xfe dog\n",
+        "formulas-nul.txt": b'=HYPERLINK("http://x")\n@SUM(1)\n\x00\n+cmd\n-1\n\tx\r\n',
+        "one-long-line.txt": b"n" * 3000,
     }
 
 
@@ -69,6 +102,16 @@ def records() -> dict:
         "no-weights-zarr.json": dump(dict(current, model={"prototxt": "c3" * 32, "weights": None},
                                           map="map.zarr", detections=[], tiles=4)),
         "earlier-form.json": dump(earlier),
+        # The attacks of the issue: JSON that is not an object, nested past
+        # Python's recursion limit, a number past int()'s digit limit, NaN,
+        # a byte-order mark, a key given twice.
+        "list.json": b"[]",
+        "null.json": b"null",
+        "deep.json": b"[" * 3000 + b"]" * 3000,
+        "long-int.json": dump(current)[:-3] + b', "tiles": ' + b"7" * 4400 + b"}\n",
+        "nan-seconds.json": dump(dict(current, seconds=float("nan"))),
+        "bom.json": b"\xef\xbb\xbf" + dump(current),
+        "twice.json": dump(current)[:-3] + b', "image": 3}\n',
     }
 
 
@@ -112,6 +155,7 @@ def images() -> dict:
     if "WEBP" in Image.SAVE:
         files["frames.webp"] = image_bytes([colour, frames[1].convert("RGB")], "WEBP",
                                            lossless=True)
+    files.update(image_attacks(rgb))
     try:
         files["tiled.tif"] = tiff(np.tile(rgb, (3, 2, 1))[:32, :32], tile=(16, 16))
         files["pages.tif"] = tiff(np.stack([rgb[:, :, 0], rgb[:, :, 1]]))
@@ -119,6 +163,37 @@ def images() -> dict:
     except ImportError:
         files["pages.tif"] = image_bytes([colour, colour.convert("L")], "TIFF")
     return files
+
+
+def image_attacks(rgb: np.ndarray) -> dict:
+    """Small files that claim much (the issue's classes): a 65535 x 65535 GIF
+    canvas around a 1 x 1 frame, a PNG whose header says 100000 x 100000, a
+    tiled TIFF of 100000 x 100000 with one tile, and forty GIF frames."""
+    dot = image_bytes([Image.fromarray(rgb[:1, :1]).convert("P")], "GIF")
+    canvas = dot[:6] + struct.pack("<HH", 65535, 65535) + dot[10:]
+    png = image_bytes([Image.fromarray(rgb[:1, :1])], "PNG")
+    ihdr = struct.pack(">II", 100000, 100000) + png[24:29]
+    png = png[:16] + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)) + png[33:]
+    frames = [Image.fromarray(np.full((8, 8, 3), 6 * i, np.uint8)).convert("P")
+              for i in range(40)]
+    return {"huge-canvas.gif": canvas, "huge-header.png": png,
+            "huge-tiled.tif": tiff_by_hand(100000, 100000, tile=16),
+            "forty-frames.gif": image_bytes(frames, "GIF")}
+
+
+def tiff_by_hand(width: int, height: int, tile: int) -> bytes:
+    """A little-endian grey TIFF whose IFD says `width` x `height` in tiles of
+    `tile`, holding one tile: what no writer would produce."""
+    data = bytes(tile * tile)
+    entries = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 1), (262, 3, 1),
+               (277, 3, 1), (322, 3, tile), (323, 3, tile), (324, 4, 8),
+               (325, 4, len(data))]
+    ifd_at = 8 + len(data)
+    ifd = struct.pack("<H", len(entries)) + b"".join(
+        struct.pack("<HHI", tag, kind, 1) + (struct.pack("<HH", value, 0) if kind == 3
+                                             else struct.pack("<I", value))
+        for tag, kind, value in entries) + struct.pack("<I", 0)
+    return b"II*\0" + struct.pack("<I", ifd_at) + data + ifd
 
 
 def main() -> int:
