@@ -1,9 +1,10 @@
 """Writes the Python fuzz targets' seeds into corpus/TARGET/seed-*: small
 valid files of each form the readers meet (a few hundred bytes each), from
-which libFuzzer grows the rest. Needs numpy and Pillow (tifffile for the
+which libFuzzer grows the rest; and the issue's attacks on these readers
+into crashes/TARGET/attack-*. Needs numpy and Pillow (tifffile for the
 tiled and multi-page TIFFs); run it with the package's Python:
 
-    .venv/bin/python hardening/fuzz/python/make_seeds.py [CORPUS_FOLDER]
+    .venv/bin/python hardening/fuzz/python/make_seeds.py [FOLDER (hardening/fuzz)]
 """
 
 from __future__ import annotations
@@ -41,17 +42,18 @@ def means() -> dict:
         "chw.binaryproto": blob((3, 2, 2), ""),
         "legacy.binaryproto": blob((3, 2, 2), "legacy"),
         "double.binaryproto": blob((3, 1, 2), "double"),
-        # The attacks of the issue, kept as regression inputs and as seeds:
+        # The attacks of the issue (attack-*, kept in crashes/ so that no
+        # minimizing drops them):
         # a header claiming 447 GiB in 128 bytes, pickled objects, a shape the
         # data does not fill, a Python 2 header (numpy's tokenize path), a
         # record dtype, a BlobProto of 2^40 x 2^30 values.
-        "huge-shape.npy": npy_header("<f4", (3, 200000, 200000)),
-        "object.npy": npy_header("|O", (3,)) + b"\x80\x04N.",
-        "short-data.npy": npy_header("<f8", (3, 4, 5)) + bytes(16),
-        "python2-header.npy": npy_raw_header(b"{'descr': '<f4', 'fortran_order': False, "
+        "attack-huge-shape.npy": npy_header("<f4", (3, 200000, 200000)),
+        "attack-object.npy": npy_header("|O", (3,)) + b"\x80\x04N.",
+        "attack-short-data.npy": npy_header("<f8", (3, 4, 5)) + bytes(16),
+        "attack-python2-header.npy": npy_raw_header(b"{'descr': '<f4', 'fortran_order': False, "
                                              b"'shape': (3L, 1L), }") + bytes(12),
-        "structured.npy": npy(np.zeros(2, dtype=[("a", "<f4"), ("b", "<i2")])),
-        "huge.binaryproto": b"".join(number(n, d) for n, d in
+        "attack-structured.npy": npy(np.zeros(2, dtype=[("a", "<f4"), ("b", "<i2")])),
+        "attack-huge.binaryproto": b"".join(number(n, d) for n, d in
                                      zip((1, 2, 3, 4), (1, 3, 1 << 40, 1 << 30)))
         + field(5, struct.pack("<f", 1.0)),
     }
@@ -78,9 +80,9 @@ def labels() -> dict:
         "synset.txt": synsets.encode(),
         "plain-crlf.txt": b"background\r\ncat\r\n\r\ndog\r\n",
         "utf8-bom.txt": "\ufeffcaf\u00e9\n\u732b\nna\u00efve, other\n".encode(),
-        "not-utf8.txt": b"cat\n\xff\xfe dog\n",
-        "formulas-nul.txt": b'=HYPERLINK("http://x")\n@SUM(1)\n\x00\n+cmd\n-1\n\tx\r\n',
-        "one-long-line.txt": b"n" * 3000,
+        "attack-not-utf8.txt": b"cat\n\xff\xfe dog\n",
+        "attack-formulas-nul.txt": b'=HYPERLINK("http://x")\n@SUM(1)\n\x00\n+cmd\n-1\n\tx\r\n',
+        "attack-one-long-line.txt": b"n" * 3000,
     }
 
 
@@ -105,13 +107,13 @@ def records() -> dict:
         # The attacks of the issue: JSON that is not an object, nested past
         # Python's recursion limit, a number past int()'s digit limit, NaN,
         # a byte-order mark, a key given twice.
-        "list.json": b"[]",
-        "null.json": b"null",
-        "deep.json": b"[" * 3000 + b"]" * 3000,
-        "long-int.json": dump(current)[:-3] + b', "tiles": ' + b"7" * 4400 + b"}\n",
-        "nan-seconds.json": dump(dict(current, seconds=float("nan"))),
-        "bom.json": b"\xef\xbb\xbf" + dump(current),
-        "twice.json": dump(current)[:-3] + b', "image": 3}\n',
+        "attack-list.json": b"[]",
+        "attack-null.json": b"null",
+        "attack-deep.json": b"[" * 3000 + b"]" * 3000,
+        "attack-long-int.json": dump(current)[:-3] + b', "tiles": ' + b"7" * 4400 + b"}\n",
+        "attack-nan-seconds.json": dump(dict(current, seconds=float("nan"))),
+        "attack-bom.json": b"\xef\xbb\xbf" + dump(current),
+        "attack-twice.json": dump(current)[:-3] + b', "image": 3}\n',
     }
 
 
@@ -176,9 +178,9 @@ def image_attacks(rgb: np.ndarray) -> dict:
     png = png[:16] + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)) + png[33:]
     frames = [Image.fromarray(np.full((8, 8, 3), 6 * i, np.uint8)).convert("P")
               for i in range(40)]
-    return {"huge-canvas.gif": canvas, "huge-header.png": png,
-            "huge-tiled.tif": tiff_by_hand(100000, 100000, tile=16),
-            "forty-frames.gif": image_bytes(frames, "GIF")}
+    return {"attack-huge-canvas.gif": canvas, "attack-huge-header.png": png,
+            "attack-huge-tiled.tif": tiff_by_hand(100000, 100000, tile=16),
+            "attack-forty-frames.gif": image_bytes(frames, "GIF")}
 
 
 def tiff_by_hand(width: int, height: int, tile: int) -> bytes:
@@ -197,14 +199,17 @@ def tiff_by_hand(width: int, height: int, tile: int) -> bytes:
 
 
 def main() -> int:
-    root = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent / "corpus"
+    """Seeds into corpus/TARGET/seed-*, the attacks into crashes/TARGET/attack-*
+    (replayed by CI as every crash input is, and never minimized away)."""
+    root = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent
     for target, files in [("mean", means()), ("labels", labels()), ("record", records()),
                           ("image", images())]:
-        folder = root / target
-        folder.mkdir(parents=True, exist_ok=True)
         for name, content in files.items():
-            (folder / f"seed-{name}").write_bytes(content)
-        print(f"{folder}: {len(files)} seeds, {sum(map(len, files.values()))} bytes")
+            path = (root / "crashes" / target / name if name.startswith("attack-")
+                    else root / "corpus" / target / f"seed-{name}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        print(f"{target}: {len(files)} files, {sum(map(len, files.values()))} bytes")
     return 0
 
 
