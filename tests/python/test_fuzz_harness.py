@@ -72,11 +72,13 @@ def test_an_input_changed_by_reading_is_a_finding():
         harness.run_one(truncates, no_check, ".txt", b"cat\n")
 
 
-def test_an_array_over_the_memory_limit_is_a_finding():
+def test_an_array_over_the_memory_limit_or_of_complex_numbers_is_a_finding():
     import numpy as np
     big = np.broadcast_to(np.float32(0), (harness.MEMORY_LIMIT // 4 + 1,))
     with pytest.raises(AssertionError, match="memory limit"):
         harness.check_array(big, "load_mean")
+    with pytest.raises(AssertionError, match="complex"):
+        harness.check_array(np.ones(3, np.complex64), "load_mean")
     assert harness.check_array(np.zeros(3), "load_mean").shape == (3,)
 
 

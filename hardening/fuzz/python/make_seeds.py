@@ -53,6 +53,11 @@ def means() -> dict:
         "attack-python2-header.npy": npy_raw_header(b"{'descr': '<f4', 'fortran_order': False, "
                                              b"'shape': (3L, 1L), }") + bytes(12),
         "attack-structured.npy": npy(np.zeros(2, dtype=[("a", "<f4"), ("b", "<i2")])),
+        # Means that read well but cannot be used: no values in a plane,
+        # NaN, complex numbers.
+        "attack-empty-plane.npy": npy(np.zeros((3, 0, 4), np.float32)),
+        "attack-nan.npy": npy(np.array([104.0, np.nan, 123.0])),
+        "attack-complex.npy": npy(np.ones((3, 2, 2), np.complex64)),
         "attack-huge.binaryproto": b"".join(number(n, d) for n, d in
                                      zip((1, 2, 3, 4), (1, 3, 1 << 40, 1 << 30)))
         + field(5, struct.pack("<f", 1.0)),
