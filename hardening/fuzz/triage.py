@@ -28,6 +28,7 @@ RUNTIME = re.compile(
     r"google::LogMessage|void std::|"
     # CPython's and numpy's allocators: the caller is where the size came from.
     r"_?PyObject_(Malloc|Calloc|Realloc)|_?PyMem_|PyDataMem_|default_(malloc|calloc|realloc)|"
+    r"_?PyBytes_(FromSize|FromStringAndSize|Resize)|PyBytes_FromStringAndSize|"
     r"_?npy_alloc_cache)")
 FRAME = re.compile(r"^\s*#\d+ 0x[0-9a-f]+ in (.+?) (/\S+|\(\S+\))")
 KIND = [
@@ -39,7 +40,10 @@ KIND = [
     (re.compile(r"ERROR: libFuzzer: (out-of-memory|timeout|deadly signal|malloc limit)"), None),
     (re.compile(r"refused surgery changed the net"), None),
     (re.compile(r"terminate called after throwing an instance of '([^']+)'"), "uncaught "),
-    # atheris (the Python targets): the exception's class on the line after.
+    # atheris (the Python targets): the exception's class on the line after;
+    # for the harness's own assertions, which contract was broken too.
+    (re.compile(r"=== Uncaught Python exception: ===\s*\n\s*(AssertionError: [^\n]*)"),
+     "uncaught "),
     (re.compile(r"=== Uncaught Python exception: ===\s*\n\s*([\w.]+)"), "uncaught "),
 ]
 PY_FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in (\S+)')

@@ -119,3 +119,12 @@ def test_triage_names_an_asan_report_by_its_summary():
               "    #1 0x7f47c6164c7f in PyArray_NewFromDescr_int /numpy/ctors.c:1:1\n"
               "SUMMARY: AddressSanitizer: out-of-memory /llvm/asan_malloc_linux.cpp:69:3\n")
     assert triage.signature(report) == "out-of-memory in PyArray_NewFromDescr_int"
+
+
+def test_triage_tells_the_harnesss_assertions_apart():
+    report = ("\n === Uncaught Python exception: ===\n"
+              "AssertionError: load_image(color=True) returned shape (2, 12, 16, 3)\n"
+              "Traceback (most recent call last):\n"
+              '  File "/repo/hardening/fuzz/python/fuzz_image.py", line 24, in check\n')
+    assert triage.signature(report) == ("uncaught AssertionError: load_image(color=True) "
+                                        "returned shape (N, N, N, N) in fuzz_image.py:check")

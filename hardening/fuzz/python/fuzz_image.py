@@ -1,5 +1,6 @@
 """Fuzz target: an image file (surgery.preprocess.load_image, in colour)
-gives float32 H x W x 3 within the memory limit or one of surgery's errors;
+gives finite float32 H x W x 3 within the memory limit or one of surgery's
+errors;
 every frame of a GIF or TIFF, every tile, counts. Inputs: corpus/image/."""
 
 import os
@@ -19,10 +20,13 @@ def suffix(data: bytes) -> str:
 
 
 def check(image) -> None:
+    import numpy as np
     harness.check_array(image, "load_image")
     assert image.dtype.name == "float32", f"load_image returned {image.dtype}"
     assert image.ndim == 3 and image.shape[2] == 3 and image.size, \
         f"load_image(color=True) returned shape {image.shape}"
+    # The rule for arrays (as_image refuses NaN and infinities) holds for files.
+    assert np.isfinite(image).all(), "load_image returned NaN or infinite values"
 
 
 # Coverage from the package and the Python code that parses these formats'

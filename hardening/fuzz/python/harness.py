@@ -116,7 +116,7 @@ def run_one(read: Callable[[str], object], check: Callable[[object], None], suff
         check(result)
     finally:
         with open(path, "rb") as f:
-            assert f.read() == data, f"reading changed the input file {path}"
+            assert f.read() == data, "reading changed the input file"
         os.unlink(path)
         os.rmdir(folder)
 

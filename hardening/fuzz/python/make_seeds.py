@@ -175,7 +175,8 @@ def images() -> dict:
 def image_attacks(rgb: np.ndarray) -> dict:
     """Small files that claim much (the issue's classes): a 65535 x 65535 GIF
     canvas around a 1 x 1 frame, a PNG whose header says 100000 x 100000, a
-    tiled TIFF of 100000 x 100000 with one tile, and forty GIF frames."""
+    tiled TIFF of 100000 x 100000 with one tile, and forty GIF frames; and a
+    float TIFF of NaN and infinity, which as an array would be refused."""
     dot = image_bytes([Image.fromarray(rgb[:1, :1]).convert("P")], "GIF")
     canvas = dot[:6] + struct.pack("<HH", 65535, 65535) + dot[10:]
     png = image_bytes([Image.fromarray(rgb[:1, :1])], "PNG")
@@ -183,7 +184,9 @@ def image_attacks(rgb: np.ndarray) -> dict:
     png = png[:16] + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)) + png[33:]
     frames = [Image.fromarray(np.full((8, 8, 3), 6 * i, np.uint8)).convert("P")
               for i in range(40)]
+    nan = np.array([[0.5, np.nan], [np.inf, 2.0]], np.float32)
     return {"attack-huge-canvas.gif": canvas, "attack-huge-header.png": png,
+            "attack-nan.tif": image_bytes([Image.fromarray(nan, mode="F")], "TIFF"),
             "attack-huge-tiled.tif": tiff_by_hand(100000, 100000, tile=16),
             "attack-forty-frames.gif": image_bytes(frames, "GIF")}
 
