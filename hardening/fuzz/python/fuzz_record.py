@@ -1,5 +1,5 @@
-"""Fuzz target: a batch record (surgery.batch.read_record, what a rerun
-finds in --out) gives a dict or one of surgery's errors. Inputs:
+"""Fuzz target: a batch record (surgery.dask_batch.read_record, what a
+rerun finds in --out) gives a dict or one of surgery's errors. Inputs:
 corpus/record/."""
 
 import os
@@ -14,10 +14,10 @@ def check(record) -> None:
 
 
 def main() -> None:
-    from surgery import batch
-    read_record = getattr(batch, "read_record", None)
-    if read_record is None:
-        harness.skip("record", "this tree's surgery.batch has no read_record")
+    try:
+        from surgery.dask_batch import read_record
+    except ImportError:
+        harness.skip("record", "this tree has no surgery.dask_batch.read_record")
     harness.fuzz(read_record, check, lambda data: ".json", ["surgery", "json"])
 
 
