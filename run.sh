@@ -60,7 +60,7 @@ case "${1:-}" in
     # The C++ tests and benchmarks/plain_caffe (the baseline that
     # tests/python/test_plain_caffe.py checks) are built in the same (kept)
     # build folder as the extension.
-    install_package "[test]" --config-settings=build-dir=build/test \
+    install_package "[test,fuzz]" --config-settings=build-dir=build/test \
       --config-settings=cmake.define.SURGERY_BUILD_TESTS=ON \
       --config-settings=cmake.define.SURGERY_BUILD_BENCHMARKS=ON
     status=0

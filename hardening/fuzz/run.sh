@@ -2,7 +2,7 @@
 # Coverage-guided fuzzing with libFuzzer, ASan and UBSan (README: "Fuzzing").
 #
 #   hardening/fuzz/run.sh build                       libcaffe instrumented (cached) + targets
-#   hardening/fuzz/run.sh ci [SECONDS]                replay the corpus and crashes/, check the
+#   hardening/fuzz/run.sh ci [SECONDS] [TARGET...]    replay the corpus and crashes/, check the
 #                                                     pending crashes still fail, then fuzz each
 #                                                     target SECONDS (20); any new crash fails
 #   hardening/fuzz/run.sh campaign [SECONDS] [TARGET...]
@@ -14,7 +14,10 @@
 #   hardening/fuzz/run.sh keep TARGET FILE...         keep crash inputs: into crashes/TARGET/ and
 #                                                     pending.txt with their signatures
 #
-# Targets: prototxt, caffemodel, surgery, forward (targets/fuzz_*.cpp).
+# Targets: prototxt, caffemodel, surgery, forward (targets/fuzz_*.cpp) and, in
+# Python under atheris, mean, labels, record, image (python/fuzz_*.py: the
+# readers of the files a user names; SURGERY_FUZZ_PYTHON is their Python, by
+# default .venv's, with the package and the "fuzz" extra installed).
 # crashes/TARGET/ holds every crash input ever found; pending.txt lists those
 # not fixed yet (target, file, signature): CI expects them to fail still and
 # tolerates a rediscovery of their signatures. When a fix lands, delete its
@@ -23,7 +26,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 here=hardening/fuzz
 build=${SURGERY_FUZZ_BUILD:-build/fuzz$([[ ${SURGERY_FUZZ_CAFFE:-} == plain ]] && echo -plain || true)}
-ALL_TARGETS=(prototxt caffemodel surgery forward)
+CPP_TARGETS=(prototxt caffemodel surgery forward)
+PY_TARGETS=(mean labels record image)
+ALL_TARGETS=("${CPP_TARGETS[@]}" "${PY_TARGETS[@]}")
+if [[ -z ${SURGERY_FUZZ_PYTHON:-} ]]; then
+  SURGERY_FUZZ_PYTHON=$([[ -x .venv/bin/python ]] && echo "$PWD/.venv/bin/python" || command -v python3)
+fi
 # OSS-Fuzz's UBSan checks (less vptr and function, which need every library
 # built with RTTI checks); the same for libcaffe, the core and the targets.
 SANITIZERS=address,array-bounds,bool,builtin,enum,float-divide-by-zero,integer-divide-by-zero,null,object-size,return,returns-nonnull-attribute,shift,signed-integer-overflow,unreachable,vla-bound
@@ -62,10 +70,46 @@ instrumented_caffe() {
     CAFFE_SURGERY_JOBS=${CAFFE_SURGERY_JOBS:-2} bash "$recipe/build.sh"
 }
 
+# Builds the C++ targets among $@ (all when none is named) and writes the
+# Python ones' launchers.
+build() {
+  local wanted=" ${*:-${ALL_TARGETS[*]}} " target cpp=no python=no
+  for target in "${CPP_TARGETS[@]}"; do [[ $wanted != *" $target "* ]] || cpp=yes; done
+  for target in "${PY_TARGETS[@]}"; do [[ $wanted != *" $target "* ]] || python=yes; done
+  if [[ $python == yes ]]; then python_launchers; fi
+  if [[ $cpp == yes ]]; then build_cpp; fi
+}
+
+is_python() { [[ " ${PY_TARGETS[*]} " == *" $1 "* ]]; }
+
+# Each Python target runs through a launcher, so the steps below (replay,
+# fuzz, merge, triage) treat it as they treat a C++ binary: the Python with
+# ASan's runtime preloaded (atheris's asan_with_fuzzer.so, which holds
+# libFuzzer too). Only that runtime is added: it checks every malloc'd
+# block through its allocator and the libc functions it intercepts, and
+# gives libFuzzer's -malloc_limit_mb its hook; CPython, numpy, Pillow and the
+# package's _core are not compiled with the sanitizers, so their own loads
+# and stores go unchecked, and UBSan, whose checks are compiled in, has
+# nothing to check there. Coverage is that of the Python code (harness.py).
+python_launchers() {
+  local runtime target
+  runtime=$("$SURGERY_FUZZ_PYTHON" -c 'import atheris, os; print(os.path.join(atheris.path(), "asan_with_fuzzer.so"))') || {
+    say "atheris is missing for $SURGERY_FUZZ_PYTHON (pip install '.[fuzz]')"; return 1; }
+  mkdir -p "$build/python"
+  for target in "${PY_TARGETS[@]}"; do
+    cat > "$build/python/fuzz_$target" <<LAUNCHER
+#!/bin/sh
+# Written by hardening/fuzz/run.sh: the Python target $target under ASan's runtime.
+LD_PRELOAD="\${SURGERY_FUZZ_PRELOAD-$runtime}\${LD_PRELOAD:+:\$LD_PRELOAD}" exec "$SURGERY_FUZZ_PYTHON" "$PWD/$here/python/fuzz_$target.py" "\$@"
+LAUNCHER
+    chmod +x "$build/python/fuzz_$target"
+  done
+}
+
 # SURGERY_FUZZ_CAFFE=plain links the shared, uninstrumented libcaffe (built
 # by gcc) instead: no long build, but coverage and the sanitizers then stop
 # at Caffe's door (its crashes still show as deadly signals).
-build() {
+build_cpp() {
   local caffe_args=()
   if [[ ${SURGERY_FUZZ_CAFFE:-instrumented} != plain ]]; then
     caffe_args=(-DCMAKE_PREFIX_PATH="$(instrumented_caffe)")
@@ -77,7 +121,9 @@ build() {
   cmake --build "$build" -j "${CAFFE_SURGERY_JOBS:-2}" >/dev/null
 }
 
-binary() { echo "$build/$here/fuzz_$1"; }
+binary() {
+  if is_python "$1"; then echo "$build/python/fuzz_$1"; else echo "$build/$here/fuzz_$1"; fi
+}
 
 # The files of crashes/TARGET listed in pending.txt (not fixed yet).
 pending_files() { awk -v t="$1" '$1 == t { print $2 }' "$here/pending.txt"; }
@@ -107,7 +153,11 @@ replay() {
   say "$target: replaying ${#files[@]} inputs"
   "$(binary "$target")" "${LIMITS[@]}" -runs=1 "${files[@]}" >/dev/null 2>"$build/replay-$target.log" || {
     tail -40 "$build/replay-$target.log" >&2; say "$target: a kept input fails"; return 1; }
+  skipped "$build/replay-$target.log"
 }
+
+# A Python target whose reader this tree lacks says so and runs nothing.
+skipped() { grep -h "^fuzz target .* skipped" "$1" >&2 || true; }
 
 # Each pending crash must still fail; one that passes was fixed: say so.
 check_pending() {
@@ -143,8 +193,9 @@ fuzz() {
   nice -n 10 "$(binary "$target")" "${LIMITS[@]}" -fork=1 -ignore_crashes=1 -ignore_ooms=1 \
     -ignore_timeouts=1 -max_total_time="$seconds" -artifact_prefix="$out/artifacts/" \
     "$out/corpus" "${kept[@]}" >"$out/log" 2>&1 || true
+  skipped "$out/log"
   local stats
-  stats=$(grep -E '^#[0-9]+: cov: ' "$out/log" | tail -1)
+  stats=$(grep -E '^#[0-9]+: cov: ' "$out/log" | tail -1 || true)  # none: a skipped target
   # "#N: cov: C ft: F corp: K exec/s E oom/timeout/crash: a/b/c time: Ts ..."
   awk -v t="$target" -v artifacts="$(findings "$out" | wc -l)" \
     '{ sub(/:$/, "", $1); sub(/#/, "", $1);
@@ -171,9 +222,11 @@ signatures() {
 }
 
 ci() {
-  local seconds=${1:-20} status=0 target out new
-  build
-  for target in "${ALL_TARGETS[@]}"; do
+  local seconds=${1:-20}; shift || true
+  local targets=("$@") status=0 target out new
+  ((${#targets[@]})) || targets=("${ALL_TARGETS[@]}")
+  build "${targets[@]}"
+  for target in "${targets[@]}"; do
     replay "$target" || status=1
     check_pending "$target" || status=1
     out=$(mktemp -d "$build/ci-$target.XXXXXX")
@@ -197,7 +250,7 @@ campaign() {
   local seconds=${1:-900}; shift || true
   local targets=("$@") parallel=${FUZZ_PARALLEL:-1} root="$build/campaign" target
   ((${#targets[@]})) || targets=("${ALL_TARGETS[@]}")
-  build
+  build "${targets[@]}"
   mkdir -p "$root"
   for target in "${targets[@]}"; do
     while (($(jobs -rp | wc -l) >= parallel)); do wait -n; done
