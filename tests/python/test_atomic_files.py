@@ -282,7 +282,7 @@ def test_npy_means_that_are_not_numbers_or_not_npy(tmp_path, lenet):
     objects = tmp_path / "objects.npy"
     objects.write_bytes(npy_bytes({"descr": "|O", "fortran_order": False, "shape": (2,)},
                                   b"\0" * 16))
-    with pytest.raises(surgery.FileError, match="not numbers") as error:
+    with pytest.raises(surgery.FileError, match="not real numbers") as error:
         load_mean(objects)
     assert "allow_pickle" not in str(error.value)
     with pytest.raises(surgery.FileError, match="not a mean file") as error:
@@ -331,3 +331,28 @@ def test_a_forged_npy_map_is_refused_from_its_header(tmp_path):
         {"descr": "<f4", "fortran_order": False, "shape": (1000, 100000, 100000)}))
     with pytest.raises(surgery.FileError, match="truncated or forged"):
         load_map(str(tmp_path / "map.npy"))
+
+
+# --- means the fuzzer found (hardening/fuzz/crashes/mean), replayed here ---
+
+MEAN_CRASHES = pathlib.Path(__file__).resolve().parents[2] / "hardening" / "fuzz" / "crashes" \
+    / "mean"
+
+
+@pytest.mark.parametrize("name, error, words", [
+    ("attack-complex.npy", surgery.FileError, "not real numbers"),
+    ("attack-empty-plane.npy", surgery.ShapeError, "holds no values"),
+    ("attack-nan.npy", surgery.ShapeError, "NaN or infinite")])
+def test_means_that_cannot_mean_a_mean_are_refused_typed(name, error, words):
+    """A complex mean lost its imaginary part with only a warning, an empty
+    plane ended in numpy's untyped ValueError, a NaN mean went into every
+    input."""
+    with pytest.raises(error, match=words):
+        surgery.preprocess.as_mean(MEAN_CRASHES / name, (3, 8, 8))
+
+
+def test_mean_arrays_follow_the_same_rules():
+    for mean, words in ((np.array([1 + 2j, 3, 4]), "complex"), (np.zeros((3, 0, 2)), "no values"),
+                        (np.array([1.0, np.inf, 2.0]), "NaN or infinite")):
+        with pytest.raises(surgery.ShapeError, match=words):
+            surgery.preprocess.as_mean(mean, (3, 8, 8))

@@ -3,6 +3,7 @@ the memory limit before a pixel is decoded, and only regular files are read."""
 
 import io
 import os
+import pathlib
 import struct
 import subprocess
 import sys
@@ -217,3 +218,36 @@ def test_a_still_image_loads_as_pycaffe_loads_it(tmp_path, name, color):
         Image.fromarray(STILLS[name](rng)).save(path)
     np.testing.assert_array_equal(surgery.load_image(path, color=color),
                                   pycaffe_load_image(path, color))
+
+
+# --- inputs the fuzzer found (hardening/fuzz/crashes/image), replayed here ---
+
+CRASHES = pathlib.Path(__file__).resolve().parents[2] / "hardening" / "fuzz" / "crashes"
+
+
+def test_a_tiff_whose_strips_start_past_its_end_is_refused_before_any_read():
+    """1 KB whose next strip offset says 4 GiB: Pillow reads up to it in one
+    read, for which Python allocated 4 GiB."""
+    path = CRASHES / "image" / "963004f38e99cdc9"
+    assert path.stat().st_size < 4096
+
+    def case():
+        surgery.set_memory_limit(256 * 2**20)
+        reset_peak_rss()
+        before = memory_mib("VmHWM")
+        try:
+            surgery.preprocess.load_image(path)
+        finally:
+            grown = memory_mib("VmHWM") - before
+            assert grown < 64, f"grew {grown:.0f} MiB"
+    outcome = run_isolated(case, timeout=30)
+    assert (outcome.kind, outcome.detail) == ("error", "FileError"), outcome
+    assert "past the file's end" in outcome.message and path.name in outcome.message
+
+
+def test_an_image_file_of_nan_is_refused_as_an_array_of_nan_is():
+    with pytest.raises(surgery.ShapeError, match="NaN or infinite") as error:
+        surgery.preprocess.load_image(CRASHES / "image" / "attack-nan.tif")
+    assert "attack-nan.tif" in str(error.value)
+    with pytest.raises(surgery.ShapeError, match="NaN or infinite"):
+        surgery.preprocess.as_image(np.full((4, 4, 3), np.nan, np.float32), 3)

@@ -386,8 +386,11 @@ def npy_header(file: BinaryIO, name: str, what: str) -> Tuple[Tuple[int, ...], A
         # numpy parses the (bounded) header with ast and tokenize, and refuses
         # a bad one with ValueError, TypeError, SyntaxError or TokenError.
         raise refuse(f"has a damaged .npy header ({error})") from None
-    if dtype.hasobject or not np.issubdtype(dtype, np.number):
-        raise refuse(f"holds {dtype}, not numbers: refused before reading it")
+    # Complex numbers are numbers, but no pixel or mean: numpy would drop
+    # their imaginary part with only a warning.
+    if dtype.hasobject or not np.issubdtype(dtype, np.number) \
+            or np.issubdtype(dtype, np.complexfloating):
+        raise refuse(f"holds {dtype}, not real numbers: refused before reading it")
     if any(d < 0 for d in shape):
         raise refuse(f"declares the impossible shape {shape}")
     need = dtype.itemsize * math.prod(shape)  # Python ints: no overflow

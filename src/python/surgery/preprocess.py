@@ -62,6 +62,24 @@ def _open_image(file: BinaryIO, name: str) -> "PIL.Image.Image":
         return Image.open(file)
 
 
+def _check_tiles(image: "PIL.Image.Image", file: BinaryIO, name: str) -> None:
+    """Refuses a frame whose strips or tiles start past the file's end.
+    Pillow reads each one up to where the next starts, in one read: a 1 KB
+    TIFF whose next offset says 4 GiB has Python allocate 4 GiB for it. With
+    every offset within the file, no read asks for more than the file holds."""
+    size = os.fstat(file.fileno()).st_size
+    if any(tile[2] > size for tile in image.tile):
+        raise FileError(f"cannot read image {name!r}: its pixel data is said to lie past the "
+                        f"file's end ({size} bytes): a damaged or truncated file")
+
+
+def check_finite(array: np.ndarray, what: str) -> None:
+    """Refuses NaN or infinite values, which no image or mean can mean and
+    which would spread into every score."""
+    if not np.isfinite(array).all():
+        raise ShapeError(f"{what} holds NaN or infinite values")
+
+
 def _size(image: "PIL.Image.Image") -> Tuple[int, int, int]:
     """(height, width, bands) of the first frame as decoded: a palette
     image has its palette's bands (GIF, PNG-8)."""
@@ -109,6 +127,7 @@ def load_image(path, color: bool = True) -> np.ndarray:
         height, width, bands = _size(image)
         check_image_memory(height, width, max(bands, 3 if color else 1),
                            DECODE_BYTES_PER_VALUE, repr(name))
+        _check_tiles(image, file, name)
         with _pillow_errors(name):
             raw = _first_frame(image)
     if not color and raw.ndim == 3:  # skimage.io.imread's as_gray
@@ -117,6 +136,7 @@ def load_image(path, color: bool = True) -> np.ndarray:
         except ValueError as error:
             raise FileError(f"cannot read image {name!r} as grey: {error}") from error
     img = scaled(raw, repr(name))
+    check_finite(img, f"image {name!r}")
     if img.ndim == 2:
         img = img[:, :, np.newaxis]
         if color:
@@ -225,8 +245,7 @@ def as_image(image: ImageLike, channels: int, bgr: bool = False) -> np.ndarray:
             raise ShapeError(f"bgr=True needs 3 or 4 channels, the image has {array.shape[2]}")
         array = np.concatenate([array[:, :, 2::-1], array[:, :, 3:]], axis=2)
     array = fit_channels(array, channels)
-    if not np.isfinite(array).all():
-        raise ShapeError("the image holds NaN or infinite values")
+    check_finite(array, "the image")
     return array
 
 
@@ -258,7 +277,12 @@ def as_mean(mean: MeanLike, shape: Tuple[int, int, int]) -> Optional[np.ndarray]
         return None
     if isinstance(mean, (str, os.PathLike)):
         mean = load_mean(mean)
+    if np.iscomplexobj(mean):
+        raise ShapeError("the mean holds complex numbers: give real values")
     mean = np.asarray(mean, dtype=np.float64)
+    if mean.size == 0:
+        raise ShapeError(f"mean of shape {mean.shape} holds no values")
+    check_finite(mean, "the mean")
     if mean.ndim == 1:
         if mean.shape[0] != shape[0]:
             raise ShapeError(f"mean has {mean.shape[0]} values, the image {shape[0]} channels")
