@@ -2,6 +2,7 @@
 # The two quick-start commands (README):
 #   ./run.sh demo   installs what is missing, then runs the main job
 #   ./run.sh test   installs what is missing, then runs every test (ctest + pytest)
+#                   and builds the documentation site (mkdocs --strict)
 #   ./run.sh quick  the inner loop: an editable install whose build folder is kept
 #                   (only what changed is rebuilt), plain ctest, pytest -m "not slow"
 # What is installed: Debian packages (apt, as root), a virtual environment in
@@ -60,7 +61,7 @@ case "${1:-}" in
     # The C++ tests and benchmarks/plain_caffe (the baseline that
     # tests/python/test_plain_caffe.py checks) are built in the same (kept)
     # build folder as the extension.
-    install_package "[test,fuzz]" --config-settings=build-dir=build/test \
+    install_package "[test,fuzz,docs]" --config-settings=build-dir=build/test \
       --config-settings=cmake.define.SURGERY_BUILD_TESTS=ON \
       --config-settings=cmake.define.SURGERY_BUILD_BENCHMARKS=ON
     status=0
@@ -76,6 +77,8 @@ case "${1:-}" in
     ctest --test-dir build/tsan -R NetGuard --output-on-failure || status=1
     say "pytest"
     "$VENV/bin/python" -m pytest -q tests/python || status=1
+    say "mkdocs build --strict (the site in docs/, into build/site; a warning fails it)"
+    NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --strict --quiet || status=1
     say "fuzz targets: replay the corpus and crash inputs, then 20 s each"
     # Against the shared libcaffe: the instrumented one takes 15-30 minutes
     # to build once; the full campaign (hardening/fuzz/run.sh campaign) uses it.
