@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing with libFuzzer, ASan and UBSan (README: "Fuzzing").
+# Coverage-guided fuzzing with libFuzzer, ASan and UBSan (docs/internals/testing.md, "Fuzzing").
 #
 #   hardening/fuzz/run.sh build                       libcaffe instrumented (cached) + targets
 #   hardening/fuzz/run.sh ci [SECONDS] [TARGET...]    replay the corpus and crashes/, check the

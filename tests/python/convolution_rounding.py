@@ -4,7 +4,7 @@ normal, run by surgery.Net with Net.convolution "caffe" and "winograd"; the
 oracle is numpy's correlation of the same float32 values in float64.
 
 A layer's error is max |out - exact| / max |exact| over its outputs: the
-"output's scale" that the README's bounds are relative to. Used by
+"output's scale" that the bounds in docs/threads-winograd.md are relative to. Used by
 test_winograd.py and benchmarks/winograd_precision.py."""
 
 import pathlib

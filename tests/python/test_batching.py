@@ -32,7 +32,7 @@ def test_caffenet_batch_equals_one_by_one(caffenet_fc):
     for a, b in zip(alone, together):
         assert b.shape == a.shape == (2, 2)
         # Probabilities: the rounding below may move them (random weights
-        # give logits near 70), within the 1e-5 the README states; equal
+        # give logits near 70), within the 1e-5 docs/dense.md states; equal
         # bits measured on this machine's OpenBLAS.
         np.testing.assert_allclose(b.scores, a.scores, atol=1e-5, rtol=0)
         # Convolutions whose output channels outnumber their cells (conv5 at

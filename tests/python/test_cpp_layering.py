@@ -1,5 +1,5 @@
 """The C++ core's include structure: src/cpp/surgery is split into folders by
-layer (README, Layout), and a file includes only files of its own folder or
+layer (docs/internals/architecture.md), and a file includes only files of its own folder or
 of folders below it, so the folders read bottom to top and none is part of an
 include cycle. The twin of test_layering.py, which checks the same of the
 Python package's imports."""

@@ -2,7 +2,7 @@
 refusal by surgery's own error passes; an untyped exception, a result its
 check refuses or an input changed by reading is a finding; and triage.py
 names a Python finding so that a rediscovery is told from a new one. The
-campaigns themselves are hardening/fuzz/run.sh's (README: "Fuzzing")."""
+campaigns themselves are hardening/fuzz/run.sh's (docs/internals/testing.md, "Fuzzing")."""
 
 import os
 import pathlib

@@ -1,6 +1,6 @@
 """Hardening, bounded for CI: a fuzz campaign, kills during saves, a full
 disk, threads, and memory that settles. The long runs are the scripts in
-hardening/ (see the README)."""
+hardening/ (see docs/internals/performance.md)."""
 
 import pathlib
 import sys

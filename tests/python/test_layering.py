@@ -1,5 +1,5 @@
 """The package's import structure: each module imports only those below it
-(README, Layout), so none is part of an import cycle and each imports alone."""
+(docs/internals/architecture.md), so none is part of an import cycle and each imports alone."""
 
 import ast
 import pathlib

@@ -9,7 +9,7 @@ and the file's suffix, and calls ``fuzz``:
     python hardening/fuzz/python/fuzz_labels.py [libFuzzer flags] [CORPUS or FILE...]
 
 (``hardening/fuzz/run.sh`` runs them with ASan's runtime preloaded; see
-the README's "Fuzzing" for what that does and does not check.)
+docs/internals/testing.md's "Fuzzing" for what that does and does not check.)
 
 A finding is, for each input:
 - an exception that is not a ``surgery.SurgeryError`` (AttributeError,

@@ -539,7 +539,8 @@ def _preprocessing_arguments(dense: Parser) -> None:
 def _map_arguments(dense: Parser) -> None:
     """Which map is made: its window, its stride, its class names."""
     dense.add_argument("--window", type=numbers(int, 2), metavar="H,W",
-                       help="the window a cell stands for (default: from the net, see README)")
+                       help="the window a cell stands for (default: from the net, see the docs' "
+                            "Surgery and geometry page)")
     dense.add_argument("--stride", type=positive_int, metavar="PIXELS",
                        help="answer every PIXELS pixels: the net is rarefied first (a divisor "
                             "of its output stride; exact shift-and-stitch in one forward)")

@@ -1,4 +1,4 @@
-"""The README's main job: train a small digit classifier with libcaffe (once,
+"""The quick start's main job: train a small digit classifier with libcaffe (once,
 cached), make it fully convolutional, paste held-out digits at known places
 on a larger canvas, and read them back from one dense forward. With a
 stride, the net is then rarefied to it and both maps are drawn side by side."""

@@ -9,7 +9,7 @@
 #include "surgery/base/errors.hpp"
 
 // Our libcaffe has the allocator budget; a Caffe the user brings may not, and
-// then only the estimate below guards (README, "Your own Caffe").
+// then only the estimate below guards (docs/getting-started.md, "Install").
 #if __has_include("caffe/memory_budget.hpp")
 #include "caffe/memory_budget.hpp"
 #define SURGERY_CAFFE_MEMORY_BUDGET 1

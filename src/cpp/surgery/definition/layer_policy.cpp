@@ -182,7 +182,8 @@ void check_layer_policy(const caffe::LayerParameter& layer, const std::string& s
   const LayerVerdict* verdict = find_verdict(layer.type());
   if (verdict == nullptr) {
     throw NetDefinitionError(where + ": unknown layer type; only the layer types listed in "
-                             "the README's load policy are constructed");
+                             "docs/untrusted.md (What a definition may construct) are "
+                             "constructed");
   }
   switch (verdict->access) {
     case A::kComputes:
