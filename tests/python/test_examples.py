@@ -23,8 +23,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 DOCS = ROOT / "docs"
 PAGES = sorted([ROOT / "README.md", *DOCS.rglob("*.md")])
-# Pages whose blocks start Dask clusters or run CaffeNet many times.
-SLOW_PAGES = {"README.md", "getting-started.md", "finer-stride.md", "dense.md", "large-images.md"}
+# Pages whose blocks run CaffeNet or start Dask clusters.
+SLOW_PAGES = {"README.md", "getting-started.md", "surgery.md", "finer-stride.md", "dense.md",
+              "large-images.md", "threads-winograd.md"}
+CAFFENET_WEIGHTS = "bvlc_reference_caffenet.caffemodel"
 # What a fenced block may be: run (python, sh), shown (text), or run by
 # markdown-exec when the site is built (the CLI reference's --help).
 FENCES = {"python", "sh", "text", 'python exec="on"'}
@@ -60,9 +62,9 @@ def test_net_surgery_caffenet_example(tmp_path, capsys):
 
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory):
-    """The files the pages name, made once: CaffeNet with random weights,
-    trained LeNet, images, labels, a mean, MNIST digits and a tiled TIFF;
-    plus a folder holding a `caffe-surgery` command for this interpreter."""
+    """The files the pages name, made once: trained LeNet, CaffeNet's
+    definition, images, labels, a mean, MNIST digits and a tiled TIFF; plus
+    a folder holding a `caffe-surgery` command for this interpreter."""
     tifffile = pytest.importorskip("tifffile")
     folder = tmp_path_factory.mktemp("docs_workspace")
     links = {
@@ -79,9 +81,6 @@ def workspace(tmp_path_factory):
     (folder / "digits").mkdir()
     for digit in sorted(fixture("mnist_t10k", "digits").glob("*.png")):
         (folder / "digits" / digit.name).symlink_to(digit)
-    made = tmp_path_factory.mktemp("random_caffenet")
-    _, weights = random_model(links["deploy.prototxt"], made)
-    shutil.move(weights, folder / "bvlc_reference_caffenet.caffemodel")
     rng = np.random.default_rng(0)
     tifffile.imwrite(folder / "scene.tif", rng.integers(0, 256, (700, 900, 3), np.uint8),
                      tile=(256, 256))
@@ -90,6 +89,15 @@ def workspace(tmp_path_factory):
     command.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m surgery "$@"\n')
     command.chmod(0o755)
     return folder, commands
+
+
+@pytest.fixture(scope="session")
+def caffenet_weights(workspace, tmp_path_factory):
+    """Random weights for CaffeNet in the workspace (233 MB, seconds to make),
+    under BVLC's file name."""
+    folder, _ = workspace
+    _, weights = random_model(folder / "deploy.prototxt", tmp_path_factory.mktemp("caffenet"))
+    shutil.move(weights, folder / CAFFENET_WEIGHTS)
 
 
 def run_shell(example):
@@ -127,11 +135,13 @@ def page_id(path):
 @pytest.mark.parametrize("page", [
     pytest.param(page, marks=pytest.mark.slow) if page.name in SLOW_PAGES else page
     for page in PAGES], ids=page_id)
-def test_page_blocks_run(page, workspace, tmp_path, monkeypatch):
+def test_page_blocks_run(page, workspace, tmp_path, monkeypatch, request):
     """Each page's blocks, in order, in a folder of its own holding the
     workspace's files; `>>>` blocks must print what they show."""
     pytest.importorskip("sybil")
     import surgery
+    if CAFFENET_WEIGHTS in page.read_text():
+        request.getfixturevalue("caffenet_weights")
     files, commands = workspace
     for entry in files.iterdir():
         (tmp_path / entry.name).symlink_to(entry)
