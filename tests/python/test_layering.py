@@ -17,7 +17,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "src" / "python" / "surg
 # the user's files goes through, asks it before a file is read.
 RANKS = {
     "_core": 0, "errors": 0,
-    "memory_budget": 1,
+    "memory_budget": 1, "progress": 1,
     "atomic_files": 2,
     "net": 3, "digits": 3, "map_store": 3, "pinned": 3,
     "geometry": 4, "testing": 4, "labels": 4, "detections": 4, "plot": 4,

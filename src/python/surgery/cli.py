@@ -28,6 +28,7 @@ from .labels import check_labels
 from .net import Net
 from .overlay import picture_format
 from .preprocess import Preprocess, load_mean
+from .progress import echo, progress_bar, wants_progress
 from .rarefy import output_stride, rarefy
 from .report import format_dense
 
@@ -246,6 +247,8 @@ class DenseOptions:
     scheduler: Optional[str]
     overwrite: bool
     map_format: str
+    grid: bool
+    quiet: bool
 
 
 def _check_picture(picture: Optional[str]) -> None:
@@ -291,7 +294,8 @@ def dense_options(args: argparse.Namespace) -> DenseOptions:
         background=args.background or None, threshold=args.threshold, nms=args.nms,
         json=args.json, csv=args.csv, side_by_side=args.side_by_side,
         batch_size=args.batch_size, out=args.out, workers=args.workers,
-        scheduler=args.scheduler, overwrite=args.overwrite, map_format=args.map_format)
+        scheduler=args.scheduler, overwrite=args.overwrite, map_format=args.map_format,
+        grid=args.grid, quiet=args.quiet)
 
 
 def dense_net(options: DenseOptions) -> Tuple[Net, List[Any]]:
@@ -328,52 +332,65 @@ def _dense(args: argparse.Namespace) -> int:
     options = dense_options(args)
     net, reports = dense_net(options)
     options = for_net(options, net)
+    if not options.quiet:
+        for report in reports:
+            print(report, file=sys.stderr)
     if options.out is not None:
         return _dense_to_folder(options)
-    for report in reports:
-        print(report, file=sys.stderr)
     return run_dense(options, net)
 
 
 def run_dense(options: DenseOptions, net: Net) -> int:
     """Runs the checked `options` image by image on `net`: a line per image,
-    each failure on stderr (exit 1), the pictures, --json and --csv."""
+    each failure on stderr (exit 1), the pictures, --json and --csv; a
+    progress bar on a terminal (per image, and per tile of a tiled one)."""
     images = options.images
     records, failures = [], 0
-    progress = len(images) > 1 and sys.stderr.isatty()
+    progress = wants_progress(options.quiet)
     forward = dict(preprocess=options.preprocess, labels=options.labels,
-                   window=options.window, tile=options.tile)
+                   window=options.window, tile=options.tile, progress=progress)
     # Tiled images each have a map of their own size: held one at a time.
     batch = 1 if options.tile is not None else options.batch_size
-    for image, picture, dense in _maps_in_batches(net, images, options.pictures, forward,
-                                                  batch, progress):
-        try:
-            if isinstance(dense, Exception):
-                raise dense
-            found = dense.detections(threshold=options.threshold, nms_iou=options.nms,
-                                     background=options.background) if dense.geometry else []
-            if picture:
-                dense.save_picture(picture, options.cls, found,
-                                   side_by_side=options.side_by_side)
-        except IMAGE_ERRORS as error:
-            if progress:
-                print("\r\033[K", end="", file=sys.stderr, flush=True)
-            # A bare MemoryError has no text.
-            print(f"{PROG}: error: {image}: {one_line(error) or type(error).__name__}",
-                  file=sys.stderr)
-            failures += 1
-            continue
-        if progress:
-            print("\r\033[K", end="", file=sys.stderr, flush=True)
-        print(format_dense(image, dense, found))
-        if picture:
-            print(f"wrote {picture}")
-        records += [{"image": image, **d.record()} for d in found]
+    with progress_bar(total=len(images), unit="image",
+                      enabled=progress and len(images) > 1) as bar:
+        for image, picture, dense in _maps_in_batches(net, images, options.pictures, forward,
+                                                      batch):
+            bar.update()
+            try:
+                if isinstance(dense, Exception):
+                    raise dense
+                found = dense.detections(threshold=options.threshold, nms_iou=options.nms,
+                                         background=options.background) \
+                    if dense.geometry else []
+                if picture:
+                    dense.save_picture(picture, options.cls, found,
+                                       side_by_side=options.side_by_side)
+            except IMAGE_ERRORS as error:
+                # A bare MemoryError has no text.
+                echo(f"{PROG}: error: {image}: {one_line(error) or type(error).__name__}",
+                     bar, sys.stderr)
+                failures += 1
+                continue
+            if not options.quiet:
+                echo(format_dense(image, dense, found,
+                                  grid=options.grid or _small(dense.shape)), bar)
+                if picture:
+                    echo(f"wrote {picture}", bar)
+            records += [{"image": image, **d.record()} for d in found]
     _write_records(options, records)
     if len(images) > 1:
         print(f"{len(images) - failures} of {len(images)} images processed"
               + (f", {failures} failed" if failures else ""))
     return 1 if failures else 0
+
+
+# The largest map whose argmax grid is printed unasked (--grid): a screen's
+# worth; a larger one floods the terminal with numbers no one reads.
+GRID_CELLS = (32, 32)
+
+
+def _small(shape: Tuple[int, int]) -> bool:
+    return shape[0] <= GRID_CELLS[0] and shape[1] <= GRID_CELLS[1]
 
 
 def _write_records(options: DenseOptions, records: List[dict]) -> None:
@@ -384,14 +401,11 @@ def _write_records(options: DenseOptions, records: List[dict]) -> None:
 
 
 def _maps_in_batches(net: Net, images: Sequence[str], pictures: Sequence, options: dict,
-                     batch: int, progress: bool):
+                     batch: int):
     """(image, picture, DenseMap or the error that stopped it), in order,
     the images run `batch` at a time."""
     for start in range(0, len(images), batch):
         chunk = images[start:start + batch]
-        if progress:
-            print(f"\r\033[K[{start + 1}-{start + len(chunk)}/{len(images)}] {chunk[0]}",
-                  end="", file=sys.stderr, flush=True)
         yield from zip(chunk, pictures[start:start + batch], _dense_maps(net, chunk, options))
 
 
@@ -436,7 +450,8 @@ def _dense_to_folder(options: DenseOptions) -> int:
                            scheduler=options.scheduler, workers=options.workers,
                            map_suffix="." + options.map_format, threshold=options.threshold,
                            nms_iou=options.nms, background=options.background,
-                           progress=sys.stderr.isatty(), convolution=options.convolution,
+                           progress=wants_progress(options.quiet),
+                           convolution=options.convolution,
                            overwrite=options.overwrite, preprocess=options.preprocess,
                            labels=options.labels, window=options.window, tile=options.tile,
                            stride=options.stride)
@@ -568,6 +583,17 @@ def _detection_arguments(dense: Parser) -> None:
                        help="draw the map beside the image instead of over it")
 
 
+def _output_arguments(dense: Parser) -> None:
+    """What is printed."""
+    dense.add_argument("--grid", action="store_true",
+                       help="print each map's best class per cell (printed unasked only for "
+                            f"maps up to {GRID_CELLS[0]}x{GRID_CELLS[1]} cells)")
+    dense.add_argument("-q", "--quiet", action="store_true",
+                       help="print only errors and a batch's summary: no progress bar, no "
+                            "report of the conversion, no text per image (use --json, --csv, "
+                            "--picture or --out for the results)")
+
+
 def _run_arguments(dense: Parser) -> None:
     """How the images run: in tiles, in batches, on Dask, with which kernels."""
     dense.add_argument("--tile", type=numbers(int, 2), metavar="H,W",
@@ -614,7 +640,8 @@ def _dense_command(commands) -> None:
                                         "has InnerProduct layers")
     dense.add_argument("weights", help="caffemodel")
     dense.add_argument("images", nargs="+", help="image files, folders of images, or globs")
-    for add in (_preprocessing_arguments, _map_arguments, _detection_arguments, _run_arguments):
+    for add in (_preprocessing_arguments, _map_arguments, _detection_arguments,
+                _output_arguments, _run_arguments):
         add(dense)
     dense.set_defaults(run=_dense)
 

@@ -45,6 +45,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 from .atomic_files import (RECORD_BYTES, open_regular_file, read_json_object,
                            remove_leftovers, write_text)
 from .errors import BatchError, FileError, SurgeryError
+from .progress import progress_bar
 
 RESULT_SUFFIX = ".result"
 RECORD = "record.json"
@@ -534,10 +535,7 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
         todo = work.todo
         futures = [client.submit(run_image, job, image, key=f"dense-{image}", pure=False,
                                  retries=retries) for image in todo]
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=len(todo), unit="image")
+        bar = progress_bar(total=len(todo), unit="image", enabled=progress)
         for future in as_completed(futures):
             try:
                 report = future.result()
@@ -549,10 +547,8 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
                     failed[report["image"]] = report["error"]
                 else:
                     done.append(report["image"])
-            if bar is not None:
-                bar.update()
-        if bar is not None:
-            bar.close()
+            bar.update()
+        bar.close()
     finally:
         if own is not None:
             own.close()

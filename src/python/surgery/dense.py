@@ -245,7 +245,8 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     (sources.py). `out` (a ``.zarr`` folder or ``.npy`` file, one image)
     receives the map, whole or not at all, with its geometry beside it
     (map_store.py; `overwrite` replaces one there); the DenseMap's scores
-    are then read from it lazily. `progress` shows a bar over the tiles.
+    are then read from it lazily. `progress` shows a bar over the tiles on
+    stderr, once the image has taken ``progress.progress_delay()`` seconds (2).
 
     `stride`: the map's stride wanted, a divisor of the net's; the net is
     rarefied to it first, in place (``surgery.rarefy``), unless it is there.
