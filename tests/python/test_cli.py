@@ -207,7 +207,8 @@ def test_globs_expand_to_images(lenet, batch):
     (["--threshold", "x"], "'x' is not a number"),
     (["--threshold", "nan"], "not a finite number"),
     (["--raw-scale", "inf"], "not a finite number"),
-    (["--nms", "2"], "not in 0..1"),
+    (["--nms-iou", "2"], "not in 0..1"),
+    (["--nms", "0.3"], "invalid choice"),
     (["--window", "0,5"], "window"),
     (["--class", "12"], "outside 0..9"),
 ])

@@ -22,6 +22,7 @@ from . import demo
 from .atomic_files import Outputs, write_text
 from .convert import fully_convolutionalize
 from .dense import dense_forward
+from .detections import NMS_MODES
 from .errors import SurgeryError
 from .geometry import as_window
 from .labels import check_labels
@@ -237,7 +238,8 @@ class DenseOptions:
     cls: Any  # as given; the class index once checked against the net
     background: Optional[List[int]]
     threshold: float
-    nms: float
+    nms_iou: float
+    nms_mode: str
     json: Optional[str]
     csv: Optional[str]
     side_by_side: bool
@@ -291,7 +293,8 @@ def dense_options(args: argparse.Namespace) -> DenseOptions:
         prototxt=args.prototxt, weights=args.weights, images=images, pictures=pictures,
         preprocess=preprocess, window=window, tile=tile, stride=args.stride,
         convolution=args.convolution, labels=args.labels, cls=args.cls,
-        background=args.background or None, threshold=args.threshold, nms=args.nms,
+        background=args.background or None, threshold=args.threshold,
+        nms_iou=args.nms_iou, nms_mode=args.nms,
         json=args.json, csv=args.csv, side_by_side=args.side_by_side,
         batch_size=args.batch_size, out=args.out, workers=args.workers,
         scheduler=args.scheduler, overwrite=args.overwrite, map_format=args.map_format,
@@ -359,7 +362,8 @@ def run_dense(options: DenseOptions, net: Net) -> int:
             try:
                 if isinstance(dense, Exception):
                     raise dense
-                found = dense.detections(threshold=options.threshold, nms_iou=options.nms,
+                found = dense.detections(threshold=options.threshold,
+                                         nms_iou=options.nms_iou, nms_mode=options.nms_mode,
                                          background=options.background) \
                     if dense.geometry else []
                 if picture:
@@ -449,7 +453,8 @@ def _dense_to_folder(options: DenseOptions) -> int:
     summary = dense_images(options.prototxt, options.weights, options.images, options.out,
                            scheduler=options.scheduler, workers=options.workers,
                            map_suffix="." + options.map_format, threshold=options.threshold,
-                           nms_iou=options.nms, background=options.background,
+                           nms_iou=options.nms_iou, nms_mode=options.nms_mode,
+                           background=options.background,
                            progress=wants_progress(options.quiet),
                            convolution=options.convolution,
                            overwrite=options.overwrite, preprocess=options.preprocess,
@@ -565,10 +570,16 @@ def _detection_arguments(dense: Parser) -> None:
     """What is found in each map, and where it is written."""
     dense.add_argument("--threshold", type=finite_number, default=0.5,
                        help="smallest score a detection needs (default 0.5)")
-    dense.add_argument("--nms", type=unit_interval, default=0.3, metavar="IOU",
+    dense.add_argument("--nms", choices=NMS_MODES, default="class",
+                       help="non-maximum suppression among the boxes of one class (class, "
+                            "the default, as most detectors: an object is never hidden by a "
+                            "neighbour of another class) or among all boxes (global: one "
+                            "box per object even where neighbouring cells name it "
+                            "differently, but a real object overlapped by a stronger one of "
+                            "another class is lost)")
+    dense.add_argument("--nms-iou", type=unit_interval, default=0.3, metavar="IOU",
                        help="of two boxes overlapping more than this (intersection over "
-                            "union), whatever their classes, only the better is kept "
-                            "(default 0.3)")
+                            "union), only the better is kept (default 0.3)")
     dense.add_argument("--background", type=numbers(int), metavar="CLASSES",
                        help="class indices that mean 'nothing here' (never detected)")
     dense.add_argument("--json", metavar="PATH", help="write every detection as JSON")

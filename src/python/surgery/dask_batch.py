@@ -70,6 +70,7 @@ class Job:
     nms_iou: float = 0.3
     background: Optional[Tuple[int, ...]] = None
     convolution: str = "caffe"
+    nms_mode: str = "class"
     model: Dict[str, Optional[str]] = field(default_factory=dict)
     settings: Dict[str, Any] = field(default_factory=dict)
 
@@ -184,12 +185,13 @@ def canonical(value: Any, key: str = "") -> Any:
 
 
 def settings_of(options: Dict[str, Any], map_suffix: str, threshold: float, nms_iou: float,
-                background: Optional[Tuple[int, ...]], convolution: str) -> Dict[str, Any]:
+                background: Optional[Tuple[int, ...]], convolution: str,
+                nms_mode: str) -> Dict[str, Any]:
     """Every setting that shapes an image's results, canonical."""
     settings = {key: canonical(value, key) for key, value in options.items()}
     settings.update(map_format=map_suffix.lstrip("."), threshold=canonical(threshold),
-                    nms_iou=canonical(nms_iou), background=canonical(background),
-                    convolution=convolution)
+                    nms_iou=canonical(nms_iou), nms_mode=nms_mode,
+                    background=canonical(background), convolution=convolution)
     return json.loads(json.dumps(settings, sort_keys=True))
 
 
@@ -382,6 +384,7 @@ def write_results(job: Job, image: str, start: float) -> Dict[str, Any]:
     clear_results(result_folder(job, image))
     dense = dense_forward(_net(job), image, out=map_path, overwrite=True, **job.options)
     found = dense.detections(threshold=job.threshold, nms_iou=job.nms_iou,
+                             nms_mode=job.nms_mode,
                              background=list(job.background) if job.background else None) \
         if dense.geometry else []
     record = {"format": RECORD_FORMAT, "image": image, "input": digest, "model": job.model,
@@ -477,17 +480,17 @@ def check_arguments(out: str, workers, map_suffix: str) -> None:
 
 def make_job(prototxt, weights, out, *, map_suffix: str = ".npy", threshold: float = 0.5,
              nms_iou: float = 0.3, background: Optional[Sequence[int]] = None,
-             convolution: str = "caffe", **options: Any) -> Job:
+             convolution: str = "caffe", nms_mode: str = "class", **options: Any) -> Job:
     """The Job of a run: absolute paths, the model's digests (its files
     read once here) and the settings in canonical form."""
     prototxt = os.path.abspath(os.fspath(prototxt))
     weights = None if weights is None else os.path.abspath(os.fspath(weights))
     background = tuple(background) if background else None
     return Job(prototxt, weights, os.path.abspath(os.fspath(out)), options, map_suffix,
-               threshold, nms_iou, background, convolution,
+               threshold, nms_iou, background, convolution, nms_mode,
                model=model_digests(prototxt, weights),
                settings=settings_of(options, map_suffix, threshold, nms_iou, background,
-                                    convolution))
+                                    convolution, nms_mode))
 
 
 def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
@@ -495,7 +498,7 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
                  map_suffix: str = ".npy", threshold: float = 0.5, nms_iou: float = 0.3,
                  background: Optional[Sequence[int]] = None, progress: bool = False,
                  retries: int = 2, convolution: str = "caffe", overwrite: bool = False,
-                 **options: Any) -> Summary:
+                 nms_mode: str = "class", **options: Any) -> Summary:
     """Dense maps of `images` (paths), one result folder per image into
     folder `out` (made if missing), on Dask: `client`, else a cluster at
     `scheduler` (an address or a scheduler file), else an embedded
@@ -514,7 +517,8 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
     images = [os.path.abspath(os.fspath(i)) for i in images]
     check_inputs(out, images)
     job = make_job(prototxt, weights, out, map_suffix=map_suffix, threshold=threshold,
-                   nms_iou=nms_iou, background=background, convolution=convolution, **options)
+                   nms_iou=nms_iou, background=background, convolution=convolution,
+                   nms_mode=nms_mode, **options)
     work = plan(job, images, overwrite)
     start = time.perf_counter()
     cluster = own = None

@@ -114,18 +114,21 @@ class DenseMap:
 
     def detections(self, threshold: float = 0.5, nms_iou: float = 0.3,
                    classes: Optional[Sequence[int]] = None,
-                   background: Union[int, Sequence[int], None] = None) -> List[Detection]:
+                   background: Union[int, Sequence[int], None] = None,
+                   nms_mode: str = "class") -> List[Detection]:
         """Objects found: cells whose best class (among `classes`, not
         `background`) scores at least `threshold`, as boxes clipped to the
-        image, after non-maximum suppression across classes (of two boxes
-        overlapping by more than `nms_iou`, intersection over union, the
-        lower-scoring one goes). Best first. See ``detections.detect``."""
+        image, after non-maximum suppression (of two boxes overlapping by
+        more than `nms_iou`, intersection over union, the lower-scoring one
+        goes) among the boxes of one class (`nms_mode` "class", the common
+        default) or of all classes ("global"). Best first. See
+        ``detections.detect``."""
         # detect's copy of the classes considered; the boxes (and their
         # clipped copy, int64) and the per-cell best class, score and flags.
         scores = self._held_scores("the detections", 4, 2 * 32 + 8 + 4 + 2)
         return detect(scores, self.clipped_boxes, self.label,
                       threshold=threshold, nms_iou=nms_iou, classes=classes,
-                      background=background)
+                      background=background, nms_mode=nms_mode)
 
     def features(self, name: str) -> np.ndarray:
         """Blob `name` from this forward (e.g. 'fc6-conv'), 1 x C x H x W:
