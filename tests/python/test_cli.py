@@ -211,6 +211,12 @@ def test_globs_expand_to_images(lenet, batch):
     (["--nms", "0.3"], "invalid choice"),
     (["--window", "0,5"], "window"),
     (["--class", "12"], "outside 0..9"),
+    (["--channel-swap", "2,1"], "an order of channels such as (2, 1, 0), not [2, 1]"),
+    (["--channel-swap", "1,0"], "--channel-swap 1,0 orders 2 channels, the net takes 1"),
+    (["--channel-swap", "2,1,0"], "orders 3 channels, the net takes 1"),
+    (["--size", "20,30"], "--size 20,30 is smaller than the net's smallest input, 25,25"),
+    (["--threshold", "2"], "--threshold 2 is outside 0..1, where the net's output 'prob'"),
+    (["--threshold", "-0.5"], "outside 0..1"),
 ])
 def test_usage_errors_come_before_any_computation(lenet, batch, tmp_path, args, message):
     result = cli("dense", *lenet, batch / DIGITS[0], *args)

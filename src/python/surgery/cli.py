@@ -24,7 +24,7 @@ from .convert import fully_convolutionalize
 from .dense import dense_forward
 from .detections import NMS_MODES
 from .errors import SurgeryError
-from .geometry import as_window
+from .geometry import as_window, geometry
 from .labels import check_labels
 from .net import Net
 from .overlay import picture_format
@@ -315,19 +315,42 @@ def dense_net(options: DenseOptions) -> Tuple[Net, List[Any]]:
 
 def for_net(options: DenseOptions, net: Net) -> DenseOptions:
     """`options` checked against the net they run: labels, class and
-    background within its classes, the mean's values one per channel."""
+    background within its classes, the preprocessing fit for its input, a
+    threshold its scores can reach."""
     output = net.outputs[0] if net.outputs else None
     classes = int(net.blobs[output].shape[1]) if output else 0
     labels = check_labels(options.labels, classes) if options.labels else None
-    channels = net.declared_input_shapes()[net.inputs[0]][1] if net.inputs else 0
-    mean = options.preprocess.mean
-    if mean is not None and getattr(mean, "ndim", 1) == 1 and len(mean) != channels:
-        raise UsageError(f"--mean has {len(mean)} values, the net takes {channels} channels")
+    _check_preprocessing(options.preprocess, net, options.window)
     cls = _class_index(options.cls, labels, classes)
     for b in options.background or ():
         if not 0 <= b < classes:
             raise UsageError(f"--background {b} is outside 0..{classes - 1}")
+    if output and _is_softmax(net, output) and not 0 <= options.threshold <= 1:
+        raise UsageError(f"--threshold {options.threshold:g} is outside 0..1, where the "
+                         f"net's output {output!r} (a Softmax) lies: nothing would be detected")
     return replace(options, labels=labels, cls=cls)
+
+
+def _check_preprocessing(prep: Preprocess, net: Net, window) -> None:
+    """--mean, --channel-swap and --size fit the net's input."""
+    channels = net.declared_input_shapes()[net.inputs[0]][1] if net.inputs else 0
+    mean = prep.mean
+    if mean is not None and getattr(mean, "ndim", 1) == 1 and len(mean) != channels:
+        raise UsageError(f"--mean has {len(mean)} values, the net takes {channels} channels")
+    if prep.channel_swap is not None and len(prep.channel_swap) != channels:
+        raise UsageError(f"--channel-swap {','.join(map(str, prep.channel_swap))} orders "
+                         f"{len(prep.channel_swap)} channels, the net takes {channels} "
+                         f"(e.g. {','.join(map(str, reversed(range(channels))))})")
+    geo = geometry(net, None, window) if prep.size is not None else None
+    if geo is not None and (prep.size[0] < geo.min_input[0] or prep.size[1] < geo.min_input[1]):
+        raise UsageError(f"--size {prep.size[0]},{prep.size[1]} is smaller than the net's "
+                         f"smallest input, {geo.min_input[0]},{geo.min_input[1]} (one cell)")
+
+
+def _is_softmax(net: Net, blob: str) -> bool:
+    """Whether `blob` is made last by a Softmax layer (its values in 0..1)."""
+    makers = [layer.type for layer in net.layers if blob in layer.tops]
+    return bool(makers) and makers[-1] == "Softmax"
 
 
 def _dense(args: argparse.Namespace) -> int:
