@@ -21,7 +21,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 from . import demo
 from .atomic_files import Outputs, write_text
 from .convert import fully_convolutionalize
-from .dense import dense_forward
+from .dense import DenseMap, dense_forward
 from .detections import NMS_MODES
 from .errors import SurgeryError
 from .geometry import as_window, geometry
@@ -267,9 +267,6 @@ def _check_destination(args: argparse.Namespace) -> None:
             raise UsageError("--workers, --scheduler and --overwrite go with the results of "
                              "--out: give --out FOLDER")
         return
-    if args.json or args.csv or args.picture:
-        raise UsageError("--out writes one record per image (<image>.result/record.json); "
-                         "--json, --csv and --picture go with a serial run (no --out)")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out!r} is a file; give a folder")
 
@@ -358,12 +355,18 @@ def _dense(args: argparse.Namespace) -> int:
     options = dense_options(args)
     net, reports = dense_net(options)
     options = for_net(options, net)
+    if options.out is not None:
+        return _dense_to_folder(options, net, reports)
+    _print_reports(options, reports)
+    return run_dense(options, net)
+
+
+def _print_reports(options: DenseOptions, reports: List[Any]) -> None:
+    """What was done to the net (its conversion's warnings among them),
+    once per run, on stderr."""
     if not options.quiet:
         for report in reports:
             print(report, file=sys.stderr)
-    if options.out is not None:
-        return _dense_to_folder(options)
-    return run_dense(options, net)
 
 
 def run_dense(options: DenseOptions, net: Net) -> int:
@@ -470,8 +473,10 @@ def _tile_argument(values: Optional[List[int]]):
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def _dense_to_folder(options: DenseOptions) -> int:
-    """One map and one record per image into --out, on Dask (dask_batch.py)."""
+def _dense_to_folder(options: DenseOptions, net: Net, reports: List[Any]) -> int:
+    """One map and one record per image into --out, on Dask (dask_batch.py);
+    then --json, --csv and the pictures from the results there. The reports
+    come after the run, which may still refuse the folder as a usage error."""
     from .dask_batch import dense_images
     summary = dense_images(options.prototxt, options.weights, options.images, options.out,
                            scheduler=options.scheduler, workers=options.workers,
@@ -483,8 +488,46 @@ def _dense_to_folder(options: DenseOptions) -> int:
                            overwrite=options.overwrite, preprocess=options.preprocess,
                            labels=options.labels, window=options.window, tile=options.tile,
                            stride=options.stride)
+    _print_reports(options, reports)
     print(summary)
-    return 1 if summary.failed else 0
+    failures = _outputs_of_results(options, net, summary.results)
+    return 1 if summary.failed or failures else 0
+
+
+def _outputs_of_results(options: DenseOptions, net: Net, results: dict) -> int:
+    """--json, --csv and the pictures of the images finished in --out (now
+    or by an earlier run), read back from their records and maps: the
+    number of pictures that failed."""
+    from .dask_batch import read_record
+    from .detections import Detection
+    from .map_store import load_map
+    from .sources import open_source
+    records, failures = [], 0
+    channels = net.declared_input_shapes()[net.inputs[0]][1]
+    geo = geometry(net, None, options.window)
+    for image, picture in zip(options.images, options.pictures):
+        paths = results.get(os.path.abspath(image))
+        if paths is None:
+            continue  # failed: the summary says why
+        found = read_record(paths[1])["detections"]
+        records += [{"image": image, **d} for d in found]
+        if picture:
+            try:
+                scores, _ = load_map(paths[0])
+                dense = DenseMap(net, open_source(image, channels).array, scores, geo, {},
+                                 options.labels)
+                dense.save_picture(picture, options.cls, [Detection.from_record(d)
+                                                          for d in found],
+                                   side_by_side=options.side_by_side)
+            except IMAGE_ERRORS as error:
+                print(f"{PROG}: error: {image}: {one_line(error) or type(error).__name__}",
+                      file=sys.stderr)
+                failures += 1
+                continue
+            if not options.quiet:
+                print(f"wrote {picture}")
+    _write_records(options, records)
+    return failures
 
 
 COLUMNS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "row", "column"]

@@ -80,13 +80,16 @@ class Summary:
     """What a run did: images finished now, skipped (reused: finished
     before with the same model, settings and input), failed (image ->
     reason), redone (results there that were unreadable, or of another
-    model, settings or input with overwrite), and the wall time."""
+    model, settings or input with overwrite), and the wall time. `results`:
+    (map, record) paths of each image finished now or before, in the order
+    of the images given."""
     images: int
     done: List[str]
     skipped: List[str]
     failed: Dict[str, str]
     seconds: float
     redone: List[str] = field(default_factory=list)
+    results: Dict[str, Tuple[str, str]] = field(default_factory=dict)
 
     @property
     def per_second(self) -> float:
@@ -201,6 +204,15 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_detection(value: Any) -> bool:
+    """A Detection.record(): whole numbers for the class and places, a
+    label, a score."""
+    places = ("class", "x0", "y0", "x1", "y1", "row", "column")
+    return isinstance(value, dict) and set(value) == set(places) | {"label", "score"} \
+        and all(_is_int(value[key]) for key in places) and isinstance(value["label"], str) \
+        and isinstance(value["score"], (int, float)) and not isinstance(value["score"], bool)
+
+
 # Field -> check of its value.
 FIELDS = {
     "format": lambda v: v == RECORD_FORMAT,
@@ -212,7 +224,7 @@ FIELDS = {
     "map": lambda v: v in MAPS.values(),
     "map_shape": lambda v: isinstance(v, list) and all(_is_int(s) and s >= 0 for s in v),
     "tiles": lambda v: _is_int(v) and v >= 0,
-    "detections": lambda v: isinstance(v, list) and all(isinstance(d, dict) for d in v),
+    "detections": lambda v: isinstance(v, list) and all(_is_detection(d) for d in v),
     "seconds": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "worker_pid": _is_int,
 }
@@ -559,5 +571,7 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
         if cluster is not None:
             cluster.close()
         kept.close()
+    finished = set(done) | set(work.reuse)
     return Summary(len(images), done, work.reuse, failed, time.perf_counter() - start,
-                   work.redo)
+                   work.redo, {image: result_paths(job, image) for image in images
+                               if image in finished})

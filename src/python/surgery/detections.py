@@ -28,6 +28,13 @@ class Detection:
                 "x0": x0, "y0": y0, "x1": x1, "y1": y1, "row": self.cell[0],
                 "column": self.cell[1]}
 
+    @classmethod
+    def from_record(cls, record: dict) -> "Detection":
+        """The detection a ``record()`` was made of."""
+        return cls(box=(record["x0"], record["y0"], record["x1"], record["y1"]),
+                   cls=record["class"], label=record["label"], score=record["score"],
+                   cell=(record["row"], record["column"]))
+
 
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Intersection over union of `box` with each row of `boxes` (x0, y0, x1, y1)."""
