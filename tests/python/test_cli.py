@@ -533,3 +533,50 @@ def test_quiet_prints_only_errors_and_the_summary(lenet, batch, tmp_path):
     [error] = result.stderr.splitlines()
     assert error.startswith(f"caffe-surgery: error: {batch / 'corrupt.png'}: ")
     assert len(json.loads(out.read_text())) == 3
+
+
+def test_a_mean_for_0_255_on_0_1_images_is_one_warning_per_run(lenet, batch):
+    digits = [batch / name for name in DIGITS]
+    result = cli("dense", *lenet, *digits, "--mean", "33", "--batch-size", "1")
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warned) == 1, result.stderr
+    assert warned[0].startswith("caffe-surgery: warning: the mean is on a 0..255 scale")
+    assert "--raw-scale 255" in warned[0]
+    fitting = cli("dense", *lenet, *digits, "--mean", "33", "--raw-scale", "255")
+    assert fitting.returncode == 0 and "warning" not in fitting.stderr, fitting.stderr
+
+
+# A 3-channel classifier small enough to build in a test: 12x12 input.
+COLOUR_NET = """
+name: "colour"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 3 dim: 12 dim: 12 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 5 weight_filler { type: "xavier" } } }
+layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc"
+        inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+
+
+def test_a_preset_is_its_settings_given_one_by_one(tmp_path):
+    from surgery.testing import random_model
+    (tmp_path / "colour.prototxt").write_text(COLOUR_NET)
+    model = random_model(tmp_path / "colour.prototxt", tmp_path, seed=2)
+    image = tmp_path / "photo.png"
+    rng = np.random.default_rng(4)
+    skimage.io.imsave(image, rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    runs = {}
+    for name, flags in (("preset", ["--preset", "vgg"]),
+                        ("flags", ["--mean", "103.939,116.779,123.68", "--channel-swap",
+                                   "2,1,0", "--raw-scale", "255"]),
+                        ("plain", [])):
+        out = tmp_path / f"{name}.json"
+        result = cli("dense", *model, image, *flags, "--threshold", "0", "--json", out)
+        assert result.returncode == 0, result.stderr
+        runs[name] = json.loads(out.read_text())
+    assert runs["preset"] == runs["flags"] and runs["preset"] != runs["plain"]
+    # An option given replaces the preset's value (here, wrongly).
+    result = cli("dense", *model, image, "--preset", "vgg", "--raw-scale", "1")
+    assert "caffe-surgery: warning: the mean is on a 0..255 scale" in result.stderr

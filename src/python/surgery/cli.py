@@ -15,6 +15,7 @@ import os
 import pathlib
 import re
 import sys
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -23,12 +24,13 @@ from .atomic_files import Outputs, write_text
 from .convert import fully_convolutionalize
 from .dense import DenseMap, dense_forward
 from .detections import NMS_MODES
-from .errors import SurgeryError
+from .errors import NumericWarning, PreprocessingWarning, SurgeryError
 from .geometry import as_window, geometry
 from .labels import check_labels
 from .net import Net
 from .overlay import picture_format
 from .preprocess import Preprocess, load_mean
+from .presets import PRESETS
 from .progress import echo, progress_bar, wants_progress
 from .rarefy import output_stride, rarefy
 from .report import format_dense
@@ -284,8 +286,10 @@ def dense_options(args: argparse.Namespace) -> DenseOptions:
         raise UsageError("--size needs H,W")
     tile = _tile_argument(args.tile)
     _check_destination(args)
-    preprocess = Preprocess(mean=mean, channel_swap=args.channel_swap, raw_scale=args.raw_scale,
-                            input_scale=args.input_scale, size=args.size)
+    given = {key: value for key, value in dict(
+        mean=mean, channel_swap=args.channel_swap, raw_scale=args.raw_scale,
+        input_scale=args.input_scale, size=args.size).items() if value is not None}
+    preprocess = Preprocess.preset(args.preset, **given) if args.preset else Preprocess(**given)
     return DenseOptions(
         prototxt=args.prototxt, weights=args.weights, images=images, pictures=pictures,
         preprocess=preprocess, window=window, tile=tile, stride=args.stride,
@@ -609,6 +613,10 @@ def _convert_command(commands) -> None:
 
 def _preprocessing_arguments(dense: Parser) -> None:
     """How each image becomes the net's input (surgery.Preprocess)."""
+    dense.add_argument("--preset", choices=PRESETS,
+                       help="the mean, channel order and scale a model zoo family was "
+                            "trained with (surgery.presets says where each comes from); "
+                            "the options below replace its values")
     dense.add_argument("--mean", type=mean_argument,
                        help="per-channel values like 104,117,123, or a mean file "
                             "(.npy, or Caffe's .binaryproto)")
@@ -733,10 +741,28 @@ def parser() -> Parser:
     return top
 
 
+def _warnings_once():
+    """A warnings.showwarning that prints each warning once per run, on one
+    line as the errors are. (Python's "once" filter forgets what it has
+    shown whenever a catch_warnings block ends, as the image reader's do.)"""
+    seen = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = f"{PROG}: warning: {one_line(message)}"
+        if text not in seen:
+            seen.add(text)
+            print(text, file=sys.stderr)
+    return show
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            for category in (PreprocessingWarning, NumericWarning):
+                warnings.simplefilter("always", category)
+            warnings.showwarning = _warnings_once()
+            return int(args.run(args) or 0)
     except (UsageError, SurgeryError, OSError) as error:
         print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
         return 2
