@@ -152,15 +152,17 @@ class DenseMap:
 
     def plot(self, cls: Optional[int] = None, figure=None):
         """The input beside the confidence map of class `cls` (default: the
-        class with the highest score anywhere), as in Caffe's net surgery example."""
+        image's top class, plot.shown_class), as in Caffe's net surgery example."""
         return plot_dense_map(self, cls, figure)
 
     def save_picture(self, path, cls: Optional[int] = None,
                      detections: Optional[Sequence[Detection]] = None,
                      side_by_side: bool = False) -> None:
-        """Write the map of class `cls` overlaid on the input (aligned to
-        window centres, with a colour bar and the `detections`' boxes), or
-        beside it; PNG or JPEG by the file's suffix (overlay.py)."""
+        """Write the map of class `cls` (default: the best detection's, else
+        the image's top class) overlaid on the input (aligned to window
+        centres, with a colour bar of the map's own range and the
+        `detections`' boxes, their labels apart), or beside it; PNG or JPEG
+        by the file's suffix (overlay.py)."""
         save_picture(self, os.fspath(path), cls, detections, side_by_side)
 
     def save_png(self, path, cls: Optional[int] = None) -> None:
