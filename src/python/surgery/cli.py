@@ -613,7 +613,7 @@ def _convert_command(commands) -> None:
 
 def _preprocessing_arguments(dense: Parser) -> None:
     """How each image becomes the net's input (surgery.Preprocess)."""
-    dense.add_argument("--preset", choices=PRESETS,
+    dense.add_argument("--preset", choices=tuple(PRESETS),
                        help="the mean, channel order and scale a model zoo family was "
                             "trained with (surgery.presets says where each comes from); "
                             "the options below replace its values")
