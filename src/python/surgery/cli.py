@@ -23,10 +23,11 @@ from . import demo
 from .atomic_files import Outputs, write_text
 from .convert import fully_convolutionalize
 from .dense import DenseMap, dense_forward
-from .detections import NMS_MODES
+from .detections import NMS_MODES, Detection
 from .errors import NumericWarning, PreprocessingWarning, SurgeryError
 from .geometry import as_window, geometry
 from .labels import check_labels
+from .map_store import load_map
 from .net import Net
 from .overlay import picture_format
 from .preprocess import Preprocess, load_mean
@@ -34,6 +35,7 @@ from .presets import PRESETS
 from .progress import echo, progress_bar, wants_progress
 from .rarefy import output_stride, rarefy
 from .report import format_dense
+from .sources import open_source
 
 PROG = "caffe-surgery"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
@@ -53,6 +55,12 @@ class Parser(argparse.ArgumentParser):
 
 def one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
+
+
+def image_error(image: str, error: BaseException) -> str:
+    """The line that reports an image that failed (a bare MemoryError has
+    no text: its type says it)."""
+    return f"{PROG}: error: {image}: {one_line(error) or type(error).__name__}"
 
 
 # ---- argument types: each refuses a bad value with a one-line message ----
@@ -400,9 +408,7 @@ def run_dense(options: DenseOptions, net: Net) -> int:
                     dense.save_picture(picture, options.cls, found,
                                        side_by_side=options.side_by_side)
             except IMAGE_ERRORS as error:
-                # A bare MemoryError has no text.
-                echo(f"{PROG}: error: {image}: {one_line(error) or type(error).__name__}",
-                     bar, sys.stderr)
+                echo(image_error(image, error), bar, sys.stderr)
                 failures += 1
                 continue
             if not options.quiet:
@@ -503,9 +509,6 @@ def _outputs_of_results(options: DenseOptions, net: Net, results: dict) -> int:
     or by an earlier run), read back from their records and maps: the
     number of pictures that failed."""
     from .dask_batch import read_record
-    from .detections import Detection
-    from .map_store import load_map
-    from .sources import open_source
     records, failures = [], 0
     channels = net.declared_input_shapes()[net.inputs[0]][1]
     geo = geometry(net, None, options.window)
@@ -524,8 +527,7 @@ def _outputs_of_results(options: DenseOptions, net: Net, results: dict) -> int:
                                                           for d in found],
                                    side_by_side=options.side_by_side)
             except IMAGE_ERRORS as error:
-                print(f"{PROG}: error: {image}: {one_line(error) or type(error).__name__}",
-                      file=sys.stderr)
+                print(image_error(image, error), file=sys.stderr)
                 failures += 1
                 continue
             if not options.quiet:
