@@ -83,6 +83,7 @@ NMS_MODES = ("class", "global")
 
 
 def check_nms_mode(mode: str) -> None:
+    """Refuses a mode that is not one of NMS_MODES."""
     if mode not in NMS_MODES:
         raise ValueError(f"nms_mode must be one of {', '.join(NMS_MODES)}, not {mode!r}")
 
@@ -112,8 +113,7 @@ def detect(scores: np.ndarray, boxes: np.ndarray, label: Callable[[int], str], *
     score is at least `threshold`; the proposals are then thinned by
     non-maximum suppression at `nms_iou` (``suppress``), within each class
     by default (`nms_mode` "class"), or across classes ("global"; see
-    NMS_MODES).
-    Returned best first."""
+    NMS_MODES). Returned best first."""
     if not 0.0 <= nms_iou <= 1.0:
         raise ValueError(f"nms_iou must be in 0..1, not {nms_iou!r}")
     check_nms_mode(nms_mode)
