@@ -665,7 +665,8 @@ def _detection_arguments(dense: Parser) -> None:
                             ".jpg file (several images: NAME-<image stem>.png), or a folder "
                             "(<image stem>.png in it)")
     dense.add_argument("--class", dest="cls", metavar="CLASS",
-                       help="class whose map is drawn (index or label; default the best)")
+                       help="class whose map is drawn (index or label; default: the best "
+                            "detection's, else the image's top class)")
     dense.add_argument("--side-by-side", action="store_true",
                        help="draw the map beside the image instead of over it")
 
@@ -696,7 +697,8 @@ def _run_arguments(dense: Parser) -> None:
                             "name>.result/ (map.npy or map.zarr, geometry beside; "
                             "record.json: detections), on Dask; images finished there by an "
                             "earlier run with the same model, settings and image are reused, "
-                            "results of another refuse the run (see --overwrite)")
+                            "results of another refuse the run (see --overwrite); --json, "
+                            "--csv and --picture are then made from the results there")
     dense.add_argument("--overwrite", action="store_true",
                        help="with --out: redo the images whose results there come from "
                             "another model, settings or image (default: refuse the run)")
