@@ -291,7 +291,7 @@ def test_out_with_json_csv_and_pictures_gives_the_serial_runs_files(lenet, tmp_p
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(f"digit {d}" for d in range(10)) + "\n")
     for extra, setting in ((["--labels", str(labels)], "labels was null"),
-                           (["--mean", "0.5"], "mean")):
+                           (["--mean", "0.5"], "preprocess.mean was null, now [0.5]")):
         refused = subprocess.run(base + ["--out", str(out), *extra], capture_output=True,
                                  text=True, timeout=300)
         assert refused.returncode == 2 and refused.stdout == "", refused.stderr[-3000:]

@@ -243,17 +243,43 @@ def read_record(path) -> Dict[str, Any]:
     return record
 
 
+# A setting's value as a message shows it: a thousand labels or a mean
+# image's digest would run over many lines.
+SHOWN_CHARS = 60
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    if len(text) <= SHOWN_CHARS:
+        return text
+    size = f" ({len(value)} values)" if isinstance(value, (list, dict)) else ""
+    return f"{text[:SHOWN_CHARS - 3]}...{size}"
+
+
+def _difference(old: Any, new: Any, key: str = "") -> Optional[Tuple[str, Any, Any]]:
+    """(the dotted name, old value, new value) of the first setting that
+    differs, looking into nested settings (preprocess.mean), or None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for part in sorted(set(old) | set(new)):
+            found = _difference(old.get(part), new.get(part), f"{key}.{part}" if key else part)
+            if found is not None:
+                return found
+        return None
+    if json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True):
+        return key, old, new
+    return None
+
+
 def mismatch(job: Job, record: Dict[str, Any], input_digest: str) -> Optional[str]:
     """Why `record` is not this run's result for an input of `input_digest`
     (None: it is)."""
     for part in ("prototxt", "weights"):
         if record["model"][part] != job.model[part]:
             return f"another model ({part} differs)"
-    old, new = record["settings"], job.settings
-    for key in sorted(set(old) | set(new)):
-        if json.dumps(old.get(key), sort_keys=True) != json.dumps(new.get(key), sort_keys=True):
-            return (f"other settings ({key} was {json.dumps(old.get(key))}, "
-                    f"now {json.dumps(new.get(key))})")
+    differs = _difference(record["settings"], job.settings)
+    if differs is not None:
+        key, old, new = differs
+        return f"other settings ({key} was {_shown(old)}, now {_shown(new)})"
     if record["input"] != input_digest:
         return "another input (the image's bytes differ)"
     return None
