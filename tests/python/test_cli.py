@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -206,9 +207,16 @@ def test_globs_expand_to_images(lenet, batch):
     (["--threshold", "x"], "'x' is not a number"),
     (["--threshold", "nan"], "not a finite number"),
     (["--raw-scale", "inf"], "not a finite number"),
-    (["--nms", "2"], "not in 0..1"),
+    (["--nms-iou", "2"], "not in 0..1"),
+    (["--nms", "0.3"], "invalid choice"),
     (["--window", "0,5"], "window"),
     (["--class", "12"], "outside 0..9"),
+    (["--channel-swap", "2,1"], "an order of channels such as (2, 1, 0), not [2, 1]"),
+    (["--channel-swap", "1,0"], "--channel-swap 1,0 orders 2 channels, the net takes 1"),
+    (["--channel-swap", "2,1,0"], "orders 3 channels, the net takes 1"),
+    (["--size", "20,30"], "--size 20,30 is smaller than the net's smallest input, 25,25"),
+    (["--threshold", "2"], "--threshold 2 is outside 0..1, where the net's output 'prob'"),
+    (["--threshold", "-0.5"], "outside 0..1"),
 ])
 def test_usage_errors_come_before_any_computation(lenet, batch, tmp_path, args, message):
     result = cli("dense", *lenet, batch / DIGITS[0], *args)
@@ -395,3 +403,180 @@ def test_an_image_over_the_memory_limit_costs_only_itself(lenet, batch, tmp_path
     assert len(errors) == 1 and errors[0].startswith(f"caffe-surgery: error: {big}: ")
     assert "memory limit" in errors[0] and "big.gif" in errors[0]
     assert "2 of 3 images processed, 1 failed" in result["out"]
+
+
+# --- what a person at a terminal sees ----------------------------------------
+
+def cli_on_terminal(*args, tmp_path, delay="0", timeout=120):
+    """The command run with stderr on a pseudo-terminal, as in a shell, and
+    stdout into a file: (exit code, stdout, what the terminal showed).
+    `delay`: $SURGERY_PROGRESS_DELAY (None: unset, the default 2 s)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+    env = {k: v for k, v in os.environ.items() if k != "SURGERY_PROGRESS_DELAY"}
+    if delay is not None:
+        env["SURGERY_PROGRESS_DELAY"] = delay
+    master, terminal = pty.openpty()
+    # A terminal has a size (a bare pseudo-terminal's is 0x0, where tqdm draws nothing).
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    stdout = tmp_path / "stdout.txt"
+    with open(stdout, "wb") as out:
+        child = subprocess.Popen([str(EXECUTABLE), *map(str, args)], stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=terminal, env=env)
+    os.close(terminal)
+    shown, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 1)[0]:
+                try:
+                    data = os.read(master, 1 << 16)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                shown += data
+            elif child.poll() is not None:
+                break
+        code = child.wait(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        if child.poll() is None:
+            child.kill()
+        os.close(master)
+    return code, stdout.read_text(), shown.decode(errors="replace")
+
+
+@pytest.fixture
+def tiled_canvas(tmp_path, mnist):
+    """An 80x80 canvas with one digit, run in 48x48 tiles: several tiles."""
+    images, _ = mnist
+    canvas = np.zeros((80, 80), np.uint8)
+    canvas[20:48, 30:58] = images[0]
+    path = tmp_path / "canvas.png"
+    skimage.io.imsave(path, canvas, check_contrast=False)
+    return path
+
+
+TILE_BAR = re.compile(r"\d+/\d+ \[.*tile")
+
+
+def test_a_tiled_image_shows_its_tiles_progress_on_a_terminal_only(lenet, tiled_canvas,
+                                                                    tmp_path):
+    args = ("dense", *lenet, tiled_canvas, "--tile", "48,48", "--raw-scale", "0.99609375")
+    code, out, shown = cli_on_terminal(*args, tmp_path=tmp_path)
+    assert code == 0, shown
+    assert TILE_BAR.search(shown), shown
+    assert re.search(r"  7 \[7\]: \d+ \(best 1\.0000\)", out) and not TILE_BAR.search(out)
+    piped = cli(*args, env={**os.environ, "SURGERY_PROGRESS_DELAY": "0"})
+    assert piped.returncode == 0, piped.stderr
+    assert not TILE_BAR.search(piped.stderr) and "\r" not in piped.stderr
+    assert piped.stdout == out
+    code, quiet_out, shown = cli_on_terminal(*args, "--quiet", tmp_path=tmp_path)
+    assert code == 0 and shown == "" and quiet_out == ""
+
+
+def test_a_batch_shows_its_images_progress_unless_shorter_than_the_delay(lenet, batch, tmp_path):
+    digits = [batch / name for name in DIGITS]
+    args = ("dense", *lenet, *digits, "--raw-scale", "0.99609375")
+    code, out, shown = cli_on_terminal(*args, tmp_path=tmp_path)
+    assert code == 0, shown
+    assert re.search(r"\d/3 \[.*image", shown), shown
+    assert "3 of 3 images processed" in out
+    # A run shorter than the delay shows no bar at all.
+    code, _, shown = cli_on_terminal(*args, tmp_path=tmp_path, delay="3600")
+    assert code == 0 and not re.search(r"\d/3 \[", shown), shown
+
+
+@pytest.mark.parametrize("value, delay", [("0", 0.0), ("0.5", 0.5), ("-1", 2.0),
+                                          ("soon", 2.0), ("nan", 2.0), ("inf", 2.0)])
+def test_the_progress_delay_setting(monkeypatch, value, delay):
+    from surgery.progress import progress_delay
+    monkeypatch.setenv("SURGERY_PROGRESS_DELAY", value)
+    assert progress_delay() == delay
+
+
+def test_the_grid_is_printed_for_small_maps_or_on_request(lenet, tmp_path, mnist):
+    """A 160x160 canvas gives a 34x34 map: its grid (34 lines) only with
+    --grid; a digit's 1x1 map prints its grid unasked. The grid printed is
+    the map's argmax."""
+    images, _ = mnist
+    canvas = np.zeros((160, 160), np.uint8)
+    canvas[60:88, 60:88] = images[0]
+    skimage.io.imsave(tmp_path / "canvas.png", canvas, check_contrast=False)
+    args = ("dense", *lenet, tmp_path / "canvas.png", "--raw-scale", "0.99609375")
+    plain = cli(*args)
+    assert plain.returncode == 0, plain.stderr
+    assert "-> 34x34 map" in plain.stdout and "best class per cell" not in plain.stdout
+    assert len(plain.stdout.splitlines()) < 34
+    asked = cli(*args, "--grid")
+    lines = asked.stdout.splitlines()
+    start = lines.index("best class per cell:") + 1
+    net = surgery.Net(*lenet)
+    surgery.fully_convolutionalize(net)
+    dense = surgery.dense_forward(net, tmp_path / "canvas.png",
+                                  preprocess=surgery.Preprocess(raw_scale=0.99609375))
+    grid = np.array([line.split() for line in lines[start:start + 34]], int)
+    np.testing.assert_array_equal(grid, dense.argmax)
+    small = cli("dense", *lenet, fixture("mnist_t10k", "digits", DIGITS[0]),
+                "--raw-scale", "0.99609375")
+    assert "best class per cell:\n  7\n" in small.stdout
+
+
+def test_quiet_prints_only_errors_and_the_summary(lenet, batch, tmp_path):
+    out = tmp_path / "d.json"
+    result = cli("dense", *lenet, batch, "--raw-scale", "0.99609375", "--quiet", "--json", out)
+    assert result.returncode == 1
+    assert result.stdout == "3 of 4 images processed, 1 failed\n"
+    [error] = result.stderr.splitlines()
+    assert error.startswith(f"caffe-surgery: error: {batch / 'corrupt.png'}: ")
+    assert len(json.loads(out.read_text())) == 3
+
+
+def test_a_mean_for_0_255_on_0_1_images_is_one_warning_per_run(lenet, batch):
+    digits = [batch / name for name in DIGITS]
+    result = cli("dense", *lenet, *digits, "--mean", "33", "--batch-size", "1")
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warned) == 1, result.stderr
+    assert warned[0].startswith("caffe-surgery: warning: the mean is on a 0..255 scale")
+    assert "--raw-scale 255" in warned[0]
+    fitting = cli("dense", *lenet, *digits, "--mean", "33", "--raw-scale", "255")
+    assert fitting.returncode == 0 and "warning" not in fitting.stderr, fitting.stderr
+
+
+# A 3-channel classifier small enough to build in a test: 12x12 input.
+COLOUR_NET = """
+name: "colour"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 3 dim: 12 dim: 12 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 5 weight_filler { type: "xavier" } } }
+layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc"
+        inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+
+
+def test_a_preset_is_its_settings_given_one_by_one(tmp_path):
+    from surgery.testing import random_model
+    (tmp_path / "colour.prototxt").write_text(COLOUR_NET)
+    model = random_model(tmp_path / "colour.prototxt", tmp_path, seed=2)
+    image = tmp_path / "photo.png"
+    rng = np.random.default_rng(4)
+    skimage.io.imsave(image, rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    runs = {}
+    for name, flags in (("preset", ["--preset", "vgg"]),
+                        ("flags", ["--mean", "103.939,116.779,123.68", "--channel-swap",
+                                   "2,1,0", "--raw-scale", "255"]),
+                        ("plain", [])):
+        out = tmp_path / f"{name}.json"
+        result = cli("dense", *model, image, *flags, "--threshold", "0", "--json", out)
+        assert result.returncode == 0, result.stderr
+        runs[name] = json.loads(out.read_text())
+    assert runs["preset"] == runs["flags"] and runs["preset"] != runs["plain"]
+    # An option given replaces the preset's value (here, wrongly).
+    result = cli("dense", *model, image, "--preset", "vgg", "--raw-scale", "1")
+    assert "caffe-surgery: warning: the mean is on a 0..255 scale" in result.stderr

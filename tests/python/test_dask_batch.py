@@ -10,6 +10,7 @@ import threading
 import time
 
 import numpy as np
+import skimage.io
 import pytest
 
 import surgery
@@ -241,3 +242,58 @@ def test_a_bad_scheduler_is_one_line_before_the_output_folder(lenet, tmp_path, a
                           address], capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr[-3000:]
     assert why in run.stderr and not out.exists()
+
+
+def test_out_with_json_csv_and_pictures_gives_the_serial_runs_files(lenet, tmp_path):
+    """--out with --json, --csv and --picture: the records and pictures of
+    the images finished there (now or before), equal to a serial run's; an
+    image that failed has none. A rerun with other labels or another mean
+    is refused, naming the image, the setting and --overwrite."""
+    import shutil
+    from surgery.testing import fixtures
+    folder = tmp_path / "in"
+    folder.mkdir()
+    digits = ["t10k_00000_label7.png", "t10k_00001_label2.png", "t10k_00002_label1.png"]
+    for name in digits:
+        shutil.copy(fixtures() / "mnist_t10k" / "digits" / name, folder / name)
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    base = [sys.executable, "-m", "surgery", "dense", str(lenet[0]), str(lenet[1]), str(folder),
+            "--raw-scale", "0.99609375"]
+
+    def run(name, *extra):
+        files = tmp_path / name
+        files.mkdir()
+        result = subprocess.run(base + ["--json", str(files / "d.json"), "--csv",
+                                        str(files / "d.csv"), "--picture", f"{files}/",
+                                        *extra], capture_output=True, text=True, timeout=300)
+        return result, files
+
+    serial, expected = run("serial")
+    assert serial.returncode == 1, serial.stderr[-3000:]
+    out = tmp_path / "out"
+    for attempt in ("first", "again"):
+        result, files = run(attempt, "--out", str(out), "--workers", "1")
+        assert result.returncode == 1, result.stderr[-3000:]
+        reused = 0 if attempt == "first" else 3
+        assert f"4 images: {3 - reused} processed, {reused} reused" in result.stdout
+        assert "corrupt.png" in result.stdout  # the summary's failure line
+        got, want = (json.loads((f / "d.json").read_text()) for f in (files, expected))
+        assert [r.pop("score") for r in got] == pytest.approx([r.pop("score") for r in want],
+                                                              rel=1e-5)
+        assert got == want and len(got) == 3
+        assert (files / "d.csv").read_text().splitlines()[0] == \
+            (expected / "d.csv").read_text().splitlines()[0]
+        assert sorted(p.name for p in files.glob("*.png")) == sorted(digits)
+        for name in digits:
+            picture = skimage.io.imread(files / name).astype(float)
+            assert np.abs(picture - skimage.io.imread(expected / name)).mean() < 1.0
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"digit {d}" for d in range(10)) + "\n")
+    for extra, setting in ((["--labels", str(labels)], "labels was null"),
+                           (["--mean", "0.5"], "preprocess.mean was null, now [0.5]")):
+        refused = subprocess.run(base + ["--out", str(out), *extra], capture_output=True,
+                                 text=True, timeout=300)
+        assert refused.returncode == 2 and refused.stdout == "", refused.stderr[-3000:]
+        assert setting in refused.stderr and "--overwrite" in refused.stderr
+        assert "t10k_0000" in refused.stderr or "corrupt" in refused.stderr

@@ -18,7 +18,10 @@ from surgery.report import format_summary
 @pytest.mark.parametrize("threshold", [0.5, 0.9])
 def test_each_pasted_digit_is_found_once(digits_map, threshold):
     dense, truth = digits_map
-    found = dense.detections(threshold=threshold, background=digits.BACKGROUND)
+    # Across classes, as the demo: one box per pasted digit, however its
+    # neighbouring cells name the shifted digit.
+    found = dense.detections(threshold=threshold, background=digits.BACKGROUND,
+                             nms_mode="global")
     matched = []
     for y, x, digit in truth:
         hits = [d for d in found if d.cls == digit and abs(d.box[0] - x) <= 4
@@ -35,7 +38,7 @@ def test_summary_ranks_the_classes_pasted_by_how_often_they_were_detected(digits
     """The summary lists exactly the digits pasted, each as many times as
     pasted, most first (not the classes whose single best cell scores high)."""
     dense, truth = digits_map
-    found = dense.detections(threshold=0.9, background=digits.BACKGROUND)
+    found = dense.detections(threshold=0.9, background=digits.BACKGROUND, nms_mode="global")
     lines = format_summary(found)
     assert lines[0] == "classes detected (most first):"
     rows = [re.fullmatch(r"  (\S+) \[(\d+)\]: (\d+) \(best ([0-9.]+)\)", line).groups()
@@ -107,3 +110,34 @@ def test_nms_is_torchvisions_greedy_rule():
     scores = np.array([0.5, 0.9, 0.8, 0.1])
     assert nms(boxes, scores, 0.5) == [1, 2]
     assert nms(boxes, scores, 1.0) == [1, 2, 0, 3]
+
+
+def test_per_class_suppression_keeps_an_object_that_global_suppression_drops():
+    """A "zero" at cell (1, 2), 0.998, and beside it (cell (1, 3), IoU 24/32)
+    a shifted "four" at 0.999: two classes, two answers. Across classes the
+    stronger four hides the zero; within each class (the default) both
+    stay. The oracle: each class alone, thinned by torchvision's rule."""
+    scores = np.zeros((3, 3, 9), np.float32)
+    scores[2] = 1.0  # background everywhere ...
+    scores[:, 1, 2] = (0.998, 0.002, 0.0)  # ... but a zero
+    scores[:, 1, 3] = (0.001, 0.999, 0.0)  # ... and a four overlapping it
+    boxes = boxes_of(scores.shape[1:])
+    assert iou(boxes[1, 2].astype(float), boxes[1, 3][None].astype(float))[0] > 0.3
+    default = detect(scores, boxes, str, threshold=0.5, background=2)
+    assert [(d.cls, d.cell) for d in default] == [(1, (1, 3)), (0, (1, 2))]
+    for cls in (0, 1):
+        alone = detect(scores, boxes, str, threshold=0.5, classes=[cls], background=2)
+        assert [d for d in default if d.cls == cls] == alone
+    dropped = detect(scores, boxes, str, threshold=0.5, background=2, nms_mode="global")
+    assert [(d.cls, d.cell) for d in dropped] == [(1, (1, 3))]
+    with pytest.raises(ValueError, match="nms_mode must be one of class, global"):
+        detect(scores, boxes, str, nms_mode="classes")
+
+
+def test_per_class_suppression_still_gives_one_box_per_object_of_a_class():
+    """Neighbouring cells of one class (IoU 24 / 32): the best stands alone."""
+    scores = hand_map({(1, 1): 0.7, (1, 2): 0.95, (2, 2): 0.6})
+    for mode in ("class", "global"):
+        found = detect(scores, boxes_of(scores.shape[1:]), str, threshold=0.5, background=1,
+                       nms_mode=mode)
+        assert [(d.cell, d.score) for d in found] == [((1, 2), pytest.approx(0.95))]

@@ -10,6 +10,7 @@ import skimage.io
 from skimage.color import rgb2gray
 
 import surgery
+from conftest import fixture
 from surgery.preprocess import as_image, load_mean
 
 
@@ -115,3 +116,48 @@ def test_an_unconverted_net_gets_a_hint(lenet):
     net = surgery.Net(*lenet)
     with pytest.raises(surgery.ShapeError, match=r"call fully_convolutionalize\(\) first"):
         surgery.dense_forward(net, np.zeros((80, 80)))
+
+
+# --- settings that do not fit the image's range -------------------------------
+
+@pytest.mark.parametrize("settings, image", [
+    (dict(mean=[104, 117, 123]), np.zeros((28, 28, 3), np.uint8)),     # 0..1 less 104
+    (dict(mean=[104, 117, 123], raw_scale=1), np.zeros((28, 28, 3), np.uint8)),
+    (dict(raw_scale=255), np.full((28, 28, 3), 200, np.float32)),      # 0..255 times 255
+])
+def test_a_range_that_does_not_fit_the_settings_is_one_warning(settings, image):
+    with pytest.warns(surgery.PreprocessingWarning) as caught:
+        surgery.Preprocess(**settings)(image, 3)
+    assert len(caught) == 1
+    assert "raw_scale" in str(caught[0].message)
+
+
+@pytest.mark.parametrize("settings, image", [
+    (dict(mean=[104, 117, 123], raw_scale=255), np.zeros((28, 28, 3), np.uint8)),
+    (dict(mean=[104, 117, 123]), np.full((28, 28, 3), 200, np.float32)),  # 0..255 floats
+    (dict(mean=[0.5, 0.5, 0.5]), np.zeros((28, 28, 3), np.uint8)),
+    (dict(raw_scale=255), np.ones((28, 28, 3), np.float32)),
+])
+def test_settings_that_fit_the_range_say_nothing(settings, image):
+    # pytest turns any warning into an error (pyproject's filterwarnings).
+    surgery.Preprocess(**settings)(image, 3)
+
+
+def test_presets_are_the_families_published_settings():
+    caffenet = surgery.Preprocess.preset("caffenet")
+    mean = np.load(fixture("ilsvrc_2012_mean", "ilsvrc_2012_mean.npy")).mean(axis=(1, 2))
+    np.testing.assert_allclose(caffenet.mean, mean, rtol=1e-8)
+    assert (caffenet.channel_swap, caffenet.raw_scale, caffenet.size) == ((2, 1, 0), 255, None)
+    assert surgery.Preprocess.preset("vgg", resize=True).size == (224, 224)
+    inception = surgery.Preprocess.preset("inception", resize=True)
+    # BGR, 0..255 less 128, times 1/128: a red image gives blue and green -1,
+    # red 127/128.
+    red = np.zeros((320, 300, 3), np.float32)
+    red[..., 0] = 1
+    _, x = inception(red, 3)
+    assert x.shape == (3, 299, 299)
+    np.testing.assert_allclose(x[:, 100, 100], [-1, -1, 127 / 128], rtol=1e-6)
+    mine = surgery.Preprocess.preset("googlenet", mean=[1, 2, 3], size=(300, 200))
+    assert (mine.mean, mine.size, mine.raw_scale) == ((1, 2, 3), (300, 200), 255)
+    with pytest.raises(ValueError, match="no preset 'alexnet': give one of caffenet, vgg"):
+        surgery.Preprocess.preset("alexnet")

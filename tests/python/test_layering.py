@@ -17,11 +17,11 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "src" / "python" / "surg
 # the user's files goes through, asks it before a file is read.
 RANKS = {
     "_core": 0, "errors": 0,
-    "memory_budget": 1,
+    "memory_budget": 1, "progress": 1,
     "atomic_files": 2,
     "net": 3, "digits": 3, "map_store": 3, "pinned": 3,
     "geometry": 4, "testing": 4, "labels": 4, "detections": 4, "plot": 4,
-    "rarefy": 4,
+    "rarefy": 4, "presets": 4,
     "convert": 5, "preprocess": 5, "report": 5, "overlay": 5, "tiles": 5,
     "sources": 6, "tiled_forward": 6,
     "dense": 7,

@@ -8,6 +8,7 @@ import skimage.io
 
 import surgery
 from surgery import digits, overlay
+from surgery.detections import iou
 
 
 def heat_in_picture(path, height, width):
@@ -63,3 +64,54 @@ def test_overlay_with_detections_and_side_by_side(digits_map, tmp_path):
     with pytest.raises(surgery.FileError, match="does not exist"):
         dense.save_picture(tmp_path / "absent" / "o.png")
     assert not (tmp_path / "o.gif").exists()
+
+
+@pytest.fixture
+def crowded(lenet, mnist):
+    """LeNet on a digit whose neighbouring cells name it differently: with
+    per-class suppression, overlapping boxes of several classes."""
+    images, _ = mnist
+    canvas = np.zeros((60, 60), np.float32)
+    canvas[8:36, 12:40] = images[0] * 0.00390625
+    net = surgery.Net(*lenet)
+    surgery.fully_convolutionalize(net)
+    dense = surgery.dense_forward(net, canvas, labels=[f"digit {d}" for d in range(10)])
+    return dense, dense.detections(threshold=0.3)
+
+
+def test_labels_of_overlapping_boxes_do_not_overlap(crowded):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    dense, found = crowded
+    boxes = np.array([d.box for d in found], float)
+    assert len(found) >= 3 and any(
+        (iou(boxes[i], boxes[i + 1:]) > 0).any() for i in range(len(found) - 1))
+    figure = overlay.draw_overlay(dense, detections=found)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    [axes] = [a for a in figure.axes if a.texts]
+    labels = [t for t in axes.texts]
+    assert sorted(t.get_text() for t in labels) == sorted(f"{d.label} {d.score:.2f}"
+                                                          for d in found)
+    extents = [t.get_window_extent(renderer) for t in labels]
+    for i, a in enumerate(extents):
+        for b in extents[i + 1:]:
+            assert not a.overlaps(b), (a, b)
+
+
+def test_the_heat_shows_the_boxes_class_on_its_own_scale(crowded):
+    """By default the best detection's class, whatever class peaks in some
+    other cell; its colour bar runs over that map's own range, said below."""
+    dense, found = crowded
+    figure = overlay.draw_overlay(dense, detections=found)
+    caption = [t.get_text() for t in figure.texts][0]
+    assert caption.startswith(f"{found[0].label} [{found[0].cls}]: score per cell")
+    [heat] = [image for a in figure.axes for image in a.images if image.get_alpha()]
+    low, high = heat.get_clim()
+    values = dense.scores[found[0].cls]
+    assert (low, high) == (0.0, pytest.approx(float(values.max())))
+    assert f"colours 0 to {high:.3g}: this map's range" in caption
+    # A class that never reaches 0.05 still spans the whole scale.
+    faint = int(np.argmin(dense.scores.max(axis=(1, 2))))
+    assert dense.scores[faint].max() < 0.05
+    figure = overlay.draw_overlay(dense, cls=faint)
+    [heat] = [image for a in figure.axes for image in a.images if image.get_alpha()]
+    assert heat.get_clim()[1] == pytest.approx(float(dense.scores[faint].max()))

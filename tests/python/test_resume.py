@@ -128,6 +128,13 @@ def test_results_of_other_settings_model_or_input_refuse_the_run_unless_overwrit
         with pytest.raises(BatchError, match=why):
             plan(other, [image], overwrite=False)
         assert plan(other, [image], overwrite=True).redo == [image]
+    # A long setting is shown cut short, with its count.
+    names = [f"class number {k}" for k in range(10)]
+    with pytest.raises(BatchError) as refused:
+        plan(make_job(*lenet, job.out, labels=names), [image], overwrite=False)
+    message = str(refused.value)
+    assert 'labels was null, now ["class number 0", "class number 1", "class number 2", "c...' in message
+    assert "(10 values)" in message and len(message) < 400
     np.save(image, np.zeros((60, 60), np.uint8))
     with pytest.raises(BatchError, match="another input"):
         plan(job, [image], overwrite=False)

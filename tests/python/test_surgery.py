@@ -170,3 +170,14 @@ def test_architecture_converts_and_agrees_with_opencv(tmp_path, folder, name, bl
     assert dense.shape[2:] == cells
     np.testing.assert_allclose(opencv_forward(out_proto, out_model, x_big), dense,
                                rtol=1e-3, atol=1e-5)
+
+
+def test_the_padding_warning_of_a_deep_net_is_one_short_line():
+    """ResNet-50 pads in 17 layers: the warning counts them and names four,
+    not a line of 17 names; the geometry keeps the full list."""
+    result = surgery.fully_convolutionalize(fixture("resnet50_deploy", "ResNet-50-deploy.prototxt"))
+    assert len(result.geometry.padded_layers) == 17
+    [warning] = [w for w in result.warnings if "pad their input" in w]
+    first = ", ".join(result.geometry.padded_layers[:4])
+    assert warning.startswith(f"17 layers ({first} and 13 more: Geometry.padded_layers")
+    assert len(warning) < 300

@@ -18,7 +18,8 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 from . import _core  # after the setting above
 from .errors import (BatchError, CaffeError, FileError, MemoryLimitError, NetDefinitionError,
-                     NumericWarning, ParseError, ShapeError, SurgeryError)
+                     NumericWarning, ParseError, PreprocessingWarning, ShapeError,
+                     SurgeryError)
 from .net import LayerInfo, Net
 from .geometry import Geometry, geometry
 from .rarefy import RarefiedLayer, RarefyResult, rarefy, rarefy_factors
@@ -68,7 +69,7 @@ _threads_from_environment()
 __all__ = [
     # errors and warnings
     "BatchError", "CaffeError", "FileError", "MemoryLimitError", "NetDefinitionError", "ParseError",
-    "ShapeError", "SurgeryError", "NumericWarning",
+    "ShapeError", "SurgeryError", "NumericWarning", "PreprocessingWarning",
     # nets, surgery, dense inference
     "LayerInfo", "Net", "ConvertedLayer", "Geometry", "SurgeryResult", "fully_convolutionalize",
     "RarefiedLayer", "RarefyResult", "rarefy", "rarefy_factors",

@@ -15,21 +15,27 @@ import os
 import pathlib
 import re
 import sys
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any, List, Optional, Sequence, Tuple
 
 from . import demo
 from .atomic_files import Outputs, write_text
 from .convert import fully_convolutionalize
-from .dense import dense_forward
-from .errors import SurgeryError
-from .geometry import as_window
+from .dense import DenseMap, dense_forward
+from .detections import NMS_MODES, Detection
+from .errors import NumericWarning, PreprocessingWarning, SurgeryError
+from .geometry import as_window, geometry
 from .labels import check_labels
+from .map_store import load_map
 from .net import Net
 from .overlay import picture_format
 from .preprocess import Preprocess, load_mean
+from .presets import PRESETS
+from .progress import echo, progress_bar, wants_progress
 from .rarefy import output_stride, rarefy
 from .report import format_dense
+from .sources import open_source
 
 PROG = "caffe-surgery"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
@@ -49,6 +55,12 @@ class Parser(argparse.ArgumentParser):
 
 def one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
+
+
+def image_error(image: str, error: BaseException) -> str:
+    """The line that reports an image that failed (a bare MemoryError has
+    no text: its type says it)."""
+    return f"{PROG}: error: {image}: {one_line(error) or type(error).__name__}"
 
 
 # ---- argument types: each refuses a bad value with a one-line message ----
@@ -236,7 +248,8 @@ class DenseOptions:
     cls: Any  # as given; the class index once checked against the net
     background: Optional[List[int]]
     threshold: float
-    nms: float
+    nms_iou: float
+    nms_mode: str
     json: Optional[str]
     csv: Optional[str]
     side_by_side: bool
@@ -246,6 +259,8 @@ class DenseOptions:
     scheduler: Optional[str]
     overwrite: bool
     map_format: str
+    grid: bool
+    quiet: bool
 
 
 def _check_picture(picture: Optional[str]) -> None:
@@ -262,9 +277,6 @@ def _check_destination(args: argparse.Namespace) -> None:
             raise UsageError("--workers, --scheduler and --overwrite go with the results of "
                              "--out: give --out FOLDER")
         return
-    if args.json or args.csv or args.picture:
-        raise UsageError("--out writes one record per image (<image>.result/record.json); "
-                         "--json, --csv and --picture go with a serial run (no --out)")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out!r} is a file; give a folder")
 
@@ -282,16 +294,20 @@ def dense_options(args: argparse.Namespace) -> DenseOptions:
         raise UsageError("--size needs H,W")
     tile = _tile_argument(args.tile)
     _check_destination(args)
-    preprocess = Preprocess(mean=mean, channel_swap=args.channel_swap, raw_scale=args.raw_scale,
-                            input_scale=args.input_scale, size=args.size)
+    given = {key: value for key, value in dict(
+        mean=mean, channel_swap=args.channel_swap, raw_scale=args.raw_scale,
+        input_scale=args.input_scale, size=args.size).items() if value is not None}
+    preprocess = Preprocess.preset(args.preset, **given) if args.preset else Preprocess(**given)
     return DenseOptions(
         prototxt=args.prototxt, weights=args.weights, images=images, pictures=pictures,
         preprocess=preprocess, window=window, tile=tile, stride=args.stride,
         convolution=args.convolution, labels=args.labels, cls=args.cls,
-        background=args.background or None, threshold=args.threshold, nms=args.nms,
+        background=args.background or None, threshold=args.threshold,
+        nms_iou=args.nms_iou, nms_mode=args.nms,
         json=args.json, csv=args.csv, side_by_side=args.side_by_side,
         batch_size=args.batch_size, out=args.out, workers=args.workers,
-        scheduler=args.scheduler, overwrite=args.overwrite, map_format=args.map_format)
+        scheduler=args.scheduler, overwrite=args.overwrite, map_format=args.map_format,
+        grid=args.grid, quiet=args.quiet)
 
 
 def dense_net(options: DenseOptions) -> Tuple[Net, List[Any]]:
@@ -308,19 +324,42 @@ def dense_net(options: DenseOptions) -> Tuple[Net, List[Any]]:
 
 def for_net(options: DenseOptions, net: Net) -> DenseOptions:
     """`options` checked against the net they run: labels, class and
-    background within its classes, the mean's values one per channel."""
+    background within its classes, the preprocessing fit for its input, a
+    threshold its scores can reach."""
     output = net.outputs[0] if net.outputs else None
     classes = int(net.blobs[output].shape[1]) if output else 0
     labels = check_labels(options.labels, classes) if options.labels else None
-    channels = net.declared_input_shapes()[net.inputs[0]][1] if net.inputs else 0
-    mean = options.preprocess.mean
-    if mean is not None and getattr(mean, "ndim", 1) == 1 and len(mean) != channels:
-        raise UsageError(f"--mean has {len(mean)} values, the net takes {channels} channels")
+    _check_preprocessing(options.preprocess, net, options.window)
     cls = _class_index(options.cls, labels, classes)
     for b in options.background or ():
         if not 0 <= b < classes:
             raise UsageError(f"--background {b} is outside 0..{classes - 1}")
+    if output and _is_softmax(net, output) and not 0 <= options.threshold <= 1:
+        raise UsageError(f"--threshold {options.threshold:g} is outside 0..1, where the "
+                         f"net's output {output!r} (a Softmax) lies: nothing would be detected")
     return replace(options, labels=labels, cls=cls)
+
+
+def _check_preprocessing(prep: Preprocess, net: Net, window) -> None:
+    """--mean, --channel-swap and --size fit the net's input."""
+    channels = net.declared_input_shapes()[net.inputs[0]][1] if net.inputs else 0
+    mean = prep.mean
+    if mean is not None and getattr(mean, "ndim", 1) == 1 and len(mean) != channels:
+        raise UsageError(f"--mean has {len(mean)} values, the net takes {channels} channels")
+    if prep.channel_swap is not None and len(prep.channel_swap) != channels:
+        raise UsageError(f"--channel-swap {','.join(map(str, prep.channel_swap))} orders "
+                         f"{len(prep.channel_swap)} channels, the net takes {channels} "
+                         f"(e.g. {','.join(map(str, reversed(range(channels))))})")
+    geo = geometry(net, None, window) if prep.size is not None else None
+    if geo is not None and (prep.size[0] < geo.min_input[0] or prep.size[1] < geo.min_input[1]):
+        raise UsageError(f"--size {prep.size[0]},{prep.size[1]} is smaller than the net's "
+                         f"smallest input, {geo.min_input[0]},{geo.min_input[1]} (one cell)")
+
+
+def _is_softmax(net: Net, blob: str) -> bool:
+    """Whether `blob` is made last by a Softmax layer (its values in 0..1)."""
+    makers = [layer.type for layer in net.layers if blob in layer.tops]
+    return bool(makers) and makers[-1] == "Softmax"
 
 
 def _dense(args: argparse.Namespace) -> int:
@@ -329,51 +368,69 @@ def _dense(args: argparse.Namespace) -> int:
     net, reports = dense_net(options)
     options = for_net(options, net)
     if options.out is not None:
-        return _dense_to_folder(options)
-    for report in reports:
-        print(report, file=sys.stderr)
+        return _dense_to_folder(options, net, reports)
+    _print_reports(options, reports)
     return run_dense(options, net)
+
+
+def _print_reports(options: DenseOptions, reports: List[Any]) -> None:
+    """What was done to the net (its conversion's warnings among them),
+    once per run, on stderr."""
+    if not options.quiet:
+        for report in reports:
+            print(report, file=sys.stderr)
 
 
 def run_dense(options: DenseOptions, net: Net) -> int:
     """Runs the checked `options` image by image on `net`: a line per image,
-    each failure on stderr (exit 1), the pictures, --json and --csv."""
+    each failure on stderr (exit 1), the pictures, --json and --csv; a
+    progress bar on a terminal (per image, and per tile of a tiled one)."""
     images = options.images
     records, failures = [], 0
-    progress = len(images) > 1 and sys.stderr.isatty()
+    progress = wants_progress(options.quiet)
     forward = dict(preprocess=options.preprocess, labels=options.labels,
-                   window=options.window, tile=options.tile)
+                   window=options.window, tile=options.tile, progress=progress)
     # Tiled images each have a map of their own size: held one at a time.
     batch = 1 if options.tile is not None else options.batch_size
-    for image, picture, dense in _maps_in_batches(net, images, options.pictures, forward,
-                                                  batch, progress):
-        try:
-            if isinstance(dense, Exception):
-                raise dense
-            found = dense.detections(threshold=options.threshold, nms_iou=options.nms,
-                                     background=options.background) if dense.geometry else []
-            if picture:
-                dense.save_picture(picture, options.cls, found,
-                                   side_by_side=options.side_by_side)
-        except IMAGE_ERRORS as error:
-            if progress:
-                print("\r\033[K", end="", file=sys.stderr, flush=True)
-            # A bare MemoryError has no text.
-            print(f"{PROG}: error: {image}: {one_line(error) or type(error).__name__}",
-                  file=sys.stderr)
-            failures += 1
-            continue
-        if progress:
-            print("\r\033[K", end="", file=sys.stderr, flush=True)
-        print(format_dense(image, dense, found))
-        if picture:
-            print(f"wrote {picture}")
-        records += [{"image": image, **d.record()} for d in found]
+    with progress_bar(total=len(images), unit="image",
+                      enabled=progress and len(images) > 1) as bar:
+        for image, picture, dense in _maps_in_batches(net, images, options.pictures, forward,
+                                                      batch):
+            bar.update()
+            try:
+                if isinstance(dense, Exception):
+                    raise dense
+                found = dense.detections(threshold=options.threshold,
+                                         nms_iou=options.nms_iou, nms_mode=options.nms_mode,
+                                         background=options.background) \
+                    if dense.geometry else []
+                if picture:
+                    dense.save_picture(picture, options.cls, found,
+                                       side_by_side=options.side_by_side)
+            except IMAGE_ERRORS as error:
+                echo(image_error(image, error), bar, sys.stderr)
+                failures += 1
+                continue
+            if not options.quiet:
+                echo(format_dense(image, dense, found,
+                                  grid=options.grid or _small(dense.shape)), bar)
+                if picture:
+                    echo(f"wrote {picture}", bar)
+            records += [{"image": image, **d.record()} for d in found]
     _write_records(options, records)
     if len(images) > 1:
         print(f"{len(images) - failures} of {len(images)} images processed"
               + (f", {failures} failed" if failures else ""))
     return 1 if failures else 0
+
+
+# The largest map whose argmax grid is printed unasked (--grid): a screen's
+# worth; a larger one floods the terminal with numbers no one reads.
+GRID_CELLS = (32, 32)
+
+
+def _small(shape: Tuple[int, int]) -> bool:
+    return shape[0] <= GRID_CELLS[0] and shape[1] <= GRID_CELLS[1]
 
 
 def _write_records(options: DenseOptions, records: List[dict]) -> None:
@@ -384,14 +441,11 @@ def _write_records(options: DenseOptions, records: List[dict]) -> None:
 
 
 def _maps_in_batches(net: Net, images: Sequence[str], pictures: Sequence, options: dict,
-                     batch: int, progress: bool):
+                     batch: int):
     """(image, picture, DenseMap or the error that stopped it), in order,
     the images run `batch` at a time."""
     for start in range(0, len(images), batch):
         chunk = images[start:start + batch]
-        if progress:
-            print(f"\r\033[K[{start + 1}-{start + len(chunk)}/{len(images)}] {chunk[0]}",
-                  end="", file=sys.stderr, flush=True)
         yield from zip(chunk, pictures[start:start + batch], _dense_maps(net, chunk, options))
 
 
@@ -429,19 +483,57 @@ def _tile_argument(values: Optional[List[int]]):
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def _dense_to_folder(options: DenseOptions) -> int:
-    """One map and one record per image into --out, on Dask (dask_batch.py)."""
+def _dense_to_folder(options: DenseOptions, net: Net, reports: List[Any]) -> int:
+    """One map and one record per image into --out, on Dask (dask_batch.py);
+    then --json, --csv and the pictures from the results there. The reports
+    come after the run, which may still refuse the folder as a usage error."""
     from .dask_batch import dense_images
     summary = dense_images(options.prototxt, options.weights, options.images, options.out,
                            scheduler=options.scheduler, workers=options.workers,
                            map_suffix="." + options.map_format, threshold=options.threshold,
-                           nms_iou=options.nms, background=options.background,
-                           progress=sys.stderr.isatty(), convolution=options.convolution,
+                           nms_iou=options.nms_iou, nms_mode=options.nms_mode,
+                           background=options.background,
+                           progress=wants_progress(options.quiet),
+                           convolution=options.convolution,
                            overwrite=options.overwrite, preprocess=options.preprocess,
                            labels=options.labels, window=options.window, tile=options.tile,
                            stride=options.stride)
+    _print_reports(options, reports)
     print(summary)
-    return 1 if summary.failed else 0
+    failures = _outputs_of_results(options, net, summary.results)
+    return 1 if summary.failed or failures else 0
+
+
+def _outputs_of_results(options: DenseOptions, net: Net, results: dict) -> int:
+    """--json, --csv and the pictures of the images finished in --out (now
+    or by an earlier run), read back from their records and maps: the
+    number of pictures that failed."""
+    from .dask_batch import read_record
+    records, failures = [], 0
+    channels = net.declared_input_shapes()[net.inputs[0]][1]
+    geo = geometry(net, None, options.window)
+    for image, picture in zip(options.images, options.pictures):
+        paths = results.get(os.path.abspath(image))
+        if paths is None:
+            continue  # failed: the summary says why
+        found = read_record(paths[1])["detections"]
+        records += [{"image": image, **d} for d in found]
+        if picture:
+            try:
+                scores, _ = load_map(paths[0])
+                dense = DenseMap(net, open_source(image, channels).array, scores, geo, {},
+                                 options.labels)
+                dense.save_picture(picture, options.cls, [Detection.from_record(d)
+                                                          for d in found],
+                                   side_by_side=options.side_by_side)
+            except IMAGE_ERRORS as error:
+                print(image_error(image, error), file=sys.stderr)
+                failures += 1
+                continue
+            if not options.quiet:
+                print(f"wrote {picture}")
+    _write_records(options, records)
+    return failures
 
 
 COLUMNS = ["image", "class", "label", "score", "x0", "y0", "x1", "y1", "row", "column"]
@@ -523,6 +615,10 @@ def _convert_command(commands) -> None:
 
 def _preprocessing_arguments(dense: Parser) -> None:
     """How each image becomes the net's input (surgery.Preprocess)."""
+    dense.add_argument("--preset", choices=tuple(PRESETS),
+                       help="the mean, channel order and scale a model zoo family was "
+                            "trained with (surgery.presets says where each comes from); "
+                            "the options below replace its values")
     dense.add_argument("--mean", type=mean_argument,
                        help="per-channel values like 104,117,123, or a mean file "
                             "(.npy, or Caffe's .binaryproto)")
@@ -551,10 +647,16 @@ def _detection_arguments(dense: Parser) -> None:
     """What is found in each map, and where it is written."""
     dense.add_argument("--threshold", type=finite_number, default=0.5,
                        help="smallest score a detection needs (default 0.5)")
-    dense.add_argument("--nms", type=unit_interval, default=0.3, metavar="IOU",
+    dense.add_argument("--nms", choices=NMS_MODES, default="class",
+                       help="non-maximum suppression among the boxes of one class (class, "
+                            "the default, as most detectors: an object is never hidden by a "
+                            "neighbour of another class) or among all boxes (global: one "
+                            "box per object even where neighbouring cells name it "
+                            "differently, but a real object overlapped by a stronger one of "
+                            "another class is lost)")
+    dense.add_argument("--nms-iou", type=unit_interval, default=0.3, metavar="IOU",
                        help="of two boxes overlapping more than this (intersection over "
-                            "union), whatever their classes, only the better is kept "
-                            "(default 0.3)")
+                            "union), only the better is kept (default 0.3)")
     dense.add_argument("--background", type=numbers(int), metavar="CLASSES",
                        help="class indices that mean 'nothing here' (never detected)")
     dense.add_argument("--json", metavar="PATH", help="write every detection as JSON")
@@ -564,9 +666,21 @@ def _detection_arguments(dense: Parser) -> None:
                             ".jpg file (several images: NAME-<image stem>.png), or a folder "
                             "(<image stem>.png in it)")
     dense.add_argument("--class", dest="cls", metavar="CLASS",
-                       help="class whose map is drawn (index or label; default the best)")
+                       help="class whose map is drawn (index or label; default: the best "
+                            "detection's, else the image's top class)")
     dense.add_argument("--side-by-side", action="store_true",
                        help="draw the map beside the image instead of over it")
+
+
+def _output_arguments(dense: Parser) -> None:
+    """What is printed."""
+    dense.add_argument("--grid", action="store_true",
+                       help="print each map's best class per cell (printed unasked only for "
+                            f"maps up to {GRID_CELLS[0]}x{GRID_CELLS[1]} cells)")
+    dense.add_argument("-q", "--quiet", action="store_true",
+                       help="print only errors and a batch's summary: no progress bar, no "
+                            "report of the conversion, no text per image (use --json, --csv, "
+                            "--picture or --out for the results)")
 
 
 def _run_arguments(dense: Parser) -> None:
@@ -584,7 +698,8 @@ def _run_arguments(dense: Parser) -> None:
                             "name>.result/ (map.npy or map.zarr, geometry beside; "
                             "record.json: detections), on Dask; images finished there by an "
                             "earlier run with the same model, settings and image are reused, "
-                            "results of another refuse the run (see --overwrite)")
+                            "results of another refuse the run (see --overwrite); --json, "
+                            "--csv and --picture are then made from the results there")
     dense.add_argument("--overwrite", action="store_true",
                        help="with --out: redo the images whose results there come from "
                             "another model, settings or image (default: refuse the run)")
@@ -615,7 +730,8 @@ def _dense_command(commands) -> None:
                                         "has InnerProduct layers")
     dense.add_argument("weights", help="caffemodel")
     dense.add_argument("images", nargs="+", help="image files, folders of images, or globs")
-    for add in (_preprocessing_arguments, _map_arguments, _detection_arguments, _run_arguments):
+    for add in (_preprocessing_arguments, _map_arguments, _detection_arguments,
+                _output_arguments, _run_arguments):
         add(dense)
     dense.set_defaults(run=_dense)
 
@@ -630,10 +746,28 @@ def parser() -> Parser:
     return top
 
 
+def _warnings_once():
+    """A warnings.showwarning that prints each warning once per run, on one
+    line as the errors are. (Python's "once" filter forgets what it has
+    shown whenever a catch_warnings block ends, as the image reader's do.)"""
+    seen = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = f"{PROG}: warning: {one_line(message)}"
+        if text not in seen:
+            seen.add(text)
+            print(text, file=sys.stderr)
+    return show
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            for category in (PreprocessingWarning, NumericWarning):
+                warnings.simplefilter("always", category)
+            warnings.showwarning = _warnings_once()
+            return int(args.run(args) or 0)
     except (UsageError, SurgeryError, OSError) as error:
         print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
         return 2

@@ -75,12 +75,25 @@ def _input_shapes(net: Net, input_shape: Union[Shape, Dict[str, Shape], None]
     return {inputs[0]: input_shape}
 
 
+# Layers named in a warning; ResNet-50 has 17 padded ones, a line's worth.
+NAMED_LAYERS = 4
+
+
+def _some_layers(names: Sequence[str]) -> str:
+    """'layers a, b' or, for many, 'N layers (a, b, c, d and M more:
+    Geometry.padded_layers lists them)'."""
+    if len(names) <= NAMED_LAYERS:
+        return f"layer{'s' if len(names) > 1 else ''} {', '.join(names)}"
+    return (f"{len(names)} layers ({', '.join(names[:NAMED_LAYERS])} and "
+            f"{len(names) - NAMED_LAYERS} more: Geometry.padded_layers lists them)")
+
+
 def _warnings(geo: Optional[Geometry], converted: bool) -> List[str]:
     """What the caller should know about the converted net's output geometry."""
     warnings = []
     if geo and geo.padded_layers:
         warnings.append(
-            f"layers {', '.join(geo.padded_layers)} pad their input: a dense cell differs "
+            f"{_some_layers(geo.padded_layers)} pad their input: a dense cell differs "
             "slightly from the original net run on the matching crop (the crop sees zeros "
             "at its border where the large image has real neighbours)")
     if geo and geo.window_rule == "exact fit":

@@ -45,6 +45,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 from .atomic_files import (RECORD_BYTES, open_regular_file, read_json_object,
                            remove_leftovers, write_text)
 from .errors import BatchError, FileError, SurgeryError
+from .progress import progress_bar
 
 RESULT_SUFFIX = ".result"
 RECORD = "record.json"
@@ -69,6 +70,7 @@ class Job:
     nms_iou: float = 0.3
     background: Optional[Tuple[int, ...]] = None
     convolution: str = "caffe"
+    nms_mode: str = "class"
     model: Dict[str, Optional[str]] = field(default_factory=dict)
     settings: Dict[str, Any] = field(default_factory=dict)
 
@@ -78,13 +80,16 @@ class Summary:
     """What a run did: images finished now, skipped (reused: finished
     before with the same model, settings and input), failed (image ->
     reason), redone (results there that were unreadable, or of another
-    model, settings or input with overwrite), and the wall time."""
+    model, settings or input with overwrite), and the wall time. `results`:
+    (map, record) paths of each image finished now or before, in the order
+    of the images given."""
     images: int
     done: List[str]
     skipped: List[str]
     failed: Dict[str, str]
     seconds: float
     redone: List[str] = field(default_factory=list)
+    results: Dict[str, Tuple[str, str]] = field(default_factory=dict)
 
     @property
     def per_second(self) -> float:
@@ -183,12 +188,13 @@ def canonical(value: Any, key: str = "") -> Any:
 
 
 def settings_of(options: Dict[str, Any], map_suffix: str, threshold: float, nms_iou: float,
-                background: Optional[Tuple[int, ...]], convolution: str) -> Dict[str, Any]:
+                background: Optional[Tuple[int, ...]], convolution: str,
+                nms_mode: str) -> Dict[str, Any]:
     """Every setting that shapes an image's results, canonical."""
     settings = {key: canonical(value, key) for key, value in options.items()}
     settings.update(map_format=map_suffix.lstrip("."), threshold=canonical(threshold),
-                    nms_iou=canonical(nms_iou), background=canonical(background),
-                    convolution=convolution)
+                    nms_iou=canonical(nms_iou), nms_mode=nms_mode,
+                    background=canonical(background), convolution=convolution)
     return json.loads(json.dumps(settings, sort_keys=True))
 
 
@@ -196,6 +202,15 @@ def settings_of(options: Dict[str, Any], map_suffix: str, threshold: float, nms_
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_detection(value: Any) -> bool:
+    """A Detection.record(): whole numbers for the class and places, a
+    label, a score."""
+    places = ("class", "x0", "y0", "x1", "y1", "row", "column")
+    return isinstance(value, dict) and set(value) == set(places) | {"label", "score"} \
+        and all(_is_int(value[key]) for key in places) and isinstance(value["label"], str) \
+        and isinstance(value["score"], (int, float)) and not isinstance(value["score"], bool)
 
 
 # Field -> check of its value.
@@ -209,7 +224,7 @@ FIELDS = {
     "map": lambda v: v in MAPS.values(),
     "map_shape": lambda v: isinstance(v, list) and all(_is_int(s) and s >= 0 for s in v),
     "tiles": lambda v: _is_int(v) and v >= 0,
-    "detections": lambda v: isinstance(v, list) and all(isinstance(d, dict) for d in v),
+    "detections": lambda v: isinstance(v, list) and all(_is_detection(d) for d in v),
     "seconds": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "worker_pid": _is_int,
 }
@@ -228,17 +243,43 @@ def read_record(path) -> Dict[str, Any]:
     return record
 
 
+# A setting's value as a message shows it: a thousand labels or a mean
+# image's digest would run over many lines.
+SHOWN_CHARS = 60
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    if len(text) <= SHOWN_CHARS:
+        return text
+    size = f" ({len(value)} values)" if isinstance(value, (list, dict)) else ""
+    return f"{text[:SHOWN_CHARS - 3]}...{size}"
+
+
+def _difference(old: Any, new: Any, key: str = "") -> Optional[Tuple[str, Any, Any]]:
+    """(the dotted name, old value, new value) of the first setting that
+    differs, looking into nested settings (preprocess.mean), or None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for part in sorted(set(old) | set(new)):
+            found = _difference(old.get(part), new.get(part), f"{key}.{part}" if key else part)
+            if found is not None:
+                return found
+        return None
+    if json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True):
+        return key, old, new
+    return None
+
+
 def mismatch(job: Job, record: Dict[str, Any], input_digest: str) -> Optional[str]:
     """Why `record` is not this run's result for an input of `input_digest`
     (None: it is)."""
     for part in ("prototxt", "weights"):
         if record["model"][part] != job.model[part]:
             return f"another model ({part} differs)"
-    old, new = record["settings"], job.settings
-    for key in sorted(set(old) | set(new)):
-        if json.dumps(old.get(key), sort_keys=True) != json.dumps(new.get(key), sort_keys=True):
-            return (f"other settings ({key} was {json.dumps(old.get(key))}, "
-                    f"now {json.dumps(new.get(key))})")
+    differs = _difference(record["settings"], job.settings)
+    if differs is not None:
+        key, old, new = differs
+        return f"other settings ({key} was {_shown(old)}, now {_shown(new)})"
     if record["input"] != input_digest:
         return "another input (the image's bytes differ)"
     return None
@@ -381,6 +422,7 @@ def write_results(job: Job, image: str, start: float) -> Dict[str, Any]:
     clear_results(result_folder(job, image))
     dense = dense_forward(_net(job), image, out=map_path, overwrite=True, **job.options)
     found = dense.detections(threshold=job.threshold, nms_iou=job.nms_iou,
+                             nms_mode=job.nms_mode,
                              background=list(job.background) if job.background else None) \
         if dense.geometry else []
     record = {"format": RECORD_FORMAT, "image": image, "input": digest, "model": job.model,
@@ -476,17 +518,17 @@ def check_arguments(out: str, workers, map_suffix: str) -> None:
 
 def make_job(prototxt, weights, out, *, map_suffix: str = ".npy", threshold: float = 0.5,
              nms_iou: float = 0.3, background: Optional[Sequence[int]] = None,
-             convolution: str = "caffe", **options: Any) -> Job:
+             convolution: str = "caffe", nms_mode: str = "class", **options: Any) -> Job:
     """The Job of a run: absolute paths, the model's digests (its files
     read once here) and the settings in canonical form."""
     prototxt = os.path.abspath(os.fspath(prototxt))
     weights = None if weights is None else os.path.abspath(os.fspath(weights))
     background = tuple(background) if background else None
     return Job(prototxt, weights, os.path.abspath(os.fspath(out)), options, map_suffix,
-               threshold, nms_iou, background, convolution,
+               threshold, nms_iou, background, convolution, nms_mode,
                model=model_digests(prototxt, weights),
                settings=settings_of(options, map_suffix, threshold, nms_iou, background,
-                                    convolution))
+                                    convolution, nms_mode))
 
 
 def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
@@ -494,7 +536,7 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
                  map_suffix: str = ".npy", threshold: float = 0.5, nms_iou: float = 0.3,
                  background: Optional[Sequence[int]] = None, progress: bool = False,
                  retries: int = 2, convolution: str = "caffe", overwrite: bool = False,
-                 **options: Any) -> Summary:
+                 nms_mode: str = "class", **options: Any) -> Summary:
     """Dense maps of `images` (paths), one result folder per image into
     folder `out` (made if missing), on Dask: `client`, else a cluster at
     `scheduler` (an address or a scheduler file), else an embedded
@@ -513,7 +555,8 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
     images = [os.path.abspath(os.fspath(i)) for i in images]
     check_inputs(out, images)
     job = make_job(prototxt, weights, out, map_suffix=map_suffix, threshold=threshold,
-                   nms_iou=nms_iou, background=background, convolution=convolution, **options)
+                   nms_iou=nms_iou, background=background, convolution=convolution,
+                   nms_mode=nms_mode, **options)
     work = plan(job, images, overwrite)
     start = time.perf_counter()
     cluster = own = None
@@ -534,10 +577,7 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
         todo = work.todo
         futures = [client.submit(run_image, job, image, key=f"dense-{image}", pure=False,
                                  retries=retries) for image in todo]
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=len(todo), unit="image")
+        bar = progress_bar(total=len(todo), unit="image", enabled=progress)
         for future in as_completed(futures):
             try:
                 report = future.result()
@@ -549,15 +589,15 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
                     failed[report["image"]] = report["error"]
                 else:
                     done.append(report["image"])
-            if bar is not None:
-                bar.update()
-        if bar is not None:
-            bar.close()
+            bar.update()
+        bar.close()
     finally:
         if own is not None:
             own.close()
         if cluster is not None:
             cluster.close()
         kept.close()
+    finished = set(done) | set(work.reuse)
     return Summary(len(images), done, work.reuse, failed, time.perf_counter() - start,
-                   work.redo)
+                   work.redo, {image: result_paths(job, image) for image in images
+                               if image in finished})

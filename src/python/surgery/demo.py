@@ -53,7 +53,10 @@ def run(png: str = "dense_digits.png", out=print, stride: Optional[int] = None,
     out("best class per cell ('.' = background):")
     for row in dense.argmax:
         out("  " + "".join(digits.LABELS[c] for c in row))
-    found = dense.detections(threshold=THRESHOLD, background=digits.BACKGROUND)
+    # Global suppression: on this canvas, cells beside a digit see a shifted
+    # digit and often name it otherwise; one box per pasted digit is the aim.
+    found = dense.detections(threshold=THRESHOLD, background=digits.BACKGROUND,
+                             nms_mode="global")
     out("\ndigits found (box x0,y0-x1,y1):")
     for d in found:
         x0, y0, x1, y1 = d.box

@@ -114,18 +114,21 @@ class DenseMap:
 
     def detections(self, threshold: float = 0.5, nms_iou: float = 0.3,
                    classes: Optional[Sequence[int]] = None,
-                   background: Union[int, Sequence[int], None] = None) -> List[Detection]:
+                   background: Union[int, Sequence[int], None] = None,
+                   nms_mode: str = "class") -> List[Detection]:
         """Objects found: cells whose best class (among `classes`, not
         `background`) scores at least `threshold`, as boxes clipped to the
-        image, after non-maximum suppression across classes (of two boxes
-        overlapping by more than `nms_iou`, intersection over union, the
-        lower-scoring one goes). Best first. See ``detections.detect``."""
+        image, after non-maximum suppression (of two boxes overlapping by
+        more than `nms_iou`, intersection over union, the lower-scoring one
+        goes) among the boxes of one class (`nms_mode` "class", the common
+        default) or of all classes ("global"). Best first. See
+        ``detections.detect``."""
         # detect's copy of the classes considered; the boxes (and their
         # clipped copy, int64) and the per-cell best class, score and flags.
         scores = self._held_scores("the detections", 4, 2 * 32 + 8 + 4 + 2)
         return detect(scores, self.clipped_boxes, self.label,
                       threshold=threshold, nms_iou=nms_iou, classes=classes,
-                      background=background)
+                      background=background, nms_mode=nms_mode)
 
     def features(self, name: str) -> np.ndarray:
         """Blob `name` from this forward (e.g. 'fc6-conv'), 1 x C x H x W:
@@ -149,15 +152,17 @@ class DenseMap:
 
     def plot(self, cls: Optional[int] = None, figure=None):
         """The input beside the confidence map of class `cls` (default: the
-        class with the highest score anywhere), as in Caffe's net surgery example."""
+        image's top class, plot.shown_class), as in Caffe's net surgery example."""
         return plot_dense_map(self, cls, figure)
 
     def save_picture(self, path, cls: Optional[int] = None,
                      detections: Optional[Sequence[Detection]] = None,
                      side_by_side: bool = False) -> None:
-        """Write the map of class `cls` overlaid on the input (aligned to
-        window centres, with a colour bar and the `detections`' boxes), or
-        beside it; PNG or JPEG by the file's suffix (overlay.py)."""
+        """Write the map of class `cls` (default: the best detection's, else
+        the image's top class) overlaid on the input (aligned to window
+        centres, with a colour bar of the map's own range and the
+        `detections`' boxes, their labels apart), or beside it; PNG or JPEG
+        by the file's suffix (overlay.py)."""
         save_picture(self, os.fspath(path), cls, detections, side_by_side)
 
     def save_png(self, path, cls: Optional[int] = None) -> None:
@@ -245,7 +250,8 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     (sources.py). `out` (a ``.zarr`` folder or ``.npy`` file, one image)
     receives the map, whole or not at all, with its geometry beside it
     (map_store.py; `overwrite` replaces one there); the DenseMap's scores
-    are then read from it lazily. `progress` shows a bar over the tiles.
+    are then read from it lazily. `progress` shows a bar over the tiles on
+    stderr, once the image has taken ``progress.progress_delay()`` seconds (2).
 
     `stride`: the map's stride wanted, a divisor of the net's; the net is
     rarefied to it first, in place (``surgery.rarefy``), unless it is there.

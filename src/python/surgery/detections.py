@@ -28,6 +28,13 @@ class Detection:
                 "x0": x0, "y0": y0, "x1": x1, "y1": y1, "row": self.cell[0],
                 "column": self.cell[1]}
 
+    @classmethod
+    def from_record(cls, record: dict) -> "Detection":
+        """The detection a ``record()`` was made of."""
+        return cls(box=(record["x0"], record["y0"], record["x1"], record["y1"]),
+                   cls=record["class"], label=record["label"], score=record["score"],
+                   cell=(record["row"], record["column"]))
+
 
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Intersection over union of `box` with each row of `boxes` (x0, y0, x1, y1)."""
@@ -66,19 +73,50 @@ def _indices(value: Union[int, Sequence[int], None], classes: int, name: str) ->
     return [int(v) for v in values]
 
 
+# How proposals are thinned: "class", among the boxes of one class (as
+# torchvision's batched_nms and most detectors' post-processing do), so an
+# object is never hidden by a neighbour of another class; "global", among
+# all boxes whatever their class, so one object named differently by
+# neighbouring cells (a shifted digit, a tabby and a tiger cat) gives one
+# box, at the cost of losing a real object overlapped by a stronger one.
+NMS_MODES = ("class", "global")
+
+
+def check_nms_mode(mode: str) -> None:
+    """Refuses a mode that is not one of NMS_MODES."""
+    if mode not in NMS_MODES:
+        raise ValueError(f"nms_mode must be one of {', '.join(NMS_MODES)}, not {mode!r}")
+
+
+def suppress(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, threshold: float,
+             mode: str = "class") -> List[int]:
+    """`nms` of the proposals, within each class (`mode` "class") or across
+    classes ("global"): indices kept, best first."""
+    check_nms_mode(mode)
+    if mode == "global":
+        return nms(boxes, scores, threshold)
+    kept: List[int] = []
+    for cls in np.unique(classes):
+        members = np.flatnonzero(classes == cls)
+        kept += [int(members[k]) for k in nms(boxes[members], scores[members], threshold)]
+    return sorted(kept, key=lambda k: (-scores[k], k))
+
+
 def detect(scores: np.ndarray, boxes: np.ndarray, label: Callable[[int], str], *,
            threshold: float = 0.5, nms_iou: float = 0.3,
            classes: Optional[Sequence[int]] = None,
-           background: Union[int, Sequence[int], None] = None) -> List[Detection]:
+           background: Union[int, Sequence[int], None] = None,
+           nms_mode: str = "class") -> List[Detection]:
     """Detections from `scores` (C x H' x W') and the cells' clipped `boxes`
     (H' x W' x 4). A cell proposes the class it scores best among the
     classes considered (`classes`, default all, less `background`), if that
-    score is at least `threshold`; the proposals are then thinned by `nms`
-    at `nms_iou`, across classes: neighbouring cells that saw one object
-    often name it differently (a shifted digit, a tabby and a tiger cat),
-    and the best of them stands for it. Returned best first."""
+    score is at least `threshold`; the proposals are then thinned by
+    non-maximum suppression at `nms_iou` (``suppress``), within each class
+    by default (`nms_mode` "class"), or across classes ("global"; see
+    NMS_MODES). Returned best first."""
     if not 0.0 <= nms_iou <= 1.0:
         raise ValueError(f"nms_iou must be in 0..1, not {nms_iou!r}")
+    check_nms_mode(nms_mode)
     if not np.isfinite(threshold):
         raise ValueError(f"threshold must be a number, not {threshold!r}")
     count = scores.shape[0]
@@ -99,9 +137,10 @@ def detect(scores: np.ndarray, boxes: np.ndarray, label: Callable[[int], str], *
     rows, cols = np.nonzero((best_score >= threshold) & ~quiet)
     cell_boxes = boxes[rows, cols]
     cell_scores = best_score[rows, cols]
+    cell_classes = np.asarray(considered)[best[rows, cols]]
     found = []
-    for n in nms(cell_boxes, cell_scores, nms_iou):
-        cls = considered[int(best[rows[n], cols[n]])]
+    for n in suppress(cell_boxes, cell_scores, cell_classes, nms_iou, nms_mode):
+        cls = int(cell_classes[n])
         found.append(Detection(box=tuple(int(v) for v in cell_boxes[n]), cls=cls,
                                label=label(cls), score=float(cell_scores[n]),
                                cell=(int(rows[n]), int(cols[n]))))

@@ -41,3 +41,8 @@ class BatchError(SurgeryError, ValueError):
 
 class NumericWarning(RuntimeWarning):
     """Numbers that cannot be right, such as NaN or infinite scores."""
+
+
+class PreprocessingWarning(UserWarning):
+    """Settings that do not fit the image's range, such as a 0..255 mean on
+    a 0..1 image: the net runs, on inputs it was never trained on."""

@@ -29,7 +29,7 @@ import numpy as np
 from .atomic_files import output_target, write_bytes
 from .errors import FileError, ShapeError
 from .memory_budget import array_bytes, check_memory
-from .plot import plot_dense_map
+from .plot import colour_legend, colour_range, plot_dense_map, shown_class
 
 FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
 BAR_PX = 90       # right of the image: the colour bar and its ticks
@@ -83,11 +83,6 @@ def check_picture_path(path: str) -> str:
     return kind
 
 
-def best_class(dense) -> int:
-    """The class with the highest score anywhere (the default class shown)."""
-    return int(np.unravel_index(np.nanargmax(dense.scores), dense.scores.shape)[0])
-
-
 def heat_extent(geometry, cells: Tuple[int, int]) -> Tuple[float, float, float, float]:
     """imshow's (left, right, bottom, top) putting each cell's square on
     its window's centre."""
@@ -98,8 +93,10 @@ def heat_extent(geometry, cells: Tuple[int, int]) -> Tuple[float, float, float, 
 
 
 def draw_overlay(dense, cls: Optional[int] = None, detections: Sequence = (), figure=None):
-    """A matplotlib Figure with the map of class `cls` (default: the best
-    class anywhere) over the input, and the `detections` drawn."""
+    """A matplotlib Figure with the map of class `cls` (default: that of the
+    best detection, else the image's top class: plot.shown_class) over the
+    input, in colours from the map's own range, and the `detections` drawn,
+    their labels apart."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
     image = dense.image
@@ -110,30 +107,25 @@ def draw_overlay(dense, cls: Optional[int] = None, detections: Sequence = (), fi
     if figure is None:
         figure = Figure(figsize=(w_px / DPI, h_px / DPI), dpi=DPI)
     if cls is None:
-        cls = best_class(dense)
+        cls = shown_class(dense, detections)
     axes = figure.add_axes((0, CAPTION_PX / h_px, width * scale / w_px, height * scale / h_px))
     axes.set_axis_off()
     shown = image[:, :, 0] if image.shape[2] == 1 else image
     axes.imshow(np.clip(shown, 0, 1), cmap="gray", vmin=0, vmax=1,
                 extent=(0, width, height, 0), interpolation="nearest")
-    values = dense.scores[cls]
-    top = max(1e-6, float(np.nanmax(values)))
-    if dense.geometry is not None:
-        heat = axes.imshow(values, cmap=COLORMAP, vmin=0, vmax=top, alpha=HEAT_ALPHA,
-                           extent=heat_extent(dense.geometry, values.shape),
-                           interpolation="bilinear")
-    else:  # no geometry: stretch the map over the image (said in the caption)
-        heat = axes.imshow(values, cmap=COLORMAP, vmin=0, vmax=top, alpha=HEAT_ALPHA,
-                           extent=(0, width, height, 0), interpolation="bilinear")
+    values = np.asarray(dense.scores[cls])
+    low, high = colour_range(values)
+    extent = (heat_extent(dense.geometry, values.shape) if dense.geometry is not None
+              else (0, width, height, 0))  # no geometry: stretched (said in the caption)
+    heat = axes.imshow(values, cmap=COLORMAP, vmin=low, vmax=high, alpha=HEAT_ALPHA,
+                       extent=extent, interpolation="bilinear")
     axes.set_xlim(0, width)
     axes.set_ylim(height, 0)
     for d in detections:
         x0, y0, x1, y1 = d.box
         axes.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="white",
                                  linewidth=1.5))
-        axes.text(x0 + 1, y0 + 1, f"{d.label} {d.score:.2f}", color="black", fontsize=8,
-                  va="top", ha="left", bbox=dict(facecolor="white", alpha=0.8, pad=1,
-                                                 linewidth=0))
+    place_labels(figure, axes, detections, scale)
     bar = figure.add_axes(((width * scale + 12) / w_px, (CAPTION_PX + 0.1 * height * scale) / h_px,
                            14 / w_px, 0.8 * height * scale / h_px))
     figure.colorbar(heat, cax=bar)
@@ -143,16 +135,61 @@ def draw_overlay(dense, cls: Optional[int] = None, detections: Sequence = (), fi
              else "geometry unknown: map stretched over the image")
     figure.text(0.01, 0.5 * CAPTION_PX / h_px,
                 f"{dense.label(cls)} [{cls}]: score per cell ({dense.shape[0]}x{dense.shape[1]}), "
-                f"{where}", fontsize=8, va="center", ha="left")
+                f"{where}; {colour_legend(low, high)}", fontsize=8, va="center", ha="left")
     return figure
+
+
+def place_labels(figure, axes, detections: Sequence, scale: int) -> None:
+    """Each detection's label ("five 0.99") by its box, best first, at the
+    first place where it covers no label placed before: inside the box's
+    top-left corner, above it, inside the bottom-left corner, below it;
+    where all four are taken, moved down past the labels in its way.
+    Extents are matplotlib's own, measured by the renderer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    if not hasattr(figure.canvas, "get_renderer"):
+        FigureCanvasAgg(figure)
+    renderer = figure.canvas.get_renderer()
+    placed = []
+    for d in detections:
+        x0, y0, x1, y1 = d.box
+        text = axes.text(x0 + 1, y0 + 1, f"{d.label} {d.score:.2f}", color="black",
+                         fontsize=8, ha="left", bbox=dict(facecolor="white", alpha=0.8, pad=1,
+                                                          linewidth=0))
+        for x, y, va in ((x0 + 1, y0 + 1, "top"), (x0 + 1, y0 - 1, "bottom"),
+                         (x0 + 1, y1 - 1, "bottom"), (x0 + 1, y1 + 1, "top")):
+            text.set_position((x, y))
+            text.set_va(va)
+            if not _covered(_extent(text, renderer), placed):
+                break
+        else:
+            text.set_position((x0 + 1, y0 + 1))
+            text.set_va("top")
+            for _ in range(len(placed)):
+                below = _covered(_extent(text, renderer), placed)
+                if below is None:
+                    break
+                # Screen rows grow down as the image's do: y + pixels / scale.
+                x, y = text.get_position()
+                text.set_position((x, y + (_extent(text, renderer).y1 - below.y0) / scale))
+        placed.append(_extent(text, renderer))
+
+
+def _extent(text, renderer):
+    """The label's box on the canvas, its white pad included."""
+    return text.get_window_extent(renderer).padded(2)
+
+
+def _covered(box, placed):
+    """The first of the `placed` boxes that `box` overlaps, or None."""
+    return next((other for other in placed if box.overlaps(other)), None)
 
 
 def draw_strides(maps: Sequence, cls: Optional[int] = None, figure=None):
     """Maps of one image at different strides (the net before and after
     ``rarefy``) side by side, each over the input with every cell drawn as
     a stride-sized square on its window's centre, unblended, so that each
-    grid shows; one colour scale for all. `cls` defaults to the best class
-    of the first map."""
+    grid shows; one colour scale for all. `cls` defaults to the first map's
+    top class (plot.shown_class)."""
     from matplotlib.figure import Figure
     if not maps or any(m.geometry is None for m in maps):
         raise ShapeError("draw_strides needs maps whose geometry is known (stride, window)")
@@ -169,8 +206,8 @@ def draw_strides(maps: Sequence, cls: Optional[int] = None, figure=None):
     if figure is None:
         figure = Figure(figsize=(w_px / DPI, h_px / DPI), dpi=DPI)
     if cls is None:
-        cls = best_class(maps[0])
-    top = max(1e-6, max(float(np.nanmax(m.scores[cls])) for m in maps))
+        cls = shown_class(maps[0])
+    low, high = colour_range(np.concatenate([np.asarray(m.scores[cls]).ravel() for m in maps]))
     shown = image[:, :, 0] if image.shape[2] == 1 else image
     for k, dense in enumerate(maps):
         axes = figure.add_axes((k * (panel_w + GAP_PX) / w_px, CAPTION_PX / h_px,
@@ -179,7 +216,7 @@ def draw_strides(maps: Sequence, cls: Optional[int] = None, figure=None):
         axes.imshow(np.clip(shown, 0, 1), cmap="gray", vmin=0, vmax=1,
                     extent=(0, width, height, 0), interpolation="nearest")
         values = np.asarray(dense.scores[cls])
-        heat = axes.imshow(values, cmap=COLORMAP, vmin=0, vmax=top, alpha=HEAT_ALPHA,
+        heat = axes.imshow(values, cmap=COLORMAP, vmin=low, vmax=high, alpha=HEAT_ALPHA,
                            extent=heat_extent(dense.geometry, values.shape),
                            interpolation="nearest")
         axes.set_xlim(0, width)
@@ -194,7 +231,8 @@ def draw_strides(maps: Sequence, cls: Optional[int] = None, figure=None):
     g = maps[0].geometry
     figure.text(0.01, 0.5 * CAPTION_PX / h_px,
                 f"{maps[0].label(cls)} [{cls}]: score per cell, each cell a "
-                f"{g.window[0]}x{g.window[1]} window", fontsize=8, va="center", ha="left")
+                f"{g.window[0]}x{g.window[1]} window; {colour_legend(low, high)}", fontsize=8,
+                va="center", ha="left")
     return figure
 
 

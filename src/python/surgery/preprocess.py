@@ -9,13 +9,13 @@ import functools
 import os
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Iterator, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _core
 from .atomic_files import checked_name, open_regular_file, read_npy
-from .errors import FileError, ShapeError
+from .errors import FileError, PreprocessingWarning, ShapeError
 from .memory_budget import array_bytes, check_memory
 
 if TYPE_CHECKING:
@@ -381,6 +381,7 @@ class Preprocess:
         if self.raw_scale is not None:
             x *= self.raw_scale
         m = as_mean(self.mean, x.shape)
+        self._check_range(float(img.max(initial=0.0)), m)
         if m is not None:
             x -= m
         if self.input_scale is not None:
@@ -388,3 +389,36 @@ class Preprocess:
         return img, x
 
     apply = __call__
+
+    def _check_range(self, top: float, mean: Optional[np.ndarray]) -> None:
+        """A PreprocessingWarning where the image's range (its largest
+        value `top`, as loaded) does not fit the settings. The text names
+        only the settings, so Python's warning filter says it once, not
+        once per image."""
+        scale = 1.0 if self.raw_scale is None else self.raw_scale
+        if mean is not None and float(mean.max(initial=0.0)) > 2 and top <= 1 and scale <= 1:
+            warnings.warn("the mean is on a 0..255 scale but the image is in 0..1 and "
+                          "raw_scale does not scale it up: pass raw_scale=255 (--raw-scale "
+                          "255), or a mean for 0..1 values", PreprocessingWarning,
+                          stacklevel=4)
+        if top > 1.5 and scale > 1:
+            warnings.warn(f"the image holds values above 1 (a 0..255 float image?) and "
+                          f"raw_scale={scale:g} scales them past the net's range: give float "
+                          "images in 0..1 (divide by 255), or leave out raw_scale",
+                          PreprocessingWarning, stacklevel=4)
+
+    @classmethod
+    def preset(cls, name: str, *, resize: bool = False, **settings: Any) -> "Preprocess":
+        """The preprocessing a model zoo family was trained with: "caffenet"
+        (and AlexNet), "vgg", "resnet", "googlenet" or "inception"; each
+        one's values and source are in its function's docstring in
+        ``surgery.presets``. `resize` also resizes each image to the
+        classifier's input size (one cell: a dense map wants the image at its
+        own size). `settings` (mean=, raw_scale=, ...) replace the preset's."""
+        from .presets import PRESETS
+        if name not in PRESETS:
+            raise ValueError(f"no preset {name!r}: give one of {', '.join(PRESETS)}")
+        values = PRESETS[name]()
+        if not resize:
+            values.pop("size")
+        return cls(**{**values, **settings})

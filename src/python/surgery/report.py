@@ -8,14 +8,15 @@ from __future__ import annotations
 from typing import Sequence
 
 
-def format_dense(name, dense, detections: Sequence = ()) -> str:
-    """The argmax grid (class indices), the detections with their boxes, and
-    the classes ranked by how many times they were detected."""
+def format_dense(name, dense, detections: Sequence = (), grid: bool = True) -> str:
+    """The argmax grid (class indices; if `grid`), the detections with their
+    boxes, and the classes ranked by how many times they were detected."""
     h, w = dense.shape
     lines = [f"{name}: {dense.image.shape[0]}x{dense.image.shape[1]} (HxW) -> {h}x{w} map"]
-    width = len(str(dense.scores.shape[0] - 1))
-    lines.append("best class per cell:")
-    lines += ["  " + " ".join(f"{c:>{width}}" for c in row) for row in dense.argmax]
+    if grid:
+        width = len(str(dense.scores.shape[0] - 1))
+        lines.append("best class per cell:")
+        lines += ["  " + " ".join(f"{c:>{width}}" for c in row) for row in dense.argmax]
     lines.append(f"{len(detections)} detection(s) (box x0,y0-x1,y1, clipped to the image):")
     for d in detections:
         x0, y0, x1, y1 = d.box

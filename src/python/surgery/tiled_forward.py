@@ -13,6 +13,7 @@ import numpy as np
 from .errors import MemoryLimitError, ShapeError, SurgeryError
 from .net import Net
 from .preprocess import Preprocess, check_image_memory, load_mean
+from .progress import progress_bar
 from .tiles import TilePlan
 
 
@@ -40,11 +41,8 @@ def forward_tiles(net: Net, plan: TilePlan, source, *, input: str, output: str,
     True if every score is finite. `prep` preprocesses each tile (its mean
     as for_tiles gives it)."""
     check_tile_memory(plan, source, channels)
-    tiles = plan.tiles
-    if progress:
-        from tqdm import tqdm
-        tiles = tqdm(tiles, total=len(plan), desc=label or source.name, unit="tile",
-                     leave=False)
+    tiles = progress_bar(plan.tiles, total=len(plan), desc=label or source.name, unit="tile",
+                         enabled=progress)
     finite = True
     for tile in tiles:
         _, x = prep(source.read(*tile.pixels), channels)
