@@ -10,12 +10,16 @@ namespace {
 using A = LayerAccess;
 using X = TopAxes;
 
+// A computing type: bottoms {min, max}, tops {min, max}, how its tops' axes
+// follow, its parameter rule, and the fields that would make it touch files.
 LayerRow computes(const char* type, Counts bottoms, Counts tops, TopAxes top_axes,
                   ParameterRule check, std::vector<FileField> file_fields = {}) {
   return {type, A::kComputes, "", std::move(file_fields),
           ParameterRules{bottoms, tops, top_axes, check}};
 }
 
+// A type refused by default (kTouchesFiles: unless the caller trusts the
+// files), and what it does that gets it refused.
 LayerRow refused(const char* type, LayerAccess access, const char* reason) {
   return {type, access, reason, {}, std::nullopt};
 }
