@@ -1,10 +1,10 @@
 // The load policy (layer_policy.hpp) and the parameter checks
-// (parameter_checks.hpp): what a definition from anywhere may construct.
+// (parameter_checks.hpp), both read from the layer table (layer_table.hpp):
+// what a definition from anywhere may construct.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
-#include <set>
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
@@ -14,6 +14,7 @@
 #include "surgery/base/errors.hpp"
 #include "surgery/base/name_text.hpp"
 #include "surgery/definition/layer_policy.hpp"
+#include "surgery/definition/layer_table.hpp"
 #include "surgery/definition/parameter_checks.hpp"
 #include "surgery/definition/validate.hpp"
 #include "surgery/files/proto_io.hpp"
@@ -51,36 +52,20 @@ void set_path(google::protobuf::Message* message, const std::string& path, const
   }
 }
 
-const LayerVerdict* verdict_of(const std::string& type) {
-  for (const auto& verdict : layer_verdicts()) {
-    if (verdict.type == type) return &verdict;
-  }
-  return nullptr;
-}
-
 TEST(LoadPolicy, EveryRegisteredTypeIsClassified) {
   register_library_layers();  // ours too
   const auto registered = caffe::LayerRegistry<float>::LayerTypeList();
   EXPECT_EQ(registered.size(), 77u + library_layer_types().size());
-  for (const auto& type : registered) EXPECT_NE(verdict_of(type), nullptr) << type;
-}
-
-TEST(LoadPolicy, ExactlyTheComputingTypesHaveParameterRules) {
-  std::set<std::string> computing, checked;
-  for (const auto& verdict : layer_verdicts()) {
-    if (verdict.access == LayerAccess::kComputes) computing.insert(verdict.type);
-  }
-  for (const auto& type : parameter_checked_types()) checked.insert(type);
-  EXPECT_EQ(computing, checked);
+  for (const auto& type : registered) EXPECT_NE(find_layer_row(type), nullptr) << type;
 }
 
 TEST(LoadPolicy, EachFileFieldIsRefusedUnlessTrusted) {
   int fields = 0;
-  for (const auto& verdict : layer_verdicts()) {
-    for (const auto& field : verdict.file_fields) {
+  for (const auto& row : layer_table()) {
+    for (const auto& field : row.file_fields) {
       caffe::LayerParameter layer;
       layer.set_name("l");
-      layer.set_type(verdict.type);
+      layer.set_type(row.type);
       EXPECT_EQ(message_of([&] { check_layer_policy(layer, "x", {}); }), "") << field.path;
       set_path(&layer, field.path, "/some/file");
       const auto message = message_of([&] { check_layer_policy(layer, "x", {}); });
@@ -95,19 +80,19 @@ TEST(LoadPolicy, EachFileFieldIsRefusedUnlessTrusted) {
 }
 
 TEST(LoadPolicy, TypesOutsideTheAllowListAreRefused) {
-  for (const auto& verdict : layer_verdicts()) {
+  for (const auto& row : layer_table()) {
     caffe::LayerParameter layer;
     layer.set_name("l");
-    layer.set_type(verdict.type);
+    layer.set_type(row.type);
     const auto plain = message_of([&] { check_layer_policy(layer, "x", {}); });
     const auto trusted = message_of([&] { check_layer_policy(layer, "x", kTrusted); });
-    switch (verdict.access) {
+    switch (row.access) {
       case LayerAccess::kComputes:
-        EXPECT_EQ(plain, "") << verdict.type;
+        EXPECT_EQ(plain, "") << row.type;
         break;
       case LayerAccess::kTouchesFiles:
         EXPECT_NE(plain.find("trust_io_layers"), std::string::npos) << plain;
-        EXPECT_EQ(trusted, "") << verdict.type;
+        EXPECT_EQ(trusted, "") << row.type;
         break;
       default:  // a database, unchecked writes, code: no option constructs them
         EXPECT_NE(plain.find("refused"), std::string::npos) << plain;

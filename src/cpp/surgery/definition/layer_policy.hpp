@@ -1,7 +1,7 @@
 // Which layer types a net loaded from an untrusted file may construct.
 //
-// An allow-list: a layer type is constructed only if the table in
-// layer_policy.cpp says it computes from its bottoms and parameters alone.
+// An allow-list: a layer type is constructed only if the layer table
+// (layer_table.hpp) says it computes from its bottoms and parameters alone.
 // Types that open, read, write or delete files, start threads, read
 // databases or run code are refused before Caffe sees the definition, and so
 // are the single fields that make an otherwise computing type touch files
@@ -11,7 +11,6 @@
 #define SURGERY_LAYER_POLICY_HPP_
 
 #include <string>
-#include <vector>
 
 #include "caffe/proto/caffe.pb.h"
 
@@ -25,32 +24,6 @@ struct LoadPolicy {
   // you trust. Python layers and database-backed Data layers stay refused.
   bool trust_io_layers = false;
 };
-
-enum class LayerAccess {
-  kComputes,     // reads only its bottoms and parameters
-  kTouchesFiles, // opens, reads, writes or deletes files named in its definition
-  kUnavailable,  // needs what this libcaffe lacks (a database, OpenCV) or
-                 // starts a thread whose failure cannot be reported
-  kUnchecked,    // writes memory at positions read from its inputs, unchecked
-  kRunsCode,     // runs code named in the definition
-};
-
-// A field that makes an otherwise computing type touch files when it is in
-// use (a non-empty string, a true bool, any other value set).
-struct FileField {
-  std::string path;    // dotted, from LayerParameter: "infogain_loss_param.source"
-  std::string effect;  // what Caffe does with it
-};
-
-struct LayerVerdict {
-  std::string type;
-  LayerAccess access;
-  std::string reason;  // what the type does; empty for kComputes
-  std::vector<FileField> file_fields;
-};
-
-// Every type the table knows, in table order.
-const std::vector<LayerVerdict>& layer_verdicts();
 
 // Throws NetDefinitionError, naming `source`, the layer, the reason and what
 // to do, unless `policy` allows this layer as written.

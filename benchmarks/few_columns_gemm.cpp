@@ -1,0 +1,167 @@
+// The two "huge weights, few columns" GEMMs side by side: Winograd's
+// products (winograd::products, its own AVX2 kernel, chains of 128) and
+// recipe patch 0012's caffe::streamed_gemm (partial sums of 256), with
+// OpenBLAS (winograd::products with the vector code off) as the reference
+// point. Each shape is M[e] = U[e] V[e] for `cells` products of outs x k
+// weights and k x n columns, laid out as Winograd lays them out; the
+// streamed side copies each V[e] into a contiguous k x n block and each
+// product back, as Winograd would have to call it. Where streamed_gemm
+// declines a shape (it returns false below 4M weights) the line says so
+// and shows the caller's fallback, caffe_cpu_gemm.
+//
+//   few_columns_gemm REPEAT
+//
+// Prints per shape and side: the median ms of REPEAT runs (the sides
+// alternate within each repetition, after one warm-up run of each), and
+// the largest error against a double-precision product, relative to the
+// largest |output| of that cell.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "caffe/blob.hpp"
+#include "caffe/util/math_functions.hpp"
+#include "caffe/util/streamed_gemm.hpp"
+#include "surgery/kernels/winograd_tiles.hpp"
+
+namespace {
+
+using surgery::winograd::allow_vector_code;
+using surgery::winograd::products;
+
+struct Shape {
+  const char* name;
+  int64_t cells, outs, k, n;
+};
+
+// The Winograd shapes where the few-columns kernel runs (n <= 32 tiles), and
+// two that streamed_gemm accepts, to compare the kernels where both apply.
+const Shape kShapes[] = {
+    {"CaffeNet 451 fc6, F(2,6)", 49, 4096, 256, 16},
+    {"VGG-16 conv5 3x3 at 224, F(4,3)", 36, 512, 512, 16},
+    {"VGG-16 conv5 3x3 at 112, F(4,3)", 36, 512, 512, 8},
+    {"VGG-16 fc6 at 224, F(2,7)", 64, 4096, 512, 8},
+    {"both apply: 4096 x 1024, 16 columns", 1, 4096, 1024, 16},
+    {"both apply: 4096 x 9216, 32 columns", 1, 4096, 9216, 32},
+};
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+double ms_of(const std::function<void()>& run) {
+  const auto start = std::chrono::steady_clock::now();
+  run();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+struct Data {
+  std::vector<float> u, v, m;
+  int64_t ld;
+};
+
+Data filled_at_random(const Shape& s) {
+  std::mt19937 gen(7);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  Data d{std::vector<float>(s.cells * s.outs * s.k), std::vector<float>(s.k * s.cells * s.n),
+         std::vector<float>(s.outs * s.cells * s.n), s.cells * s.n};
+  for (auto& x : d.u) x = uniform(gen);
+  for (auto& x : d.v) x = uniform(gen);
+  return d;
+}
+
+// Largest |m - exact| over the largest |exact|, cell by cell.
+double relative_error(const Shape& s, const Data& d) {
+  double worst = 0;
+  std::vector<double> exact(s.outs * s.n);
+  for (int64_t e = 0; e < s.cells; ++e) {
+    double scale = 0;
+    for (int64_t o = 0; o < s.outs; ++o) {
+      const float* u = d.u.data() + (e * s.outs + o) * s.k;
+      for (int64_t j = 0; j < s.n; ++j) {
+        double sum = 0;
+        for (int64_t c = 0; c < s.k; ++c) sum += double(u[c]) * d.v[c * d.ld + e * s.n + j];
+        exact[o * s.n + j] = sum;
+        scale = std::max(scale, std::abs(sum));
+      }
+    }
+    for (int64_t o = 0; o < s.outs; ++o) {
+      for (int64_t j = 0; j < s.n; ++j) {
+        const double got = d.m[o * d.ld + e * s.n + j];
+        worst = std::max(worst, std::abs(got - exact[o * s.n + j]) / scale);
+      }
+    }
+  }
+  return worst;
+}
+
+// Whether streamed_gemm took every cell (else caffe_cpu_gemm did).
+bool streamed(const Shape& s, Data& d, caffe::Blob<float>* scratch) {
+  std::vector<float> b(s.k * s.n), c(s.outs * s.n);
+  bool took = true;
+  for (int64_t e = 0; e < s.cells; ++e) {
+    for (int64_t q = 0; q < s.k; ++q) {
+      std::copy_n(d.v.data() + q * d.ld + e * s.n, s.n, b.data() + q * s.n);
+    }
+    const float* u = d.u.data() + e * s.outs * s.k;
+    if (!caffe::streamed_gemm<float>(s.outs, s.n, s.k, u, b.data(), c.data(), scratch)) {
+      took = false;
+      caffe::caffe_cpu_gemm<float>(CblasNoTrans, CblasNoTrans, s.outs, s.n, s.k, 1.0f, u,
+                                   b.data(), 0.0f, c.data());
+    }
+    for (int64_t o = 0; o < s.outs; ++o) {
+      std::copy_n(c.data() + o * s.n, s.n, d.m.data() + o * d.ld + e * s.n);
+    }
+  }
+  return took;
+}
+
+void few_columns(const Shape& s, Data& d, bool vector_code) {
+  allow_vector_code(vector_code);
+  products(s.cells, d.u.data(), s.outs * s.k, d.v.data(), d.m.data(), s.outs, s.k, s.n);
+  allow_vector_code(true);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: few_columns_gemm REPEAT\n");
+    return 2;
+  }
+  const int repeat = std::max(1, std::atoi(argv[1]));
+  caffe::Blob<float> scratch;
+  std::printf("shape\tside\tmedian_ms\tmax_rel_error\n");
+  for (const auto& s : kShapes) {
+    Data d = filled_at_random(s);
+    bool took = true;
+    const std::vector<std::pair<std::string, std::function<void()>>> sides = {
+        {"few_columns (winograd)", [&] { few_columns(s, d, true); }},
+        {"streamed_gemm (patch 0012)", [&] { took = streamed(s, d, &scratch); }},
+        {"OpenBLAS", [&] { few_columns(s, d, false); }},
+    };
+    std::vector<std::vector<double>> ms(sides.size());
+    std::vector<double> error(sides.size());
+    for (size_t i = 0; i < sides.size(); ++i) {
+      sides[i].second();
+      error[i] = relative_error(s, d);
+    }
+    for (int r = 0; r < repeat; ++r) {
+      for (size_t i = 0; i < sides.size(); ++i) ms[i].push_back(ms_of(sides[i].second));
+    }
+    for (size_t i = 0; i < sides.size(); ++i) {
+      const std::string side = i == 1 && !took ? sides[i].first + ": declined, caffe_cpu_gemm"
+                                               : sides[i].first;
+      std::printf("%s\t%s\t%.3f\t%.2e\n", s.name, side.c_str(), median(ms[i]), error[i]);
+    }
+  }
+  return 0;
+}
