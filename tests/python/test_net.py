@@ -122,6 +122,32 @@ def test_reshape_changes_output_size(tmp_path):
         net.reshape(conv=(1, 1, 4, 4))
 
 
+def test_an_hwc_input_is_refused_before_caffe_sees_it(caffenet_fc):
+    hwc = np.zeros((1, 227, 227, 3), np.float32)
+    with pytest.raises(surgery.ShapeError) as error:
+        caffenet_fc.forward(data=hwc)
+    message = str(error.value)
+    assert "input 'data' has 227 channels where" in message and "declares 3" in message
+    assert "shape is 1 x 227 x 227 x 3 (154587)" in message
+    assert "x 3 x 227 x 227 (1545870); HWC? transpose to CHW" in message
+    assert "channel_axis_" not in message
+    chw = np.ascontiguousarray(hwc[0].transpose(2, 0, 1))[np.newaxis]
+    assert caffenet_fc.forward(data=chw)["prob"].shape == (1, 1000, 1, 1)  # still usable
+
+
+def test_a_classifier_at_another_size_names_its_inner_product(lenet):
+    net = surgery.Net(*lenet)
+    with pytest.raises(surgery.ShapeError) as error:
+        net.forward(data=np.zeros((1, 1, 40, 40), np.float32))
+    message = str(error.value)
+    # 40 -> conv1 36 -> pool1 18 -> conv2 14 -> pool2 7: 50 x 7 x 7 where 50 x 4 x 4 was made
+    assert ("InnerProduct layer 'ip1' takes 800 values per item, but input "
+            "data=1 x 1 x 40 x 40 (1600) gives it a bottom of 1 x 50 x 7 x 7 (2450), 2450 values "
+            "per item") in message
+    assert surgery._core.UNCONVERTED_HINT in message and "K_" not in message
+    assert net.forward(data=np.zeros((1, 1, 28, 28), np.float32))["prob"].shape == (1, 10)
+
+
 def test_repr_of_a_net_that_failed_to_load_is_safe(tmp_path):
     # Tracebacks, debuggers and pytest show the frame's `self` of the failed
     # __init__; its C++ side was never built (on an H200 run this segfaulted),

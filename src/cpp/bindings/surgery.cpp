@@ -102,6 +102,7 @@ void bind_surgery(py::module_& m) {
         });
       },
       py::arg("net"), py::arg("blob"));
+  m.attr("UNCONVERTED_HINT") = kUnconvertedHint;
   m.def(
       "channel_gate_layers",
       [](const PyNet& net) {

@@ -27,9 +27,8 @@ from .sources import is_lazy_file, open_source
 from .tiled_forward import for_tiles, forward_tiles, output_cells, whole_fits
 from .tiles import TileLike, TilePlan, as_tile, plan_tiles, tile_for_memory
 
-# Spelled once: the hint for a net that still ends in a classifier.
-UNCONVERTED_HINT = ("this net still has InnerProduct layers: call fully_convolutionalize() "
-                    "first (or caffe-surgery convert)")
+# Spelled once, in the core: the hint for a net that still ends in a classifier.
+UNCONVERTED_HINT = f"this net still has InnerProduct layers: {_core.UNCONVERTED_HINT}"
 
 
 class DenseMap:
