@@ -13,9 +13,9 @@ from conftest import opencv_caffe_reader
 SHAPE = (1, 3, 20, 20)  # 20 -> conv1 18 -> conv2 8 -> conv3 6 -> a 6x6 global pooling
 LARGER = (1, 3, 30, 30)  # 1.5x: conv3 11 -> the 6x6 window gives 6x6 cells
 
-# The gate as the SENet authors' Caffe nets write it (InnerProducts, a 2-D
-# gate, Scale on axis 0), and as converted zoo nets do (1x1 Convolutions,
-# then Reshape to N x C).
+# The two ways Caffe SE nets write a gate: InnerProducts giving a 2-D gate
+# (SE modules added to other nets), and the SENet authors' 1x1 Convolutions
+# reshaped to N x C; both end in a Scale on axis 0.
 INNER_PRODUCT_GATE = """
 layer { name: "se/down" type: "InnerProduct" bottom: "se/pool" top: "se/down"
         inner_product_param { num_output: 4 } }
@@ -30,7 +30,47 @@ layer { name: "se/relu" type: "ReLU" bottom: "se/down" top: "se/down" }
 layer { name: "se/up" type: "Convolution" bottom: "se/down" top: "se/up"
         convolution_param { num_output: 16 kernel_size: 1 } }
 layer { name: "se/flat" type: "Reshape" bottom: "se/up" top: "se/gate"
-        reshape_param { shape { dim: 0 dim: -1 } } }
+        reshape_param { shape { dim: 0 dim: 0 } } }
+"""
+
+# SE-BN-Inception's structure in small (the SENet authors' deploy prototxt):
+# BatchNorm, an Inception block with padding, its gate, and a classifier
+# pooling of a fixed window (so the gates are the net's only global poolings).
+SE_INCEPTION = """
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 8 bias_term: false pad: 1 kernel_size: 3 stride: 2 } }
+layer { name: "conv1/bn" type: "BatchNorm" bottom: "conv1" top: "conv1"
+        batch_norm_param { use_global_stats: true } }
+layer { name: "conv1/bn/scale" type: "Scale" bottom: "conv1" top: "conv1"
+        scale_param { bias_term: true } }
+layer { name: "conv1/relu" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "3a/1x1" type: "Convolution" bottom: "conv1" top: "3a/1x1"
+        convolution_param { num_output: 4 kernel_size: 1 } }
+layer { name: "3a/3x3" type: "Convolution" bottom: "conv1" top: "3a/3x3"
+        convolution_param { num_output: 4 pad: 1 kernel_size: 3 } }
+layer { name: "3a/pool" type: "Pooling" bottom: "conv1" top: "3a/pool"
+        pooling_param { pool: AVE kernel_size: 3 stride: 1 pad: 1 } }
+layer { name: "3a/pool_proj" type: "Convolution" bottom: "3a/pool" top: "3a/pool_proj"
+        convolution_param { num_output: 4 kernel_size: 1 } }
+layer { name: "3a/concat" type: "Concat" bottom: "3a/1x1" bottom: "3a/3x3"
+        bottom: "3a/pool_proj" top: "3a/concat" }
+layer { name: "3a_global_pool" type: "Pooling" bottom: "3a/concat" top: "3a_global_pool"
+        pooling_param { pool: AVE engine: CAFFE global_pooling: true } }
+layer { name: "3a_1x1_down" type: "Convolution" bottom: "3a_global_pool" top: "3a_1x1_down"
+        convolution_param { num_output: 3 kernel_size: 1 stride: 1 } }
+layer { name: "3a_1x1_down/relu" type: "ReLU" bottom: "3a_1x1_down" top: "3a_1x1_down" }
+layer { name: "3a_1x1_up" type: "Convolution" bottom: "3a_1x1_down" top: "3a_1x1_up"
+        convolution_param { num_output: 12 kernel_size: 1 stride: 1 } }
+layer { name: "3a_prob" type: "Sigmoid" bottom: "3a_1x1_up" top: "3a_1x1_up" }
+layer { name: "3a_prob_reshape" type: "Reshape" bottom: "3a_1x1_up" top: "3a_prob_reshape"
+        reshape_param { shape { dim: 0 dim: 0 } } }
+layer { name: "3a_scale" type: "Scale" bottom: "3a/concat" bottom: "3a_prob_reshape"
+        top: "3a/output" scale_param { axis: 0 bias_term: false } }
+layer { name: "pool5" type: "Pooling" bottom: "3a/output" top: "pool5"
+        pooling_param { pool: AVE kernel_size: 10 stride: 1 } }
+layer { name: "classifier" type: "InnerProduct" bottom: "pool5" top: "classifier"
+        inner_product_param { num_output: 5 } }
+layer { name: "prob" type: "Softmax" bottom: "classifier" top: "prob" }
 """
 
 
@@ -93,6 +133,20 @@ def test_gate_stays_global_and_the_converted_net_takes_a_larger_input(tmp_path, 
         ("pool", (6, 6)), ("fc", (1, 1))]
     assert {"se/pool", "se/down", "se/up"} <= surgery._core.channel_gate_layers(conv)
     rng = np.random.default_rng(0)
+    x = rng.standard_normal(SHAPE).astype(np.float32)
+    np.testing.assert_allclose(conv.forward(data=x)["prob"].reshape(1, 5),
+                               net.forward(data=x)["prob"], rtol=1e-5, atol=1e-6)
+    big = rng.standard_normal(LARGER).astype(np.float32)
+    got = conv.forward(data=big)["prob"]
+    assert got.shape == (1, 5, 6, 6)
+    np.testing.assert_allclose(got, opencv_forward(files, big), rtol=1e-4, atol=1e-5)
+
+
+def test_se_bn_inception_structure_converts_and_runs_at_one_and_a_half_times(tmp_path):
+    # 20 -> conv1 10 -> pool5 1; 30 -> conv1 15 -> pool5 6.
+    net, result, conv, files = converted(tmp_path, SE_INCEPTION)
+    assert [layer.old_name for layer in result.layers] == ["classifier"]
+    rng = np.random.default_rng(4)
     x = rng.standard_normal(SHAPE).astype(np.float32)
     np.testing.assert_allclose(conv.forward(data=x)["prob"].reshape(1, 5),
                                net.forward(data=x)["prob"], rtol=1e-5, atol=1e-6)
