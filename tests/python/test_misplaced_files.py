@@ -56,6 +56,19 @@ def test_a_fork_layer_is_named_with_its_type(tmp_path):
     assert "custom layer of another Caffe fork" in message
 
 
+def test_a_fork_layer_that_parses_is_refused_as_a_fork_layer(tmp_path):
+    # MobileNet's depthwise layer reads the standard convolution_param.
+    path = tmp_path / "mobilenet.prototxt"
+    path.write_text(SHUFFLE_NET.replace('type: "ShuffleChannel"', 'type: "ConvolutionDepthwise"')
+                    .replace("shuffle_channel_param {\n    group: 3",
+                             "convolution_param {\n    num_output: 24 kernel_size: 3 group: 24"))
+    with pytest.raises(surgery.NetDefinitionError) as error:
+        surgery.Net(path)
+    message = str(error.value)
+    assert "layer 'shuffle1' (ConvolutionDepthwise): unknown layer type" in message
+    assert "custom layer of another Caffe fork" in message
+
+
 def test_a_fork_parameter_of_a_standard_layer_names_the_layer(tmp_path):
     path = tmp_path / "depthwise.prototxt"
     path.write_text(SHUFFLE_NET.replace("ShuffleChannel", "Convolution")

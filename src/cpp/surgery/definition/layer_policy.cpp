@@ -5,6 +5,7 @@
 
 #include "surgery/base/errors.hpp"
 #include "surgery/base/name_text.hpp"
+#include "surgery/files/proto_io.hpp"
 
 namespace surgery {
 namespace {
@@ -181,8 +182,10 @@ void check_layer_policy(const caffe::LayerParameter& layer, const std::string& s
   const std::string where = layer_text(source, layer);
   const LayerVerdict* verdict = find_verdict(layer.type());
   if (verdict == nullptr) {
-    throw NetDefinitionError(where + ": unknown layer type; only the layer types listed in "
-                             "the README's load policy are constructed");
+    const std::string fork = unknown_type_hint(layer.type());
+    throw NetDefinitionError(where + ": unknown layer type" + (fork.empty() ? "" : ", " + fork) +
+                             "; only the layer types listed in the README's load policy are "
+                             "constructed");
   }
   switch (verdict->access) {
     case A::kComputes:

@@ -99,10 +99,6 @@ std::optional<LayerBlock> layer_block_at(const std::string& text, int line) {
   return std::nullopt;
 }
 
-bool registered_type(const std::string& type) {
-  return caffe::LayerRegistry<float>::Registry().count(type) > 0;
-}
-
 // Where in the definition a parse error is, beyond its line: the layer
 // block around it, and a word on layer types and fields that exist only in
 // other Caffe forks.
@@ -113,11 +109,8 @@ std::string parse_error_context(const std::string& text, const FirstError& error
   const auto block = layer_block_at(text, errors.line());
   if (!block) return "";
   std::string context = "; in layer '" + block->name + "' of type '" + block->type + "'";
-  if (!block->type.empty() && !registered_type(block->type)) {
-    return context + ", which this Caffe does not have: a custom layer of another Caffe fork "
-                     "(ShuffleNet's ShuffleChannel, MobileNet's ConvolutionDepthwise, ...); "
-                     "rewrite it with standard layers or run it in that fork";
-  }
+  const std::string fork = block->type.empty() ? "" : unknown_type_hint(block->type);
+  if (!fork.empty()) return context + ", " + fork;
   if (errors.message().find("no field named") != std::string::npos) {
     return context + ": a parameter this Caffe's " + block->type + " does not have (from "
                      "another Caffe fork?)";
@@ -154,6 +147,13 @@ void upgrade(caffe::NetParameter* net, const std::string& source) {
 }
 
 }  // namespace
+
+std::string unknown_type_hint(const std::string& type) {
+  if (caffe::LayerRegistry<float>::Registry().count(type) > 0) return "";
+  return "which this Caffe does not have: a custom layer of another Caffe fork (ShuffleNet's "
+         "ShuffleChannel, MobileNet's ConvolutionDepthwise, ...); rewrite it with standard "
+         "layers or run it in that fork";
+}
 
 caffe::NetParameter parse_net_text(const std::string& text,
                                    const std::string& source) {
