@@ -5,6 +5,7 @@ custom layer of another fork, a caffemodel given as the mean."""
 import pytest
 
 import surgery
+from conftest import fixture
 from surgery.preprocess import load_mean
 
 # ShuffleNet's deploy prototxts (a fork's layer type and its parameter).
@@ -27,6 +28,15 @@ def test_caffemodel_given_as_the_prototxt_says_swapped_arguments(lenet):
     with pytest.raises(surgery.ParseError, match="swapped arguments\\? the prototxt") as error:
         surgery.Net(lenet[1], lenet[0])
     assert str(lenet[1]) in str(error.value)
+
+
+def test_swapped_arguments_on_the_command_line(lenet, capsys):
+    from surgery import cli
+    image = fixture("caffe_example_images", "cat.jpg")
+    assert cli.main(["dense", str(lenet[1]), str(lenet[0]), str(image)]) == 2
+    err = capsys.readouterr().err
+    assert "it is binary, not text (a caffemodel?): swapped arguments?" in err
+    assert "Invalid control characters" not in err
 
 
 def test_caffemodel_too_large_for_a_prototxt_says_swapped_arguments(tmp_path):

@@ -103,9 +103,6 @@ std::optional<LayerBlock> layer_block_at(const std::string& text, int line) {
 // block around it, and a word on layer types and fields that exist only in
 // other Caffe forks.
 std::string parse_error_context(const std::string& text, const FirstError& errors) {
-  if (!reads_as_text(text.substr(0, kHeadBytes))) {
-    return "; this is not text but binary (a caffemodel?): " + std::string(kSwappedHint);
-  }
   const auto block = layer_block_at(text, errors.line());
   if (!block) return "";
   std::string context = "; in layer '" + block->name + "' of type '" + block->type + "'";
@@ -162,6 +159,11 @@ caffe::NetParameter parse_net_text(const std::string& text,
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(text, &net)) {
+    // Protobuf's complaint about binary ("Invalid control characters") hides the usual cause.
+    if (!reads_as_text(text.substr(0, kHeadBytes))) {
+      throw ParseError("cannot parse prototxt '" + source + "': it is binary, not text (a "
+                       "caffemodel?): " + kSwappedHint);
+    }
     throw ParseError("cannot parse prototxt '" + source + "': " + errors.message() +
                      parse_error_context(text, errors));
   }
