@@ -58,12 +58,37 @@ void check_inner_product(caffe::Layer<float>& layer, const caffe::Blob<float>& b
                    kUnconvertedHint);
 }
 
+// Branches that shrink the input by the same factor can still disagree at
+// some input sizes (pooling rounds up, convolution down: BN-Inception's
+// stride-2 blocks at 336 x 336), where Caffe's Concat fails on a bare CHECK.
+void check_concat(const caffe::Layer<float>& layer, const std::vector<caffe::Blob<float>*>& bottoms,
+                  const std::string& name, const std::string& inputs) {
+  if (std::string(layer.type()) != "Concat" || bottoms.size() < 2) return;
+  const auto& param = layer.layer_param().concat_param();
+  const int axes = bottoms[0]->num_axes();
+  const int axis = param.has_concat_dim() ? static_cast<int>(param.concat_dim())
+                                          : (param.axis() < 0 ? param.axis() + axes : param.axis());
+  for (const auto* bottom : bottoms) {
+    if (bottom->num_axes() != axes || axis < 0 || axis >= axes) return;  // Caffe's own check says it
+    for (int j = 0; j < axes; ++j) {
+      if (j == axis || bottom->shape(j) == bottoms[0]->shape(j)) continue;
+      throw ShapeError("Concat layer '" + name + "' joins blobs of " +
+                       shape_text(bottoms[0]->shape()) + " and " + shape_text(bottom->shape()) +
+                       " at input " + inputs + ": its branches round this input's size "
+                       "differently (pooling rounds up, convolution down); try an input a few "
+                       "pixels larger or smaller");
+    }
+  }
+}
+
 // Caffe's Net::Reshape, layer by layer, with the checks above before each.
 void reshape_layers(caffe::Net<float>& net, const std::string& inputs) {
   const auto& layers = net.layers();
   for (size_t i = 0; i < layers.size(); ++i) {
     const auto& bottoms = net.bottom_vecs()[i];
-    if (!bottoms.empty()) check_inner_product(*layers[i], *bottoms[0], net.layer_names()[i], inputs);
+    const std::string& name = net.layer_names()[i];
+    if (!bottoms.empty()) check_inner_product(*layers[i], *bottoms[0], name, inputs);
+    check_concat(*layers[i], bottoms, name, inputs);
     layers[i]->Reshape(bottoms, net.top_vecs()[i]);
   }
 }

@@ -101,8 +101,9 @@ class Net {
   // Gives the named inputs new shapes and reshapes every layer. If Caffe
   // refuses the new shapes, the old ones are restored and ShapeError raised;
   // so they are, before Caffe sees them, where an input's channels differ
-  // from the declared ones (an HWC image) or an InnerProduct would get
-  // another number of values than its weights take (kUnconvertedHint).
+  // from the declared ones (an HWC image), an InnerProduct would get
+  // another number of values than its weights take (kUnconvertedHint), or
+  // a Concat's branches would disagree in size.
   void reshape(const std::map<std::string, std::vector<int>>& shapes);
   // Copies the inputs in (reshaping first where shapes differ), then runs
   // the layers in order. Between two layers it asks `interrupted` (if
