@@ -36,7 +36,10 @@ class FirstError : public google::protobuf::io::ErrorCollector {
     if (message_.empty()) {
       line_ = line;
       std::ostringstream out;
-      out << "line " << line + 1 << ", column " << column + 1 << ": " << message;
+      // Without protobuf's full stop: the message may go on (the layer around it).
+      const bool stop = !message.empty() && message.back() == '.';
+      out << "line " << line + 1 << ", column " << column + 1 << ": "
+          << message.substr(0, message.size() - (stop ? 1 : 0));
       message_ = out.str();
     }
   }
