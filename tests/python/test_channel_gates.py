@@ -175,6 +175,16 @@ def test_dense_forward_maps_an_se_net(tmp_path):
     assert dense.scores.shape == (5, 6, 6)
 
 
+def test_a_gate_past_a_spatial_layer_is_refused_by_name(tmp_path):
+    spatial = CONVOLUTION_GATE.replace("num_output: 4 kernel_size: 1",
+                                       "num_output: 4 kernel_size: 3 pad: 1")
+    net, _ = saved(tmp_path, se_net(spatial))
+    with pytest.raises(surgery.NetDefinitionError,
+                       match="global pooling 'se/pool' feeds a channel gate past layer "
+                             "'se/down' \\(Convolution\\)"):
+        surgery.fully_convolutionalize(net)
+
+
 def test_pooling_feeding_a_gate_and_the_classifier_is_refused_by_name(tmp_path):
     # The classifier reads the gate's pooling too: no rule says which it is.
     net, files = saved(tmp_path, se_net(INNER_PRODUCT_GATE, classifier_bottom="se/pool"))

@@ -30,8 +30,9 @@ struct ChannelGates {
 // Convolution, Reshape, Flatten, activations, one-bottom Scale...) is a
 // gate; one that reaches no gate is the classifier's. One that reaches a
 // gate and also something else (another layer type, a net output), or a
-// gate only through a spatial layer, cannot be sorted: NetDefinitionError
-// naming the pooling, the gate and the other layer.
+// gate past a layer that is not per-channel (and not another global
+// pooling, which is sorted on its own), cannot be sorted: NetDefinitionError
+// naming the pooling, the gate and the other layer. Linear in the layers.
 ChannelGates find_channel_gates(const caffe::NetParameter& net);
 
 }  // namespace surgery
