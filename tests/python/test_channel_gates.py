@@ -159,9 +159,10 @@ def test_se_bn_inception_structure_converts_and_runs_at_one_and_a_half_times(tmp
 def test_gated_cells_are_the_whole_image_net_on_crops_only_at_one_cell(tmp_path):
     """The gate pools the whole input, so a cell is the original net on its
     crop only when the crop is the whole input; the geometry says so."""
-    net, _, conv, _ = converted(tmp_path, se_net(INNER_PRODUCT_GATE))
+    net, result, conv, _ = converted(tmp_path, se_net(INNER_PRODUCT_GATE))
     geo = surgery.geometry(conv)
     assert geo.gate_poolings == ("se/pool",) and geo.window == SHAPE[2:]
+    assert any("gates se/pool stay global" in warning for warning in result.warnings)
     big = np.random.default_rng(1).standard_normal(LARGER).astype(np.float32)
     cells = conv.forward(data=big)["prob"]
     crop = net.forward(data=np.ascontiguousarray(big[:, :, :20, :20]))["prob"]
