@@ -107,7 +107,8 @@ TEST_F(BadInput, WeightsOfTheWrongShapeNameLayerAndShapesAndChangeNothing) {
 TEST_F(BadInput, InputShapeThatTheInnerProductCannotTake) {
   Net net(parse_net_text(kTinyNet, "tiny"), "tiny");
   expect_error<ShapeError>([&] { net.reshape({{"data", {1, 1, 5, 5}}}); },
-                           {"1 x 1 x 5 x 5", "inner product"});
+                           {"1 x 1 x 5 x 5", "InnerProduct layer 'fc' takes 9 values",
+                            "16 values per item", kUnconvertedHint});
   // The old shape is back and the net still runs.
   EXPECT_EQ(net.blob("data").shape(), (std::vector<int>{1, 1, 4, 4}));
   std::vector<float> image(16, 1.f);

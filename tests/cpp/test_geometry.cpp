@@ -56,6 +56,34 @@ TEST(Geometry, ExactFitAndSmallestInputOfCaffeNet) {
   for (int n : {227, 250, 300, 451}) EXPECT_EQ(output_size(def, "fc6", 0, n), caffe_rows(net, n)) << n;
 }
 
+// The same net with a squeeze-and-excitation gate on conv3: a gate scales
+// channels and changes no place, so the geometry must be the plain net's.
+TEST(Geometry, AGateChangesNoPlace) {
+  std::string text = kCaffeNetFcn;
+  const std::string conv3_end = "convolution_param { num_output: 1 kernel_size: 3 pad: 1 } }";
+  text.insert(text.find(conv3_end) + conv3_end.size(), R"(
+  layer { name: "se/pool" type: "Pooling" bottom: "conv3" top: "se/pool"
+          pooling_param { pool: AVE global_pooling: true } }
+  layer { name: "se/fc" type: "InnerProduct" bottom: "se/pool" top: "se/gate"
+          inner_product_param { num_output: 1 } }
+  layer { name: "se/sigmoid" type: "Sigmoid" bottom: "se/gate" top: "se/gate" }
+  layer { name: "se/scale" type: "Scale" bottom: "conv3" bottom: "se/gate" top: "gated"
+          scale_param { axis: 0 } })");
+  text.replace(text.find(R"(bottom: "conv3" top: "pool5")"), 28, R"(bottom: "gated" top: "pool5")");
+  const auto plain = compute_geometry(parse_net_text(kCaffeNetFcn, "plain"), "fc6");
+  const auto def = parse_net_text(text, "gated");
+  const Geometry g = compute_geometry(def, "fc6");
+  ASSERT_TRUE(g.known) << g.why;
+  EXPECT_EQ(g.gate_poolings, std::vector<std::string>{"se/pool"});
+  EXPECT_EQ(g.receptive_h.size, plain.receptive_h.size);
+  EXPECT_EQ(g.receptive_h.stride, plain.receptive_h.stride);
+  EXPECT_EQ(g.receptive_h.offset, plain.receptive_h.offset);
+  EXPECT_EQ(g.window_h, plain.window_h);
+  EXPECT_EQ(g.min_input_h, plain.min_input_h);
+  Net net(def, "gated");
+  for (int n : {227, 250, 300, 451}) EXPECT_EQ(output_size(def, "fc6", 0, n), caffe_rows(net, n)) << n;
+}
+
 TEST(Geometry, RecordedBeatsDeclaredBeatsExactFit) {
   auto def = parse_net_text(kCaffeNetFcn, "caffenet");
   EXPECT_EQ(compute_geometry(def, "fc6", {231, 229}).window_w, 229);

@@ -94,7 +94,8 @@ def test_weights_of_wrong_shape_name_layer_and_shapes(tiny_prototxt, tmp_path):
 
 def test_input_the_inner_product_cannot_take(tiny_prototxt):
     net = surgery.Net(tiny_prototxt)
-    with pytest.raises(surgery.ShapeError, match="1 x 1 x 5 x 5.*inner product"):
+    with pytest.raises(surgery.ShapeError, match="'fc' takes 9 values.*1 x 1 x 5 x 5.*"
+                                                 "fully_convolutionalize"):
         net.forward(data=np.ones((1, 1, 5, 5)))
     assert net.blobs["data"].shape == (1, 1, 4, 4)
 

@@ -122,6 +122,54 @@ def test_reshape_changes_output_size(tmp_path):
         net.reshape(conv=(1, 1, 4, 4))
 
 
+def test_an_hwc_input_is_refused_before_caffe_sees_it(caffenet_fc):
+    hwc = np.zeros((1, 227, 227, 3), np.float32)
+    with pytest.raises(surgery.ShapeError) as error:
+        caffenet_fc.forward(data=hwc)
+    message = str(error.value)
+    assert "input 'data' has 227 channels where" in message and "declares 3" in message
+    assert "shape is 1 x 227 x 227 x 3 (154587)" in message
+    assert "x 3 x 227 x 227 (1545870); HWC? transpose to CHW" in message
+    assert "channel_axis_" not in message
+    chw = np.ascontiguousarray(hwc[0].transpose(2, 0, 1))[np.newaxis]
+    assert caffenet_fc.forward(data=chw)["prob"].shape == (1, 1000, 1, 1)  # still usable
+
+
+def test_a_classifier_at_another_size_names_its_inner_product(lenet):
+    net = surgery.Net(*lenet)
+    with pytest.raises(surgery.ShapeError) as error:
+        net.forward(data=np.zeros((1, 1, 40, 40), np.float32))
+    message = str(error.value)
+    # 40 -> conv1 36 -> pool1 18 -> conv2 14 -> pool2 7: 50 x 7 x 7 where 50 x 4 x 4 was made
+    assert ("InnerProduct layer 'ip1' takes 800 values per item, but input "
+            "data=1 x 1 x 40 x 40 (1600) gives it a bottom of 1 x 50 x 7 x 7 (2450), 2450 values "
+            "per item") in message
+    assert surgery._core.UNCONVERTED_HINT in message and "K_" not in message
+    assert net.forward(data=np.zeros((1, 1, 28, 28), np.float32))["prob"].shape == (1, 10)
+
+
+def test_branches_that_round_differently_name_their_concat(tmp_path):
+    # BN-Inception's stride-2 block: a padded 3x3 convolution beside a 3x3
+    # pooling. 10 -> 5 and 5; 11 -> 6 (rounded down) but 5 (rounded up).
+    proto = tmp_path / "block.prototxt"
+    proto.write_text("""
+      layer { name: "data" type: "Input" top: "data"
+              input_param { shape { dim: 1 dim: 2 dim: 10 dim: 10 } } }
+      layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+              convolution_param { num_output: 3 kernel_size: 3 stride: 2 pad: 1 } }
+      layer { name: "pool" type: "Pooling" bottom: "data" top: "pool"
+              pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+      layer { name: "join" type: "Concat" bottom: "conv" bottom: "pool" top: "join" }""")
+    net = surgery.Net(proto)
+    assert net.forward(data=np.zeros((1, 2, 12, 12), np.float32))["join"].shape == (1, 5, 6, 6)
+    with pytest.raises(surgery.ShapeError) as error:
+        net.forward(data=np.zeros((1, 2, 11, 11), np.float32))
+    message = str(error.value)
+    assert ("Concat layer 'join' joins blobs of 1 x 3 x 6 x 6 (108) and 1 x 2 x 5 x 5 (50) at "
+            "input data=1 x 2 x 11 x 11 (242)") in message
+    assert "round this input's size differently" in message and "top_shape" not in message
+
+
 def test_repr_of_a_net_that_failed_to_load_is_safe(tmp_path):
     # Tracebacks, debuggers and pytest show the frame's `self` of the failed
     # __init__; its C++ side was never built (on an H200 run this segfaulted),

@@ -8,6 +8,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/bindings.hpp"
+#include "surgery/definition/channel_gates.hpp"
 #include "surgery/definition/geometry.hpp"
 #include "surgery/edit/fully_convolutional.hpp"
 #include "surgery/edit/rarefy.hpp"
@@ -90,7 +91,9 @@ void bind_surgery(py::module_& m) {
       .def_readonly("receptive_h", &Geometry::receptive_h)
       .def_readonly("receptive_w", &Geometry::receptive_w)
       .def_property_readonly("padded_layers",
-                             [](const Geometry& g) { return texts(g.padded_layers); });
+                             [](const Geometry& g) { return texts(g.padded_layers); })
+      .def_property_readonly("gate_poolings",
+                             [](const Geometry& g) { return texts(g.gate_poolings); });
   m.def(
       "geometry",
       [](const PyNet& net, const std::string& blob) {
@@ -99,6 +102,15 @@ void bind_surgery(py::module_& m) {
         });
       },
       py::arg("net"), py::arg("blob"));
+  m.attr("UNCONVERTED_HINT") = kUnconvertedHint;
+  m.def(
+      "channel_gate_layers",
+      [](const PyNet& net) {
+        return locked(net, [&] { return find_channel_gates(net.filtered_definition()).layers; });
+      },
+      py::arg("net"),
+      "The layers of the net's squeeze-and-excitation gates (global pooling to Scale), which "
+      "take any input size as they are.");
   m.def(
       "read_mean_file",
       [](const Path& path) {

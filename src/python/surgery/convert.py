@@ -96,6 +96,11 @@ def _warnings(geo: Optional[Geometry], converted: bool) -> List[str]:
             f"{_some_layers(geo.padded_layers)} pad their input: a dense cell differs "
             "slightly from the original net run on the matching crop (the crop sees zeros "
             "at its border where the large image has real neighbours)")
+    if geo and geo.gate_poolings:
+        warnings.append(
+            f"the squeeze-and-excitation gates {', '.join(geo.gate_poolings)} stay global: "
+            "they scale every cell's channels by what they saw of the whole input, so a dense "
+            "cell differs from the original net run on the matching crop")
     if geo and geo.window_rule == "exact fit":
         warnings.append(
             f"the window {geo.window[0]}x{geo.window[1]} is the exact-fit rule's guess: this "

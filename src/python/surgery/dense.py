@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from . import _core
 from .detections import Detection, detect
 from .errors import MemoryLimitError, NumericWarning, ShapeError, SurgeryError
 from .geometry import Geometry, WindowLike, geometry
@@ -26,9 +27,8 @@ from .sources import is_lazy_file, open_source
 from .tiled_forward import for_tiles, forward_tiles, output_cells, whole_fits
 from .tiles import TileLike, TilePlan, as_tile, plan_tiles, tile_for_memory
 
-# Spelled once: the hint for a net that still ends in a classifier.
-UNCONVERTED_HINT = ("this net still has InnerProduct layers: call fully_convolutionalize() "
-                    "first (or caffe-surgery convert)")
+# Spelled once, in the core: the hint for a net that still ends in a classifier.
+UNCONVERTED_HINT = f"this net still has InnerProduct layers: {_core.UNCONVERTED_HINT}"
 
 
 class DenseMap:
@@ -198,7 +198,8 @@ def _net_facts(net: Net, output: Optional[str], window: WindowLike = None) -> _N
         output = outputs[0]
     if output not in net.outputs:
         raise SurgeryError(f"{output!r} is not an output of the net: {net.outputs}")
-    if any(layer.type == "InnerProduct" for layer in net.layers):
+    gates = _core.channel_gate_layers(net)
+    if any(layer.type == "InnerProduct" and layer.name not in gates for layer in net.layers):
         raise ShapeError(f"{UNCONVERTED_HINT}: it takes only its "
                          f"{declared[2]}x{declared[3]} input and gives no map")
     geo = geometry(net, output, window)

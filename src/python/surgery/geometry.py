@@ -36,12 +36,15 @@ class Geometry:
     smallest image each side accepts (one cell), by Caffe's arithmetic.
     ``receptive_field`` is every pixel the cell depends on, starting at
     ``receptive_offset`` (negative where layers pad), so it can be larger.
+    ``gate_poolings`` are the global poolings of squeeze-and-excitation gates:
+    they scale every cell's channels by what they saw of the whole input.
     """
     window: Tuple[int, int]
     stride: Tuple[int, int]
     receptive_field: Tuple[int, int]
     receptive_offset: Tuple[int, int]
     padded_layers: Tuple[str, ...]
+    gate_poolings: Tuple[str, ...] = ()
     min_input: Tuple[int, int] = (1, 1)
     window_rule: str = "declared"
 
@@ -90,7 +93,7 @@ def geometry(net: Net, blob: Optional[str] = None,
     h, w = g.receptive_h, g.receptive_w
     geo = Geometry(window=(g.window_h, g.window_w), stride=(h.stride, w.stride),
                    receptive_field=(h.size, w.size), receptive_offset=(h.offset, w.offset),
-                   padded_layers=tuple(g.padded_layers),
+                   padded_layers=tuple(g.padded_layers), gate_poolings=tuple(g.gate_poolings),
                    min_input=(g.min_input_h, g.min_input_w), window_rule=g.window_rule)
     if given is not None:
         return replace(geo, window=given, window_rule="given")

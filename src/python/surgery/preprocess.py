@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _core
 from .atomic_files import checked_name, open_regular_file, read_npy
-from .errors import FileError, PreprocessingWarning, ShapeError
+from .errors import FileError, ParseError, PreprocessingWarning, ShapeError
 from .memory_budget import array_bytes, check_memory
 
 if TYPE_CHECKING:
@@ -249,6 +249,11 @@ def as_image(image: ImageLike, channels: int, bgr: bool = False) -> np.ndarray:
     return array
 
 
+# What a mean file may be, said by every refusal of one.
+MEAN_FORMATS = ("give a .npy array or Caffe's .binaryproto (compute_image_mean's output), or "
+                "per-channel values")
+
+
 def load_mean(path) -> np.ndarray:
     """A mean file: numpy's .npy (C x H x W, as pycaffe's examples save
     ilsvrc_2012_mean.npy) or Caffe's .binaryproto (compute_image_mean's
@@ -258,15 +263,19 @@ def load_mean(path) -> np.ndarray:
     name = checked_name(path, "mean")
     if name.lower().endswith(".binaryproto"):
         open_regular_file(name, "mean").close()  # refused before the core opens it
-        mean = _core.read_mean_file(name)
+        try:
+            mean = _core.read_mean_file(name)
+        except ParseError as error:  # a caffemodel parses as a BlobProto of no shape
+            raise ParseError(f"{error}: not a mean file (a caffemodel?); {MEAN_FORMATS}") \
+                from None
         if mean.ndim == 4 and mean.shape[0] == 1:
             mean = mean[0]
         return mean
     magic = np.lib.format.MAGIC_PREFIX
     with open_regular_file(name, "mean") as file:
         if file.read(len(magic)) != magic:  # a caffemodel, an image: not numpy's to judge
-            raise FileError(f"mean {name!r} is not a mean file: give a .npy array or Caffe's "
-                            ".binaryproto (compute_image_mean's output)")
+            raise FileError(f"mean {name!r} is not a mean file (a caffemodel? an image?): "
+                            f"{MEAN_FORMATS}")
     return read_npy(name, "mean")
 
 

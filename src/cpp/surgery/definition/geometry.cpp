@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include "surgery/base/errors.hpp"
+#include "surgery/definition/channel_gates.hpp"
 #include "surgery/layers/dilated_pooling.hpp"
 
 namespace surgery {
@@ -107,6 +109,17 @@ bool global_pooling(const caffe::LayerParameter& layer) {
   return layer.type() == "Pooling" && layer.pooling_param().global_pooling();
 }
 
+// True when a bottom of `layer` other than a per-channel gate is not in
+// `known`: a gate's blob is one cell whatever the input, so it never limits
+// where a cell looks or how large a blob is.
+template <typename Known>
+bool reads_unknown(const caffe::LayerParameter& layer, const Known& known) {
+  for (int b = 0; b < layer.bottom_size(); ++b) {
+    if (!is_gate_bottom(layer, b) && known.count(layer.bottom(b)) == 0) return true;
+  }
+  return false;
+}
+
 // The smallest n in 1 .. 2^31 - 1 giving the blob at least one cell along
 // `axis` (sizes only grow with the input); 0 if none does.
 int64_t min_input(const caffe::NetParameter& net, const std::string& blob, int axis) {
@@ -134,9 +147,7 @@ int64_t output_size(const caffe::NetParameter& net, const std::string& blob, int
       continue;
     }
     const std::string& type = layer.type();
-    const bool lost = kUnmodelled.count(type) > 0 ||
-                      std::any_of(layer.bottom().begin(), layer.bottom().end(),
-                                  [&](const std::string& b) { return sizes.count(b) == 0; });
+    const bool lost = kUnmodelled.count(type) > 0 || reads_unknown(layer, sizes);
     if (lost) {
       for (const auto& top : layer.top()) sizes.erase(top);
       continue;
@@ -161,6 +172,14 @@ int64_t output_size(const caffe::NetParameter& net, const std::string& blob, int
 Geometry compute_geometry(const caffe::NetParameter& net, const std::string& blob,
                           const RecordedWindow& recorded) {
   Geometry g;
+  ChannelGates gates;
+  try {
+    gates = find_channel_gates(net);
+  } catch (const NetDefinitionError& e) {
+    g.known = false;
+    g.why = e.what();
+    return g;
+  }
   bool window_seen = false;
   std::map<std::string, Extent2> extents;
   for (const auto& layer : net.layer()) {
@@ -177,9 +196,10 @@ Geometry compute_geometry(const caffe::NetParameter& net, const std::string& blo
       }
       continue;
     }
-    if (std::any_of(layer.bottom().begin(), layer.bottom().end(),
-                    [&](const std::string& b) { return extents.count(b) == 0; })) {
-      continue;  // reads a blob we lost track of; its tops stay unknown
+    if (reads_unknown(layer, extents)) continue;  // its tops stay unknown
+    if (gates.poolings.count(layer.name())) {
+      g.gate_poolings.push_back(layer.name());
+      continue;  // a gate, not a place: its tops stay unknown
     }
     Extent2 out;
     if (windowed(type)) {

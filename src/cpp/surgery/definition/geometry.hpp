@@ -60,6 +60,10 @@ struct Geometry {
   // Layers with pad > 0 on the way: their dense cells differ slightly from
   // running the original net on the matching crop.
   std::vector<std::string> padded_layers;
+  // Global poolings of squeeze-and-excitation gates (channel_gates.hpp):
+  // each cell's channels are scaled by what the gate saw of the whole input,
+  // so cells differ from running the original net on the matching crop.
+  std::vector<std::string> gate_poolings;
 };
 
 // Geometry of blob `blob` relative to the net's inputs, walking the

@@ -6,6 +6,7 @@
 #include "surgery/base/errors.hpp"
 #include "surgery/base/name_text.hpp"
 #include "surgery/definition/layer_table.hpp"
+#include "surgery/files/proto_io.hpp"
 
 namespace surgery {
 namespace {
@@ -45,8 +46,10 @@ void check_layer_policy(const caffe::LayerParameter& layer, const std::string& s
   const std::string where = layer_text(source, layer);
   const LayerRow* row = find_layer_row(layer.type());
   if (row == nullptr) {
-    throw NetDefinitionError(where + ": unknown layer type; only the layer types listed in "
-                             "docs/untrusted.md (What a definition may construct) are "
+    const std::string fork = unknown_type_hint(layer.type());
+    throw NetDefinitionError(where + ": unknown layer type" + (fork.empty() ? "" : ", " + fork) +
+                             "; only the layer types listed in docs/untrusted.md (What a "
+                             "definition may construct) are "
                              "constructed");
   }
   switch (row->access) {

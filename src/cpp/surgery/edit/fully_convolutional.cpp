@@ -7,19 +7,13 @@
 #include "caffe/layer_factory.hpp"
 #include "surgery/base/errors.hpp"
 #include "surgery/base/shape_text.hpp"
+#include "surgery/definition/channel_gates.hpp"
 #include "surgery/edit/definition_edit.hpp"
 #include "surgery/edit/transpose_on_device.hpp"
 #include "surgery/runtime/live_net.hpp"
 
 namespace surgery {
 namespace {
-
-// Layers that keep their bottom's shape: a blob that turns 4-D upstream of
-// one of these stays 4-D after it.
-const std::set<std::string> kShapeKeeping = {
-    "ReLU", "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log",
-    "Dropout", "BatchNorm", "Scale", "Bias", "Softmax", "Split", "ReLU6", "HardSigmoid",
-    "HardSwish", "Swish", "Clip", "Threshold"};
 
 // One step of the surgery, decided before anything changes.
 struct Step {
@@ -94,9 +88,13 @@ Plan make_plan(const Net& net, const caffe::NetParameter& layers,
     for (const auto& b : layer.bottom()) readers[b]++;
   }
   std::set<std::string> becomes_4d;  // 2-D now, 4-D once converted upstream
+  // A gate takes any input size as it is: its pooling stays global and its
+  // InnerProducts see one cell whatever the input.
+  const ChannelGates gates = find_channel_gates(layers);
   Plan plan;
   for (const auto& layer : layers.layer()) {
-    if (layer.type() == "Pooling" && layer.pooling_param().global_pooling()) {
+    const bool in_gate = gates.layers.count(layer.name()) > 0;
+    if (!in_gate && layer.type() == "Pooling" && layer.pooling_param().global_pooling()) {
       const auto shape = live.blob_by_name(layer.bottom(0))->shape();
       if (shape.size() != 4) refuse(layer, "global pooling over a " + shape_text(shape) + " blob");
       Step step;
@@ -106,7 +104,7 @@ Plan make_plan(const Net& net, const caffe::NetParameter& layers,
       step.kernel_w = shape[3];
       step.channels = shape[1];
       plan.steps.push_back(step);
-    } else if (layer.type() == "InnerProduct") {
+    } else if (!in_gate && layer.type() == "InnerProduct") {
       const auto& bottom = layer.bottom(0);
       auto shape = live.blob_by_name(bottom)->shape();
       const int axis = layer.inner_product_param().axis() < 0
@@ -139,7 +137,7 @@ Plan make_plan(const Net& net, const caffe::NetParameter& layers,
       if (suffix && layer.top(0) == layer.name()) step.new_top = layer.name() + *suffix;
       becomes_4d.insert(layer.top(0));
       plan.steps.push_back(step);
-    } else if (kShapeKeeping.count(layer.type()) && layer.bottom_size() > 0 &&
+    } else if (keeps_shape(layer.type()) && layer.bottom_size() > 0 &&
                becomes_4d.count(layer.bottom(0))) {
       for (const auto& top : layer.top()) becomes_4d.insert(top);
     }

@@ -36,9 +36,11 @@ struct SurgeryReport {
 
 // Every InnerProduct becomes a Convolution whose kernel covers its bottom
 // blob at the declared input size; a Flatten or Reshape feeding one is
-// removed; global pooling becomes a fixed window of the size it pooled,
-// stride 1. The weights stay in the same memory (reshaped in place), except
-// for transpose: true, where they are rearranged. The definition is edited
+// removed; a global pooling on the way to the classifier becomes a fixed
+// window of the size it pooled, stride 1. Squeeze-and-excitation gates stay
+// as they are (channel_gates.hpp: they take any input size). The weights
+// stay in the same memory (reshaped in place), except for transpose: true,
+// where they are rearranged. The definition is edited
 // to match. Everything is checked before the net is touched: a layer that
 // cannot be converted raises surgery::Error naming it, and the net is
 // unchanged. So does a converted net that Caffe refuses to reshape: the

@@ -10,6 +10,7 @@
 #include "surgery/base/errors.hpp"
 #include "surgery/files/caffemodel_wire.hpp"
 #include "surgery/files/file_digest.hpp"
+#include "surgery/files/file_kind.hpp"
 #include "surgery/files/input_file.hpp"
 #include "surgery/files/weights_check.hpp"
 
@@ -233,17 +234,22 @@ class Reader {
 
 }  // namespace
 
-void check_caffemodel_size(int64_t bytes, const std::string& path) {
-  if (bytes > INT_MAX) {
-    throw ParseError("caffemodel '" + path + "' is " + std::to_string(bytes) +
+void check_caffemodel_file(const InputFile& file, const std::string& path) {
+  if (file.size() > INT_MAX) {
+    throw ParseError("caffemodel '" + path + "' is " + std::to_string(file.size()) +
                      " bytes: protobuf reads at most 2 GiB - 1");
+  }
+  const std::string head = file_head(file.fd());
+  if (!head.empty() && reads_as_text(head)) {
+    throw ParseError("caffemodel '" + path + "' is text, not binary weights (a prototxt?): " +
+                     kSwappedHint);
   }
 }
 
 StreamResult stream_caffemodel(caffe::Net<float>& net, const std::string& path,
                                std::set<std::string>* loaded, FileDigest* digest) {
   InputFile file(path, "caffemodel");
-  check_caffemodel_size(file.size(), path);
+  check_caffemodel_file(file, path);
   std::unique_ptr<Sha256> hash(digest ? new Sha256 : nullptr);
   DigestingInput input(file.fd(), hash.get());
   google::protobuf::io::CopyingInputStreamAdaptor stream(&input, 1 << 20);

@@ -10,6 +10,7 @@
 
 #include "caffe/net.hpp"
 #include "surgery/files/file_digest.hpp"
+#include "surgery/files/input_file.hpp"
 
 namespace surgery {
 
@@ -34,8 +35,9 @@ enum class StreamResult {
 StreamResult stream_caffemodel(caffe::Net<float>& net, const std::string& path,
                                std::set<std::string>* loaded, FileDigest* digest = nullptr);
 
-// ParseError if a caffemodel of `bytes` is past what protobuf can read (2 GiB).
-void check_caffemodel_size(int64_t bytes, const std::string& path);
+// ParseError if the open caffemodel `file` is past what protobuf can read
+// (2 GiB), or is text (a prototxt given as the weights).
+void check_caffemodel_file(const InputFile& file, const std::string& path);
 
 }  // namespace surgery
 

@@ -14,10 +14,12 @@
 #include <google/protobuf/text_format.h>
 
 #include "caffe/common.hpp"
+#include "caffe/layer_factory.hpp"
 #include "caffe/util/upgrade_proto.hpp"
 #include "surgery/base/errors.hpp"
 #include "surgery/files/atomic_file.hpp"
 #include "surgery/files/caffemodel_reader.hpp"
+#include "surgery/files/file_kind.hpp"
 #include "surgery/files/input_file.hpp"
 
 namespace surgery {
@@ -32,17 +34,89 @@ class FirstError : public google::protobuf::io::ErrorCollector {
  public:
   void AddError(int line, int column, const std::string& message) override {
     if (message_.empty()) {
+      line_ = line;
       std::ostringstream out;
-      out << "line " << line + 1 << ", column " << column + 1 << ": " << message;
+      // Without protobuf's full stop: the message may go on (the layer around it).
+      const bool stop = !message.empty() && message.back() == '.';
+      out << "line " << line + 1 << ", column " << column + 1 << ": "
+          << message.substr(0, message.size() - (stop ? 1 : 0));
       message_ = out.str();
     }
   }
   void AddWarning(int, int, const std::string&) override {}
   const std::string& message() const { return message_; }
+  int line() const { return line_; }  // 0-based; -1 before an error
 
  private:
   std::string message_;
+  int line_ = -1;
 };
+
+class NoErrors : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int, int, const std::string&) override {}
+};
+
+struct LayerBlock {
+  std::string name, type;
+};
+
+// The name and type of the top-level layer block of `text` that spans
+// `line` (0-based), read with protobuf's own tokenizer (comments and
+// strings as TextFormat reads them); nullopt where the line is in none.
+std::optional<LayerBlock> layer_block_at(const std::string& text, int line) {
+  using google::protobuf::io::Tokenizer;
+  google::protobuf::io::ArrayInputStream input(text.data(), static_cast<int>(text.size()));
+  NoErrors quiet;
+  Tokenizer tokens(&input, &quiet);
+  tokens.set_comment_style(Tokenizer::SH_COMMENT_STYLE);
+  int depth = 0, start = -1;
+  std::string before_brace, field;
+  LayerBlock block;
+  while (tokens.Next()) {
+    const Tokenizer::Token& token = tokens.current();
+    if (token.text == "{") {
+      if (depth++ == 0 && (before_brace == "layer" || before_brace == "layers")) {
+        start = token.line;
+        block = {};
+      }
+    } else if (token.text == "}") {
+      if (--depth == 0 && start >= 0) {
+        if (start <= line && line <= token.line) return block;
+        start = -1;
+      }
+      if (depth < 0) return std::nullopt;
+    } else if (start >= 0 && depth == 1 && token.text != ":") {
+      std::string* value = field == "name" ? &block.name : field == "type" ? &block.type : nullptr;
+      if (value && token.type == Tokenizer::TYPE_STRING) {
+        value->clear();
+        Tokenizer::ParseStringAppend(token.text, value);
+      } else if (value && token.type == Tokenizer::TYPE_IDENTIFIER) {
+        *value = token.text;  // a V1 net's type enum (CONVOLUTION)
+      }
+      field = value ? "" : token.text;
+    }
+    if (token.text != ":") before_brace = token.text;
+  }
+  if (start >= 0 && start <= line) return block;  // the text ends inside it
+  return std::nullopt;
+}
+
+// Where in the definition a parse error is, beyond its line: the layer
+// block around it, and a word on layer types and fields that exist only in
+// other Caffe forks.
+std::string parse_error_context(const std::string& text, const FirstError& errors) {
+  const auto block = layer_block_at(text, errors.line());
+  if (!block) return "";
+  std::string context = "; in layer '" + block->name + "' of type '" + block->type + "'";
+  const std::string fork = block->type.empty() ? "" : unknown_type_hint(block->type);
+  if (!fork.empty()) return context + ", " + fork;
+  if (errors.message().find("no field named") != std::string::npos) {
+    return context + ": a parameter this Caffe's " + block->type + " does not have (from "
+                     "another Caffe fork?)";
+  }
+  return context;
+}
 
 // Caffe's UpgradeNetInput turns the legacy `input` fields into an Input
 // layer, reading one `input_shape` (or four `input_dim`) per input without
@@ -74,6 +148,13 @@ void upgrade(caffe::NetParameter* net, const std::string& source) {
 
 }  // namespace
 
+std::string unknown_type_hint(const std::string& type) {
+  if (caffe::LayerRegistry<float>::Registry().count(type) > 0) return "";
+  return "which this Caffe does not have: a custom layer of another Caffe fork (ShuffleNet's "
+         "ShuffleChannel, MobileNet's ConvolutionDepthwise, ...); rewrite it with standard "
+         "layers or run it in that fork";
+}
+
 caffe::NetParameter parse_net_text(const std::string& text,
                                    const std::string& source) {
   caffe::NetParameter net;
@@ -81,7 +162,13 @@ caffe::NetParameter parse_net_text(const std::string& text,
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(text, &net)) {
-    throw ParseError("cannot parse prototxt '" + source + "': " + errors.message());
+    // Protobuf's complaint about binary ("Invalid control characters") hides the usual cause.
+    if (!reads_as_text(text.substr(0, kHeadBytes))) {
+      throw ParseError("cannot parse prototxt '" + source + "': it is binary, not text (a "
+                       "caffemodel?): " + kSwappedHint);
+    }
+    throw ParseError("cannot parse prototxt '" + source + "': " + errors.message() +
+                     parse_error_context(text, errors));
   }
   upgrade(&net, source);
   return net;
@@ -90,8 +177,11 @@ caffe::NetParameter parse_net_text(const std::string& text,
 std::string read_text_file(const std::string& path, const char* what) {
   InputFile file(path, what);
   auto too_large = [&] {
+    // A caffemodel given as the definition is the usual way to get here.
+    const bool swapped = std::string(what) == "prototxt" && !reads_as_text(file_head(file.fd()));
     return FileError("'" + path + "' is larger than " + std::to_string(kMaxPrototxtBytes >> 20) +
-                     " MiB: too large for a net definition (weights belong in a caffemodel)");
+                     " MiB: too large for a net definition (weights belong in a caffemodel)" +
+                     (swapped ? std::string("; it is binary: ") + kSwappedHint : ""));
   };
   if (file.size() > kMaxPrototxtBytes) throw too_large();
   std::string text;
@@ -113,7 +203,7 @@ caffe::NetParameter read_net_text(const std::string& path, std::optional<PairRec
 
 caffe::NetParameter read_net_binary(const std::string& path, FileDigest* digest) {
   InputFile file(path, "caffemodel");
-  check_caffemodel_size(file.size(), path);
+  check_caffemodel_file(file, path);
   caffe::NetParameter net;
   {
     std::unique_ptr<Sha256> hash(digest ? new Sha256 : nullptr);

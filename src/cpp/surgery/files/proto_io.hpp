@@ -34,6 +34,11 @@ caffe::NetParameter read_net_text(const std::string& path,
 caffe::NetParameter parse_net_text(const std::string& text,
                                    const std::string& source);
 
+// What a message says of a layer type that this libcaffe does not register
+// (most often a custom layer of another Caffe fork); empty for a registered
+// one. Types surgery registers itself count once they are registered.
+std::string unknown_type_hint(const std::string& type);
+
 // A binary caffemodel (any size protobuf allows), upgraded likewise.
 // FileError if not a regular file, ParseError if truncated, not a
 // NetParameter, or holding no layer. If `digest` is given it receives the

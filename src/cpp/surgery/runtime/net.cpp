@@ -29,7 +29,74 @@ bool ends_with(std::string name, const std::string& suffix) {
          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// The inputs' new shapes, as a message names them.
+std::string shapes_text(const std::map<std::string, std::vector<int>>& shapes) {
+  std::string out;
+  for (const auto& [name, shape] : shapes) {
+    out += (out.empty() ? "" : ", ") + name + "=" + shape_text(shape);
+  }
+  return out;
+}
+
+// An InnerProduct's weights fix how many values each item of its bottom
+// holds: where a new input size changes that, Caffe's reshape would fail on
+// a bare CHECK (K_ == new_K); this names the layer and the way out first.
+void check_inner_product(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
+                         const std::string& name, const std::string& inputs) {
+  if (std::string(layer.type()) != "InnerProduct" || layer.blobs().empty()) return;
+  const auto& param = layer.layer_param().inner_product_param();
+  const int axis = param.axis() < 0 ? param.axis() + bottom.num_axes() : param.axis();
+  if (axis < 0 || axis >= bottom.num_axes()) return;  // Caffe's own check says it
+  const auto& weights = *layer.blobs()[0];
+  if (weights.num_axes() != 2) return;
+  const int64_t takes = weights.shape(param.transpose() ? 0 : 1);
+  if (bottom.count(axis) == takes) return;
+  throw ShapeError("InnerProduct layer '" + name + "' takes " + std::to_string(takes) +
+                   " values per item, but input " + inputs + " gives it a bottom of " +
+                   shape_text(bottom.shape()) + ", " + std::to_string(bottom.count(axis)) +
+                   " values per item: it takes only the input size it was made for; " +
+                   kUnconvertedHint);
+}
+
+// Branches that shrink the input by the same factor can still disagree at
+// some input sizes (pooling rounds up, convolution down: BN-Inception's
+// stride-2 blocks at 336 x 336), where Caffe's Concat fails on a bare CHECK.
+void check_concat(const caffe::Layer<float>& layer, const std::vector<caffe::Blob<float>*>& bottoms,
+                  const std::string& name, const std::string& inputs) {
+  if (std::string(layer.type()) != "Concat" || bottoms.size() < 2) return;
+  const auto& param = layer.layer_param().concat_param();
+  const int axes = bottoms[0]->num_axes();
+  const int axis = param.has_concat_dim() ? static_cast<int>(param.concat_dim())
+                                          : (param.axis() < 0 ? param.axis() + axes : param.axis());
+  for (const auto* bottom : bottoms) {
+    if (bottom->num_axes() != axes || axis < 0 || axis >= axes) return;  // Caffe's own check says it
+    for (int j = 0; j < axes; ++j) {
+      if (j == axis || bottom->shape(j) == bottoms[0]->shape(j)) continue;
+      throw ShapeError("Concat layer '" + name + "' joins blobs of " +
+                       shape_text(bottoms[0]->shape()) + " and " + shape_text(bottom->shape()) +
+                       " at input " + inputs + ": its branches round this input's size "
+                       "differently (pooling rounds up, convolution down); try an input a few "
+                       "pixels larger or smaller");
+    }
+  }
+}
+
+// Caffe's Net::Reshape, layer by layer, with the checks above before each.
+void reshape_layers(caffe::Net<float>& net, const std::string& inputs) {
+  const auto& layers = net.layers();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const auto& bottoms = net.bottom_vecs()[i];
+    const std::string& name = net.layer_names()[i];
+    if (!bottoms.empty()) check_inner_product(*layers[i], *bottoms[0], name, inputs);
+    check_concat(*layers[i], bottoms, name, inputs);
+    layers[i]->Reshape(bottoms, net.top_vecs()[i]);
+  }
+}
+
 }  // namespace
+
+const char* const kUnconvertedHint =
+    "call fully_convolutionalize() first (or caffe-surgery convert)";
 
 Net::DefinitionFile Net::read_definition(const std::string& prototxt) {
   const std::string text = read_text_file(prototxt);
@@ -219,11 +286,12 @@ void Net::reshape(const std::map<std::string, std::vector<int>>& shapes) {
                          ": every dimension must be positive");
       }
     }
+    check_channels(name, shape);
     old_shapes[name] = shape_of(name);
   }
   auto apply = [&](const std::map<std::string, std::vector<int>>& target) {
     for (const auto& [name, shape] : target) net_->blob_by_name(name)->Reshape(shape);
-    net_->Reshape();
+    reshape_layers(*net_, shapes_text(target));
   };
   // A refused shape leaves the old one, holding no more memory than before.
   auto restore = [&] {
@@ -248,6 +316,20 @@ void Net::reshape(const std::map<std::string, std::vector<int>>& shapes) {
     out << ": " << e.what();
     throw ShapeError(out.str());
   }
+}
+
+void Net::check_channels(const std::string& input, const std::vector<int>& shape) const {
+  const auto declared = declared_input_shapes();
+  const auto it = declared.find(input);
+  if (it == declared.end() || it->second.size() != 4 || shape.size() != 4 ||
+      shape[1] == it->second[1]) {
+    return;
+  }
+  throw ShapeError("input '" + input + "' has " + std::to_string(shape[1]) +
+                   " channels where '" + source_ + "' declares " +
+                   std::to_string(it->second[1]) + ": its shape is " + shape_text(shape) +
+                   ", the declared one " + shape_text(it->second) +
+                   "; HWC? transpose to CHW (image.transpose(2, 0, 1))");
 }
 
 void Net::forward(const std::map<std::string, InputView>& inputs,

@@ -27,6 +27,10 @@
 
 namespace surgery {
 
+// What to do with a net that still ends in a classifier (an InnerProduct
+// that takes one input size), spelled once for every message that says it.
+extern const char* const kUnconvertedHint;
+
 struct LayerInfo {
   std::string name;
   std::string type;
@@ -95,7 +99,11 @@ class Net {
   std::vector<std::string> winograd_layers() const;
 
   // Gives the named inputs new shapes and reshapes every layer. If Caffe
-  // refuses the new shapes, the old ones are restored and ShapeError raised.
+  // refuses the new shapes, the old ones are restored and ShapeError raised;
+  // so they are, before Caffe sees them, where an input's channels differ
+  // from the declared ones (an HWC image), an InnerProduct would get
+  // another number of values than its weights take (kUnconvertedHint), or
+  // a Concat's branches would disagree in size.
   void reshape(const std::map<std::string, std::vector<int>>& shapes);
   // Copies the inputs in (reshaping first where shapes differ), then runs
   // the layers in order. Between two layers it asks `interrupted` (if
@@ -165,6 +173,8 @@ class Net {
   void check_save_targets(const std::string& prototxt, const std::string& caffemodel,
                           bool overwrite) const;
   std::vector<int> shape_of(const std::string& blob) const;
+  // ShapeError where `shape` gives `input` other channels than declared.
+  void check_channels(const std::string& input, const std::vector<int>& shape) const;
 
   caffe::NetParameter definition_;
   std::string source_;
