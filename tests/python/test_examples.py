@@ -231,12 +231,9 @@ def test_troubleshooting_messages_are_the_codes():
     rows = re.findall(r"^\| (`.+?) \|", (DOCS / "troubleshooting.md").read_text(), re.MULTILINE)
     pieces = [p for row in rows for p in re.findall(r"`([^`]+)`", row)]
     assert len(pieces) > 20
-    missing = [p for p in pieces if p not in sources and p not in CAFFE_TEXTS]
+    missing = [p for p in pieces if p not in sources]
     assert not missing
 
-
-# Words of a message that come from Caffe or protobuf, not from our code.
-CAFFE_TEXTS = {"Invalid control characters"}
 
 
 def test_readme_is_a_front_page():
