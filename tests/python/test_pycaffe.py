@@ -176,3 +176,38 @@ def test_register_as_caffe_makes_pycaffe_imports_resolve_here():
             "print(net.layer[0].type, caffe_pb2.TEST)\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.stdout.split() == ["Input", "1"], run.stderr
+
+
+FORK_WHILE_PYTHON_LAYERS_RUN = """
+import os, sys, threading
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import surgery.pycaffe as caffe
+caffe.set_load_policy(python_layers=True, io_layers=False)
+net = caffe.Net(sys.argv[2], caffe.TEST)
+x = np.ones((2, 3), np.float32)
+
+def forward_many():
+    for _ in range(3000):
+        net.forward(data=x)
+
+worker = threading.Thread(target=forward_many)
+worker.start()
+while worker.is_alive():
+    pid = os.fork()  # holds the GIL until the fork is done
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+worker.join()
+print("done")
+"""
+
+
+def test_a_fork_while_a_python_layer_waits_for_the_gil_does_not_hang(tmp_path, monkeypatch):
+    # fork() waits for every thread to leave Caffe (fork_gate.hpp) while the
+    # forking thread holds the GIL; a Python layer must not wait for the GIL
+    # inside Caffe. In a child process: a hang must not hang the suite.
+    prototxt = python_layer_files(tmp_path, monkeypatch)
+    run = subprocess.run([sys.executable, "-c", FORK_WHILE_PYTHON_LAYERS_RUN, str(tmp_path),
+                          str(prototxt)], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "done", run.stderr[-2000:]
