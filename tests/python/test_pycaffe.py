@@ -211,3 +211,24 @@ def test_a_fork_while_a_python_layer_waits_for_the_gil_does_not_hang(tmp_path, m
     run = subprocess.run([sys.executable, "-c", FORK_WHILE_PYTHON_LAYERS_RUN, str(tmp_path),
                           str(prototxt)], capture_output=True, text=True, timeout=60)
     assert run.stdout.strip() == "done", run.stderr[-2000:]
+
+
+def test_the_memory_limit_holds_for_blobs_reshaped_through_the_face(tmp_path):
+    prototxt = tmp_path / "tiny.prototxt"
+    prototxt.write_text(TINY_NET)
+    net = caffe.Net(str(prototxt), caffe.TEST)
+    surgery.set_memory_limit(64 << 20)
+    try:
+        blob = net.blobs["data"]
+        blob.reshape(1, 1, 10000, 10000)  # 400 MB, taken when first touched
+        with pytest.raises(surgery.MemoryLimitError, match="memory limit"):
+            blob.data[...] = 1
+        big = tmp_path / "big.prototxt"
+        big.write_text(TINY_NET.replace("dim: 4 dim: 4", "dim: 10000 dim: 10000"))
+        with pytest.raises(surgery.MemoryLimitError, match="memory limit"):
+            caffe.Net(str(big), caffe.TEST)
+        blob.reshape(1, 1, 4, 4)
+        net.reshape()
+        assert net.forward(data=np.ones((1, 1, 4, 4), np.float32))["fc"].shape == (1, 2)
+    finally:
+        surgery.set_memory_limit(0)
