@@ -10,7 +10,11 @@ vendoring tool does), so importing them neither needs nor claims a top-level
 that built libcaffe, for the protobuf runtime installed today (the sdist's own
 was made by protobuf 3.0's protoc).
 
-    python upstream.py --protoc PROTOC --out DIR   # what CMake runs
+    python upstream.py --protoc PROTOC --out DIR --missing-ok   # what CMake runs
+
+With --missing-ok, a missing sdist (a Caffe of your own, built elsewhere) is
+a warning: the package is then built without surgery.pycaffe's upstream half,
+and importing surgery.pycaffe says so.
 """
 import argparse
 import hashlib
@@ -82,10 +86,19 @@ def rewrite_imports(source, name):
     return "".join(lines)
 
 
-def install(protoc, out):
+def install(protoc, out, missing_ok=False):
     out = Path(out)
-    (out / "proto").mkdir(parents=True, exist_ok=True)
-    with open_sdist() as sdist:
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        sdist = open_sdist()
+    except FileNotFoundError as missing:
+        if not missing_ok:
+            raise
+        print(f"warning: surgery.pycaffe is built without pycaffe's modules: {missing}",
+              file=sys.stderr)
+        return
+    (out / "proto").mkdir(exist_ok=True)
+    with sdist:
         for module in MODULES:
             source = member_text(sdist, f"python/caffe/{module}.py")
             (out / f"{module}.py").write_text(rewrite_imports(source, f"{module}.py"))
@@ -101,8 +114,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protoc", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--missing-ok", action="store_true",
+                        help="warn, and install nothing, if the sdist is not in the cache")
     args = parser.parse_args(argv)
-    install(args.protoc, args.out)
+    install(args.protoc, args.out, args.missing_ok)
 
 
 if __name__ == "__main__":
