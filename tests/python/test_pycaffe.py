@@ -232,3 +232,15 @@ def test_the_memory_limit_holds_for_blobs_reshaped_through_the_face(tmp_path):
         assert net.forward(data=np.ones((1, 1, 4, 4), np.float32))["fc"].shape == (1, 2)
     finally:
         surgery.set_memory_limit(0)
+
+
+def test_io_resize_image_agrees_with_opencv_inside_the_border():
+    # The fork's io.py lost the import resize_image needs (put back at install).
+    import cv2
+    image = np.random.default_rng(1).random((8, 10, 3)).astype(np.float32)
+    ours = caffe.io.resize_image(image, (16, 20))
+    theirs = cv2.resize(image, (20, 16), interpolation=cv2.INTER_LINEAR)
+    assert ours.shape == (16, 20, 3) and ours.dtype == np.float32
+    # Inside: both interpolate between the same pixel centres; at the border
+    # skimage's mode='constant' and OpenCV's replicated edge differ.
+    np.testing.assert_allclose(ours[2:-2, 2:-2], theirs[2:-2, 2:-2], atol=1e-5)

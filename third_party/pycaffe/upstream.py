@@ -6,7 +6,8 @@ third_party/caffe/build.sh fetched (and checked) into its cache, installed at
 build time, never copied into the repository. Their absolute imports of the
 `caffe` package are rewritten to `surgery.pycaffe` line by line (as pip's
 vendoring tool does), so importing them neither needs nor claims a top-level
-`caffe`. caffe_pb2 is generated from the sdist's caffe.proto by the protoc
+`caffe`; a line the fork lost from BVLC's modules is put back (REPAIRS).
+caffe_pb2 is generated from the sdist's caffe.proto by the protoc
 that built libcaffe, for the protobuf runtime installed today (the sdist's own
 was made by protobuf 3.0's protoc).
 
@@ -86,6 +87,23 @@ def rewrite_imports(source, name):
     return "".join(lines)
 
 
+# Lines the fork lost from BVLC 9b89154's modules, put back (each anchor must
+# be found once): io.resize_image calls skimage's resize, whose import the
+# fork's io.py dropped (NameError in Classifier.predict and Detector).
+REPAIRS = {
+    "io": [("import skimage.io\n",
+            "import skimage.io; from skimage.transform import resize  # BVLC 9b89154's import\n")],
+}
+
+
+def repair(source, module):
+    for anchor, replacement in REPAIRS.get(module, []):
+        if source.count(anchor) != 1:
+            raise RuntimeError(f"{module}.py: the line {anchor!r} to repair is not there once")
+        source = source.replace(anchor, replacement)
+    return source
+
+
 def install(protoc, out, missing_ok=False):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,7 +119,8 @@ def install(protoc, out, missing_ok=False):
     with sdist:
         for module in MODULES:
             source = member_text(sdist, f"python/caffe/{module}.py")
-            (out / f"{module}.py").write_text(rewrite_imports(source, f"{module}.py"))
+            source = repair(rewrite_imports(source, f"{module}.py"), module)
+            (out / f"{module}.py").write_text(source)
         proto = member_text(sdist, "src/caffe/proto/caffe.proto")
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, "caffe.proto").write_text(proto)
