@@ -271,3 +271,43 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "
     (tmp_path / "snap_iter_2.solverstate").write_bytes(b"\x0a\xff")
     with pytest.raises(surgery.errors.ParseError, match="snap_iter_2.solverstate"):
         caffe.SGDSolver("solver.prototxt").restore("snap_iter_2.solverstate")
+
+
+CALLS_ITS_OWN_NET = """
+import sys
+import numpy as np
+import surgery, surgery.pycaffe as caffe
+
+class Reentrant(caffe.Layer):
+    def setup(self, bottom, top):
+        pass
+    def reshape(self, bottom, top):
+        top[0].reshape(*bottom[0].data.shape)
+    def forward(self, bottom, top):
+        if NET:
+            NET[0].forward()  # the net that runs this layer
+        top[0].data[...] = bottom[0].data
+
+NET = []
+sys.modules["reentrant"] = sys.modules[__name__]
+caffe.set_load_policy(python_layers=True, io_layers=False)
+net = caffe.Net(sys.argv[1], caffe.TEST)
+NET.append(net)
+try:
+    net.forward(data=np.ones((2, 3), np.float32))
+except surgery.SurgeryError as refused:
+    print("refused:", refused)
+NET.clear()
+print("then", net.forward(data=np.ones((2, 3), np.float32))["times"].sum())
+"""
+
+
+def test_a_python_layer_calling_its_own_net_is_refused_not_deadlocked(tmp_path):
+    prototxt = tmp_path / "reentrant.prototxt"
+    prototxt.write_text(PYTHON_LAYER_NET.replace('module: "%s" layer: "Times"',
+                                                 'module: "reentrant" layer: "Reentrant"'))
+    # A child process: a deadlock must not hang the suite.
+    run = subprocess.run([sys.executable, "-c", CALLS_ITS_OWN_NET, str(prototxt)],
+                         capture_output=True, text=True, timeout=60)
+    assert "refused: this net is already running a call on this thread" in run.stdout, run.stderr
+    assert "then 6.0" in run.stdout, run.stderr  # and the net stays usable
