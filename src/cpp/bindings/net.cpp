@@ -76,7 +76,8 @@ std::map<std::string, InputView> input_views(const std::map<std::string, FloatAr
 
 void bind_net(py::module_& m) {
   // Every method that reaches the net goes through locked() (bindings.hpp).
-  py::class_<PyNet>(m, "Net")
+  // Held by shared_ptr: a pycaffe face's net (pycaffe.hpp) may hold the same one.
+  py::class_<PyNet, std::shared_ptr<PyNet>>(m, "Net")
       .def(py::init([](const Path& prototxt, std::optional<Path> weights,
                        const std::string& phase, bool trust_io_layers) {
              const caffe::Phase p = parse_phase(phase);
@@ -84,7 +85,7 @@ void bind_net(py::module_& m) {
              policy.trust_io_layers = trust_io_layers;
              py::gil_scoped_release release;
              const CaffeSection section;
-             return std::make_unique<PyNet>(prototxt.bytes, weights ? weights->bytes : "", p,
+             return std::make_shared<PyNet>(prototxt.bytes, weights ? weights->bytes : "", p,
                                             policy);
            }),
            py::arg("prototxt"), py::arg("weights") = py::none(), py::arg("phase") = "test",

@@ -30,6 +30,14 @@ caffe::Phase phase_of(int phase) {
   return static_cast<caffe::Phase>(phase);
 }
 
+std::unique_ptr<FaceNet> face_of(std::shared_ptr<PyNet> owner) {
+  auto face = std::make_unique<FaceNet>();
+  face->net = boost::shared_ptr<caffe::Net<float>>(&owner->caffe_net(), [owner](caffe::Net<float>*) {});
+  face->guard = std::shared_ptr<Guard>(owner, &owner->guard());
+  face->owner = std::move(owner);
+  return face;
+}
+
 std::unique_ptr<FaceNet> load(const Path& prototxt, const std::optional<Path>& weights,
                               int phase, int level, const std::vector<std::string>& stages) {
   caffe::NetState state;
@@ -43,11 +51,7 @@ std::unique_ptr<FaceNet> load(const Path& prototxt, const std::optional<Path>& w
     const CaffeSection section;
     owner = std::make_shared<PyNet>(prototxt.bytes, weights ? weights->bytes : "", state, policy);
   }
-  auto face = std::make_unique<FaceNet>();
-  face->net = boost::shared_ptr<caffe::Net<float>>(&owner->caffe_net(), [owner](caffe::Net<float>*) {});
-  face->guard = std::shared_ptr<Guard>(owner, &owner->guard());
-  face->owner = std::move(owner);
-  return face;
+  return face_of(std::move(owner));
 }
 
 template <typename F>
@@ -100,7 +104,19 @@ void set_input_arrays(FaceNet& face, const py::array& data, const py::array& lab
 
 }  // namespace
 
-void bind_pycaffe_net(py::module_& m) {
+void bind_pycaffe_net(py::module_& m, py::module_& core) {
+  // And the other way: the surgery.Net of a face's net, which a solver's
+  // nets (built by Caffe, not by surgery::Net) do not have.
+  py::reinterpret_borrow<py::class_<PyNet, std::shared_ptr<PyNet>>>(core.attr("Net"))
+      .def(py::init([](const FaceNet& face) {
+             if (!face.owner) {
+               throw Error("this net was built by a solver, not loaded from files: it has no "
+                           "surgery.Net; save it (net.save) and load that");
+             }
+             return face.owner;
+           }),
+           py::arg("pycaffe_net"));
+
   using Blobs = std::vector<boost::shared_ptr<Blob>>;
   using Layers = std::vector<boost::shared_ptr<caffe::Layer<float>>>;
   py::class_<FaceNet>(m, "Net", py::dynamic_attr())
@@ -114,6 +130,8 @@ void bind_pycaffe_net(py::module_& m) {
              return load(prototxt, weights, phase, 0, {});
            }),
            py::arg("network_file"), py::arg("weights"), py::arg("phase"))
+      // A surgery.Net seen through the face: the same net, memory and guard.
+      .def(py::init([](const std::shared_ptr<PyNet>& net) { return face_of(net); }), py::arg("net"))
       // 2014's pycaffe: a deploy net and its weights, in the TEST phase.
       .def(py::init([](const Path& prototxt, const Path& weights) {
              return load(prototxt, weights, caffe::TEST, 0, {});
