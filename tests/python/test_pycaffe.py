@@ -334,3 +334,22 @@ layer { name: "loss" type: "EuclideanLoss" bottom: "fc" bottom: "fc" top: "loss"
         f"net: '{tmp_path / 'net.prototxt'}' base_lr: 0.1 lr_policy: 'fixed' max_iter: 1")
     with pytest.raises(surgery.SurgeryError, match="built by a solver"):
         surgery._core.Net(caffe.SGDSolver(str(tmp_path / "solver.prototxt")).net)
+
+
+def test_set_input_arrays_feeds_a_memory_data_layer_batch_by_batch(tmp_path):
+    prototxt = tmp_path / "memory.prototxt"
+    prototxt.write_text("""
+layer { name: "data" type: "MemoryData" top: "data" top: "label"
+        memory_data_param { batch_size: 2 channels: 1 height: 2 width: 3 } }""")
+    net = caffe.Net(str(prototxt), caffe.TEST)
+    data = np.arange(4 * 6, dtype=np.float32).reshape(4, 1, 2, 3)
+    labels = np.array([3, 1, 4, 1], np.float32)
+    net.set_input_arrays(data, labels)
+    for batch in range(2):  # the layer reads the arrays in place, in order
+        out = net.forward()
+        np.testing.assert_array_equal(out["data"], data[2 * batch:2 * batch + 2])
+        np.testing.assert_array_equal(out["label"].ravel(), labels[2 * batch:2 * batch + 2])
+    with pytest.raises(ShapeError, match="multiple of the batch size"):
+        net.set_input_arrays(data[:3], labels[:3])
+    with pytest.raises(ShapeError, match="float32"):
+        net.set_input_arrays(data.astype(np.float64), labels)
