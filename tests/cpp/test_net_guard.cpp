@@ -39,6 +39,19 @@ std::vector<float> outputs(Net& net, int n, float value) {
   return {fc.cpu_data(), fc.cpu_data() + fc.count()};
 }
 
+TEST(NetGuard, TheHoldingThreadAskingAgainIsRefusedNotDeadlocked) {
+  // A Python layer calling into the net that runs it: without the check the
+  // second run() waits for the first, on the same thread, forever.
+  bindings::Guard guard;
+  bool inner_ran = false;
+  guard.run([&] {
+    EXPECT_THROW(guard.run([&] { inner_ran = true; }), Error);
+  });
+  EXPECT_FALSE(inner_ran);
+  guard.run([&] { inner_ran = true; });  // released: usable again
+  EXPECT_TRUE(inner_ran);
+}
+
 TEST(NetGuard, ThreadsSharingOneNetGetSingleThreadedResults) {
   // The fc layer fixes the input at 4x4, so shapes vary only in value and
   // batch: reshape to N = 2 and back, forward at N = 1.

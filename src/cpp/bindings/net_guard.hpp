@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <thread>
 #include <utility>
 
 #include "surgery/base/errors.hpp"
@@ -39,18 +40,30 @@ class Guard {
           "this net was in use by another thread when the process forked, so its state in "
           "this process is undefined: load the net again here");
     }
+    // The holding thread asking again (a Python layer calling into the net
+    // that runs it) would wait for itself forever.
+    if (holding_thread_.load() == std::this_thread::get_id()) {
+      throw Error("this net is already running a call on this thread (code run by one of its "
+                  "layers, a Python layer's, called into the same net): call it from outside");
+    }
     std::lock_guard<std::mutex> lock(mutex_);
     holder_.store(getpid());
+    holding_thread_.store(std::this_thread::get_id());
     struct Release {
       std::atomic<pid_t>& holder;
-      ~Release() { holder.store(0); }
-    } release{holder_};
+      std::atomic<std::thread::id>& thread;
+      ~Release() {
+        thread.store(std::thread::id());
+        holder.store(0);
+      }
+    } release{holder_, holding_thread_};
     return std::forward<F>(call)();
   }
 
  private:
   std::mutex mutex_;
   std::atomic<pid_t> holder_{0};
+  std::atomic<std::thread::id> holding_thread_{};
 };
 
 // A core object with its guard: what the bindings hand to Python.

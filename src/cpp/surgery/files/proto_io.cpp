@@ -174,6 +174,18 @@ caffe::NetParameter parse_net_text(const std::string& text,
   return net;
 }
 
+caffe::SolverParameter parse_solver_text(const std::string& text, const std::string& source) {
+  caffe::SolverParameter solver;
+  FirstError errors;
+  google::protobuf::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &solver)) {
+    throw ParseError("cannot parse solver prototxt '" + source + "': " + errors.message());
+  }
+  guard_caffe("upgrading '" + source + "'", [&] { caffe::UpgradeSolverAsNeeded(source, &solver); });
+  return solver;
+}
+
 std::string read_text_file(const std::string& path, const char* what) {
   InputFile file(path, what);
   auto too_large = [&] {
@@ -230,6 +242,21 @@ caffe::NetParameter read_net_binary(const std::string& path, FileDigest* digest)
   }
   upgrade(&net, path);
   return net;
+}
+
+caffe::SolverState read_solver_state(const std::string& path) {
+  InputFile file(path, "solver state");
+  check_caffemodel_size(file.size(), path);
+  caffe::SolverState state;
+  DigestingInput input(file.fd(), nullptr);
+  CopyingInputStreamAdaptor raw(&input, 1 << 20);
+  CodedInputStream coded(&raw);
+  coded.SetTotalBytesLimit(static_cast<int>(file.size()));
+  if (!state.ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage()) {
+    throw ParseError("cannot parse solver state '" + path +
+                     "': truncated, or not a binary SolverState");
+  }
+  return state;
 }
 
 StagedFile stage_net_text(const caffe::NetParameter& net, const std::string& path,

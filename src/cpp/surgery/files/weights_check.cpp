@@ -131,6 +131,12 @@ std::vector<BlobCopy> plan_weight_copy(const caffe::Net<float>& net,
   return plan;
 }
 
+void check_blob_proto_fits(const std::string& where, int index, const caffe::BlobProto& blob,
+                           const caffe::Blob<float>& target) {
+  const int64_t values = blob.data_size() > 0 ? blob.data_size() : blob.double_data_size();
+  check_blob_fits(where, index, proto_shape(blob), values, false, target);
+}
+
 void copy_blob_data(const caffe::BlobProto& source, caffe::Blob<float>* target) {
   float* out = target->mutable_cpu_data();
   if (source.data_size() > 0) {
@@ -139,6 +145,16 @@ void copy_blob_data(const caffe::BlobProto& source, caffe::Blob<float>* target) 
     std::transform(source.double_data().begin(), source.double_data().end(), out,
                    [](double v) { return static_cast<float>(v); });
   }
+}
+
+std::set<std::string> copy_weights(const caffe::NetParameter& weights, const std::string& source,
+                                   caffe::Net<float>& net) {
+  std::set<std::string> layers;
+  for (const auto& copy : plan_weight_copy(net, weights, source)) {
+    copy_blob_data(*copy.source, copy.target);
+    layers.insert(copy.layer);
+  }
+  return layers;
 }
 
 }  // namespace surgery

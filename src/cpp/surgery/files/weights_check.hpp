@@ -3,6 +3,7 @@
 #ifndef SURGERY_WEIGHTS_CHECK_HPP_
 #define SURGERY_WEIGHTS_CHECK_HPP_
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,8 +42,17 @@ void check_blob_count(const std::string& where, int in_file, int in_net);
 void check_blob_fits(const std::string& where, int index, const std::vector<int64_t>& shape,
                      int64_t values, bool ip_to_conv, const caffe::Blob<float>& target);
 
+// check_blob_fits for a blob as the file holds it (its shape and values).
+void check_blob_proto_fits(const std::string& where, int index, const caffe::BlobProto& blob,
+                           const caffe::Blob<float>& target);
+
 // Copies float or double data from the proto into the blob's host memory.
 void copy_blob_data(const caffe::BlobProto& source, caffe::Blob<float>* target);
+
+// plan_weight_copy, then the copies: all checked before the first byte is
+// written. Returns the layers that received weights.
+std::set<std::string> copy_weights(const caffe::NetParameter& weights, const std::string& source,
+                                   caffe::Net<float>& net);
 
 }  // namespace surgery
 
