@@ -23,7 +23,7 @@ RANKS = {
     "geometry": 4, "testing": 4, "labels": 4, "detections": 4, "plot": 4,
     "rarefy": 4,
     "convert": 5, "preprocess": 5, "report": 5, "overlay": 5, "tiles": 5,
-    "sources": 6, "tiled_forward": 6,
+    "sources": 6, "tiled_forward": 6, "pycaffe_2014": 6,
     "dense": 7,
     "demo": 8, "dask_batch": 8,
     "cli": 9,
