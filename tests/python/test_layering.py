@@ -21,7 +21,7 @@ RANKS = {
     "atomic_files": 2,
     "net": 3, "digits": 3, "map_store": 3, "pinned": 3,
     "geometry": 4, "testing": 4, "labels": 4, "detections": 4, "plot": 4,
-    "rarefy": 4,
+    "rarefy": 4, "pycaffe_sharing": 4,
     "convert": 5, "preprocess": 5, "report": 5, "overlay": 5, "tiles": 5,
     "sources": 6, "tiled_forward": 6, "pycaffe_2014": 6,
     "dense": 7,
