@@ -86,7 +86,9 @@ std::map<std::string, InputView> input_views(const std::map<std::string, FloatAr
 
 void bind_net(py::module_& m) {
   // Every method that reaches the net goes through locked() (bindings.hpp).
-  py::class_<PyNet>(m, "Net")
+  // Held by shared_ptr: a surgery.pycaffe.Net and surgery.Nets may stand
+  // for one C++ net (its memory, its guard) at once.
+  py::class_<PyNet, std::shared_ptr<PyNet>>(m, "Net")
       .def(py::init([](const Path& prototxt, std::optional<Path> weights,
                        const std::string& phase, bool trust_io_layers) {
              const caffe::Phase p = parse_phase(phase);
@@ -94,11 +96,13 @@ void bind_net(py::module_& m) {
              policy.trust_io_layers = trust_io_layers;
              py::gil_scoped_release release;
              const CaffeSection section;
-             return std::make_unique<PyNet>(prototxt.bytes, weights ? weights->bytes : "", p,
+             return std::make_shared<PyNet>(prototxt.bytes, weights ? weights->bytes : "", p,
                                             policy);
            }),
            py::arg("prototxt"), py::arg("weights") = py::none(), py::arg("phase") = "test",
            py::kw_only(), py::arg("trust_io_layers") = false)
+      // Another Python object over `other`'s C++ net (surgery.Net.sharing).
+      .def(py::init([](std::shared_ptr<PyNet> other) { return other; }), py::arg("other"))
       .def("load_weights",
            [](PyNet& net, const Path& path) {
              locked(net, [&] { net.load_weights(path.bytes); });
