@@ -207,8 +207,11 @@ void check_layer_policy(const caffe::LayerParameter& layer, const std::string& s
       throw NetDefinitionError(where + ": refused, this layer type " + verdict->reason +
                                ", so a crafted net could corrupt memory");
     case A::kRunsCode:
+      if (policy.run_python_layers) return;
       throw NetDefinitionError(where + ": refused, this layer type " + verdict->reason +
-                               "; a loaded model never runs code");
+                               "; a loaded model never runs code unless you trust that code "
+                               "and opt in: surgery.pycaffe.set_load_policy(python_layers=True) "
+                               "(C++: LoadPolicy{.run_python_layers = true})");
   }
 }
 

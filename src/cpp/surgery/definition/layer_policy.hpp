@@ -24,6 +24,10 @@ struct LoadPolicy {
   // DetectionOutput's save_output_param, ...): for training nets whose files
   // you trust. Python layers and database-backed Data layers stay refused.
   bool trust_io_layers = false;
+  // Also construct Python layers, which import and run the module their
+  // python_param names: for code you trust as you trust your own (pycaffe's
+  // Python layers; the bindings register the "Python" type).
+  bool run_python_layers = false;
 };
 
 enum class LayerAccess {

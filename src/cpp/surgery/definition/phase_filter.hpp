@@ -9,6 +9,10 @@ namespace surgery {
 
 // A failed CHECK in Caffe's filter comes out as CaffeError.
 caffe::NetParameter filter_by_phase(const caffe::NetParameter& definition, caffe::Phase phase);
+// The same for a whole state: phase, level and stages (NetStateRule's min_level,
+// max_level, stage and not_stage select by these).
+caffe::NetParameter filter_by_state(const caffe::NetParameter& definition,
+                                    const caffe::NetState& state);
 
 }  // namespace surgery
 

@@ -87,6 +87,18 @@ caffe::NetParameter parse_net_text(const std::string& text,
   return net;
 }
 
+caffe::SolverParameter parse_solver_text(const std::string& text, const std::string& source) {
+  caffe::SolverParameter solver;
+  FirstError errors;
+  google::protobuf::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &solver)) {
+    throw ParseError("cannot parse solver prototxt '" + source + "': " + errors.message());
+  }
+  guard_caffe("upgrading '" + source + "'", [&] { caffe::UpgradeSolverAsNeeded(source, &solver); });
+  return solver;
+}
+
 std::string read_text_file(const std::string& path, const char* what) {
   InputFile file(path, what);
   auto too_large = [&] {

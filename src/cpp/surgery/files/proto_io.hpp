@@ -34,6 +34,10 @@ caffe::NetParameter read_net_text(const std::string& path,
 caffe::NetParameter parse_net_text(const std::string& text,
                                    const std::string& source);
 
+// A text SolverParameter held in memory (its legacy solver_type upgraded to
+// `type` as Caffe does); ParseError with line and column, naming `source`.
+caffe::SolverParameter parse_solver_text(const std::string& text, const std::string& source);
+
 // A binary caffemodel (any size protobuf allows), upgraded likewise.
 // FileError if not a regular file, ParseError if truncated, not a
 // NetParameter, or holding no layer. If `digest` is given it receives the

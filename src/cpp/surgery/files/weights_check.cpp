@@ -141,4 +141,14 @@ void copy_blob_data(const caffe::BlobProto& source, caffe::Blob<float>* target) 
   }
 }
 
+std::set<std::string> copy_weights(const caffe::NetParameter& weights, const std::string& source,
+                                   caffe::Net<float>& net) {
+  std::set<std::string> layers;
+  for (const auto& copy : plan_weight_copy(net, weights, source)) {
+    copy_blob_data(*copy.source, copy.target);
+    layers.insert(copy.layer);
+  }
+  return layers;
+}
+
 }  // namespace surgery

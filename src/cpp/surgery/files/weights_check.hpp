@@ -3,6 +3,7 @@
 #ifndef SURGERY_WEIGHTS_CHECK_HPP_
 #define SURGERY_WEIGHTS_CHECK_HPP_
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,11 @@ void check_blob_fits(const std::string& where, int index, const std::vector<int6
 
 // Copies float or double data from the proto into the blob's host memory.
 void copy_blob_data(const caffe::BlobProto& source, caffe::Blob<float>* target);
+
+// plan_weight_copy, then the copies: all checked before the first byte is
+// written. Returns the layers that received weights.
+std::set<std::string> copy_weights(const caffe::NetParameter& weights, const std::string& source,
+                                   caffe::Net<float>& net);
 
 }  // namespace surgery
 

@@ -27,4 +27,18 @@ void register_library_layers() {
   });
 }
 
+void register_layer_type(const std::string& type,
+                         caffe::LayerRegistry<float>::Creator creator) {
+  static std::mutex mutex;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (caffe::LayerRegistry<float>::Registry().count(type) == 0) {
+    caffe::LayerRegistry<float>::AddCreator(type, creator);
+  }
+}
+
+std::vector<std::string> registered_layer_types() {
+  register_library_layers();
+  return caffe::LayerRegistry<float>::LayerTypeList();
+}
+
 }  // namespace surgery

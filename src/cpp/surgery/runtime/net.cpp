@@ -29,6 +29,12 @@ bool ends_with(std::string name, const std::string& suffix) {
          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+caffe::NetState state_of(caffe::Phase phase) {
+  caffe::NetState state;
+  state.set_phase(phase);
+  return state;
+}
+
 }  // namespace
 
 Net::DefinitionFile Net::read_definition(const std::string& prototxt) {
@@ -39,11 +45,15 @@ Net::DefinitionFile Net::read_definition(const std::string& prototxt) {
 
 Net::Net(const std::string& prototxt, const std::string& weights, caffe::Phase phase,
          const LoadPolicy& policy)
-    : Net(read_definition(prototxt), prototxt, weights, phase, policy) {}
+    : Net(read_definition(prototxt), prototxt, weights, state_of(phase), policy) {}
+
+Net::Net(const std::string& prototxt, const std::string& weights, const caffe::NetState& state,
+         const LoadPolicy& policy)
+    : Net(read_definition(prototxt), prototxt, weights, state, policy) {}
 
 Net::Net(DefinitionFile file, const std::string& prototxt, const std::string& weights,
-         caffe::Phase phase, const LoadPolicy& policy)
-    : Net(std::move(file.definition), prototxt, phase, policy) {
+         const caffe::NetState& state, const LoadPolicy& policy)
+    : Net(std::move(file.definition), prototxt, state, policy) {
   recorded_window_ = file.window;
   if (weights.empty()) return;
   const auto& record = file.pair;
@@ -80,9 +90,13 @@ void Net::load_weights_file(const std::string& weights, FileDigest* digest) {
 
 Net::Net(caffe::NetParameter definition, std::string source, caffe::Phase phase,
          const LoadPolicy& policy)
-    : definition_(std::move(definition)), source_(std::move(source)), phase_(phase) {
+    : Net(std::move(definition), std::move(source), state_of(phase), policy) {}
+
+Net::Net(caffe::NetParameter definition, std::string source, const caffe::NetState& state,
+         const LoadPolicy& policy)
+    : definition_(std::move(definition)), source_(std::move(source)), state_(state) {
   register_library_layers();  // before the definition's types are looked up
-  caffe::NetParameter param = filter_by_phase(definition_, phase_);
+  caffe::NetParameter param = filter_by_state(definition_, state_);
   validate_definition(param, source_, policy);
   net_ = guard_caffe("building the net from '" + source_ + "'", [&] {
     return std::make_unique<LiveNet>(param);
@@ -97,17 +111,14 @@ void Net::load_weights(const std::string& caffemodel) {
 }
 
 void Net::load_weights(const caffe::NetParameter& weights, const std::string& source) {
-  const auto plan = plan_weight_copy(*net_, weights, source);
   ++weights_generation_;
-  for (const auto& copy : plan) {
-    copy_blob_data(*copy.source, copy.target);
-    loaded_layers_.insert(copy.layer);
-  }
+  const auto layers = copy_weights(weights, source, *net_);
+  loaded_layers_.insert(layers.begin(), layers.end());
   weights_source_ = source;
 }
 
 caffe::NetParameter Net::filtered_definition() const {
-  return filter_by_phase(definition_, phase_);
+  return filter_by_state(definition_, state_);
 }
 
 std::map<std::string, std::vector<int>> Net::declared_input_shapes() const {

@@ -60,6 +60,12 @@ class Net {
   // Builds from a parsed definition; `source` names it in messages.
   Net(caffe::NetParameter definition, std::string source,
       caffe::Phase phase = caffe::TEST, const LoadPolicy& policy = {});
+  // The same for a whole state: the layers whose include/exclude rules
+  // match its phase, level and stages (pycaffe's Net(..., level=, stages=)).
+  Net(const std::string& prototxt, const std::string& weights, const caffe::NetState& state,
+      const LoadPolicy& policy);
+  Net(caffe::NetParameter definition, std::string source, const caffe::NetState& state,
+      const LoadPolicy& policy);
   ~Net();
   Net(const Net&) = delete;
   Net& operator=(const Net&) = delete;
@@ -130,14 +136,15 @@ class Net {
   std::map<std::string, std::vector<int>> declared_input_shapes() const;
 
   const caffe::NetParameter& definition() const { return definition_; }
-  // The definition with only this phase's layers, as Caffe builds it.
+  // The definition with only this state's layers, as Caffe builds it.
   caffe::NetParameter filtered_definition() const;
   const std::string& source() const { return source_; }
   // The window our surgery recorded (the classifier's input), read from the
   // prototxt's header and written back by save() (window_record.hpp).
   const RecordedWindow& recorded_window() const { return recorded_window_; }
   void set_recorded_window(const RecordedWindow& window) { recorded_window_ = window; }
-  caffe::Phase phase() const { return phase_; }
+  caffe::Phase phase() const { return state_.phase(); }
+  const caffe::NetState& state() const { return state_; }
   caffe::Net<float>& caffe_net() const {
     ++weights_generation_;
     return *net_;
@@ -160,7 +167,7 @@ class Net {
   };
   static DefinitionFile read_definition(const std::string& prototxt);
   Net(DefinitionFile file, const std::string& prototxt, const std::string& weights,
-      caffe::Phase phase, const LoadPolicy& policy);
+      const caffe::NetState& state, const LoadPolicy& policy);
   void load_weights_file(const std::string& weights, FileDigest* digest);
   void check_save_targets(const std::string& prototxt, const std::string& caffemodel,
                           bool overwrite) const;
@@ -168,7 +175,7 @@ class Net {
 
   caffe::NetParameter definition_;
   std::string source_;
-  caffe::Phase phase_;
+  caffe::NetState state_;
   std::unique_ptr<LiveNet> net_;
   std::set<std::string> loaded_layers_;
   uint64_t forwards_ = 0;
