@@ -19,7 +19,7 @@ RANKS = {
     "_core": 0, "errors": 0,
     "memory_budget": 1,
     "atomic_files": 2,
-    "net": 3, "digits": 3, "map_store": 3, "pinned": 3,
+    "net": 3, "digits": 3, "map_store": 3, "pinned": 3, "pycaffe": 3,
     "geometry": 4, "testing": 4, "labels": 4, "detections": 4, "plot": 4,
     "rarefy": 4, "pycaffe_sharing": 4,
     "convert": 5, "preprocess": 5, "report": 5, "overlay": 5, "tiles": 5,
@@ -33,15 +33,26 @@ RANKS = {
 
 def imports(module: str):
     """The package modules `module` imports, anywhere in it (function bodies
-    included), except under `if TYPE_CHECKING:`, which never runs."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    included), except under `if TYPE_CHECKING:`, which never runs. A
+    subpackage counts as one module: what its files import from the package."""
+    if (PACKAGE / module).is_dir():
+        files, level = sorted((PACKAGE / module).glob("*.py")), 2
+    else:
+        files, level = [PACKAGE / f"{module}.py"], 1
+    found = set()
+    for path in files:
+        found |= _relative_imports(ast.parse(path.read_text()), level)
+    return found
+
+
+def _relative_imports(tree, level):
     skipped = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
             skipped.update(id(child) for child in ast.walk(node))
     found = set()
     for node in ast.walk(tree):
-        if id(node) in skipped or not isinstance(node, ast.ImportFrom) or node.level != 1:
+        if id(node) in skipped or not isinstance(node, ast.ImportFrom) or node.level != level:
             continue
         if node.module:
             found.add(node.module.split(".")[0])
@@ -51,7 +62,9 @@ def imports(module: str):
 
 
 def modules():
-    return sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+    files = [p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"]
+    packages = [p.parent.name for p in PACKAGE.glob("*/__init__.py")]
+    return sorted(files + packages)
 
 
 def test_every_module_has_a_rank():

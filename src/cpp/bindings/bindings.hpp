@@ -32,14 +32,33 @@ using PyNet = Guarded<Net>;
 // Python objects; it returns plain C++ values that the caller converts once
 // it holds the GIL again. Nothing ever waits for a guard while holding the
 // GIL, so the two cannot deadlock.
-template <typename Object, typename F>
-auto locked(const Guarded<Object>& object, F&& call) -> decltype(call()) {
+template <typename F>
+auto locked(Guard& guard, F&& call) -> decltype(call()) {
   pybind11::gil_scoped_release release;
-  return object.guard().run([&] {
+  return guard.run([&] {
     const CaffeSection section;
     return call();
   });
 }
+
+template <typename Object, typename F>
+auto locked(const Guarded<Object>& object, F&& call) -> decltype(call()) {
+  return locked(object.guard(), std::forward<F>(call));
+}
+
+// A writable array over a blob's host memory (its data, or its diff). The
+// array owns a reference to the blob's SyncedMemory, so it stays valid
+// (though stale) even if a later reshape makes the blob allocate new memory,
+// or the blob is gone. Made in two halves: the pointer under the net's
+// guard (mutable_cpu_data moves the head), the array afterwards with the GIL.
+struct HostView {
+  std::vector<pybind11::ssize_t> shape;
+  caffe::shared_ptr<caffe::SyncedMemory> memory;  // null for an empty blob
+  float* data = nullptr;
+};
+enum class BlobPart { kData, kDiff };
+HostView host_view(caffe::Blob<float>& blob, BlobPart part = BlobPart::kData);
+pybind11::array to_array(HostView view);
 
 // For a forward on the main thread: true once Ctrl-C (any signal whose
 // Python handler raises) is pending, with the Python exception set. Takes
@@ -84,6 +103,7 @@ void bind_net(pybind11::module_& m);
 void bind_surgery(pybind11::module_& m);
 void bind_trainer(pybind11::module_& m);
 void bind_device(pybind11::module_& m);
+void bind_pycaffe(pybind11::module_& m);
 
 }  // namespace surgery::bindings
 

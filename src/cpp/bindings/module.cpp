@@ -49,4 +49,5 @@ PYBIND11_MODULE(_core, m) {
   surgery::bindings::bind_surgery(m);
   surgery::bindings::bind_trainer(m);
   surgery::bindings::bind_device(m);
+  surgery::bindings::bind_pycaffe(m);
 }

@@ -24,34 +24,6 @@ caffe::Phase parse_phase(const std::string& phase) {
   throw Error("phase must be 'test' or 'train', not '" + phase + "'");
 }
 
-// A writable array over a blob's host memory. The array owns a reference
-// to the blob's SyncedMemory, so it stays valid (though stale) even if a
-// later reshape makes the blob allocate new memory. Made in two halves: the
-// pointer under the net's guard (mutable_cpu_data moves the head), the
-// array afterwards with the GIL.
-struct HostView {
-  std::vector<py::ssize_t> shape;
-  caffe::shared_ptr<caffe::SyncedMemory> memory;  // null for an empty blob
-  float* data = nullptr;
-};
-
-HostView host_view(caffe::Blob<float>& blob) {
-  HostView view{{blob.shape().begin(), blob.shape().end()}, nullptr, nullptr};
-  if (blob.count() == 0) return view;
-  view.memory = blob.data();
-  view.data = blob.mutable_cpu_data();
-  return view;
-}
-
-py::array to_array(HostView view) {
-  if (!view.data) return py::array_t<float>(view.shape);
-  auto* keep = new caffe::shared_ptr<caffe::SyncedMemory>(std::move(view.memory));
-  py::capsule owner(keep, [](void* p) {
-    delete static_cast<caffe::shared_ptr<caffe::SyncedMemory>*>(p);
-  });
-  return py::array_t<float>(view.shape, view.data, owner);
-}
-
 // A copy of a blob's data in ordinary host memory, made without the GIL.
 // (A Blob would do, but in GPU mode Caffe gives it pinned host memory,
 // whose allocation costs more than the copy.)
@@ -75,6 +47,24 @@ py::array adopt(HostCopy copy) {
 }
 
 }  // namespace
+
+HostView host_view(caffe::Blob<float>& blob, BlobPart part) {
+  HostView view{{blob.shape().begin(), blob.shape().end()}, nullptr, nullptr};
+  if (blob.count() == 0) return view;
+  const bool diff = part == BlobPart::kDiff;
+  view.memory = diff ? blob.diff() : blob.data();
+  view.data = diff ? blob.mutable_cpu_diff() : blob.mutable_cpu_data();
+  return view;
+}
+
+py::array to_array(HostView view) {
+  if (!view.data) return py::array_t<float>(view.shape);
+  auto* keep = new caffe::shared_ptr<caffe::SyncedMemory>(std::move(view.memory));
+  py::capsule owner(keep, [](void* p) {
+    delete static_cast<caffe::shared_ptr<caffe::SyncedMemory>*>(p);
+  });
+  return py::array_t<float>(view.shape, view.data, owner);
+}
 
 std::map<std::string, InputView> input_views(const std::map<std::string, FloatArray>& arrays) {
   std::map<std::string, InputView> views;

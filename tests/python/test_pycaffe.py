@@ -1,0 +1,178 @@
+"""surgery.pycaffe: pycaffe's interface over our loader. pycaffe's own tests
+(test_pycaffe_upstream.py) check the interface; these check what the face
+adds: the same refusals as surgery.Net, independent oracles, zero-copy views."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import surgery
+import surgery.pycaffe as caffe
+from surgery.errors import FileError, NetDefinitionError, ShapeError
+
+from conftest import TINY_NET, opencv_caffe_reader
+
+PYTHON_LAYER_NET = """
+name: "python" force_backward: true
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 } } }
+layer { type: "Python" name: "times" bottom: "data" top: "times"
+        python_param { module: "%s" layer: "Times" param_str: "7" } }
+"""
+
+# Importing it leaves a mark: the refusal must come before any import.
+PYTHON_LAYER_MODULE = """
+import pathlib
+import surgery.pycaffe as caffe
+pathlib.Path(__file__).with_name("imported").write_text("yes")
+
+class Times(caffe.Layer):
+    def setup(self, bottom, top):
+        self.factor = float(self.param_str)
+    def reshape(self, bottom, top):
+        top[0].reshape(*bottom[0].data.shape)
+    def forward(self, bottom, top):
+        top[0].data[...] = self.factor * bottom[0].data
+    def backward(self, top, propagate_down, bottom):
+        bottom[0].diff[...] = self.factor * top[0].diff
+"""
+
+
+@pytest.fixture
+def policy():
+    """Restores the process-wide load policy after a test that changes it."""
+    yield caffe.set_load_policy
+    caffe.set_load_policy(python_layers=False, io_layers=False)
+
+
+def python_layer_files(tmp_path, monkeypatch):
+    module = f"times_{tmp_path.name}"
+    (tmp_path / f"{module}.py").write_text(PYTHON_LAYER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    prototxt = tmp_path / "python.prototxt"
+    prototxt.write_text(PYTHON_LAYER_NET % module)
+    return prototxt
+
+
+def test_python_layers_are_refused_before_anything_is_imported(tmp_path, monkeypatch):
+    prototxt = python_layer_files(tmp_path, monkeypatch)
+    with pytest.raises(NetDefinitionError,
+                       match=r"'times'.*runs arbitrary code.*set_load_policy\(python_layers=True\)"):
+        caffe.Net(str(prototxt), caffe.TEST)
+    assert not (tmp_path / "imported").exists()
+
+
+def test_python_layers_run_once_opted_in(tmp_path, monkeypatch, policy):
+    prototxt = python_layer_files(tmp_path, monkeypatch)
+    policy(python_layers=True, io_layers=False)
+    net = caffe.Net(str(prototxt), caffe.TRAIN)
+    x = np.random.default_rng(0).normal(size=(2, 3)).astype(np.float32)
+    np.testing.assert_array_equal(net.forward(data=x)["times"], 7 * x)
+    net.blobs["times"].diff[...] = 1
+    net.backward()
+    np.testing.assert_array_equal(net.blobs["data"].diff, np.full((2, 3), 7, np.float32))
+    assert net.layers[1].type == "Python"
+
+
+def test_file_touching_layers_are_refused_as_by_surgery_net(tmp_path):
+    prototxt = tmp_path / "dump.prototxt"
+    prototxt.write_text(TINY_NET + """
+layer { name: "dump" type: "HDF5Output" bottom: "fc" bottom: "conv"
+        hdf5_output_param { file_name: "%s" } }""" % (tmp_path / "out.h5"))
+    for load in (lambda: surgery.Net(str(prototxt)), lambda: caffe.Net(str(prototxt), caffe.TEST)):
+        with pytest.raises(NetDefinitionError, match="dump"):
+            load()
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_weights_of_the_wrong_shape_are_a_shape_error_naming_the_layer(tmp_path):
+    small = tmp_path / "small.prototxt"
+    small.write_text(TINY_NET)
+    wide = tmp_path / "wide.prototxt"
+    wide.write_text(TINY_NET.replace("num_output: 2", "num_output: 3"))
+    weights = tmp_path / "wide.caffemodel"
+    caffe.Net(str(wide), caffe.TEST).save(str(weights))
+    with pytest.raises(ShapeError, match="fc"):
+        caffe.Net(str(small), caffe.TEST, weights=str(weights))
+    net = caffe.Net(str(small), caffe.TEST)
+    before = net.params["fc"][0].data.copy()
+    with pytest.raises(ShapeError, match="fc"):
+        net.copy_from(str(weights))
+    np.testing.assert_array_equal(net.params["fc"][0].data, before)
+
+
+def test_forward_equals_opencv_on_trained_lenet(lenet, mnist):
+    prototxt, weights = lenet
+    net = caffe.Net(str(prototxt), caffe.TEST, weights=str(weights))
+    images = mnist[0][:64, None].astype(np.float32) / 255
+    ours = net.forward(data=images)["prob"]
+    reader = opencv_caffe_reader()(str(prototxt), str(weights))
+    reader.setInput(images)
+    np.testing.assert_allclose(ours.reshape(64, 10), reader.forward().reshape(64, 10), atol=1e-5)
+    assert (ours.reshape(64, 10).argmax(1) == mnist[1][:64]).mean() > 0.95
+
+
+def test_data_views_share_the_nets_memory_and_writes_reach_the_next_forward(lenet, mnist):
+    prototxt, weights = lenet
+    net = caffe.Net(str(prototxt), caffe.TEST, weights=str(weights))
+    view = net.blobs["data"].data
+    assert np.shares_memory(view, net.blobs["data"].data)
+    images = mnist[0][:64, None].astype(np.float32) / 255
+    expected = net.forward(data=images)["prob"].copy()
+    view[...] = 0
+    assert not np.allclose(net.forward()["prob"], expected)
+    view[...] = images
+    np.testing.assert_array_equal(net.forward()["prob"], expected)
+    weights_view = net.params["conv1"][0].data
+    assert np.shares_memory(weights_view, net.params["conv1"][0].data)
+
+
+def test_solvers_refuse_nets_the_policy_refuses(tmp_path, monkeypatch):
+    prototxt = python_layer_files(tmp_path, monkeypatch)
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(f"net: '{prototxt}' base_lr: 0.1 lr_policy: 'fixed' max_iter: 1")
+    with pytest.raises(NetDefinitionError, match="times"):
+        caffe.SGDSolver(str(solver))
+    assert not (tmp_path / "imported").exists()
+
+
+def test_hdf5_weights_and_solver_states_are_read_only_when_trusted(tmp_path, policy):
+    prototxt = tmp_path / "tiny.prototxt"
+    prototxt.write_text(TINY_NET)
+    net = caffe.Net(str(prototxt), caffe.TEST)
+    net.save_hdf5(str(tmp_path / "tiny.h5"))
+    other = caffe.Net(str(prototxt), caffe.TEST)
+    with pytest.raises(FileError, match="tiny.h5.*io_layers=True"):
+        other.load_hdf5(str(tmp_path / "tiny.h5"))
+    policy(python_layers=False, io_layers=True)
+    other.load_hdf5(str(tmp_path / "tiny.h5"))
+    np.testing.assert_array_equal(other.params["fc"][0].data, net.params["fc"][0].data)
+
+
+def test_register_as_caffe_refuses_to_shadow_another_caffe():
+    # In a child: the aliases are process-wide.
+    code = ("import sys, types\n"
+            "sys.modules['caffe'] = types.ModuleType('caffe')\n"
+            "import surgery.pycaffe\n"
+            "try:\n"
+            "    surgery.pycaffe.register_as_caffe()\n"
+            "except ImportError as refused:\n"
+            "    print('refused:', refused)\n"
+            "import caffe\n"
+            "print('kept' if not hasattr(caffe, 'Net') else 'replaced')\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "refused: another caffe is imported already" in run.stdout, run.stderr
+    assert "kept" in run.stdout
+
+
+def test_register_as_caffe_makes_pycaffe_imports_resolve_here():
+    code = ("import surgery.pycaffe\n"
+            "surgery.pycaffe.register_as_caffe()\n"
+            "import caffe, caffe.io\n"
+            "from caffe.proto import caffe_pb2\n"
+            "from google.protobuf import text_format\n"
+            "net = text_format.Parse('layer { name: \"a\" type: \"Input\" }', caffe_pb2.NetParameter())\n"
+            "assert caffe is surgery.pycaffe and caffe.io is surgery.pycaffe.io\n"
+            "print(net.layer[0].type, caffe_pb2.TEST)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.stdout.split() == ["Input", "1"], run.stderr
