@@ -82,12 +82,32 @@ def rewrite_imports(source, name):
     return "".join(lines)
 
 
+# An import the fork dropped from BVLC's io.py, whose resize_image (so
+# Transformer.preprocess of any other size, Classifier.predict) calls
+# skimage's resize: put back after the line that precedes it upstream.
+_RESTORED_IMPORTS = {"io": ("from scipy.ndimage import zoom\n",
+                            "from skimage.transform import resize\n")}
+
+
+def restore_imports(source, module):
+    """`source` with the import the fork dropped from `module` put back."""
+    if module not in _RESTORED_IMPORTS:
+        return source
+    after, line = _RESTORED_IMPORTS[module]
+    if line in source:
+        return source
+    if after not in source:
+        raise RuntimeError(f"{module}.py: no line {after!r} to restore {line!r} after")
+    return source.replace(after, after + line, 1)
+
+
 def install(protoc, out):
     out = Path(out)
     (out / "proto").mkdir(parents=True, exist_ok=True)
     with open_sdist() as sdist:
         for module in MODULES:
             source = member_text(sdist, f"python/caffe/{module}.py")
+            source = restore_imports(source, module)
             (out / f"{module}.py").write_text(rewrite_imports(source, f"{module}.py"))
         proto = member_text(sdist, "src/caffe/proto/caffe.proto")
     with tempfile.TemporaryDirectory() as folder:
