@@ -30,6 +30,17 @@ caffe::Phase phase_of(int phase) {
   return static_cast<caffe::Phase>(phase);
 }
 
+// The face of a net our loader built, whether for this face or for a
+// surgery.Net: both then stand for one C++ net, its memory and its guard.
+std::unique_ptr<FaceNet> face_of(std::shared_ptr<PyNet> owner) {
+  auto face = std::make_unique<FaceNet>();
+  caffe::Net<float>* net = locked(owner->guard(), [&] { return &owner->caffe_net(); });
+  face->net = boost::shared_ptr<caffe::Net<float>>(net, [owner](caffe::Net<float>*) {});
+  face->guard = std::shared_ptr<Guard>(owner, &owner->guard());
+  face->owner = std::move(owner);
+  return face;
+}
+
 std::unique_ptr<FaceNet> load(const Path& prototxt, const std::optional<Path>& weights,
                               int phase, int level, const std::vector<std::string>& stages) {
   caffe::NetState state;
@@ -43,11 +54,7 @@ std::unique_ptr<FaceNet> load(const Path& prototxt, const std::optional<Path>& w
     const CaffeSection section;
     owner = std::make_shared<PyNet>(prototxt.bytes, weights ? weights->bytes : "", state, policy);
   }
-  auto face = std::make_unique<FaceNet>();
-  face->net = boost::shared_ptr<caffe::Net<float>>(&owner->caffe_net(), [owner](caffe::Net<float>*) {});
-  face->guard = std::shared_ptr<Guard>(owner, &owner->guard());
-  face->owner = std::move(owner);
-  return face;
+  return face_of(std::move(owner));
 }
 
 template <typename F>
@@ -104,6 +111,11 @@ void bind_pycaffe_net(py::module_& m) {
   using Blobs = std::vector<boost::shared_ptr<Blob>>;
   using Layers = std::vector<boost::shared_ptr<caffe::Layer<float>>>;
   py::class_<FaceNet>(m, "Net", py::dynamic_attr())
+      // surgery.pycaffe.Net(net): pycaffe's face of a surgery.Net.
+      .def(py::init(&face_of), py::arg("net"))
+      // The surgery.Net behind this face (None for a solver's nets), for
+      // Net.surgery_net() (surgery/pycaffe_sharing.py).
+      .def_property_readonly("_surgery_core", [](const FaceNet& f) { return f.owner; })
       .def(py::init([](const Path& prototxt, int phase, int level,
                        std::optional<std::vector<std::string>> stages, std::optional<Path> weights) {
              return load(prototxt, weights, phase, level, stages.value_or(std::vector<std::string>{}));

@@ -31,6 +31,11 @@ from .detector import Detector
 from . import io
 from .net_spec import layers, params, NetSpec, to_proto
 from .alias import register_as_caffe
+from .. import pycaffe_2014, pycaffe_sharing
+
+# Like pycaffe.py's own methods, on the class, so that a solver's nets have them too.
+pycaffe_2014.attach(Net)
+pycaffe_sharing.attach(Net)
 
 # Multi-GPU training through NCCL is not built.
 has_nccl = False
