@@ -83,5 +83,26 @@ TEST(ForkGate, LettingAForkThroughOutsideASectionDoesNothing) {
   EXPECT_EQ(wait_for(pid), 0);
 }
 
+TEST(ForkGate, AThreadOutsideItsSectionDoesNotHoldAForkBack) {
+  // The worker is inside a section but steps out to wait for something the
+  // forking thread holds (a Python layer waiting for the GIL): the fork must
+  // go through without the worker's step.
+  std::atomic<bool> outside{false};
+  std::atomic<bool> forked{false};
+  std::thread worker([&] {
+    const CaffeSection section;
+    const OutsideCaffeSection waiting;
+    outside = true;
+    while (!forked) std::this_thread::yield();
+  });
+  while (!outside) std::this_thread::yield();
+  const pid_t pid = fork();  // would wait for the worker's section forever
+  ASSERT_NE(pid, -1);
+  if (pid == 0) _exit(0);
+  forked = true;
+  EXPECT_EQ(wait_for(pid), 0);
+  worker.join();
+}
+
 }  // namespace
 }  // namespace surgery::test

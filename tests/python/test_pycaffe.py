@@ -176,3 +176,71 @@ def test_register_as_caffe_makes_pycaffe_imports_resolve_here():
             "print(net.layer[0].type, caffe_pb2.TEST)\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.stdout.split() == ["Input", "1"], run.stderr
+
+
+FORK_WHILE_PYTHON_LAYERS_RUN = """
+import os, sys, threading
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import surgery.pycaffe as caffe
+caffe.set_load_policy(python_layers=True, io_layers=False)
+net = caffe.Net(sys.argv[2], caffe.TEST)
+x = np.ones((2, 3), np.float32)
+
+def forward_many():
+    for _ in range(3000):
+        net.forward(data=x)
+
+worker = threading.Thread(target=forward_many)
+worker.start()
+while worker.is_alive():
+    pid = os.fork()  # holds the GIL until the fork is done
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+worker.join()
+print("done")
+"""
+
+
+def test_a_fork_while_a_python_layer_waits_for_the_gil_does_not_hang(tmp_path, monkeypatch):
+    # fork() waits for every thread to leave Caffe (fork_gate.hpp) while the
+    # forking thread holds the GIL; a Python layer must not wait for the GIL
+    # inside Caffe. In a child process: a hang must not hang the suite.
+    prototxt = python_layer_files(tmp_path, monkeypatch)
+    run = subprocess.run([sys.executable, "-c", FORK_WHILE_PYTHON_LAYERS_RUN, str(tmp_path),
+                          str(prototxt)], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "done", run.stderr[-2000:]
+
+
+def test_the_memory_limit_holds_for_blobs_reshaped_through_the_face(tmp_path):
+    prototxt = tmp_path / "tiny.prototxt"
+    prototxt.write_text(TINY_NET)
+    net = caffe.Net(str(prototxt), caffe.TEST)
+    surgery.set_memory_limit(64 << 20)
+    try:
+        blob = net.blobs["data"]
+        blob.reshape(1, 1, 10000, 10000)  # 400 MB, taken when first touched
+        with pytest.raises(surgery.MemoryLimitError, match="memory limit"):
+            blob.data[...] = 1
+        big = tmp_path / "big.prototxt"
+        big.write_text(TINY_NET.replace("dim: 4 dim: 4", "dim: 10000 dim: 10000"))
+        with pytest.raises(surgery.MemoryLimitError, match="memory limit"):
+            caffe.Net(str(big), caffe.TEST)
+        blob.reshape(1, 1, 4, 4)
+        net.reshape()
+        assert net.forward(data=np.ones((1, 1, 4, 4), np.float32))["fc"].shape == (1, 2)
+    finally:
+        surgery.set_memory_limit(0)
+
+
+def test_io_resize_image_agrees_with_opencv_inside_the_border():
+    # The fork's io.py lost the import resize_image needs (put back at install).
+    import cv2
+    image = np.random.default_rng(1).random((8, 10, 3)).astype(np.float32)
+    ours = caffe.io.resize_image(image, (16, 20))
+    theirs = cv2.resize(image, (20, 16), interpolation=cv2.INTER_LINEAR)
+    assert ours.shape == (16, 20, 3) and ours.dtype == np.float32
+    # Inside: both interpolate between the same pixel centres; at the border
+    # skimage's mode='constant' and OpenCV's replicated edge differ.
+    np.testing.assert_allclose(ours[2:-2, 2:-2], theirs[2:-2, 2:-2], atol=1e-5)

@@ -6,11 +6,16 @@ third_party/caffe/build.sh fetched (and checked) into its cache, installed at
 build time, never copied into the repository. Their absolute imports of the
 `caffe` package are rewritten to `surgery.pycaffe` line by line (as pip's
 vendoring tool does), so importing them neither needs nor claims a top-level
-`caffe`. caffe_pb2 is generated from the sdist's caffe.proto by the protoc
+`caffe`; a line the fork lost from BVLC's modules is put back (REPAIRS).
+caffe_pb2 is generated from the sdist's caffe.proto by the protoc
 that built libcaffe, for the protobuf runtime installed today (the sdist's own
 was made by protobuf 3.0's protoc).
 
-    python upstream.py --protoc PROTOC --out DIR   # what CMake runs
+    python upstream.py --protoc PROTOC --out DIR --missing-ok   # what CMake runs
+
+With --missing-ok, a missing sdist (a Caffe of your own, built elsewhere) is
+a warning: the package is then built without surgery.pycaffe's upstream half,
+and importing surgery.pycaffe says so.
 """
 import argparse
 import hashlib
@@ -82,33 +87,40 @@ def rewrite_imports(source, name):
     return "".join(lines)
 
 
-# An import the fork dropped from BVLC's io.py, whose resize_image (so
-# Transformer.preprocess of any other size, Classifier.predict) calls
-# skimage's resize: put back after the line that precedes it upstream.
-_RESTORED_IMPORTS = {"io": ("from scipy.ndimage import zoom\n",
-                            "from skimage.transform import resize\n")}
+# Lines the fork lost from BVLC 9b89154's modules, put back (each anchor must
+# be found once): io.resize_image calls skimage's resize, whose import the
+# fork's io.py dropped (NameError in Classifier.predict and Detector).
+REPAIRS = {
+    "io": [("import skimage.io\n",
+            "import skimage.io; from skimage.transform import resize  # BVLC 9b89154's import\n")],
+}
 
 
-def restore_imports(source, module):
-    """`source` with the import the fork dropped from `module` put back."""
-    if module not in _RESTORED_IMPORTS:
-        return source
-    after, line = _RESTORED_IMPORTS[module]
-    if line in source:
-        return source
-    if after not in source:
-        raise RuntimeError(f"{module}.py: no line {after!r} to restore {line!r} after")
-    return source.replace(after, after + line, 1)
+def repair(source, module):
+    for anchor, replacement in REPAIRS.get(module, []):
+        if source.count(anchor) != 1:
+            raise RuntimeError(f"{module}.py: the line {anchor!r} to repair is not there once")
+        source = source.replace(anchor, replacement)
+    return source
 
 
-def install(protoc, out):
+def install(protoc, out, missing_ok=False):
     out = Path(out)
-    (out / "proto").mkdir(parents=True, exist_ok=True)
-    with open_sdist() as sdist:
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        sdist = open_sdist()
+    except FileNotFoundError as missing:
+        if not missing_ok:
+            raise
+        print(f"warning: surgery.pycaffe is built without pycaffe's modules: {missing}",
+              file=sys.stderr)
+        return
+    (out / "proto").mkdir(exist_ok=True)
+    with sdist:
         for module in MODULES:
             source = member_text(sdist, f"python/caffe/{module}.py")
-            source = restore_imports(source, module)
-            (out / f"{module}.py").write_text(rewrite_imports(source, f"{module}.py"))
+            source = repair(rewrite_imports(source, f"{module}.py"), module)
+            (out / f"{module}.py").write_text(source)
         proto = member_text(sdist, "src/caffe/proto/caffe.proto")
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, "caffe.proto").write_text(proto)
@@ -121,8 +133,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protoc", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--missing-ok", action="store_true",
+                        help="warn, and install nothing, if the sdist is not in the cache")
     args = parser.parse_args(argv)
-    install(args.protoc, args.out)
+    install(args.protoc, args.out, args.missing_ok)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 #include "bindings/pycaffe.hpp"
 #include "surgery/base/errors.hpp"
 #include "surgery/layers/library_layers.hpp"
+#include "surgery/runtime/fork_gate.hpp"
 
 namespace py = pybind11;
 
@@ -36,7 +37,13 @@ std::vector<Blob*> raw_blobs(const py::list& blobs) {
 
 // A layer whose methods are those of a Python subclass of caffe.Layer. Caffe
 // calls it with the GIL released (the bindings release it around every call
-// into a net), so each call takes it.
+// into a net), so each call takes it, out of the Caffe section (fork_gate.hpp):
+// a thread that forks holds the GIL while it waits for sections to close.
+struct WithGil {
+  const OutsideCaffeSection outside;  // left first, entered again last
+  const py::gil_scoped_acquire gil;
+};
+
 class PythonLayer : public Layer {
  public:
   using Layer::Layer;
@@ -55,7 +62,7 @@ class PythonLayer : public Layer {
   }
   void Backward_cpu(const std::vector<Blob*>& top, const std::vector<bool>& propagate_down,
                     const std::vector<Blob*>& bottom) override {
-    py::gil_scoped_acquire gil;
+    const WithGil gil;
     method("backward")(blob_list(top), py::cast(propagate_down), blob_list(bottom));
   }
   // Python computes on host memory: the GPU passes go through the CPU ones.
@@ -80,7 +87,7 @@ class PythonLayer : public Layer {
 
   void call(const char* name, bool required, const std::vector<Blob*>& bottom,
             const std::vector<Blob*>& top) {
-    py::gil_scoped_acquire gil;
+    const WithGil gil;
     if (!required && !py::get_override(static_cast<const Layer*>(this), name)) return;
     method(name)(blob_list(bottom), blob_list(top));
   }
@@ -90,7 +97,7 @@ class PythonLayer : public Layer {
 struct PythonReference {
   PyObject* object;
   void operator()(Layer*) const {
-    py::gil_scoped_acquire gil;
+    const WithGil gil;
     Py_DECREF(object);
   }
 };
@@ -98,7 +105,7 @@ struct PythonReference {
 // Caffe's creator for "Python": python_param.module's python_param.layer,
 // constructed with the layer's parameters and given param_str, as upstream's.
 boost::shared_ptr<Layer> create_python_layer(const caffe::LayerParameter& param) {
-  py::gil_scoped_acquire gil;
+  const WithGil gil;
   const auto& python = param.python_param();
   py::object cls = py::module_::import(python.module().c_str()).attr(python.layer().c_str());
   py::object layer = cls(param);

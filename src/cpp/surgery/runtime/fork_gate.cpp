@@ -66,6 +66,18 @@ CaffeSection::~CaffeSection() {
   if (--depth == 0) leave();
 }
 
+OutsideCaffeSection::OutsideCaffeSection() : depth_(depth) {
+  if (depth_ == 0) return;
+  depth = 0;
+  leave();
+}
+
+OutsideCaffeSection::~OutsideCaffeSection() {
+  if (depth_ == 0) return;
+  enter();
+  depth = depth_;
+}
+
 void let_fork_through() {
   if (depth == 0) return;
   pthread_mutex_lock(&mutex);

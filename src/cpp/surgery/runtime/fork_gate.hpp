@@ -19,6 +19,21 @@ class CaffeSection {
   CaffeSection& operator=(const CaffeSection&) = delete;
 };
 
+// Steps the calling thread out of its section for a while (no effect
+// outside one): for code run from inside Caffe that takes no lock of
+// OpenBLAS or glog but may wait on a thread that is forking (a Python
+// layer waits for the GIL, which fork() holds while it waits for sections).
+class OutsideCaffeSection {
+ public:
+  OutsideCaffeSection();
+  ~OutsideCaffeSection();
+  OutsideCaffeSection(const OutsideCaffeSection&) = delete;
+  OutsideCaffeSection& operator=(const OutsideCaffeSection&) = delete;
+
+ private:
+  int depth_;
+};
+
 // Between two steps of the calling thread's section: if a fork is waiting,
 // step out, let it happen, step back in. No effect outside a section.
 void let_fork_through();
