@@ -28,7 +28,7 @@ def converted_caffenet(folder):
     proto, model = random_model(fixtures() / "bvlc_reference_caffenet" / "deploy.prototxt",
                                 folder, seed=1)
     out = folder / "fc.prototxt", folder / "fc.caffemodel"
-    surgery.fully_convolutionalize(proto, model, *out, input_shape=(1, 3, 451, 451))
+    surgery.fully_convolutionalize(proto, model, *out)
     return out
 
 
