@@ -26,10 +26,7 @@ TRAIN, TEST = 0, 1
 
 def _steps(net) -> Dict[str, Preprocess]:
     """This net's settings, input by input (made on first use)."""
-    try:
-        return net.__dict__["_preprocess_2014"]
-    except KeyError:
-        return net.__dict__.setdefault("_preprocess_2014", {})
+    return net.__dict__.setdefault("_preprocess_2014", {})
 
 
 def _checked_input(net, input_: str) -> str:
