@@ -8,6 +8,10 @@ import pytest
 import surgery
 import surgery.pycaffe as caffe
 from conftest import opencv_caffe_reader
+from surgery.testing import with_input
+
+CONV = """layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+                  convolution_param { num_output: 2 kernel_size: 3 } }"""
 
 
 @pytest.fixture
@@ -71,3 +75,16 @@ def test_a_surgery_net_runs_in_pycaffe_code(lenet, mnist, tmp_path):
 def test_other_objects_are_refused_with_a_type_error():
     with pytest.raises(TypeError, match="surgery.Net or a surgery.pycaffe.Net"):
         surgery.dense_forward(object(), np.zeros((8, 8)))
+
+
+def test_a_solvers_net_has_no_surgery_net_and_says_how_to_get_one(tmp_path):
+    prototxt = tmp_path / "train.prototxt"
+    prototxt.write_text(with_input(CONV, (2, 3, 8, 8)) + """
+        layer { name: "target" type: "Input" top: "target"
+                input_param { shape { dim: 2 dim: 2 dim: 6 dim: 6 } } }
+        layer { name: "loss" type: "EuclideanLoss" bottom: "conv" bottom: "target" top: "loss" }""")
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(f"net: '{prototxt}' base_lr: 0.1 lr_policy: 'fixed' max_iter: 1")
+    net = caffe.SGDSolver(str(solver)).net
+    with pytest.raises(surgery.SurgeryError, match=r"surgery.pycaffe.Net\(prototxt"):
+        surgery.fully_convolutionalize(net)
