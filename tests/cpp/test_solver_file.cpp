@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "caffe/net.hpp"
+#include "caffe/sgd_solvers.hpp"
 #include "surgery/base/errors.hpp"
 #include "surgery/files/proto_io.hpp"
 #include "surgery/runtime/net.hpp"
@@ -126,6 +127,77 @@ layer { name: "notA" type: "InnerProduct" bottom: "data" top: "notA"
     EXPECT_EQ(ours.caffe_net().layer_names(), theirs.layer_names()) << level;
     EXPECT_EQ(ours.state().level(), level);
   }
+}
+
+// The values of every param blob of the solver's net, and of its history.
+std::vector<std::vector<float>> values_of(caffe::Solver<float>& solver) {
+  std::vector<std::vector<float>> out;
+  for (const auto& blob : solver.net()->learnable_params()) {
+    out.emplace_back(blob->cpu_data(), blob->cpu_data() + blob->count());
+  }
+  for (const auto& blob : static_cast<caffe::SGDSolver<float>&>(solver).history()) {
+    out.emplace_back(blob->cpu_data(), blob->cpu_data() + blob->count());
+  }
+  return out;
+}
+
+struct Snapshot {
+  TempDir dir;
+  std::string solver, state;
+  caffe::SolverParameter param;
+};
+
+// A solver trained 3 steps with momentum (non-zero history) and snapshotted
+// by Caffe itself.
+void snapshot_after_three_steps(Snapshot* s, const std::string& net_extra = "") {
+  s->solver = s->dir.file("solver.prototxt",
+                          solver_text(s->dir.file("net.prototxt", train_net(net_extra))) +
+                              " momentum: 0.9 snapshot_prefix: '" + s->dir.file("snap") + "'");
+  s->param = read_solver_file(s->solver, {});
+  auto trained = create_solver(s->param, "SGD", s->solver);
+  trained->Step(3);
+  trained->Snapshot();
+  s->state = s->dir.file("snap_iter_3.solverstate");
+}
+
+TEST(SolverFile, RestoreGivesWhatCaffesOwnRestoreGives) {
+  Snapshot s;
+  snapshot_after_three_steps(&s);
+  auto ours = create_solver(s.param, "SGD", s.solver);
+  const auto fresh = values_of(*ours);
+  restore_solver(*ours, s.state);
+  // The oracle: Caffe's own reader, on the same files.
+  auto caffes = create_solver(s.param, "SGD", s.solver);
+  caffes->Restore(s.state.c_str());
+  EXPECT_EQ(ours->iter(), 3);
+  EXPECT_EQ(values_of(*ours), values_of(*caffes));
+  EXPECT_NE(values_of(*ours), fresh);
+}
+
+TEST(SolverFile, AStateOfAnotherNetIsRefusedAndChangesNothing) {
+  Snapshot s;
+  snapshot_after_three_steps(&s);
+  // The same layer names, but ip has 5 outputs: its history does not fit.
+  const auto other = s.dir.file("other.prototxt", [] {
+    std::string text = train_net();
+    text.replace(text.find("num_output: 4"), 13, "num_output: 5");
+    return text;
+  }());
+  const auto other_solver = s.dir.file("other_solver.prototxt", solver_text(other));
+  auto solver = create_solver(read_solver_file(other_solver, {}), "SGD", other_solver);
+  const auto before = values_of(*solver);
+  EXPECT_THROW(restore_solver(*solver, s.state), ShapeError);
+  EXPECT_EQ(solver->iter(), 0);
+  EXPECT_EQ(values_of(*solver), before);
+}
+
+TEST(SolverFile, ATruncatedStateIsAParseError) {
+  Snapshot s;
+  snapshot_after_three_steps(&s);
+  std::filesystem::resize_file(s.state, std::filesystem::file_size(s.state) / 2);
+  auto solver = create_solver(s.param, "SGD", s.solver);
+  EXPECT_THROW(restore_solver(*solver, s.state), ParseError);
+  EXPECT_EQ(solver->iter(), 0);
 }
 
 }  // namespace

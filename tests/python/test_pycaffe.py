@@ -244,3 +244,30 @@ def test_io_resize_image_agrees_with_opencv_inside_the_border():
     # Inside: both interpolate between the same pixel centres; at the border
     # skimage's mode='constant' and OpenCV's replicated edge differ.
     np.testing.assert_allclose(ours[2:-2, 2:-2], theirs[2:-2, 2:-2], atol=1e-5)
+
+
+def test_a_solver_restored_from_its_snapshot_goes_on_where_it_stopped(tmp_path, monkeypatch):
+    # The oracle: the solver that was never interrupted.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.prototxt").write_text("""
+layer { name: "data" type: "DummyData" top: "data" top: "label"
+        dummy_data_param { shape { dim: 4 dim: 3 } shape { dim: 4 }
+                           data_filler { type: "constant" value: 0.5 } data_filler { type: "constant" } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+        inner_product_param { num_output: 2 weight_filler { type: "constant" value: 0.1 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }""")
+    (tmp_path / "solver.prototxt").write_text(
+        "net: 'net.prototxt' base_lr: 0.1 momentum: 0.9 lr_policy: 'fixed' max_iter: 10 "
+        "snapshot_prefix: 'snap' snapshot_after_train: false")
+    straight = caffe.SGDSolver("solver.prototxt")
+    straight.step(2)
+    straight.snapshot()
+    straight.step(2)
+    resumed = caffe.SGDSolver("solver.prototxt")
+    resumed.restore("snap_iter_2.solverstate")
+    assert resumed.iter == 2
+    resumed.step(2)
+    np.testing.assert_array_equal(resumed.net.params["ip"][0].data, straight.net.params["ip"][0].data)
+    (tmp_path / "snap_iter_2.solverstate").write_bytes(b"\x0a\xff")
+    with pytest.raises(surgery.errors.ParseError, match="snap_iter_2.solverstate"):
+        caffe.SGDSolver("solver.prototxt").restore("snap_iter_2.solverstate")

@@ -51,16 +51,6 @@ struct UpdateAccess : caffe::Solver<float> {
   static void apply(caffe::Solver<float>& solver) { (solver.*(&UpdateAccess::ApplyUpdate))(); }
 };
 
-// Solver::Restore reads the solverstate and the caffemodel it names with
-// Caffe's own readers: only for files the caller trusts.
-void check_restore_trusted(const std::string& path) {
-  if (!pycaffe_policy().trust_io_layers) {
-    throw FileError("restore refused '" + path + "': a solverstate and the caffemodel it "
-                    "names are read by Caffe's own readers, unchecked; if you trust them, call "
-                    "surgery.pycaffe.set_load_policy(io_layers=True) first");
-  }
-}
-
 template <int Kind>
 void bind_typed(py::module_& m, const char* name, const char* type) {
   py::class_<TypedSolver<Kind>, FaceSolver>(m, name).def(
@@ -87,9 +77,10 @@ void bind_pycaffe_solver(py::module_& m) {
            py::arg("iters"))
       .def("solve",
            [](FaceSolver& s, std::optional<Path> resume) {
-             if (resume) check_restore_trusted(resume->bytes);
              locked(*s.guard, [&] {
-               guard_caffe("solve", [&] { s.solver->Solve(resume ? resume->bytes.c_str() : nullptr); });
+               // Caffe would restore with its own readers: ours first.
+               if (resume) restore_solver(*s.solver, resume->bytes);
+               guard_caffe("solve", [&] { s.solver->Solve(); });
              });
            },
            py::arg("resume_file") = py::none())
@@ -98,8 +89,7 @@ void bind_pycaffe_solver(py::module_& m) {
       .def("snapshot",
            [](FaceSolver& s) { locked(*s.guard, [&] { guard_caffe("snapshot", [&] { s.solver->Snapshot(); }); }); })
       .def("restore", [](FaceSolver& s, const Path& state) {
-        check_restore_trusted(state.bytes);
-        locked(*s.guard, [&] { guard_caffe("restore", [&] { s.solver->Restore(state.bytes.c_str()); }); });
+        locked(*s.guard, [&] { restore_solver(*s.solver, state.bytes); });
       });
   bind_typed<0>(m, "SGDSolver", "SGD");
   bind_typed<1>(m, "NesterovSolver", "Nesterov");

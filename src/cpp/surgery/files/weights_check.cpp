@@ -131,6 +131,12 @@ std::vector<BlobCopy> plan_weight_copy(const caffe::Net<float>& net,
   return plan;
 }
 
+void check_blob_proto_fits(const std::string& where, int index, const caffe::BlobProto& blob,
+                           const caffe::Blob<float>& target) {
+  const int64_t values = blob.data_size() > 0 ? blob.data_size() : blob.double_data_size();
+  check_blob_fits(where, index, proto_shape(blob), values, false, target);
+}
+
 void copy_blob_data(const caffe::BlobProto& source, caffe::Blob<float>* target) {
   float* out = target->mutable_cpu_data();
   if (source.data_size() > 0) {

@@ -42,6 +42,10 @@ void check_blob_count(const std::string& where, int in_file, int in_net);
 void check_blob_fits(const std::string& where, int index, const std::vector<int64_t>& shape,
                      int64_t values, bool ip_to_conv, const caffe::Blob<float>& target);
 
+// check_blob_fits for a blob as the file holds it (its shape and values).
+void check_blob_proto_fits(const std::string& where, int index, const caffe::BlobProto& blob,
+                           const caffe::Blob<float>& target);
+
 // Copies float or double data from the proto into the blob's host memory.
 void copy_blob_data(const caffe::BlobProto& source, caffe::Blob<float>* target);
 

@@ -7,9 +7,9 @@ detector) are upstream's, installed at build time from the sdist libcaffe is
 built from (third_party/pycaffe); the compiled half (``_caffe``) is this
 package's: every prototxt, caffemodel and solver goes through the same loader
 as ``surgery.Net`` (layer allow-list, parameter checks, memory limit, bounded
-readers). Python layers, which import and run the module a definition names,
-and files read with Caffe's or HDF5's own readers (``load_hdf5``, ``restore``,
-HDF5 data layers) are refused unless the caller opts in, process-wide::
+readers; ``restore`` too). Python layers, which import and run the module a
+definition names, and files read with HDF5's own reader (``load_hdf5``, HDF5
+data layers) are refused unless the caller opts in, process-wide::
 
     caffe.set_load_policy(python_layers=True, io_layers=False)
 """
