@@ -1,6 +1,8 @@
 """Shared test inputs: the fixtures beside the checkout, MNIST, tiny nets."""
 
 import gzip
+import os
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pytest
@@ -27,6 +29,38 @@ def fixture(*parts):
     if not path.exists():
         pytest.skip(f"fixture not found: {path}")
     return path
+
+
+def pycaffe_net(prototxt, weights=None):
+    """A net loaded as pycaffe code loads one: surgery.pycaffe.Net, TEST phase."""
+    import surgery.pycaffe as caffe
+    if weights is None:
+        return caffe.Net(os.fspath(prototxt), caffe.TEST)
+    return caffe.Net(os.fspath(prototxt), os.fspath(weights), caffe.TEST)
+
+
+class Loader(NamedTuple):
+    """One way users load nets from files: `net(prototxt, weights=None)`
+    and `weights(net, caffemodel)`, which copies trained weights in."""
+    net: Callable
+    weights: Callable
+
+
+def _surgery_loader():
+    import surgery
+    return Loader(surgery.Net, lambda net, model: net.load_weights(model))
+
+
+LOADERS = {"surgery.Net": _surgery_loader,
+           "surgery.pycaffe.Net": lambda: Loader(
+               pycaffe_net, lambda net, model: net.copy_from(os.fspath(model)))}
+
+
+@pytest.fixture(params=sorted(LOADERS))
+def loader(request):
+    """Each way to load a net from files: a hostile file meets the same
+    checks through the pycaffe face as through surgery.Net."""
+    return LOADERS[request.param]()
 
 
 def opencv_caffe_reader():

@@ -20,63 +20,63 @@ def write(path, text):
     return path
 
 
-def test_missing_prototxt(tmp_path):
+def test_missing_prototxt(tmp_path, loader):
     path = tmp_path / "absent.prototxt"
     with pytest.raises(surgery.FileError, match="absent.prototxt.*No such file") as info:
-        surgery.Net(path)
+        loader.net(path)
     assert isinstance(info.value, OSError)
 
 
-def test_garbage_prototxt_names_line(tmp_path):
+def test_garbage_prototxt_names_line(tmp_path, loader):
     path = write(tmp_path / "bad.prototxt", 'layer { name: "a"\n  type: ReLU ]\n')
     with pytest.raises(surgery.ParseError, match=r"bad\.prototxt.*line 2"):
-        surgery.Net(path)
+        loader.net(path)
 
 
-def test_binary_file_given_as_prototxt(tmp_path):
+def test_binary_file_given_as_prototxt(tmp_path, loader):
     path = tmp_path / "model.prototxt"
     path.write_bytes(bytes(range(256)))
     with pytest.raises(surgery.ParseError, match="model.prototxt"):
-        surgery.Net(path)
+        loader.net(path)
 
 
-def test_unknown_layer_type(tmp_path):
+def test_unknown_layer_type(tmp_path, loader):
     path = write(tmp_path / "u.prototxt", """
       layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 } } }
       layer { name: "mystery" type: "Frobnicate" bottom: "data" top: "out" }""")
     with pytest.raises(surgery.NetDefinitionError, match="'mystery'.*Frobnicate"):
-        surgery.Net(path)
+        loader.net(path)
 
 
-def test_python_layer_refused(tmp_path):
+def test_python_layer_refused(tmp_path, loader):
     path = write(tmp_path / "p.prototxt", """
       layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 } } }
       layer { name: "py" type: "Python" bottom: "data" top: "out" }""")
     with pytest.raises(surgery.NetDefinitionError, match="arbitrary code"):
-        surgery.Net(path)
+        loader.net(path)
 
 
-def test_bottom_that_does_not_exist(tmp_path):
+def test_bottom_that_does_not_exist(tmp_path, loader):
     path = write(tmp_path / "b.prototxt", """
       layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 } } }
       layer { name: "relu" type: "ReLU" bottom: "dta" top: "out" }""")
     with pytest.raises(surgery.NetDefinitionError, match="'relu'.*'dta'"):
-        surgery.Net(path)
+        loader.net(path)
 
 
-def test_missing_caffemodel(tiny_prototxt, tmp_path):
+def test_missing_caffemodel(tiny_prototxt, tmp_path, loader):
     with pytest.raises(surgery.FileError, match="absent.caffemodel"):
-        surgery.Net(tiny_prototxt, tmp_path / "absent.caffemodel")
+        loader.net(tiny_prototxt, tmp_path / "absent.caffemodel")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
-def test_damaged_caffemodel(tiny_prototxt, tmp_path, damage):
+def test_damaged_caffemodel(tiny_prototxt, tmp_path, damage, loader):
     model = tmp_path / "tiny.caffemodel"
     surgery.Net(tiny_prototxt).save(weights=model)
     data = model.read_bytes()
     model.write_bytes({"truncate": data[:-7], "garbage": b"\xff" * 40, "empty": b""}[damage])
     with pytest.raises(surgery.ParseError, match="tiny.caffemodel"):
-        surgery.Net(tiny_prototxt, model)
+        loader.net(tiny_prototxt, model)
 
 
 def test_weights_of_wrong_shape_name_layer_and_shapes(tiny_prototxt, tmp_path):

@@ -76,34 +76,34 @@ def refused_in_child(case, error=surgery.SurgeryError):
 
 # --- the caffemodel reader ------------------------------------------------
 
-def test_float_data_three_bytes_past_the_blob(tiny_prototxt, tmp_path):
+def test_float_data_three_bytes_past_the_blob(tiny_prototxt, tmp_path, loader):
     model = tmp_path / "m.caffemodel"
     model.write_bytes(fc_layer(struct.pack("<18f", *range(18)) + b"AAA"))
-    text = refused_in_child(lambda: surgery.Net(tiny_prototxt, model), surgery.ParseError)
+    text = refused_in_child(lambda: loader.net(tiny_prototxt, model), surgery.ParseError)
     assert "m.caffemodel" in text and "whole number" in text
 
 
-def test_length_prefix_of_two_gigabytes_in_45_bytes(tiny_prototxt, tmp_path):
+def test_length_prefix_of_two_gigabytes_in_45_bytes(tiny_prototxt, tmp_path, loader):
     model = tmp_path / "m.caffemodel"
     model.write_bytes((varint(100 << 3 | 2) + varint(1 << 31) + message(1, b"fc")).ljust(45, b"x"))
-    text = refused_in_child(lambda: surgery.Net(tiny_prototxt, model), surgery.ParseError)
+    text = refused_in_child(lambda: loader.net(tiny_prototxt, model), surgery.ParseError)
     assert "2147483648 bytes" in text
 
 
 @pytest.mark.parametrize("dims", [(-1, -18), (1 << 32, 18), (2**31 - 1, 2**31 - 1, 4)])
-def test_shape_out_of_range(tiny_prototxt, tmp_path, dims):
+def test_shape_out_of_range(tiny_prototxt, tmp_path, dims, loader):
     model = tmp_path / "m.caffemodel"
     model.write_bytes(fc_layer(struct.pack("<18f", *range(18)),
                                tuple(d & (2**64 - 1) for d in dims)))
-    refused_in_child(lambda: surgery.Net(tiny_prototxt, model), surgery.ParseError)
+    refused_in_child(lambda: loader.net(tiny_prototxt, model), surgery.ParseError)
 
     def general():
-        surgery.Net(tiny_prototxt).load_weights(model)
+        loader.weights(loader.net(tiny_prototxt), model)
     refused_in_child(general, surgery.ParseError)
 
 
 @pytest.mark.parametrize("path", ["/dev/zero", "fifo", "folder"])
-def test_not_a_regular_file_refused_before_reading(tiny_prototxt, tmp_path, path):
+def test_not_a_regular_file_refused_before_reading(tiny_prototxt, tmp_path, path, loader):
     if path == "fifo":
         os.mkfifo(tmp_path / path)
     elif path == "folder":
@@ -113,7 +113,7 @@ def test_not_a_regular_file_refused_before_reading(tiny_prototxt, tmp_path, path
     def case():
         reset_peak_rss()
         start = memory_mib("VmRSS")
-        for load in (lambda: surgery.Net(target), lambda: surgery.Net(tiny_prototxt, target)):
+        for load in (lambda: loader.net(target), lambda: loader.net(tiny_prototxt, target)):
             try:
                 load()
             except surgery.FileError as error:
@@ -160,13 +160,13 @@ def test_paths_that_are_not_utf8_are_taken_as_open_takes_them(tmp_path, tiny_pro
         surgery.Net(12.5)
 
 
-def test_huge_prototxt_refused_before_reading(tmp_path):
+def test_huge_prototxt_refused_before_reading(tmp_path, loader):
     path = tmp_path / "huge.prototxt"
     with open(path, "wb") as f:
         f.truncate((64 << 20) + 1)  # sparse: no disk, no time
 
     def case():
-        surgery.Net(path)
+        loader.net(path)
     text = refused_in_child(case, surgery.FileError)
     assert "64 MiB" in text
 

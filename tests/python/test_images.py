@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import surgery
+import surgery.pycaffe as caffe
 from test_files import memory_mib, reset_peak_rss, run_isolated
 
 LIMIT = 256 << 20
@@ -36,15 +37,17 @@ def png_bomb(path, height, width):
         f.write(chunk(b"IEND", b""))
 
 
-def test_a_decompression_bomb_is_refused_before_decoding(tmp_path):
+# pycaffe's face reads images with this reader too.
+@pytest.mark.parametrize("load_image", ["surgery.load_image", "surgery.pycaffe.io.load_image"])
+def test_a_decompression_bomb_is_refused_before_decoding(tmp_path, load_image):
     bomb = tmp_path / "bomb.png"
     png_bomb(bomb, 12000, 12000)  # 144 M pixels: 2 GB as float RGB
     assert bomb.stat().st_size < 1 << 20
     run = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
-        import surgery
+        import surgery, surgery.pycaffe
         surgery.set_memory_limit({LIMIT})
         try:
-            surgery.load_image({str(bomb)!r})
+            {load_image}({str(bomb)!r})
             print("decoded")
         except surgery.ShapeError as error:
             print("refused", "memory limit" in str(error))
@@ -216,8 +219,9 @@ def test_a_still_image_loads_as_pycaffe_loads_it(tmp_path, name, color):
         rgb.quantize(16).save(path, transparency=0)
     else:
         Image.fromarray(STILLS[name](rng)).save(path)
-    np.testing.assert_array_equal(surgery.load_image(path, color=color),
-                                  pycaffe_load_image(path, color))
+    expected = pycaffe_load_image(path, color)
+    np.testing.assert_array_equal(surgery.load_image(path, color=color), expected)
+    np.testing.assert_array_equal(caffe.io.load_image(path, color=color), expected)
 
 
 # --- inputs the fuzzer found (hardening/fuzz/crashes/image), replayed here ---

@@ -42,6 +42,22 @@ def test_bgr_arrays_are_turned_to_rgb():
     np.testing.assert_array_equal(as_image(rgb[..., ::-1], 3, bgr=True), as_image(rgb, 3))
 
 
+def test_invert_undoes_preprocessing_as_pycaffe_deprocess_does():
+    rng = np.random.default_rng(3)
+    image = rng.random((6, 7, 3), dtype=np.float32)
+    mean = rng.random((3, 6, 7)) * 100
+    steps = surgery.Preprocess(mean=mean, channel_swap=(2, 0, 1), raw_scale=255.0,
+                               input_scale=0.5)
+    _, x = steps(image, 3)
+    # Transformer.deprocess's arithmetic, written out.
+    expected = (x / 0.5 + mean) / 255.0
+    expected = expected[np.argsort((2, 0, 1))].transpose((1, 2, 0))
+    np.testing.assert_allclose(steps.invert(x[np.newaxis]), expected, rtol=1e-6)
+    np.testing.assert_allclose(steps.invert(x), image, atol=1e-6)
+    with pytest.raises(surgery.ShapeError, match="C x H x W"):
+        steps.invert(x[0])
+
+
 def test_signed_integers_have_no_rule():
     with pytest.raises(surgery.ShapeError, match="signed integers"):
         as_image(np.zeros((4, 4), np.int32), 1)

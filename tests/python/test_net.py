@@ -191,3 +191,15 @@ except surgery.FileError as error:
                            timeout=60)
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == "<surgery.Net that failed to load>"
+
+
+def test_a_net_sharing_another_sees_its_memory_and_its_surgery(lenet, mnist):
+    net = surgery.Net(*lenet)
+    other = surgery.Net.sharing(net)
+    assert np.shares_memory(other.params["ip1"][0], net.params["ip1"][0])
+    surgery.fully_convolutionalize(other)
+    assert [layer.name for layer in net.layers][5:8] == ["ip1-conv", "relu1", "ip2-conv"]
+    x = lenet_input(mnist[0][:4])
+    np.testing.assert_array_equal(net.forward(data=x)["prob"], other.forward(data=x)["prob"])
+    del net  # the C++ net lives while any face of it does
+    assert other.forward(data=x)["prob"].shape == (4, 10, 1, 1)

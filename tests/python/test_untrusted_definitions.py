@@ -19,10 +19,10 @@ from forkrun import run_isolated  # noqa: E402
 SECRET = "hunter2-secret-word"
 
 
-def load(tmp_path, text, **options):
+def load(tmp_path, text, net=surgery.Net, **options):
     path = tmp_path / "untrusted.prototxt"
     path.write_text(text)
-    return run_isolated(lambda: surgery.Net(path, **options))
+    return run_isolated(lambda: net(path, **options))
 
 
 def snapshot(root: pathlib.Path):
@@ -76,10 +76,10 @@ def victim_dir(tmp_path):
     return victim
 
 
-def test_detection_output_directory_is_refused_and_left_alone(tmp_path, victim_dir):
+def test_detection_output_directory_is_refused_and_left_alone(tmp_path, victim_dir, loader):
     before = snapshot(victim_dir)
     outcome = load(tmp_path, DETECTION_INPUTS + DETECTION.format(
-        f'save_output_param {{ output_directory: "{victim_dir}" }}'))
+        f'save_output_param {{ output_directory: "{victim_dir}" }}'), loader.net)
     assert_refused(outcome, "untrusted.prototxt", "'det'", "DetectionOutput", "output_directory",
                    "trust_io_layers")
     assert snapshot(victim_dir) == before
@@ -102,14 +102,14 @@ def test_detection_output_without_file_fields_is_constructed(tmp_path):
     assert load(tmp_path, DETECTION_INPUTS + DETECTION.format("")).kind == "ok"
 
 
-def test_hdf5_output_does_not_truncate_its_file(tmp_path):
+def test_hdf5_output_does_not_truncate_its_file(tmp_path, loader):
     victim = tmp_path / "victim.h5"
     victim.write_bytes(b"not an hdf5 file, but mine" * 10)
     os.chmod(victim, 0o600)
     before = snapshot(victim)
     outcome = load(tmp_path, inputs(data=(1, 2), label=(1, 1)) + f"""
 layer {{ name: "save" type: "HDF5Output" bottom: "data" bottom: "label"
-  hdf5_output_param {{ file_name: "{victim}" }} }}""")
+  hdf5_output_param {{ file_name: "{victim}" }} }}""", loader.net)
     assert_refused(outcome, "'save'", "HDF5Output", "trust_io_layers")
     assert snapshot(victim) == before
 
@@ -138,9 +138,9 @@ READERS = {
 
 
 @pytest.mark.parametrize("reader", sorted(READERS))
-def test_layers_that_read_files_are_refused_without_quoting_them(tmp_path, reader):
+def test_layers_that_read_files_are_refused_without_quoting_them(tmp_path, reader, loader):
     secret = secret_file(tmp_path)
-    outcome = load(tmp_path, READERS[reader](secret))
+    outcome = load(tmp_path, READERS[reader](secret), loader.net)
     assert_refused(outcome, "'reader'", reader.split(".")[0])
     assert secret.read_text().startswith(SECRET)
 
@@ -175,8 +175,8 @@ CRASHERS = {
 
 
 @pytest.mark.parametrize("case", sorted(CRASHERS))
-def test_parameters_that_crash_caffe_raise_a_typed_error(tmp_path, case):
-    outcome = load(tmp_path, CRASHERS[case])
+def test_parameters_that_crash_caffe_raise_a_typed_error(tmp_path, case, loader):
+    outcome = load(tmp_path, CRASHERS[case], loader.net)
     assert_refused(outcome, "untrusted.prototxt", "'bad'")
 
 

@@ -76,7 +76,8 @@ std::map<std::string, InputView> input_views(const std::map<std::string, FloatAr
 
 void bind_net(py::module_& m) {
   // Every method that reaches the net goes through locked() (bindings.hpp).
-  // Held by shared_ptr: a pycaffe face's net (pycaffe.hpp) may hold the same one.
+  // Held by shared_ptr: a surgery.pycaffe.Net and surgery.Nets may stand
+  // for one C++ net (its memory, its guard) at once.
   py::class_<PyNet, std::shared_ptr<PyNet>>(m, "Net")
       .def(py::init([](const Path& prototxt, std::optional<Path> weights,
                        const std::string& phase, bool trust_io_layers) {
@@ -90,6 +91,8 @@ void bind_net(py::module_& m) {
            }),
            py::arg("prototxt"), py::arg("weights") = py::none(), py::arg("phase") = "test",
            py::kw_only(), py::arg("trust_io_layers") = false)
+      // Another Python object over `other`'s C++ net (surgery.Net.sharing).
+      .def(py::init([](std::shared_ptr<PyNet> other) { return other; }), py::arg("other"))
       .def("load_weights",
            [](PyNet& net, const Path& path) {
              locked(net, [&] { net.load_weights(path.bytes); });

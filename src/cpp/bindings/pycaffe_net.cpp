@@ -30,9 +30,12 @@ caffe::Phase phase_of(int phase) {
   return static_cast<caffe::Phase>(phase);
 }
 
+// The face of a net our loader built, whether for this face or for a
+// surgery.Net: both then stand for one C++ net, its memory and its guard.
 std::unique_ptr<FaceNet> face_of(std::shared_ptr<PyNet> owner) {
   auto face = std::make_unique<FaceNet>();
-  face->net = boost::shared_ptr<caffe::Net<float>>(&owner->caffe_net(), [owner](caffe::Net<float>*) {});
+  caffe::Net<float>* net = locked(owner->guard(), [&] { return &owner->caffe_net(); });
+  face->net = boost::shared_ptr<caffe::Net<float>>(net, [owner](caffe::Net<float>*) {});
   face->guard = std::shared_ptr<Guard>(owner, &owner->guard());
   face->owner = std::move(owner);
   return face;
@@ -104,22 +107,15 @@ void set_input_arrays(FaceNet& face, const py::array& data, const py::array& lab
 
 }  // namespace
 
-void bind_pycaffe_net(py::module_& m, py::module_& core) {
-  // And the other way: the surgery.Net of a face's net, which a solver's
-  // nets (built by Caffe, not by surgery::Net) do not have.
-  py::reinterpret_borrow<py::class_<PyNet, std::shared_ptr<PyNet>>>(core.attr("Net"))
-      .def(py::init([](const FaceNet& face) {
-             if (!face.owner) {
-               throw Error("this net was built by a solver, not loaded from files: it has no "
-                           "surgery.Net; save it (net.save) and load that");
-             }
-             return face.owner;
-           }),
-           py::arg("pycaffe_net"));
-
+void bind_pycaffe_net(py::module_& m) {
   using Blobs = std::vector<boost::shared_ptr<Blob>>;
   using Layers = std::vector<boost::shared_ptr<caffe::Layer<float>>>;
   py::class_<FaceNet>(m, "Net", py::dynamic_attr())
+      // surgery.pycaffe.Net(net): pycaffe's face of a surgery.Net.
+      .def(py::init(&face_of), py::arg("net"))
+      // The surgery.Net behind this face (None for a solver's nets), for
+      // Net.surgery_net() (surgery/pycaffe_sharing.py).
+      .def_property_readonly("_surgery_core", [](const FaceNet& f) { return f.owner; })
       .def(py::init([](const Path& prototxt, int phase, int level,
                        std::optional<std::vector<std::string>> stages, std::optional<Path> weights) {
              return load(prototxt, weights, phase, level, stages.value_or(std::vector<std::string>{}));
@@ -130,8 +126,6 @@ void bind_pycaffe_net(py::module_& m, py::module_& core) {
              return load(prototxt, weights, phase, 0, {});
            }),
            py::arg("network_file"), py::arg("weights"), py::arg("phase"))
-      // A surgery.Net seen through the face: the same net, memory and guard.
-      .def(py::init([](const std::shared_ptr<PyNet>& net) { return face_of(net); }), py::arg("net"))
       // 2014's pycaffe: a deploy net and its weights, in the TEST phase.
       .def(py::init([](const Path& prototxt, const Path& weights) {
              return load(prototxt, weights, caffe::TEST, 0, {});

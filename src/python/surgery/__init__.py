@@ -2,9 +2,10 @@
 
 The modules, each importing only those above it in this list: errors;
 memory_budget; atomic_files; net (Net, LayerInfo, lazy views), map_store,
-pinned; geometry, labels, detections, plot, rarefy; convert, preprocess,
-overlay, report, tiles; sources, tiled_forward; dense; demo, dask_batch;
-cli.
+pinned; geometry, labels, detections, plot, rarefy, pycaffe_sharing;
+convert, preprocess, overlay, report, tiles; sources, tiled_forward,
+pycaffe_2014; dense, pycaffe (pycaffe's face, a package); demo,
+dask_batch; cli.
 """
 
 import os

@@ -1,7 +1,7 @@
 """Type stub for the compiled module (src/cpp/bindings). Use ``surgery`` instead."""
 
 import os
-from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union, overload
 
 import numpy as np
 
@@ -12,8 +12,11 @@ def set_log_level(level: int) -> None: ...
 def log_level() -> int: ...
 
 class Net:
+    @overload
     def __init__(self, prototxt: StrPath, weights: Optional[StrPath] = None, phase: str = "test", *,
                  trust_io_layers: bool = False) -> None: ...
+    @overload
+    def __init__(self, other: Net) -> None: ...
     def load_weights(self, path: StrPath) -> None: ...
     @property
     def phase(self) -> str: ...

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence, Union
 from . import _core
 from .errors import SurgeryError
 from .geometry import WINDOW_RULES, Geometry, geometry
-from .net import Net, PathLike
+from .net import Net, PathLike, as_net
 from .rarefy import RarefiedLayer, rarefy
 from .rarefy import describe as describe_rarefied
 
@@ -144,14 +144,17 @@ def fully_convolutionalize(prototxt: Union[PathLike, Net], weights: Optional[Pat
     """Make a classification net fully convolutional.
 
     ``prototxt`` is a deploy prototxt (with ``weights``, its caffemodel, or
-    None to convert the definition alone) or a live ``surgery.Net``, which is
-    converted in place. Every InnerProduct becomes a Convolution whose kernel
+    None to convert the definition alone) or a live ``surgery.Net`` or
+    ``surgery.pycaffe.Net``, which is converted in place (the result's
+    ``net`` is then a surgery.Net over the same memory). Every InnerProduct becomes a Convolution whose kernel
     covers its bottom blob at the declared input size (or ``input_shape``);
     weights keep their memory. ``factor`` (or the output ``stride`` wanted)
     then rarefies the result (``surgery.rarefy``): a map ``factor`` times
     denser, exactly. Outputs, if given, are written atomically; inputs are
     never modified.
     """
+    if not isinstance(prototxt, (str, bytes, os.PathLike)):
+        prototxt = as_net(prototxt)
     _check_arguments(prototxt, weights, out_prototxt, out_weights)
     net = prototxt if isinstance(prototxt, Net) else Net(prototxt, weights)
     report = _core.fully_convolutionalize(net, suffix, _input_shapes(net, input_shape))

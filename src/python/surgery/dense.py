@@ -16,7 +16,7 @@ from .geometry import Geometry, WindowLike, geometry
 from .labels import check_labels
 from .map_store import MapWriter, load_map
 from .memory_budget import array_bytes, check_memory
-from .net import Net
+from .net import Net, as_net
 from .overlay import save_picture
 from .pinned import staged_batch
 from .plot import plot_dense_map
@@ -223,7 +223,8 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
                   tile: Optional[TileLike] = None, out=None, overwrite: bool = False,
                   progress: bool = False,
                   stride: Optional[int] = None) -> Union[DenseMap, List[DenseMap]]:
-    """Run a fully convolutional net over a whole image.
+    """Run a fully convolutional net (a surgery.Net or surgery.pycaffe.Net)
+    over a whole image.
 
     `image` is a path or an H x W (x C) array, or a list of them (any sizes:
     one DenseMap each, in the list's order). `preprocess` (a
@@ -257,6 +258,7 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     `stride`: the map's stride wanted, a divisor of the net's; the net is
     rarefied to it first, in place (``surgery.rarefy``), unless it is there.
     """
+    net = as_net(net)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or batch_size < 1:
         raise ValueError(f"batch_size must be a whole number >= 1, not {batch_size!r}")

@@ -88,6 +88,16 @@ class Net(_core.Net):
         # and pybind11 would read its unconstructed memory.
         self._loaded = True
 
+    @classmethod
+    def sharing(cls, other: _core.Net) -> "Net":
+        """A surgery.Net over the same C++ net as `other` (a surgery.Net, or
+        the one behind a surgery.pycaffe.Net): the same memory, the same
+        lock; a change made through either is seen through both."""
+        net = cls.__new__(cls)
+        _core.Net.__init__(net, other)
+        net._loaded = True
+        return net
+
     @property
     def layers(self) -> List[LayerInfo]:
         """The layers of the definition (for this phase), in order."""
@@ -155,3 +165,17 @@ class Net(_core.Net):
         if not getattr(self, "_loaded", False):
             return "<surgery.Net that failed to load>"
         return f"<surgery.Net {self.name!r} from {self.source!r}, {len(self.layers)} layers>"
+
+
+def as_net(net) -> Net:
+    """`net` as a surgery.Net: itself, or for a net of pycaffe's face
+    (surgery.pycaffe.Net) its ``surgery_net()``, which shares its memory.
+    What surgery does to the net (convert, rarefy, reshape) is then done
+    to the pycaffe net too."""
+    if isinstance(net, Net):
+        return net
+    share = getattr(net, "surgery_net", None)
+    if not callable(share):
+        raise TypeError(f"expected a surgery.Net or a surgery.pycaffe.Net, not "
+                        f"{type(net).__name__}")
+    return share()

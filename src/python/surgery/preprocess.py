@@ -431,3 +431,27 @@ class Preprocess:
         if not resize:
             values.pop("size")
         return cls(**{**values, **settings})
+
+    def invert(self, x: np.ndarray) -> np.ndarray:
+        """A net input (C x H x W, or 1 x C x H x W) back as an H x W x C
+        image, float32 (pycaffe's deprocess): input scale, mean and raw scale
+        undone, channels put back in the image's order. A resize (`size`) is
+        not undone: the image keeps the net's size. `x` is not modified."""
+        x = np.array(x, dtype=np.float32)
+        if x.ndim == 4 and x.shape[0] == 1:
+            x = x[0]
+        if x.ndim != 3:
+            raise ShapeError(f"a net input to invert must be C x H x W, not shape {x.shape}")
+        if self.input_scale is not None:
+            x /= self.input_scale
+        m = as_mean(self.mean, x.shape)
+        if m is not None:
+            x += m
+        if self.raw_scale is not None:
+            x /= self.raw_scale
+        if self.channel_swap is not None:
+            if len(self.channel_swap) != x.shape[0]:
+                raise ShapeError(f"channel_swap {self.channel_swap} is not an order of "
+                                 f"{x.shape[0]} channels")
+            x = x[np.argsort(self.channel_swap), :, :]
+        return x.transpose((1, 2, 0))

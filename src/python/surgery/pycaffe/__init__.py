@@ -31,6 +31,17 @@ from .detector import Detector
 from . import io
 from .net_spec import layers, params, NetSpec, to_proto
 from .alias import register_as_caffe
+from .. import preprocess, pycaffe_2014, pycaffe_sharing
+
+# Upstream's load_image passes skimage an argument it no longer takes
+# (as_grey: a TypeError) and decodes any file whole. surgery's gives the
+# same numbers (tests/python/test_images.py) through the bounded reader:
+# regular files only, the size checked against the memory limit first.
+io.load_image = preprocess.load_image
+
+# Like pycaffe.py's own methods, on the class, so that a solver's nets have them too.
+pycaffe_2014.attach(Net)
+pycaffe_sharing.attach(Net)
 
 # Multi-GPU training through NCCL is not built.
 has_nccl = False
