@@ -86,3 +86,26 @@ def test_bad_arguments_refused():
         window_labels(GEO, (40, 40), [], background=10, pos_iou=0.3, neg_iou=0.5, map_shape=(4, 4))
     with pytest.raises(surgery.ShapeError, match="give map_shape"):
         window_labels(GEO, (40, 40), [], background=10)
+
+
+def test_picture_colours_the_labelled_cells(tmp_path):
+    import skimage.io
+    from matplotlib import colormaps
+    from surgery import overlay
+    image = np.zeros((70, 90, 1), np.float32)  # black: only the labels colour it
+    boxes = [(20, 12, 48, 40, 3)]
+    labels = window_labels(GEO, image.shape[:2], boxes, background=BACKGROUND, map_shape=(14, 19))
+    path = tmp_path / "labels.png"
+    overlay.save_window_labels_picture(str(path), image, labels, GEO, BACKGROUND, boxes)
+    picture = skimage.io.imread(path)[:, :, :3].astype(float)
+    scale = overlay.layout(70, 90)
+    assert picture.shape[:2] == (70 * scale + overlay.CAPTION_PX, 90 * scale)
+
+    def colour(i, j):  # at the centre of cell (i, j)'s window
+        return picture[int((4 * i + 14) * scale), int((4 * j + 14) * scale)]
+    assert labels[3, 5] == 3 and labels[0, 16] == BACKGROUND and labels[-1, -1] == IGNORE
+    hue = np.array(colormaps["tab10"](3)[:3])
+    assert np.argmax(colour(3, 5)) == np.argmax(hue)  # class 3's own colour
+    grey = colour(0, 16)
+    assert grey.max() - grey.min() < 3 and grey.mean() > 20  # faint grey
+    assert colour(13, 18).max() < 3  # ignored: the black image shows through
