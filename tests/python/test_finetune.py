@@ -26,7 +26,11 @@ def canvases(tmp_path_factory, mnist):
     rng = np.random.default_rng(0)
     folder = tmp_path_factory.mktemp("canvases")
     train = write_set(folder / "train", rng, images[:5000], labels[:5000], 4)
-    val = write_set(folder / "val", rng, images[5000:], labels[5000:], 2)
+    # Validation digits of the classes trained on only (others are refused).
+    seen = np.isin(labels, [int(line.split(",")[-1]) for line in
+                            pathlib.Path(train[1]).read_text().split()[1:]])
+    seen[:5000] = False
+    val = write_set(folder / "val", rng, images[seen], labels[seen], 2)
     return train, val
 
 
@@ -138,3 +142,23 @@ def test_ctrl_c_leaves_a_snapshot_to_resume_from(lenet, canvases, tmp_path):
     a, b = weights_of(straight), weights_of(resumed)
     for name in a:
         np.testing.assert_array_equal(a[name][0], b[name][0])
+
+
+def test_command_line(lenet, canvases, tmp_path, capsys):
+    from surgery.cli import main
+    (images, boxes), (_, val) = canvases
+    out = tmp_path / "out"
+    code = main(["finetune", str(lenet[0]), str(lenet[1]), *images, "--boxes", boxes,
+                 "--out", str(out), "--iterations", "4", "--val", val, "--val-every", "2",
+                 "--crop", "60,60", "--solver", "adam"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "validation AP@0.5 after" in printed
+    assert outputs(out) == ["deploy.prototxt", "labels.txt", "log.csv", "log.png",
+                            "weights.caffemodel"]
+    log = pathlib.Path(out / "log.csv").read_text().splitlines()
+    assert log[0] == "iteration,loss,ap" and len(log) == 5 and log[2].split(",")[2] != ""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image,x0,y0,x1,y1,label\nnowhere.png,0,0,28,28,3\n")
+    assert main(["finetune", str(lenet[0]), str(lenet[1]), *images, "--boxes", str(bad),
+                 "--out", str(tmp_path / "bad"), "--iterations", "4"]) == 2
+    assert "is not among the images given" in capsys.readouterr().err
