@@ -28,7 +28,7 @@ from .dense import dense_forward
 from .detection_ap import APResult, average_precision
 from .detections import Detection
 from .errors import ParseError, ShapeError, SurgeryError
-from .finetune_data import Example, aligned_crop, crop_cells, sample
+from .finetune_data import Example, Sampling, aligned_crop, crop_cells, sample
 from .geometry import Geometry, geometry
 from .labels import LabelsLike, check_labels
 from .loss_map import copy_weights, definition_text, score_layer, train_definition, \
@@ -216,7 +216,7 @@ def finetune(prototxt: PathLike, weights: PathLike, images: Sequence[PathLike],
              iterations: int = 1000, val: Optional[PathLike] = None, val_every: int = 100,
              solver: str = "sgd", base_lr: Optional[float] = None, momentum: float = 0.9,
              weight_decay: float = 5e-4, freeze: int = 0,
-             crop: Optional[Tuple[int, int]] = None, flip: bool = True,
+             crop: Optional[Tuple[int, int]] = None, flip: bool = False,
              background_ratio: Optional[float] = None, pos_iou: float = 0.5,
              neg_iou: float = 0.3, snapshot_every: int = 200, resume: bool = False,
              seed: int = 0, preprocess: Optional[Preprocess] = None,
@@ -252,7 +252,10 @@ def finetune(prototxt: PathLike, weights: PathLike, images: Sequence[PathLike],
     if geo is None:
         raise ShapeError("the net's geometry is unknown: its cells have no windows to train on")
     head, _, outputs = score_layer(definition_text(net))
-    net_labels = check_labels(labels, outputs) if labels is not None else None
+    # Without names, a class is named by its index (as dense maps name them),
+    # so box labels "0".."9" keep LeNet's rows for the digits.
+    net_labels = (check_labels(labels, outputs) if labels is not None
+                  else [str(k) for k in range(outputs)])
     classes, keep_head = _class_names([train_boxes], net_labels)
     train = _load_set(train_boxes, image_names, classes, preprocess, channels)
     valid = (_load_set(val_boxes, _val_images(val_boxes), classes, preprocess, channels)
@@ -272,12 +275,12 @@ def finetune(prototxt: PathLike, weights: PathLike, images: Sequence[PathLike],
                                         weight_decay, seed), train_net)
     copy_weights(trainer, start_weights)
     ap_before = (evaluate(net, valid, classes, preprocess, threshold, nms_iou,
-                          net_labels or [str(k) for k in range(outputs)]) if valid else None)
+                          net_labels) if valid else None)
 
     state: Dict = {"log": [], "best_ap": -1.0, "best_iteration": None}
     if resume and run.latest() is not None:
         state = run.restore(trainer, rng, run.latest())
-    background = classes.index(BACKGROUND)
+    how = Sampling(crop_hw, classes.index(BACKGROUND), flip, background_ratio, pos_iou, neg_iou)
     best_path = os.path.join(run.out, "snapshots", "best.caffemodel")
     deploy_path = os.path.join(run.out, "snapshots", "deploy.prototxt")
     write_text(deploy_path, deploy)
@@ -286,7 +289,7 @@ def finetune(prototxt: PathLike, weights: PathLike, images: Sequence[PathLike],
     try:
         while trainer.iteration < iterations:
             example = examples[int(rng.integers(len(examples)))]
-            data, label = sample(rng, example, geo, crop_hw, flip, background, background_ratio)
+            data, label = sample(rng, example, geo, how)
             loss = trainer.step({"data": data[np.newaxis], "label": label[np.newaxis]
                                  .astype(np.float32)})
             running = loss if running is None else 0.95 * running + 0.05 * loss
@@ -333,15 +336,16 @@ def finetune(prototxt: PathLike, weights: PathLike, images: Sequence[PathLike],
 
 def _examples(net: Net, geo: Geometry, data: _Set, classes: List[str], pos_iou: float,
               neg_iou: float) -> List[Example]:
-    """Each training image with its label map; refused when a class has no
-    window that overlaps one of its boxes enough to be trained on."""
+    """Each training image with its boxes; refused when a class has no
+    window of the whole image that overlaps one of its boxes enough to be
+    trained on."""
     background = classes.index(BACKGROUND)
-    out = []
+    out, seen = [], set()
     for name, x, truth in zip(data.names, data.inputs, data.truth):
         labels = window_labels(geo, x.shape[1:], truth, background=background, pos_iou=pos_iou,
                                neg_iou=neg_iou, map_shape=map_shape_of(net, x.shape[1:]))
-        out.append(Example(name, x, labels))
-    seen = set(np.unique(np.concatenate([e.labels.ravel() for e in out])))
+        seen.update(np.unique(labels).tolist())
+        out.append(Example(name, x, truth))
     absent = [c for k, c in enumerate(classes) if k not in seen and
               any(k in t[:, 4] for t in data.truth)]
     if absent:
