@@ -5,6 +5,10 @@ classifier's, run on each labelled cell's window with that cell's label
 the loss equals a numpy softmax cross-entropy over the map and its
 gradients equal finite differences of it."""
 
+import os
+import pathlib
+import sys
+
 import numpy as np
 import pytest
 
@@ -13,6 +17,9 @@ from surgery import _core
 from surgery.loss_map import (IGNORE, definition_text, train_definition, trainer,
                               with_new_head)
 from surgery.window_labels import window_labels
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "hardening"))
+from forkrun import run_isolated  # noqa: E402
 
 SOLVER = 'type: "SGD" base_lr: 0.01 momentum: 0.9 lr_policy: "fixed"'
 CLASSES = 11  # ten digits and background
@@ -118,3 +125,41 @@ def test_tiny_loss_map_matches_numpy_and_finite_differences(tmp_path):
                 train.set_param(layer, k, blob)
                 numeric = (shifted[0] - shifted[1]) / (2 * eps)
                 assert grad[index] == pytest.approx(numeric, rel=2e-3, abs=2e-4), (layer, k, index)
+
+
+def test_snapshots_restore_exactly_and_refuse_another_net(tmp_path):
+    rng = np.random.default_rng(2)
+    batches = [{"data": rng.normal(size=(1, 2, 10, 10)).astype(np.float32),
+                "label": rng.integers(-1, 3, size=(1, 4, 4)).astype(np.float32)}
+               for _ in range(4)]
+    net = train_definition(TINY, (1, 2, 10, 10), (4, 4))
+    seeded = SOLVER + " random_seed: 5"  # the same fillers in both
+    straight = _core.Trainer(seeded, net)
+    losses = [straight.step(b) for b in batches]
+    parted = _core.Trainer(seeded, net)
+    parted.step(batches[0])
+    parted.step(batches[1])
+    model, state = str(tmp_path / "a.caffemodel"), str(tmp_path / "a.solverstate")
+    parted.snapshot(model, state)
+    resumed = _core.Trainer(SOLVER, net)  # other random weights, and no momentum
+    resumed.restore(model, state)
+    assert resumed.iteration == 2
+    assert [resumed.step(b) for b in batches[2:]] == losses[2:]  # momentum restored too
+    for (_, a), (_, b) in zip(straight.params(), resumed.params()):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+
+    wider = _core.Trainer(SOLVER, train_definition(TINY.replace("num_output: 4", "num_output: 5"),
+                                                   (1, 2, 10, 10), (4, 4)))
+    before = wider.params()
+    with pytest.raises(surgery.ShapeError, match=r"a.solverstate.: history blob 0 is .*a snapshot of another net"):
+        wider.restore(model, state)
+    for (_, a), (_, b) in zip(before, wider.params()):
+        np.testing.assert_array_equal(a[0], b[0])  # refused before anything changed
+    (tmp_path / "cut.solverstate").write_bytes((tmp_path / "a.solverstate").read_bytes()[:-7])
+    with pytest.raises(surgery.ParseError, match="cut.solverstate.*truncated"):
+        resumed.restore(model, str(tmp_path / "cut.solverstate"))
+    os.mkfifo(tmp_path / "fifo")  # in a child: a regression would wait for a writer forever
+    outcome = run_isolated(lambda: resumed.restore(model, str(tmp_path / "fifo")), timeout=20)
+    assert (outcome.kind, outcome.detail) == ("error", "FileError")
+    assert "not a regular file" in outcome.message
