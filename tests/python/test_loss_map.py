@@ -162,4 +162,4 @@ def test_snapshots_restore_exactly_and_refuse_another_net(tmp_path):
     os.mkfifo(tmp_path / "fifo")  # in a child: a regression would wait for a writer forever
     outcome = run_isolated(lambda: resumed.restore(model, str(tmp_path / "fifo")), timeout=20)
     assert (outcome.kind, outcome.detail) == ("error", "FileError")
-    assert "not a regular file" in outcome.message
+    assert "fifo' is a FIFO, not a solver state file" in outcome.message
