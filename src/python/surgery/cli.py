@@ -637,12 +637,14 @@ def _finetune_command(commands) -> None:
     tune.add_argument("--val", help="held-out boxes (naming their images): AP@0.5 scored "
                                     "every --val-every iterations, best weights kept")
     tune.add_argument("--val-every", type=positive_int, default=100, metavar="N")
-    tune.add_argument("--iterations", type=int, default=1000, metavar="N")
+    tune.add_argument("--iterations", type=int, default=400, metavar="N")
     tune.add_argument("--solver", choices=("sgd", "adam"), default="sgd")
-    tune.add_argument("--lr", type=finite_number, help="base rate (default 0.01 SGD, "
-                                                       "0.001 Adam)")
-    tune.add_argument("--freeze", type=int, default=0, metavar="K",
-                      help="keep the first K layers with weights as they are")
+    tune.add_argument("--lr", type=finite_number, help="base rate (default 0.001 SGD, "
+                                                       "0.0001 Adam)")
+    tune.add_argument("--freeze", type=int, metavar="K", help="keep the first K layers with "
+                      "weights as they are (default: all but the last two)")
+    tune.add_argument("--stride", type=positive_int, metavar="PIXELS",
+                      help="output stride --val scores the detector at (rarefied, exact)")
     tune.add_argument("--crop", type=numbers(int, 2), metavar="H,W",
                       help="training crop (default: the smallest image, to the stride)")
     tune.add_argument("--background-ratio", type=finite_number, metavar="R",
@@ -659,7 +661,7 @@ def _finetune(args: argparse.Namespace) -> int:
     result = finetune(
         args.prototxt, args.weights, expand_images(args.images), args.boxes, args.out,
         labels=args.labels, iterations=args.iterations, val=args.val, val_every=args.val_every,
-        solver=args.solver, base_lr=args.lr, freeze=args.freeze,
+        solver=args.solver, base_lr=args.lr, freeze=args.freeze, stride=args.stride,
         crop=tuple(args.crop) if args.crop else None, background_ratio=args.background_ratio,
         snapshot_every=args.snapshot_every, resume=args.resume, seed=args.seed,
         preprocess=Preprocess(mean=mean, channel_swap=args.channel_swap,
