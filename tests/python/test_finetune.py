@@ -6,7 +6,6 @@ alike, exact resume (also after Ctrl-C), and the proof that it learns."""
 import os
 import pathlib
 import signal
-import time
 
 import numpy as np
 import pytest

@@ -14,7 +14,7 @@ import io
 import math
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from .atomic_files import read_json_object, read_text
 from .errors import ParseError

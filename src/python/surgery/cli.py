@@ -636,8 +636,10 @@ def _finetune_command(commands) -> None:
     tune.add_argument("--labels", help="the net's class names, one per line")
     tune.add_argument("--val", help="held-out boxes (naming their images): AP@0.5 scored "
                                     "every --val-every iterations, best weights kept")
-    tune.add_argument("--val-every", type=positive_int, default=100, metavar="N")
-    tune.add_argument("--iterations", type=int, default=400, metavar="N")
+    tune.add_argument("--val-every", type=positive_int, default=100, metavar="N",
+                      help="default 100")
+    tune.add_argument("--iterations", type=int, default=400, metavar="N",
+                      help="solver iterations in all, one crop each (default 400)")
     tune.add_argument("--solver", choices=("sgd", "adam"), default="sgd")
     tune.add_argument("--lr", type=finite_number, help="base rate (default 0.001 SGD, "
                                                        "0.0001 Adam)")
@@ -646,12 +648,14 @@ def _finetune_command(commands) -> None:
     tune.add_argument("--stride", type=positive_int, metavar="PIXELS",
                       help="output stride --val scores the detector at (rarefied, exact)")
     tune.add_argument("--crop", type=numbers(int, 2), metavar="H,W",
-                      help="training crop (default: the smallest image, to the stride)")
+                      help="training crop (default: the smallest image less a stride, so "
+                           "that crops start at every phase of it)")
     tune.add_argument("--background-ratio", type=finite_number, metavar="R",
                       help="at most R background cells per object cell in each crop")
-    tune.add_argument("--snapshot-every", type=positive_int, default=200, metavar="N")
+    tune.add_argument("--snapshot-every", type=positive_int, default=200, metavar="N",
+                      help="default 200; Ctrl-C snapshots too")
     tune.add_argument("--resume", action="store_true", help="go on from OUT's last snapshot")
-    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--seed", type=int, default=0, help="of crops and new head rows")
     _preprocessing_arguments(tune)
     tune.set_defaults(run=_finetune)
 

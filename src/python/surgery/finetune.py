@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _core
 from .atomic_files import Outputs, RECORD_BYTES, read_json_object, write_text
-from .boxes import Box, BoxFile, boxes_by_image, read_boxes
+from .boxes import BoxFile, boxes_by_image, read_boxes
 from .convert import fully_convolutionalize
 from .dense import dense_forward
 from .detection_ap import APResult, average_precision
@@ -295,9 +295,12 @@ def finetune(prototxt: PathLike, weights: PathLike, images: Sequence[PathLike],
     deploy_path = os.path.join(run.out, "snapshots", "deploy.prototxt")
     write_text(deploy_path, deploy)
     bar = _progress(progress, trainer.iteration, iterations)
-    running = None
+    running, start = None, (trainer.iteration, rng.bit_generator.state)
     try:
         while trainer.iteration < iterations:
+            # Where this iteration starts: a Ctrl-C before its step goes
+            # back here, so that the snapshot's solver and crops agree.
+            start = (trainer.iteration, rng.bit_generator.state)
             example = examples[int(rng.integers(len(examples)))]
             data, label = sample(rng, example, geo, how)
             loss = trainer.step({"data": data[np.newaxis], "label": label[np.newaxis]
@@ -323,6 +326,8 @@ def finetune(prototxt: PathLike, weights: PathLike, images: Sequence[PathLike],
             if k % snapshot_every == 0:
                 run.save(trainer, rng, state)
     except KeyboardInterrupt:
+        if trainer.iteration == start[0]:
+            rng.bit_generator.state = start[1]
         run.save(trainer, rng, state)
         raise
     finally:
