@@ -156,6 +156,23 @@ def evaluate(net: Net, data: _Set, classes: List[str], preprocess: Preprocess,
     return average_precision(found, data.truth)
 
 
+def score_detector(prototxt: PathLike, weights: PathLike, boxes: PathLike,
+                   labels: LabelsLike, *, stride: Optional[int] = None,
+                   preprocess: Optional[Preprocess] = None, threshold: float = 0.5,
+                   nms_iou: float = 0.3) -> APResult:
+    """AP@0.5 of a net (``finetune``'s deploy, weights and labels, or the
+    classifier it started from) on the images of box file `boxes` (named
+    relative to it), at output `stride` (the net's by default)."""
+    net = Net(prototxt, weights)
+    channels = net.declared_input_shapes()[net.inputs[0]][1]
+    fully_convolutionalize(net)  # a classifier is scored as its converted net
+    classes = check_labels(labels, score_layer(definition_text(net))[2])
+    box_file = read_boxes(boxes)
+    preprocess = preprocess or Preprocess()
+    data = _load_set(box_file, _val_images(box_file), classes, preprocess, channels)
+    return evaluate(net, data, classes, preprocess, threshold, nms_iou, stride=stride)
+
+
 class _Run:
     """The folder of one run: its outputs, snapshots and resumable state."""
 
