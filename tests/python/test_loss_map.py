@@ -163,3 +163,27 @@ def test_snapshots_restore_exactly_and_refuse_another_net(tmp_path):
     outcome = run_isolated(lambda: resumed.restore(model, str(tmp_path / "fifo")), timeout=20)
     assert (outcome.kind, outcome.detail) == ("error", "FileError")
     assert "fifo' is a FIFO, not a solver state file" in outcome.message
+
+
+def test_the_memory_limit_covers_the_gradients(lenet):
+    """Refused when the trainer is made, not at its first step: Caffe takes
+    activations and gradients only then, and the gradients double them (the
+    old trainer, built on 3 MB of weights, failed only in its first step)."""
+    converted = surgery.fully_convolutionalize(str(lenet[0]), str(lenet[1])).net
+    deploy = definition_text(converted)
+    side, cells = 28 + 4 * 99, 100
+    definition = train_definition(deploy, (1, 1, side, side), (cells, cells))
+    held = surgery.memory_in_use()
+    first = _core.Trainer(SOLVER, definition)
+    first.step({"data": np.zeros((1, 1, side, side), np.float32),
+                "label": np.zeros((1, cells, cells), np.float32)})
+    need = surgery.memory_in_use() - held  # what a step really took
+    del first
+    try:
+        # Half: the estimate leaves out per-layer buffers, which the
+        # allocator's budget still refuses one by one at the step.
+        surgery.set_memory_limit(held + need // 2)
+        with pytest.raises(surgery.MemoryLimitError, match="the train net would need"):
+            _core.Trainer(SOLVER, definition)
+    finally:
+        surgery.set_memory_limit(0)

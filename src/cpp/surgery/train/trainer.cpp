@@ -7,6 +7,7 @@
 #include "caffe/sgd_solvers.hpp"
 #include "caffe/solver_factory.hpp"
 #include "surgery/base/errors.hpp"
+#include "surgery/base/memory_guard.hpp"
 #include "surgery/base/shape_text.hpp"
 #include "surgery/definition/phase_filter.hpp"
 #include "surgery/definition/validate.hpp"
@@ -92,6 +93,11 @@ Trainer::Trainer(const std::string& solver, const std::string& train_net) {
   solver_.reset(guard_caffe("creating the solver", [&] {
     return caffe::SolverRegistry<float>::CreateSolver(param);
   }));
+  // Caffe allocates activations and gradients at the first step: refused here instead.
+  const auto& net = *solver_->net();
+  const size_t params = std::max<size_t>(1, net.learnable_params().size());
+  check_memory(training_bytes(net, static_cast<int>(history(*solver_).size() / params)),
+               "the train net");
 }
 
 Trainer::~Trainer() = default;
