@@ -640,7 +640,8 @@ def _finetune_command(commands) -> None:
                       help="default 100")
     tune.add_argument("--iterations", type=int, default=400, metavar="N",
                       help="solver iterations in all, one crop each (default 400)")
-    tune.add_argument("--solver", choices=("sgd", "adam"), default="sgd")
+    tune.add_argument("--solver", choices=("sgd", "adam"), default="sgd",
+                      help="libcaffe's solver: SGD with momentum 0.9 (default) or Adam")
     tune.add_argument("--lr", type=finite_number, help="base rate (default 0.001 SGD, "
                                                        "0.0001 Adam)")
     tune.add_argument("--freeze", type=int, metavar="K", help="keep the first K layers with "
