@@ -1,11 +1,11 @@
 """caffe-surgery: make Caffe classifiers fully convolutional and run them densely.
 
 The modules, each importing only those above it in this list: errors;
-memory_budget; atomic_files; net (Net, LayerInfo, lazy views), map_store,
-pinned; geometry, labels, detections, plot, rarefy, pycaffe_sharing;
-convert, preprocess, overlay, report, tiles; sources, tiled_forward,
-pycaffe_2014; dense, pycaffe (pycaffe's face, a package); demo,
-dask_batch; cli.
+memory_budget, progress; atomic_files; net (Net, LayerInfo, lazy views), map_store,
+pinned, boxes; geometry, labels, detections, plot, rarefy, presets,
+pycaffe_sharing; convert, preprocess, overlay, report, tiles, window_labels,
+detection_ap; sources, tiled_forward, pycaffe_2014, loss_map, finetune_data;
+dense, pycaffe (pycaffe's face, a package); demo, dask_batch, finetune; cli.
 """
 
 import os
@@ -31,6 +31,8 @@ from .detections import Detection
 from .labels import load_labels
 from .dense import DenseMap, dense_forward
 from .pinned import pinned_empty  # GPU inputs copied in one DMA
+from .window_labels import window_labels
+from .finetune import FinetuneResult, finetune
 
 set_log_level = _core.set_log_level
 set_memory_limit = _core.set_memory_limit
@@ -76,6 +78,8 @@ __all__ = [
     "RarefiedLayer", "RarefyResult", "rarefy", "rarefy_factors",
     "geometry", "DenseMap", "Detection", "dense_forward", "Preprocess", "preprocess",
     "load_image", "load_labels",
+    # dense fine-tuning
+    "window_labels", "finetune", "FinetuneResult",
     # settings
     "gpu_available", "mode", "set_mode", "set_device", "set_tf32", "tf32", "pinned_empty",
     "set_log_level",

@@ -25,6 +25,7 @@ from .convert import fully_convolutionalize
 from .dense import DenseMap, dense_forward
 from .detections import NMS_MODES, Detection
 from .errors import NumericWarning, PreprocessingWarning, SurgeryError
+from .finetune import finetune
 from .geometry import as_window, geometry
 from .labels import check_labels
 from .map_store import load_map
@@ -736,12 +737,74 @@ def _dense_command(commands) -> None:
     dense.set_defaults(run=_dense)
 
 
+def _finetune_command(commands) -> None:
+    """caffe-surgery finetune: a classifier trained densely into a detector."""
+    tune = commands.add_parser(
+        "finetune", help="train a classifier on every window of boxed images (a detector)",
+        description="Converts the net, builds its loss map from the boxes and trains it with "
+                    "libcaffe's solver; writes OUT/deploy.prototxt, OUT/weights.caffemodel, "
+                    "OUT/labels.txt, OUT/log.csv and OUT/log.png, snapshots in OUT/snapshots.")
+    tune.add_argument("prototxt", help="deploy prototxt (a classifier or a converted net)")
+    tune.add_argument("weights", help="caffemodel")
+    tune.add_argument("images", nargs="+", help="training images (folders and globs expand)")
+    tune.add_argument("--boxes", required=True, help="their boxes: CSV "
+                      "(image,x0,y0,x1,y1,label) or COCO JSON")
+    tune.add_argument("--out", required=True, help="output folder (made if missing)")
+    tune.add_argument("--labels", help="the net's class names, one per line")
+    tune.add_argument("--val", help="held-out boxes (naming their images): AP@0.5 scored "
+                                    "every --val-every iterations, best weights kept")
+    tune.add_argument("--val-every", type=positive_int, default=100, metavar="N",
+                      help="default 100")
+    tune.add_argument("--iterations", type=int, default=400, metavar="N",
+                      help="solver iterations in all, one crop each (default 400)")
+    tune.add_argument("--solver", choices=("sgd", "adam"), default="sgd",
+                      help="libcaffe's solver: SGD with momentum 0.9 (default) or Adam")
+    tune.add_argument("--lr", type=finite_number, help="base rate (default 0.001 SGD, "
+                                                       "0.0001 Adam)")
+    tune.add_argument("--freeze", type=int, metavar="K", help="keep the first K layers with "
+                      "weights as they are (default: all but the last two)")
+    tune.add_argument("--stride", type=positive_int, metavar="PIXELS",
+                      help="output stride --val scores the detector at (rarefied, exact)")
+    tune.add_argument("--crop", type=numbers(int, 2), metavar="H,W",
+                      help="training crop (default: the smallest image less a stride, so "
+                           "that crops start at every phase of it)")
+    tune.add_argument("--background-ratio", type=finite_number, metavar="R",
+                      help="at most R background cells per object cell in each crop")
+    tune.add_argument("--snapshot-every", type=positive_int, default=200, metavar="N",
+                      help="default 200; Ctrl-C snapshots too")
+    tune.add_argument("--resume", action="store_true", help="go on from OUT's last snapshot")
+    tune.add_argument("--seed", type=int, default=0, help="of crops and new head rows")
+    _preprocessing_arguments(tune)
+    tune.set_defaults(run=_finetune)
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    mean = load_mean(args.mean) if isinstance(args.mean, str) else args.mean
+    result = finetune(
+        args.prototxt, args.weights, expand_images(args.images), args.boxes, args.out,
+        labels=args.labels, iterations=args.iterations, val=args.val, val_every=args.val_every,
+        solver=args.solver, base_lr=args.lr, freeze=args.freeze, stride=args.stride,
+        crop=tuple(args.crop) if args.crop else None, background_ratio=args.background_ratio,
+        snapshot_every=args.snapshot_every, resume=args.resume, seed=args.seed,
+        preprocess=Preprocess(mean=mean, channel_swap=args.channel_swap,
+                              raw_scale=args.raw_scale, input_scale=args.input_scale,
+                              size=args.size))
+    for when, ap in (("before", result.ap_before), ("after", result.ap_after)):
+        if ap is not None:
+            print(f"validation AP@0.5 {when}: {ap.ap:.3f} ({ap.true} true, {ap.false} false "
+                  f"detections of {ap.boxes} boxes)")
+    print(f"{result.iterations} iterations in {result.seconds:.0f} s: {result.deploy}, "
+          f"{result.weights}, {result.labels}")
+    return 0
+
+
 def parser() -> Parser:
     top = Parser(prog=PROG, description=__doc__,
                  formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_demo_command, _info_command, _convert_command, _dense_command):
+    for add in (_demo_command, _info_command, _convert_command, _dense_command,
+                _finetune_command):
         add(commands)
     return top
 

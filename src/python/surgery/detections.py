@@ -36,15 +36,21 @@ class Detection:
                    cell=(record["row"], record["column"]))
 
 
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of each row of `a` with each row of `b`
+    (x0, y0, x1, y1): an len(a) x len(b) array."""
+    a, b = a[:, np.newaxis], b[np.newaxis]
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = w * h
+    union = ((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) +
+             (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter)
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Intersection over union of `box` with each row of `boxes` (x0, y0, x1, y1)."""
-    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = w * h
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + areas - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    return iou_matrix(np.asarray(box)[np.newaxis], np.asarray(boxes))[0]
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> List[int]:

@@ -184,6 +184,42 @@ def _covered(box, placed):
     return next((other for other in placed if box.overlaps(other)), None)
 
 
+def draw_window_labels(image: np.ndarray, labels: np.ndarray, geometry, background: int,
+                       boxes: Sequence = (), figure=None):
+    """A matplotlib Figure with the ground truth of every cell
+    (window_labels) over `image` (H x W x C in [0, 1]): each class its own
+    colour on its cells, background faint grey, ignored cells (negative)
+    left clear; `boxes` (x0, y0, x1, y1, class) outlined."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+    height, width = image.shape[:2]
+    scale = layout(height, width)
+    w_px, h_px = width * scale, height * scale + CAPTION_PX
+    check_picture_memory(image, (w_px, h_px))
+    if figure is None:
+        figure = Figure(figsize=(w_px / DPI, h_px / DPI), dpi=DPI)
+    axes = figure.add_axes((0, CAPTION_PX / h_px, 1, height * scale / h_px))
+    axes.set_axis_off()
+    axes.imshow(np.clip(image[:, :, 0] if image.shape[2] == 1 else image, 0, 1), cmap="gray",
+                vmin=0, vmax=1, extent=(0, width, height, 0), interpolation="nearest")
+    colours = np.zeros((*labels.shape, 4))
+    objects = (labels >= 0) & (labels != background)
+    colours[objects] = colormaps["tab10"](labels[objects] % 10)
+    colours[objects, 3] = HEAT_ALPHA
+    colours[labels == background] = (0.6, 0.6, 0.6, 0.25)
+    axes.imshow(colours, extent=heat_extent(geometry, labels.shape), interpolation="nearest")
+    for x0, y0, x1, y1, cls in boxes:
+        axes.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, linewidth=1.2,
+                                 edgecolor=colormaps["tab10"](int(cls) % 10)))
+    axes.set_xlim(0, width)
+    axes.set_ylim(height, 0)
+    figure.text(0.01, 0.5 * CAPTION_PX / h_px,
+                f"label per cell ({labels.shape[0]}x{labels.shape[1]}): colour = class, grey = "
+                "background, clear = ignored", fontsize=8, va="center", ha="left")
+    return figure
+
+
 def draw_strides(maps: Sequence, cls: Optional[int] = None, figure=None):
     """Maps of one image at different strides (the net before and after
     ``rarefy``) side by side, each over the input with every cell drawn as
@@ -260,6 +296,13 @@ def save_picture(dense, path: str, cls: Optional[int] = None, detections: Sequen
     else:
         figure = draw_overlay(dense, cls, detections or ())
     write_figure(figure, path)
+
+
+def save_window_labels_picture(path: str, image: np.ndarray, labels: np.ndarray, geometry,
+                               background: int, boxes: Sequence = ()) -> None:
+    """Write ``draw_window_labels`` to `path` (PNG or JPEG), whole or not at all."""
+    check_picture_path(path)
+    write_figure(draw_window_labels(image, labels, geometry, background, boxes), path)
 
 
 def save_strides_picture(maps: Sequence, path: str, cls: Optional[int] = None) -> None:

@@ -67,26 +67,48 @@ uint64_t memory_in_use() {
 #endif
 }
 
-uint64_t forward_bytes(const caffe::Net<float>& net) {
-  uint64_t floats = 0;
-  std::set<const caffe::SyncedMemory*> counted;  // in-place and shared blobs once
+namespace {
+
+// Floats of a net's blobs, of its params (in-place and shared blobs once)
+// and of its largest im2col buffer.
+struct Footprint {
+  uint64_t blobs = 0, params = 0, col = 0;
+};
+
+Footprint footprint(const caffe::Net<float>& net) {
+  Footprint out;
+  std::set<const caffe::SyncedMemory*> counted;
   for (const auto& blob : net.blobs()) {
-    if (counted.insert(blob->data().get()).second) floats += blob->count();
+    if (counted.insert(blob->data().get()).second) out.blobs += blob->count();
   }
   for (const auto& param : net.params()) {
-    if (counted.insert(param->data().get()).second) floats += param->count();
+    if (counted.insert(param->data().get()).second) out.params += param->count();
   }
-  uint64_t col = 0;
   for (size_t i = 0; i < net.layers().size(); ++i) {
     if (net.bottom_vecs()[i].empty() || net.top_vecs()[i].empty()) continue;
-    col = std::max(col, im2col_floats(*net.layers()[i], *net.bottom_vecs()[i][0],
-                                      *net.top_vecs()[i][0]));
+    out.col = std::max(out.col, im2col_floats(*net.layers()[i], *net.bottom_vecs()[i][0],
+                                              *net.top_vecs()[i][0]));
   }
-  return (floats + col) * sizeof(float);
+  return out;
+}
+
+}  // namespace
+
+uint64_t forward_bytes(const caffe::Net<float>& net) {
+  const Footprint f = footprint(net);
+  return (f.blobs + f.params + f.col) * sizeof(float);
+}
+
+uint64_t training_bytes(const caffe::Net<float>& net, int history) {
+  const Footprint f = footprint(net);
+  return (2 * f.blobs + (2 + history) * f.params + f.col) * sizeof(float);
 }
 
 void check_memory(const caffe::Net<float>& net, const std::string& what) {
-  const uint64_t need = forward_bytes(net);
+  check_memory(forward_bytes(net), what);
+}
+
+void check_memory(uint64_t need, const std::string& what) {
   const uint64_t cap = memory_limit();
   if (need <= cap) return;
   std::ostringstream out;

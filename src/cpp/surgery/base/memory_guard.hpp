@@ -28,8 +28,15 @@ uint64_t memory_in_use();
 // convolution's im2col buffer.
 uint64_t forward_bytes(const caffe::Net<float>& net);
 
+// Bytes a training iteration needs: a forward's, a gradient beside every
+// blob and param, and `history` more copies of the params (the solver's
+// momentum: 1 for SGD, 2 for Adam).
+uint64_t training_bytes(const caffe::Net<float>& net, int history);
+
 // MemoryLimitError naming `what`, the need and the limit, if the net exceeds it.
 void check_memory(const caffe::Net<float>& net, const std::string& what);
+// The same for `need` bytes, as training_bytes gives them.
+void check_memory(uint64_t need, const std::string& what);
 
 // Gives back blob memory beyond each blob's current shape, as after a refused
 // reshape (Caffe's blobs never shrink on their own). Blob values are lost.
