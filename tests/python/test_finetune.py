@@ -14,7 +14,8 @@ import surgery
 from conftest import opencv_caffe_reader
 from digit_canvases import write_set
 from surgery.errors import FileError, ParseError
-from surgery.finetune import BACKGROUND, finetune, score_detector
+from surgery.finetune import finetune, score_detector
+from surgery.labels import BACKGROUND
 
 QUICK = dict(iterations=6, snapshot_every=3, progress=False, crop=(60, 60))
 

@@ -27,7 +27,7 @@ from .detections import NMS_MODES, Detection
 from .errors import NumericWarning, PreprocessingWarning, SurgeryError
 from .finetune import finetune
 from .geometry import as_window, geometry
-from .labels import check_labels
+from .labels import BACKGROUND, check_labels
 from .map_store import load_map
 from .net import Net
 from .overlay import picture_format
@@ -335,10 +335,13 @@ def for_net(options: DenseOptions, net: Net) -> DenseOptions:
     for b in options.background or ():
         if not 0 <= b < classes:
             raise UsageError(f"--background {b} is outside 0..{classes - 1}")
+    # A fine-tuned net's "no object" class is never an object found.
+    background = sorted({*(options.background or ()),
+                         *(i for i, name in enumerate(labels or ()) if name == BACKGROUND)})
     if output and _is_softmax(net, output) and not 0 <= options.threshold <= 1:
         raise UsageError(f"--threshold {options.threshold:g} is outside 0..1, where the "
                          f"net's output {output!r} (a Softmax) lies: nothing would be detected")
-    return replace(options, labels=labels, cls=cls)
+    return replace(options, labels=labels, cls=cls, background=background or None)
 
 
 def _check_preprocessing(prep: Preprocess, net: Net, window) -> None:

@@ -30,14 +30,13 @@ from .detections import Detection
 from .errors import ParseError, ShapeError, SurgeryError
 from .finetune_data import Example, Sampling, aligned_crop, crop_cells, sample
 from .geometry import Geometry, geometry
-from .labels import LabelsLike, check_labels
+from .labels import BACKGROUND, LabelsLike, check_labels
 from .loss_map import copy_weights, definition_text, score_layer, train_definition, \
     with_new_head
 from .net import Net, PathLike
 from .preprocess import Preprocess
 from .window_labels import map_shape_of, window_labels
 
-BACKGROUND = "background"
 HEAD = "finetune_head"
 SOLVERS = {"sgd": "SGD", "adam": "Adam"}
 # A pretrained net fine-tuned on a few images forgets what it knew at 0.01:

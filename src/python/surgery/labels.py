@@ -8,6 +8,10 @@ from typing import List, Sequence, Union
 from .atomic_files import LABELS_BYTES, read_text
 from .errors import ShapeError
 
+# The class fine-tuning adds for windows that hold no object: the dense
+# command never reports it as a detection.
+BACKGROUND = "background"
+
 LabelsLike = Union[str, "os.PathLike[str]", Sequence[str]]
 
 

@@ -244,21 +244,6 @@ caffe::NetParameter read_net_binary(const std::string& path, FileDigest* digest)
   return net;
 }
 
-caffe::SolverState read_solver_state(const std::string& path) {
-  InputFile file(path, "solver state");
-  check_caffemodel_size(file.size(), path);
-  caffe::SolverState state;
-  DigestingInput input(file.fd(), nullptr);
-  CopyingInputStreamAdaptor raw(&input, 1 << 20);
-  CodedInputStream coded(&raw);
-  coded.SetTotalBytesLimit(static_cast<int>(file.size()));
-  if (!state.ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage()) {
-    throw ParseError("cannot parse solver state '" + path +
-                     "': truncated, or not a binary SolverState");
-  }
-  return state;
-}
-
 StagedFile stage_net_text(const caffe::NetParameter& net, const std::string& path,
                           const std::string& header) {
   return StagedFile(path, [&](int fd) {

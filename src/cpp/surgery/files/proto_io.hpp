@@ -43,11 +43,6 @@ std::string unknown_type_hint(const std::string& type);
 // `type` as Caffe does); ParseError with line and column, naming `source`.
 caffe::SolverParameter parse_solver_text(const std::string& text, const std::string& source);
 
-// A binary SolverState (a solver's snapshot: iteration, history blobs, the
-// caffemodel it was taken with), read as read_net_binary reads: nothing past
-// the file's size; FileError, or ParseError if truncated or not one.
-caffe::SolverState read_solver_state(const std::string& path);
-
 // A binary caffemodel (any size protobuf allows), upgraded likewise.
 // FileError if not a regular file, ParseError if truncated, not a
 // NetParameter, or holding no layer. If `digest` is given it receives the

@@ -3,16 +3,20 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl.h>
 
+#include <climits>
+
 #include "surgery/base/errors.hpp"
-#include "surgery/files/caffemodel_reader.hpp"
 #include "surgery/files/input_file.hpp"
 
 namespace surgery {
 
 caffe::SolverState read_solver_state(const std::string& path) {
   InputFile file(path, "solver state");
-  // The history is as large as the weights: the same bound as a caffemodel.
-  check_caffemodel_size(file.size(), path);
+  // The history is as large as the weights: the bound protobuf reads.
+  if (file.size() > INT_MAX) {
+    throw ParseError("solver state '" + path + "' is " + std::to_string(file.size()) +
+                     " bytes: protobuf reads at most 2 GiB - 1");
+  }
   google::protobuf::io::FileInputStream raw(file.fd());
   google::protobuf::io::CodedInputStream coded(&raw);
   coded.SetTotalBytesLimit(static_cast<int>(file.size()));

@@ -7,6 +7,7 @@
 #include "surgery/definition/phase_filter.hpp"
 #include "surgery/definition/validate.hpp"
 #include "surgery/files/proto_io.hpp"
+#include "surgery/files/solver_state.hpp"
 #include "surgery/files/weights_check.hpp"
 
 namespace surgery {
