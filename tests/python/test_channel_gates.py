@@ -132,28 +132,14 @@ def test_gate_stays_global_and_the_converted_net_takes_a_larger_input(tmp_path, 
     assert [(layer.old_name, layer.kernel) for layer in result.layers] == [
         ("pool", (6, 6)), ("fc", (1, 1))]
     assert {"se/pool", "se/down", "se/up"} <= surgery._core.channel_gate_layers(conv)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(SHAPE).astype(np.float32)
-    np.testing.assert_allclose(conv.forward(data=x)["prob"].reshape(1, 5),
-                               net.forward(data=x)["prob"], rtol=1e-5, atol=1e-6)
-    big = rng.standard_normal(LARGER).astype(np.float32)
-    got = conv.forward(data=big)["prob"]
-    assert got.shape == (1, 5, 6, 6)
-    np.testing.assert_allclose(got, opencv_forward(files, big), rtol=1e-4, atol=1e-5)
+    equals_original_and_opencv(net, conv, files, seed=0)
 
 
 def test_se_bn_inception_structure_converts_and_runs_at_one_and_a_half_times(tmp_path):
     # 20 -> conv1 10 -> pool5 1; 30 -> conv1 15 -> pool5 6.
     net, result, conv, files = converted(tmp_path, SE_INCEPTION)
     assert [layer.old_name for layer in result.layers] == ["classifier"]
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal(SHAPE).astype(np.float32)
-    np.testing.assert_allclose(conv.forward(data=x)["prob"].reshape(1, 5),
-                               net.forward(data=x)["prob"], rtol=1e-5, atol=1e-6)
-    big = rng.standard_normal(LARGER).astype(np.float32)
-    got = conv.forward(data=big)["prob"]
-    assert got.shape == (1, 5, 6, 6)
-    np.testing.assert_allclose(got, opencv_forward(files, big), rtol=1e-4, atol=1e-5)
+    equals_original_and_opencv(net, conv, files, seed=4)
 
 
 def test_gated_cells_are_the_whole_image_net_on_crops_only_at_one_cell(tmp_path):
@@ -194,3 +180,16 @@ def test_pooling_feeding_a_gate_and_the_classifier_is_refused_by_name(tmp_path):
                              "'se/scale' and also layer 'pool' \\(Pooling\\)"):
         surgery.fully_convolutionalize(net)
     assert [layer.type for layer in net.layers].count("InnerProduct") == 3  # untouched
+
+
+def equals_original_and_opencv(net, conv, files, seed):
+    """At the declared size the converted net is the original; at 1.5x its
+    6x6 map is what OpenCV computes from the converted files."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(SHAPE).astype(np.float32)
+    np.testing.assert_allclose(conv.forward(data=x)["prob"].reshape(1, 5),
+                               net.forward(data=x)["prob"], rtol=1e-5, atol=1e-6)
+    big = rng.standard_normal(LARGER).astype(np.float32)
+    got = conv.forward(data=big)["prob"]
+    assert got.shape == (1, 5, 6, 6)
+    np.testing.assert_allclose(got, opencv_forward(files, big), rtol=1e-4, atol=1e-5)

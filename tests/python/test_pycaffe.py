@@ -313,28 +313,6 @@ def test_a_python_layer_calling_its_own_net_is_refused_not_deadlocked(tmp_path):
     assert "then 6.0" in run.stdout, run.stderr  # and the net stays usable
 
 
-def test_a_surgery_net_and_its_face_are_one_net(lenet, mnist):
-    prototxt, weights = lenet
-    face = caffe.Net(str(prototxt), caffe.TEST, weights=str(weights))
-    core = surgery._core.Net(face)  # the surgery side of the face's net
-    back = caffe.Net(core)          # and a face of it again
-    assert np.shares_memory(core._blob("data"), face.blobs["data"].data)
-    assert np.shares_memory(back.params["conv1"][0].data, face.params["conv1"][0].data)
-    images = mnist[0][:64, None].astype(np.float32) / 255
-    np.testing.assert_array_equal(core._forward({"data": images})["prob"],
-                                  face.forward(data=images)["prob"])
-    del face, back  # the core net keeps the net alive
-    assert core._forward({"data": images})["prob"].shape == (64, 10)
-
-
-def test_a_solvers_net_has_no_surgery_net(tmp_path):
-    (tmp_path / "net.prototxt").write_text(TINY_NET + """
-layer { name: "loss" type: "EuclideanLoss" bottom: "fc" bottom: "fc" top: "loss" }""")
-    (tmp_path / "solver.prototxt").write_text(
-        f"net: '{tmp_path / 'net.prototxt'}' base_lr: 0.1 lr_policy: 'fixed' max_iter: 1")
-    with pytest.raises(surgery.SurgeryError, match="built by a solver"):
-        surgery._core.Net(caffe.SGDSolver(str(tmp_path / "solver.prototxt")).net)
-
 
 def test_set_input_arrays_feeds_a_memory_data_layer_batch_by_batch(tmp_path):
     prototxt = tmp_path / "memory.prototxt"

@@ -48,8 +48,7 @@ LoadPolicy& pycaffe_policy();
 
 void bind_pycaffe_blob(pybind11::module_& m);
 void bind_pycaffe_layer(pybind11::module_& m);
-// `core` is surgery._core, whose Net gains a constructor from a face's net.
-void bind_pycaffe_net(pybind11::module_& m, pybind11::module_& core);
+void bind_pycaffe_net(pybind11::module_& m);
 void bind_pycaffe_solver(pybind11::module_& m);
 
 }  // namespace surgery::bindings

@@ -36,7 +36,7 @@ void bind_pycaffe(py::module_& parent) {
         py::arg("seed"));
   bind_pycaffe_blob(m);
   bind_pycaffe_layer(m);
-  bind_pycaffe_net(m, parent);
+  bind_pycaffe_net(m);
   bind_pycaffe_solver(m);
 }
 
