@@ -422,7 +422,9 @@ def cli_on_terminal(*args, tmp_path, delay="0", timeout=120):
         env["SURGERY_PROGRESS_DELAY"] = delay
     master, terminal = pty.openpty()
     # A terminal has a size (a bare pseudo-terminal's is 0x0, where tqdm draws nothing).
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    # Wide: the bar names the image by its path (pytest's are long), and tqdm
+    # cuts a bar that does not fit before its unit.
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 300, 0, 0))
     stdout = tmp_path / "stdout.txt"
     with open(stdout, "wb") as out:
         child = subprocess.Popen([str(EXECUTABLE), *map(str, args)], stdin=subprocess.DEVNULL,

@@ -25,7 +25,7 @@ DOCS = ROOT / "docs"
 PAGES = sorted([ROOT / "README.md", *DOCS.rglob("*.md")])
 # Pages whose blocks run CaffeNet or start Dask clusters.
 SLOW_PAGES = {"README.md", "getting-started.md", "surgery.md", "finer-stride.md", "dense.md",
-              "large-images.md", "threads-winograd.md"}
+              "large-images.md", "threads-winograd.md", "fine-tuning.md"}
 CAFFENET_WEIGHTS = "bvlc_reference_caffenet.caffemodel"
 # What a fenced block may be: run (python, sh), shown (text), or run by
 # markdown-exec when the site is built (the CLI reference's --help).

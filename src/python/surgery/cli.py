@@ -753,6 +753,7 @@ def _finetune_command(commands) -> None:
     tune.add_argument("--boxes", required=True, help="their boxes: CSV "
                       "(image,x0,y0,x1,y1,label) or COCO JSON")
     tune.add_argument("--out", required=True, help="output folder (made if missing)")
+    tune.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     tune.add_argument("--labels", help="the net's class names, one per line")
     tune.add_argument("--val", help="held-out boxes (naming their images): AP@0.5 scored "
                                     "every --val-every iterations, best weights kept")
@@ -791,7 +792,8 @@ def _finetune(args: argparse.Namespace) -> int:
         snapshot_every=args.snapshot_every, resume=args.resume, seed=args.seed,
         preprocess=Preprocess(mean=mean, channel_swap=args.channel_swap,
                               raw_scale=args.raw_scale, input_scale=args.input_scale,
-                              size=args.size))
+                              size=args.size),
+        progress=wants_progress(args.quiet))
     for when, ap in (("before", result.ap_before), ("after", result.ap_after)):
         if ap is not None:
             print(f"validation AP@0.5 {when}: {ap.ap:.3f} ({ap.true} true, {ap.false} false "

@@ -35,6 +35,7 @@ from .loss_map import copy_weights, definition_text, score_layer, train_definiti
     with_new_head
 from .net import Net, PathLike
 from .preprocess import Preprocess
+from .progress import progress_bar
 from .window_labels import map_shape_of, window_labels
 
 HEAD = "finetune_head"
@@ -310,7 +311,8 @@ def finetune(prototxt: PathLike, weights: PathLike, images: Sequence[PathLike],
     best_path = os.path.join(run.out, "snapshots", "best.caffemodel")
     deploy_path = os.path.join(run.out, "snapshots", "deploy.prototxt")
     write_text(deploy_path, deploy)
-    bar = _progress(progress, trainer.iteration, iterations)
+    bar = progress_bar(total=iterations, initial=trainer.iteration, unit="it",
+                       desc="fine-tuning", enabled=progress)
     running, start = None, (trainer.iteration, rng.bit_generator.state)
     try:
         while trainer.iteration < iterations:
@@ -336,9 +338,8 @@ def finetune(prototxt: PathLike, weights: PathLike, images: Sequence[PathLike],
                     os.replace(os.path.join(run.out, "snapshots", "candidate.caffemodel"),
                                best_path)
             state["log"].append(row)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{running:.3f}", ap=row["ap"] or "-")
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.3f}", ap=row["ap"] or "-")
             if k % snapshot_every == 0:
                 run.save(trainer, rng, state)
     except KeyboardInterrupt:
@@ -347,8 +348,7 @@ def finetune(prototxt: PathLike, weights: PathLike, images: Sequence[PathLike],
         run.save(trainer, rng, state)
         raise
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if trainer.iteration % snapshot_every:
         run.save(trainer, rng, state)
     final = best_path if state["best_iteration"] is not None else \
@@ -387,9 +387,3 @@ def _examples(net: Net, geo: Geometry, data: _Set, classes: List[str], pos_iou: 
                          "or rescale the images")
     return out
 
-
-def _progress(show: bool, done: int, total: int):
-    if not show:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, initial=done, unit="it", desc="fine-tuning")

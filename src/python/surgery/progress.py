@@ -25,12 +25,13 @@ def progress_delay() -> float:
 
 
 def progress_bar(iterable: Optional[Iterable] = None, *, total: Optional[int] = None,
-                 unit: str, desc: Optional[str] = None, enabled: bool = True):
-    """A tqdm bar on stderr over `iterable` (or updated by hand up to
-    `total`), drawn only after ``progress_delay()`` and only if `enabled`;
-    cleared when it closes."""
+                 unit: str, desc: Optional[str] = None, enabled: bool = True,
+                 initial: int = 0):
+    """A tqdm bar on stderr over `iterable` (or updated by hand from
+    `initial` up to `total`), drawn only after ``progress_delay()`` and only
+    if `enabled`; cleared when it closes."""
     from tqdm import tqdm
-    return tqdm(iterable, total=total, unit=unit, desc=desc, file=sys.stderr,
+    return tqdm(iterable, total=total, initial=initial, unit=unit, desc=desc, file=sys.stderr,
                 delay=progress_delay(), leave=False, disable=not enabled)
 
 
