@@ -69,6 +69,7 @@ def assert_equal_to_serial(out, serial):
         assert np.abs(np.asarray(scores) - expected).max() <= 1e-5
 
 
+@pytest.mark.slow
 def test_folder_on_two_workers_equals_the_serial_loop(lenet, images, serial, tmp_path):
     out = tmp_path / "out"
     summary = dense_images(*lenet, sorted(images.iterdir()), out, workers=2)
@@ -78,6 +79,7 @@ def test_folder_on_two_workers_equals_the_serial_loop(lenet, images, serial, tmp
     assert not hidden(out)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_loses_no_image(lenet, images, serial, client, tmp_path):
     out = tmp_path / "out"
     pids = client.run(os.getpid)
@@ -138,6 +140,7 @@ def test_a_bad_image_is_a_failure_with_its_reason(lenet, tmp_path):
     assert "bad.png" in next(iter(summary.failed)) and "cannot read" in str(summary)
 
 
+@pytest.mark.slow
 def test_an_embedded_cluster_leaves_this_process_environment_as_it_was(lenet, monkeypatch,
                                                                       tmp_path):
     # Dask's nanny writes OPENBLAS_NUM_THREADS=1 (and more) into the process
@@ -179,6 +182,7 @@ def cli_run(lenet, folder, *extra):
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_reruns_in_the_input_folder_reuse_exactly_what_is_still_valid(lenet, tmp_path):
     from PIL import Image
     folder = tmp_path / "photos"
@@ -244,6 +248,7 @@ def test_a_bad_scheduler_is_one_line_before_the_output_folder(lenet, tmp_path, a
     assert why in run.stderr and not out.exists()
 
 
+@pytest.mark.slow
 def test_out_with_json_csv_and_pictures_gives_the_serial_runs_files(lenet, tmp_path):
     """--out with --json, --csv and --picture: the records and pictures of
     the images finished there (now or before), equal to a serial run's; an

@@ -117,6 +117,7 @@ def test_resume_equals_an_uninterrupted_run(lenet, canvases, tmp_path):
     assert any(not np.array_equal(fresh[n][0], a[n][0]) for n in a)
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_a_snapshot_to_resume_from(lenet, canvases, tmp_path):
     (images, boxes), _ = canvases
     def interrupt(signum, frame):
