@@ -480,6 +480,40 @@ def test_a_tiled_image_shows_its_tiles_progress_on_a_terminal_only(lenet, tiled_
     assert code == 0 and shown == "" and quiet_out == ""
 
 
+LAYER_BAR = re.compile(r"\d+layer \[")
+
+
+def test_an_image_run_whole_shows_its_layers_progress_on_a_terminal_only(lenet, tiled_canvas,
+                                                                         tmp_path):
+    """One image, no tiles: the bar counts the layers of its forward."""
+    args = ("dense", *lenet, tiled_canvas, "--raw-scale", "0.99609375")
+    code, out, shown = cli_on_terminal(*args, tmp_path=tmp_path)
+    assert code == 0, shown
+    assert LAYER_BAR.search(shown), shown
+    piped = cli(*args, env={**os.environ, "SURGERY_PROGRESS_DELAY": "0"})
+    assert piped.returncode == 0 and not LAYER_BAR.search(piped.stderr), piped.stderr
+    assert piped.stdout == out
+
+
+def test_an_error_in_the_step_between_layers_stops_the_forward_and_leaves_the_net_usable(lenet):
+    net = surgery.Net(*lenet)
+    x = np.zeros((1, 1, 28, 28), np.float32)
+    steps = []
+
+    def step():
+        steps.append(1)
+        if len(steps) == 3:
+            raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        net.forward_stepped({"data": x}, step)
+    assert len(steps) == 3
+    counted = []
+    np.testing.assert_array_equal(net.forward_stepped({"data": x}, lambda: counted.append(1))["prob"],
+                                  net.forward(data=x)["prob"])
+    assert len(counted) == len(net.layer_times)
+
+
 def test_a_batch_shows_its_images_progress_unless_shorter_than_the_delay(lenet, batch, tmp_path):
     digits = [batch / name for name in DIGITS]
     args = ("dense", *lenet, *digits, "--raw-scale", "0.99609375")

@@ -77,4 +77,6 @@ def test_classify_py_averages_caffenets_ten_crops(classify_py, tmp_path):
     batch = np.stack([steps(crop, 3)[1] for crop in crops])
     expected = surgery.Net(proto, model).forward(data=batch)["prob"].mean(axis=0)
     assert predictions.shape == (1, 1000)
-    np.testing.assert_allclose(predictions[0], expected.reshape(-1), atol=1e-6)
+    # The Transformer computes in float64, Preprocess in float32: the ten
+    # crops' scores differ in their float32 rounding (5e-5 relative seen).
+    np.testing.assert_allclose(predictions[0], expected.reshape(-1), rtol=2e-4, atol=1e-6)

@@ -60,11 +60,13 @@ enum class BlobPart { kData, kDiff };
 HostView host_view(caffe::Blob<float>& blob, BlobPart part = BlobPart::kData);
 pybind11::array to_array(HostView view);
 
-// For a forward on the main thread: true once Ctrl-C (any signal whose
-// Python handler raises) is pending, with the Python exception set. Takes
-// the GIL briefly, so call it only inside locked(). Elsewhere (other
-// threads, where Python runs no handlers) an empty function.
-std::function<bool()> signal_check();
+// Asked by a forward between two layers: calls `between_layers` (if not
+// None; a progress bar's step), then, on the main thread, checks for Ctrl-C
+// (any signal whose Python handler raises). True once either raised, with
+// the Python exception set. Takes the GIL briefly, so call it only inside
+// locked(). Empty where there is nothing to ask (no callback, and another
+// thread, where Python runs no handlers).
+std::function<bool()> signal_check(const pybind11::object& between_layers = pybind11::none());
 
 // Re-raises the Python exception a signal handler left (after an
 // Interrupted from the core); call with the GIL held.

@@ -12,13 +12,22 @@ namespace py = pybind11;
 
 namespace surgery::bindings {
 
-std::function<bool()> signal_check() {
+std::function<bool()> signal_check(const py::object& between_layers) {
   // Python runs signal handlers only on its main thread.
   const py::object threading = py::module_::import("threading");
-  if (!threading.attr("current_thread")().is(threading.attr("main_thread")())) return {};
-  return [] {
+  const bool main = threading.attr("current_thread")().is(threading.attr("main_thread")());
+  if (!main && between_layers.is_none()) return {};
+  return [main, between_layers] {
     py::gil_scoped_acquire gil;
-    return PyErr_CheckSignals() != 0;
+    if (!between_layers.is_none()) {
+      try {
+        between_layers();
+      } catch (py::error_already_set& error) {
+        error.restore();
+        return true;
+      }
+    }
+    return main && PyErr_CheckSignals() != 0;
   };
 }
 

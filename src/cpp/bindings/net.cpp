@@ -182,9 +182,10 @@ void bind_net(py::module_& m) {
              locked(net, [&] { net.reshape(target); });
            })
       .def("_forward",
-           [](PyNet& net, const std::map<std::string, FloatArray>& inputs) {
+           [](PyNet& net, const std::map<std::string, FloatArray>& inputs,
+              const py::object& between_layers) {
              const auto views = input_views(inputs);
-             const auto interrupted = signal_check();
+             const auto interrupted = signal_check(between_layers);
              std::vector<std::pair<std::string, HostCopy>> outputs;
              try {
                // Forward and the copy of its outputs in one call, so another
@@ -203,7 +204,8 @@ void bind_net(py::module_& m) {
              py::dict out;
              for (auto& [name, copy] : outputs) out[text(name)] = adopt(std::move(copy));
              return out;
-           })
+           },
+           py::arg("inputs"), py::arg("between_layers") = py::none())
       .def("save",
            [](const PyNet& net, const Path& prototxt, const Path& weights, bool overwrite) {
              locked(net, [&] { net.save(prototxt.bytes, weights.bytes, overwrite); });

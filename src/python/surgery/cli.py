@@ -388,7 +388,8 @@ def _print_reports(options: DenseOptions, reports: List[Any]) -> None:
 def run_dense(options: DenseOptions, net: Net) -> int:
     """Runs the checked `options` image by image on `net`: a line per image,
     each failure on stderr (exit 1), the pictures, --json and --csv; a
-    progress bar on a terminal (per image, and per tile of a tiled one)."""
+    progress bar on a terminal (per image, and per tile of a tiled one or per
+    layer of one run whole)."""
     images = options.images
     records, failures = [], 0
     progress = wants_progress(options.quiet)

@@ -22,6 +22,7 @@ from .pinned import staged_batch
 from .plot import plot_dense_map
 from .preprocess import (DECODE_BYTES_PER_VALUE, ImageLike, Preprocess, check_image_memory,
                          image_size, open_regular_file)
+from .progress import progress_bar
 from .rarefy import output_stride, rarefy
 from .sources import is_lazy_file, open_source
 from .tiled_forward import for_tiles, forward_tiles, output_cells, whole_fits
@@ -252,8 +253,9 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
     (sources.py). `out` (a ``.zarr`` folder or ``.npy`` file, one image)
     receives the map, whole or not at all, with its geometry beside it
     (map_store.py; `overwrite` replaces one there); the DenseMap's scores
-    are then read from it lazily. `progress` shows a bar over the tiles on
-    stderr, once the image has taken ``progress.progress_delay()`` seconds (2).
+    are then read from it lazily. `progress` shows a bar on stderr over the
+    tiles of a tiled image, over the layers of an image (or batch) run whole,
+    once it has taken ``progress.progress_delay()`` seconds (2).
 
     `stride`: the map's stride wanted, a divisor of the net's; the net is
     rarefied to it first, in place (``surgery.rarefy``), unless it is there.
@@ -294,9 +296,10 @@ def dense_forward(net: Net, image: Union[ImageLike, Sequence[ImageLike]], *,
         group = waiting.setdefault(prepared.x.shape, [])
         group.append(prepared)
         if len(group) == batch_size:
-            _run_batches(net, facts, waiting.pop(prepared.x.shape), blobs, labels, maps)
+            _run_batches(net, facts, waiting.pop(prepared.x.shape), blobs, labels, maps,
+                         progress)
     for group in waiting.values():
-        _run_batches(net, facts, group, blobs, labels, maps)
+        _run_batches(net, facts, group, blobs, labels, maps, progress)
     return maps if many else maps[0]
 
 def _tiling(net: Net, facts: _NetFacts, image: ImageLike, *, tile: Optional[TileLike], out,
@@ -427,16 +430,21 @@ def _prepare(net: Net, facts: _NetFacts, index: int, image: ImageLike,
 
 
 def _run_batches(net: Net, facts: _NetFacts, group: List[_Prepared], blobs: Sequence[str],
-                 labels: Optional[Sequence[str]], maps: List[Optional[DenseMap]]) -> None:
+                 labels: Optional[Sequence[str]], maps: List[Optional[DenseMap]],
+                 progress: bool) -> None:
     """Forward `group` (images of one size) in batches as large as the memory
-    limit allows, up to the whole group; each map goes to its image's place."""
+    limit allows, up to the whole group; each map goes to its image's place.
+    `progress`: a bar over each forward's layers (a whole image can take
+    seconds to minutes and has no tiles to count)."""
     batch = len(group)
     start = 0
     while start < len(group):
         chunk = group[start:start + batch]
         try:
-            with staged_batch(net, [p.x for p in chunk]) as x:
-                outputs = net.forward(**{facts.input: x})
+            with staged_batch(net, [p.x for p in chunk]) as x, \
+                    progress_bar(unit="layer", desc=f"{len(chunk)} image(s) of "
+                                 f"{x.shape[2]}x{x.shape[3]}", enabled=progress) as bar:
+                outputs = net.forward_stepped({facts.input: x}, bar.update)
         except MemoryLimitError:
             if batch == 1:
                 raise

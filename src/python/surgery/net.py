@@ -133,6 +133,14 @@ class Net(_core.Net):
         return self._forward({name: np.asarray(value, dtype=np.float32)
                               for name, value in inputs.items()})
 
+    def forward_stepped(self, inputs: Dict[str, np.ndarray],
+                        between_layers: Callable[[], object]) -> Dict[str, np.ndarray]:
+        """``forward(**inputs)``, calling ``between_layers()`` before each
+        layer of the running net (a progress bar's step); an exception it
+        raises stops the pass there, as Ctrl-C does."""
+        return self._forward({name: np.asarray(value, dtype=np.float32)
+                              for name, value in inputs.items()}, between_layers)
+
     def load_weights(self, weights: PathLike) -> None:
         """Copy trained weights in, matched by layer name; all checked first."""
         super().load_weights(os.fspath(weights))
