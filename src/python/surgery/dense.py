@@ -444,7 +444,9 @@ def _run_batches(net: Net, facts: _NetFacts, group: List[_Prepared], blobs: Sequ
             with staged_batch(net, [p.x for p in chunk]) as x, \
                     progress_bar(unit="layer", desc=f"{len(chunk)} image(s) of "
                                  f"{x.shape[2]}x{x.shape[3]}", enabled=progress) as bar:
-                outputs = net.forward_stepped({facts.input: x}, bar.update)
+                # Without a bar, no Python call between layers.
+                outputs = (net.forward_stepped({facts.input: x}, bar.update) if progress
+                           else net.forward(**{facts.input: x}))
         except MemoryLimitError:
             if batch == 1:
                 raise
