@@ -11,6 +11,7 @@
 #include "surgery/files/proto_io.hpp"
 #include "surgery/runtime/net.hpp"
 #include "surgery/train/solver_file.hpp"
+#include "surgery/train/solver_snapshot.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {

@@ -11,6 +11,7 @@
 #include "bindings/pycaffe.hpp"
 #include "surgery/base/errors.hpp"
 #include "surgery/train/solver_file.hpp"
+#include "surgery/train/solver_snapshot.hpp"
 
 namespace py = pybind11;
 

@@ -7,8 +7,6 @@
 #include "surgery/definition/phase_filter.hpp"
 #include "surgery/definition/validate.hpp"
 #include "surgery/files/proto_io.hpp"
-#include "surgery/files/solver_state.hpp"
-#include "surgery/files/weights_check.hpp"
 
 namespace surgery {
 namespace {
@@ -49,23 +47,6 @@ void check_nets(const caffe::SolverParameter& solver, const std::string& path,
   }
 }
 
-// What Caffe's RestoreSolverStateFromBinaryProto sets: protected members,
-// named through a derived class.
-struct SolverStateAccess : caffe::SGDSolver<float> {
-  static std::vector<caffe::shared_ptr<caffe::Blob<float>>>& history(caffe::SGDSolver<float>& s) {
-    return s.*(&SolverStateAccess::history_);
-  }
-  static int& iter(caffe::Solver<float>& s) { return s.*(&SolverStateAccess::iter_); }
-  static int& current_step(caffe::Solver<float>& s) {
-    return s.*(&SolverStateAccess::current_step_);
-  }
-};
-
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 }  // namespace
 
 caffe::SolverParameter read_solver_file(const std::string& path, const LoadPolicy& policy) {
@@ -101,38 +82,6 @@ std::unique_ptr<caffe::Solver<float>> create_solver(caffe::SolverParameter param
     check_memory(*net, "a test net of '" + source + "'");
   }
   return solver;
-}
-
-void restore_solver(caffe::Solver<float>& solver, const std::string& state_file) {
-  if (ends_with(state_file, ".h5")) {
-    throw FileError("'" + state_file + "' is an HDF5 solver state, which Caffe reads with "
-                    "HDF5's own reader: snapshot in the binary format (snapshot_format: "
-                    "BINARYPROTO, the default) to restore it here");
-  }
-  auto* sgd = dynamic_cast<caffe::SGDSolver<float>*>(&solver);
-  if (sgd == nullptr) throw Error(std::string("cannot restore a ") + solver.type() + " solver");
-  const caffe::SolverState state = read_solver_state(state_file);
-  auto& history = SolverStateAccess::history(*sgd);
-  if (state.history_size() != static_cast<int>(history.size())) {
-    throw ShapeError("solver state '" + state_file + "' has " +
-                     std::to_string(state.history_size()) + " history blobs, the solver " +
-                     std::to_string(history.size()) + ": it was saved by another net or solver type");
-  }
-  for (int i = 0; i < state.history_size(); ++i) {
-    check_blob_proto_fits("solver state '" + state_file + "', history", i, state.history(i),
-                          *history[i]);
-  }
-  caffe::NetParameter weights;
-  std::vector<BlobCopy> plan;
-  if (state.has_learned_net()) {
-    weights = read_net_binary(state.learned_net());
-    plan = plan_weight_copy(*solver.net(), weights, state.learned_net());
-  }
-  // Everything is checked: from here on nothing throws.
-  for (const auto& copy : plan) copy_blob_data(*copy.source, copy.target);
-  for (int i = 0; i < state.history_size(); ++i) copy_blob_data(state.history(i), history[i].get());
-  SolverStateAccess::iter(solver) = state.iter();
-  SolverStateAccess::current_step(solver) = state.current_step();
 }
 
 }  // namespace surgery

@@ -27,14 +27,6 @@ std::unique_ptr<caffe::Solver<float>> create_solver(caffe::SolverParameter param
                                                     const std::string& type,
                                                     const std::string& source);
 
-// Caffe's Solver::Restore, through our readers: the solver state and the
-// caffemodel it names are read bounded, every blob checked against the
-// solver's (weights by plan_weight_copy, history blob by blob) before the
-// first value changes; a mismatch raises ShapeError (ParseError for a
-// malformed file) and leaves the solver as it was. HDF5 states (.h5) are
-// refused: Caffe reads them with HDF5's own reader.
-void restore_solver(caffe::Solver<float>& solver, const std::string& state_file);
-
 }  // namespace surgery
 
 #endif  // SURGERY_SOLVER_FILE_HPP_

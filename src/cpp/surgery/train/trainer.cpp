@@ -14,19 +14,10 @@
 #include "surgery/files/caffemodel_writer.hpp"
 #include "surgery/files/proto_io.hpp"
 #include "surgery/files/solver_state.hpp"
+#include "surgery/train/solver_snapshot.hpp"
 
 namespace surgery {
 namespace {
-
-// Caffe sets a solver's position only from its own snapshot files, which it
-// reads with readers that abort on a bad file; this reaches the two fields
-// from a derived class's scope, as C++ allows for protected members.
-struct SolverPosition : caffe::Solver<float> {
-  static int& iter(caffe::Solver<float>& solver) { return solver.*(&SolverPosition::iter_); }
-  static int& current_step(caffe::Solver<float>& solver) {
-    return solver.*(&SolverPosition::current_step_);
-  }
-};
 
 // Every solver libcaffe registers (SGD, Nesterov, AdaGrad, RMSProp,
 // AdaDelta, Adam) keeps its state in SGDSolver's history.
@@ -49,33 +40,6 @@ LayerParams copy_params(const caffe::Net<float>& net, bool gradients) {
     out.emplace_back(net.layer_names()[i], std::move(arrays));
   }
   return out;
-}
-
-std::string shape_of(const caffe::BlobProto& proto) {
-  std::vector<int> dims(proto.shape().dim().begin(), proto.shape().dim().end());
-  return shape_text(dims);
-}
-
-// ShapeError unless every blob `weights` holds for a layer of `net` fits it,
-// so that a refused file leaves the net as it was.
-void check_weights_fit(const caffe::Net<float>& net, const caffe::NetParameter& weights,
-                       const std::string& path) {
-  for (const auto& layer : weights.layer()) {
-    if (!net.has_layer(layer.name())) continue;
-    const auto& blobs = net.layer_by_name(layer.name())->blobs();
-    if (layer.blobs_size() != static_cast<int>(blobs.size())) {
-      throw ShapeError("weights '" + path + "': layer '" + layer.name() + "' has " +
-                       std::to_string(layer.blobs_size()) + " blobs, the net's has " +
-                       std::to_string(blobs.size()));
-    }
-    for (int i = 0; i < layer.blobs_size(); ++i) {
-      if (!blobs[i]->ShapeEquals(layer.blobs(i))) {
-        throw ShapeError("weights '" + path + "': layer '" + layer.name() + "' blob " +
-                         std::to_string(i) + " is " + shape_of(layer.blobs(i)) +
-                         ", the net's is " + shape_text(blobs[i]->shape()));
-      }
-    }
-  }
 }
 
 }  // namespace
@@ -161,11 +125,7 @@ void Trainer::snapshot(const std::string& caffemodel, const std::string& solvers
     throw FileError("the snapshot's weights and state would both be written to '" + caffemodel +
                     "'");
   }
-  caffe::SolverState state;
-  state.set_iter(solver_->iter());
-  state.set_current_step(SolverPosition::current_step(*solver_));
-  state.set_learned_net(caffemodel);
-  for (const auto& blob : history(*solver_)) blob->ToProto(state.add_history());
+  const caffe::SolverState state = solver_state_of(*solver_, caffemodel);
   auto weights = stage_caffemodel(*solver_->net(), caffemodel, nullptr);
   auto rest = stage_solver_state(state, solverstate);
   weights.commit();
@@ -173,31 +133,7 @@ void Trainer::snapshot(const std::string& caffemodel, const std::string& solvers
 }
 
 void Trainer::restore(const std::string& caffemodel, const std::string& solverstate) {
-  const caffe::SolverState state = read_solver_state(solverstate);
-  const auto& blobs = history(*solver_);
-  if (state.history_size() != static_cast<int>(blobs.size())) {
-    throw ShapeError("solver state '" + solverstate + "' holds " +
-                     std::to_string(state.history_size()) + " history blobs, this " +
-                     solver_->type() + " solver keeps " + std::to_string(blobs.size()) +
-                     ": a snapshot of another net or solver type");
-  }
-  for (int i = 0; i < state.history_size(); ++i) {
-    if (!blobs[i]->ShapeEquals(state.history(i))) {
-      throw ShapeError("solver state '" + solverstate + "': history blob " + std::to_string(i) +
-                       " is " + shape_of(state.history(i)) + ", the net's is " +
-                       shape_text(blobs[i]->shape()) + ": a snapshot of another net");
-    }
-  }
-  if (state.iter() < 0 || state.current_step() < 0) {
-    throw ParseError("solver state '" + solverstate + "' holds a negative iteration or step");
-  }
-  const caffe::NetParameter weights = read_net_binary(caffemodel);
-  check_weights_fit(*solver_->net(), weights, caffemodel);
-  guard_caffe("restoring '" + caffemodel + "'",
-              [&] { solver_->net()->CopyTrainedLayersFrom(weights); });
-  for (int i = 0; i < state.history_size(); ++i) blobs[i]->FromProto(state.history(i), false);
-  SolverPosition::iter(*solver_) = state.iter();
-  SolverPosition::current_step(*solver_) = state.current_step();
+  restore_solver(*solver_, solverstate, caffemodel);
 }
 
 }  // namespace surgery
