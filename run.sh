@@ -14,14 +14,16 @@ APT_PACKAGES=(build-essential cmake patch libprotobuf-dev protobuf-compiler
   libgoogle-glog-dev libgflags-dev libboost-system-dev libboost-filesystem-dev
   libboost-thread-dev libhdf5-dev libopenblas-dev libgtest-dev libssl-dev
   clang libclang-rt-14-dev)  # the last two: libFuzzer and the sanitizers (hardening/fuzz)
+# Only the tests need these: Graphviz's dot, which caffe.draw (pydot) runs.
+TEST_APT_PACKAGES=(graphviz)
 VENV=${SURGERY_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 export CAFFE_SURGERY_JOBS=${CAFFE_SURGERY_JOBS:-$(nproc)}
 
 say() { echo "== $*" >&2; }
 
-install_system_packages() {
-  local wanted=("${APT_PACKAGES[@]}")
+install_system_packages() {  # $@: packages wanted beyond APT_PACKAGES
+  local wanted=("${APT_PACKAGES[@]}" "$@")
   # Debian's own python3 needs these for a venv and for building extensions.
   command -v "$PYTHON" >/dev/null || wanted+=(python3)
   if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then wanted+=(python3-venv); fi
@@ -57,7 +59,7 @@ case "${1:-}" in
     "$VENV/bin/caffe-surgery" demo
     ;;
   test)
-    install_system_packages
+    install_system_packages "${TEST_APT_PACKAGES[@]}"
     # The C++ tests and benchmarks/plain_caffe (the baseline that
     # tests/python/test_plain_caffe.py checks) are built in the same (kept)
     # build folder as the extension.
@@ -86,7 +88,7 @@ case "${1:-}" in
     exit $status
     ;;
   quick)
-    install_system_packages
+    install_system_packages "${TEST_APT_PACKAGES[@]}"
     # Editable: the Python sources are imported from src/python, so a Python
     # change needs no reinstall; build/quick is kept, so a C++ change
     # recompiles only its own files. Without build isolation pip does not

@@ -6,7 +6,8 @@ third_party/caffe/build.sh fetched (and checked) into its cache, installed at
 build time, never copied into the repository. Their absolute imports of the
 `caffe` package are rewritten to `surgery.pycaffe` line by line (as pip's
 vendoring tool does), so importing them neither needs nor claims a top-level
-`caffe`; a line the fork lost from BVLC's modules is put back (REPAIRS).
+`caffe`; a line the fork lost from BVLC's modules is put back, and a writer
+that emptied its file before it had anything to write is made atomic (REPAIRS).
 caffe_pb2 is generated from the sdist's caffe.proto by the protoc
 that built libcaffe, for the protobuf runtime installed today (the sdist's own
 was made by protobuf 3.0's protoc).
@@ -93,6 +94,13 @@ def rewrite_imports(source, name):
 REPAIRS = {
     "io": [("import skimage.io\n",
             "import skimage.io; from skimage.transform import resize  # BVLC 9b89154's import\n")],
+    # open(filename, 'wb') emptied an existing picture before graphviz ran;
+    # the package's outputs are whole or not at all.
+    "draw": [("    with open(filename, 'wb') as fid:\n"
+              "        fid.write(draw_net(caffe_net, rankdir, ext, phase, display_lrm))\n",
+              "    from surgery.atomic_files import write_bytes\n"
+              "    write_bytes(filename, draw_net(caffe_net, rankdir, ext, phase, display_lrm),\n"
+              "                what='drawing of the net')\n")],
 }
 
 
