@@ -30,6 +30,7 @@ class TempDir {
     path_ = mkdtemp(pattern.data());
   }
   ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::filesystem::path& path() const { return path_; }
   std::string file(const std::string& name, const std::string& content = "") const {
     const auto p = path_ / name;
     if (!content.empty()) std::ofstream(p, std::ios::binary) << content;

@@ -1,6 +1,10 @@
 """surgery.pycaffe: pycaffe's interface over our loader. pycaffe's own tests
 (test_pycaffe_upstream.py) check the interface; these check what the face
 adds: the same refusals as surgery.Net, independent oracles, zero-copy views."""
+import os
+import pathlib
+import resource
+import signal
 import subprocess
 import sys
 
@@ -12,6 +16,10 @@ import surgery.pycaffe as caffe
 from surgery.errors import FileError, NetDefinitionError, ShapeError
 
 from conftest import TINY_NET, opencv_caffe_reader
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "hardening"))
+from forkrun import run_isolated  # noqa: E402
+from test_device import needs_gpu  # noqa: E402
 
 PYTHON_LAYER_NET = """
 name: "python" force_backward: true
@@ -149,6 +157,30 @@ def test_hdf5_weights_and_solver_states_are_read_only_when_trusted(tmp_path, pol
     np.testing.assert_array_equal(other.params["fc"][0].data, net.params["fc"][0].data)
 
 
+def test_save_hdf5_replaces_a_plain_file_whole_keeping_its_mode(tmp_path):
+    prototxt = tmp_path / "tiny.prototxt"
+    prototxt.write_text(TINY_NET)
+    net = caffe.Net(str(prototxt), caffe.TEST)
+    target = tmp_path / "tiny.h5"
+    target.write_bytes(b"an earlier save")
+    target.chmod(0o640)
+    net.save_hdf5(str(target))
+    assert target.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n" and target.stat().st_mode & 0o777 == 0o640
+    saved = target.read_bytes()
+    fifo = tmp_path / "fifo.h5"
+    os.mkfifo(fifo)
+    with pytest.raises(FileError, match="fifo.h5"):
+        net.save_hdf5(str(fifo))
+
+    def save_on_a_full_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        net.save_hdf5(str(target))
+
+    assert run_isolated(save_on_a_full_disk).kind == "error"
+    assert target.read_bytes() == saved
+    assert sorted(os.listdir(tmp_path)) == ["fifo.h5", "tiny.h5", "tiny.prototxt"]
+
 def test_register_as_caffe_refuses_to_shadow_another_caffe():
     # In a child: the aliases are process-wide.
     code = ("import sys, types\n"
@@ -246,19 +278,23 @@ def test_io_resize_image_agrees_with_opencv_inside_the_border():
     np.testing.assert_allclose(ours[2:-2, 2:-2], theirs[2:-2, 2:-2], atol=1e-5)
 
 
-def test_a_solver_restored_from_its_snapshot_goes_on_where_it_stopped(tmp_path, monkeypatch):
-    # The oracle: the solver that was never interrupted.
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "net.prototxt").write_text("""
+def small_solver_files(folder):
+    (folder / "net.prototxt").write_text("""
 layer { name: "data" type: "DummyData" top: "data" top: "label"
         dummy_data_param { shape { dim: 4 dim: 3 } shape { dim: 4 }
                            data_filler { type: "constant" value: 0.5 } data_filler { type: "constant" } } }
 layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
         inner_product_param { num_output: 2 weight_filler { type: "constant" value: 0.1 } } }
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }""")
-    (tmp_path / "solver.prototxt").write_text(
+    (folder / "solver.prototxt").write_text(
         "net: 'net.prototxt' base_lr: 0.1 momentum: 0.9 lr_policy: 'fixed' max_iter: 10 "
         "snapshot_prefix: 'snap' snapshot_after_train: false")
+
+
+def test_a_solver_restored_from_its_snapshot_goes_on_where_it_stopped(tmp_path, monkeypatch):
+    # The oracle: the solver that was never interrupted.
+    monkeypatch.chdir(tmp_path)
+    small_solver_files(tmp_path)
     straight = caffe.SGDSolver("solver.prototxt")
     straight.step(2)
     straight.snapshot()
@@ -272,6 +308,28 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "
     with pytest.raises(surgery.errors.ParseError, match="snap_iter_2.solverstate"):
         caffe.SGDSolver("solver.prototxt").restore("snap_iter_2.solverstate")
 
+
+
+def test_a_snapshot_that_cannot_be_written_leaves_the_earlier_one_whole(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    small_solver_files(tmp_path)
+    solver = caffe.SGDSolver("solver.prototxt")
+    solver.step(2)
+    solver.snapshot()
+    names = ["net.prototxt", "snap_iter_2.caffemodel", "snap_iter_2.solverstate", "solver.prototxt"]
+    earlier = {name: (tmp_path / name).read_bytes() for name in names}
+    solver.net.params["ip"][0].data[...] = 7  # another snapshot under the same names
+
+    def snapshot_on_a_full_disk():  # the file-size limit fails writes as a full disk does
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        solver.snapshot()
+
+    outcome = run_isolated(snapshot_on_a_full_disk)
+    assert (outcome.kind, outcome.detail) == ("error", "CaffeError"), outcome
+    assert "snap_iter_2.caffemodel" in outcome.message
+    assert sorted(os.listdir(tmp_path)) == names
+    assert {name: (tmp_path / name).read_bytes() for name in names} == earlier
 
 CALLS_ITS_OWN_NET = """
 import sys
@@ -331,3 +389,28 @@ layer { name: "data" type: "MemoryData" top: "data" top: "label"
         net.set_input_arrays(data[:3], labels[:3])
     with pytest.raises(ShapeError, match="float32"):
         net.set_input_arrays(data.astype(np.float64), labels)
+
+
+@needs_gpu
+def test_in_gpu_mode_a_data_view_syncs_its_own_blob_only(lenet):
+    """pycaffe's `.data` in GPU mode: reading one blob brings that blob to
+    the host and leaves every other blob on the device; a write through the
+    view is what the next forward reads. Oracle: the same net in CPU mode."""
+    digits = np.random.default_rng(3).random((64, 1, 28, 28), dtype=np.float32)
+    cpu = caffe.Net(str(lenet[0]), caffe.TEST, weights=str(lenet[1]))
+    cpu.blobs["data"].data[...] = digits
+    expected = cpu.forward()["prob"].copy()
+    caffe.set_mode_gpu()
+    try:
+        face = caffe.Net(str(lenet[0]), caffe.TEST, weights=str(lenet[1]))
+        face.blobs["data"].data[...] = digits
+        face.forward()
+        heads = face.surgery_net()
+        assert all(heads.head(b) == "gpu" for b in face.blobs if b != "data")
+        ip1 = face.blobs["ip1"].data
+        np.testing.assert_allclose(ip1, cpu.blobs["ip1"].data, rtol=1e-4, atol=1e-5)
+        assert heads.head("ip1") in ("cpu", "synced")
+        assert all(heads.head(b) == "gpu" for b in face.blobs if b not in ("data", "ip1"))
+        np.testing.assert_allclose(face.forward()["prob"], expected, rtol=1e-4, atol=1e-6)
+    finally:
+        caffe.set_mode_cpu()

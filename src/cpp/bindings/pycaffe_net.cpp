@@ -14,6 +14,7 @@
 #include "caffe/layers/memory_data_layer.hpp"
 #include "surgery/base/errors.hpp"
 #include "surgery/files/caffemodel_writer.hpp"
+#include "surgery/files/hdf5_writer.hpp"
 #include "surgery/files/proto_io.hpp"
 #include "surgery/files/weights_check.hpp"
 
@@ -181,14 +182,7 @@ void bind_pycaffe_net(py::module_& m) {
            })
       .def("save_hdf5",
            [](FaceNet& f, const Path& path) {
-             in_net(f, [&] {
-               // Through our atomic writer: HDF5 writes by path, so it is
-               // given the staged file's descriptor as one.
-               write_file_atomically(path.bytes, [&](int fd) {
-                 guard_caffe("save_hdf5", [&] { f.net->ToHDF5("/proc/self/fd/" + std::to_string(fd)); });
-                 return true;
-               });
-             });
+             in_net(f, [&] { save_hdf5(*f.net, path.bytes); });
            })
       .def("load_hdf5", [](FaceNet& f, const Path& path) {
         check_hdf5_trusted(path.bytes);
