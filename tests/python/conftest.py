@@ -1,13 +1,13 @@
 """Shared test inputs: the fixtures beside the checkout, MNIST, tiny nets."""
 
-import gzip
 import os
 from typing import Callable, NamedTuple
 
-import numpy as np
 import pytest
 
 from surgery.testing import fixtures
+
+from digit_canvases import read_mnist
 
 FIXTURES = fixtures()
 
@@ -72,20 +72,10 @@ def opencv_caffe_reader():
     return cv2.dnn.readNetFromCaffe
 
 
-def _idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 @pytest.fixture(scope="session")
 def mnist():
     """The MNIST test set: (images N x 28 x 28 uint8, labels N)."""
-    folder = fixture("mnist_t10k")
-    return (_idx(folder / "t10k-images-idx3-ubyte.gz"),
-            _idx(folder / "t10k-labels-idx1-ubyte.gz"))
+    return read_mnist(fixture("mnist_t10k"))
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,28 @@ apart from each other among fragments of other digits (strokes that are no
 digit), written as PNG files with a box file (image,x0,y0,x1,y1,label)."""
 
 import csv
+import gzip
 import pathlib
 
 import numpy as np
 from PIL import Image
 
 SIZE = 28
+
+
+def _idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def read_mnist(folder):
+    """MNIST's test set in `folder`: (images N x 28 x 28 uint8, labels N)."""
+    folder = pathlib.Path(folder)
+    return (_idx(folder / "t10k-images-idx3-ubyte.gz"),
+            _idx(folder / "t10k-labels-idx1-ubyte.gz"))
 
 
 def _free(taken, y, x, size, gap):
@@ -59,3 +75,14 @@ def write_set(folder, rng, images, labels, count, **kwargs):
             paths.append(str(folder / name))
             writer.writerows([name, *box] for box in boxes)
     return paths, str(folder / "boxes.csv")
+
+
+def learning_sets(folder, images, labels):
+    """The fine-tuning proof's canvases: 30 to train on, 30 to pick the best
+    snapshot with, 30 to score; each set's digits drawn from its own part
+    of `images` (so the scored digits were never seen)."""
+    rng = np.random.default_rng(0)
+    folder = pathlib.Path(folder)
+    return (write_set(folder / "train", rng, images[:5000], labels[:5000], 30),
+            write_set(folder / "val", rng, images[5000:7500], labels[5000:7500], 30),
+            write_set(folder / "test", rng, images[7500:], labels[7500:], 30))

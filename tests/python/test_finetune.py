@@ -12,7 +12,7 @@ import pytest
 
 import surgery
 from conftest import opencv_caffe_reader
-from digit_canvases import write_set
+from digit_canvases import learning_sets, write_set
 from surgery.errors import FileError, ParseError
 from surgery.finetune import finetune, score_detector
 from surgery.labels import BACKGROUND
@@ -154,8 +154,8 @@ def test_command_line(lenet, canvases, tmp_path, capsys):
                  "--crop", "60,60", "--solver", "adam"])
     printed = capsys.readouterr().out
     assert code == 0 and "validation AP@0.5 after" in printed
-    assert outputs(out) == ["deploy.prototxt", "labels.txt", "log.csv", "log.png",
-                            "weights.caffemodel"]
+    assert outputs(out) == ["deploy.prototxt", "detections.png", "labels.txt", "log.csv",
+                            "log.png", "weights.caffemodel"]
     log = pathlib.Path(out / "log.csv").read_text().splitlines()
     assert log[0] == "iteration,loss,ap" and len(log) == 5 and log[2].split(",")[2] != ""
     bad = tmp_path / "bad.csv"
@@ -171,11 +171,7 @@ def test_it_learns_to_detect_digits_among_clutter(lenet, mnist, tmp_path):
     fine-tuned with the defaults on 30 cluttered canvases (30 more to pick
     the best snapshot), detects the digits of 30 other canvases (digits it
     never saw) at AP@0.5 >= 0.90, within 5 minutes on 2 cores."""
-    images, labels = mnist
-    rng = np.random.default_rng(0)
-    train = write_set(tmp_path / "train", rng, images[:5000], labels[:5000], 30)
-    val = write_set(tmp_path / "val", rng, images[5000:7500], labels[5000:7500], 30)
-    test = write_set(tmp_path / "test", rng, images[7500:], labels[7500:], 30)
+    train, val, test = learning_sets(tmp_path, *mnist)
     surgery.set_num_threads(2)
     result = finetune(*lenet, *train, tmp_path / "out", val=val[1], progress=False)
     digit_names = [str(d) for d in range(10)]

@@ -25,6 +25,7 @@ RANKS = {
     "convert": 5, "preprocess": 5, "report": 5, "overlay": 5, "tiles": 5, "window_labels": 5,
     "detection_ap": 5,
     "sources": 6, "tiled_forward": 6, "pycaffe_2014": 6, "loss_map": 6, "finetune_data": 6,
+    "detection_picture": 6,
     "dense": 7, "pycaffe": 7,
     "demo": 8, "dask_batch": 8, "finetune": 8,
     "cli": 9,

@@ -39,6 +39,26 @@ def _class_ap(scored: List[Tuple[float, bool]], boxes: int) -> float:
     return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
 
 
+def match(found: Sequence[Detection], boxes: Truth, iou: float = 0.5
+          ) -> Tuple[List[Tuple[Detection, bool]], np.ndarray]:
+    """One image's detections, best score first, each with whether it finds
+    a box of its class not yet found (IoU >= `iou`); and, per box, whether
+    one found it."""
+    table = np.asarray(boxes, float).reshape(-1, 5)
+    matched = np.zeros(len(table), bool)
+    ranked = []
+    for det in sorted(found, key=lambda d: -d.score):
+        same = np.nonzero((table[:, 4] == det.cls) & ~matched)[0]
+        hit = False
+        if len(same):
+            overlap = iou_matrix(np.asarray([det.box], float), table[same, :4])[0]
+            best = int(overlap.argmax())
+            if overlap[best] >= iou:
+                matched[same[best]] = hit = True
+        ranked.append((det, hit))
+    return ranked, matched
+
+
 def average_precision(detections: Sequence[Sequence[Detection]], truth: Sequence[Truth],
                       iou: float = 0.5) -> APResult:
     """AP of `detections` (per image) against `truth` (per image: rows of
@@ -46,18 +66,9 @@ def average_precision(detections: Sequence[Sequence[Detection]], truth: Sequence
     scored: Dict[int, List[Tuple[float, bool]]] = {}
     counts: Dict[int, int] = {}
     for found, boxes in zip(detections, truth):
-        table = np.asarray(boxes, float).reshape(-1, 5)
-        for cls in table[:, 4].astype(int):
+        for cls in np.asarray(boxes, float).reshape(-1, 5)[:, 4].astype(int):
             counts[int(cls)] = counts.get(int(cls), 0) + 1
-        matched = np.zeros(len(table), bool)
-        for det in sorted(found, key=lambda d: -d.score):
-            same = np.nonzero((table[:, 4] == det.cls) & ~matched)[0]
-            hit = False
-            if len(same):
-                overlap = iou_matrix(np.asarray([det.box], float), table[same, :4])[0]
-                best = int(overlap.argmax())
-                if overlap[best] >= iou:
-                    matched[same[best]] = hit = True
+        for det, hit in match(found, boxes, iou)[0]:
             scored.setdefault(det.cls, []).append((det.score, hit))
     per_class = {cls: _class_ap(scored.get(cls, []), n) for cls, n in counts.items()}
     hits = sum(hit for values in scored.values() for _, hit in values)

@@ -26,6 +26,7 @@ from .boxes import BoxFile, boxes_by_image, read_boxes
 from .convert import fully_convolutionalize
 from .dense import dense_forward
 from .detection_ap import APResult, average_precision
+from .detection_picture import save_detections_picture
 from .detections import Detection
 from .errors import ParseError, ShapeError, SurgeryError
 from .finetune_data import Example, Sampling, aligned_crop, crop_cells, sample
@@ -140,10 +141,10 @@ def solver_text(solver: str, base_lr: float, momentum: float, weight_decay: floa
     return text
 
 
-def evaluate(net: Net, data: _Set, classes: List[str], preprocess: Preprocess,
-             threshold: float, nms_iou: float, net_labels: Optional[List[str]] = None,
-             stride: Optional[int] = None) -> APResult:
-    """AP@0.5 of `net`'s detections on `data`; the net's classes
+def detect(net: Net, data: _Set, classes: List[str], preprocess: Preprocess,
+           threshold: float, nms_iou: float, net_labels: Optional[List[str]] = None,
+           stride: Optional[int] = None) -> List[List[Detection]]:
+    """`net`'s detections on each image of `data`; the net's classes
     (`net_labels`, default `classes`) matched to `classes` by name, and the
     one named background never reported."""
     names = net_labels or classes
@@ -153,7 +154,15 @@ def evaluate(net: Net, data: _Set, classes: List[str], preprocess: Preprocess,
                                stride=stride):
         found.append([Detection(d.box, classes.index(d.label), d.label, d.score, d.cell)
                       for d in dense.detections(threshold, nms_iou, background=skip or None)])
-    return average_precision(found, data.truth)
+    return found
+
+
+def evaluate(net: Net, data: _Set, classes: List[str], preprocess: Preprocess,
+             threshold: float, nms_iou: float, net_labels: Optional[List[str]] = None,
+             stride: Optional[int] = None) -> APResult:
+    """AP@0.5 of ``detect``'s detections on `data`."""
+    return average_precision(detect(net, data, classes, preprocess, threshold, nms_iou,
+                                    net_labels, stride), data.truth)
 
 
 def score_detector(prototxt: PathLike, weights: PathLike, boxes: PathLike,
@@ -184,7 +193,8 @@ class _Run:
         claims = Outputs(inputs)
         self.files = {what: claims.claim(os.path.join(self.out, name), what) for what, name in (
             ("deploy", "deploy.prototxt"), ("weights", "weights.caffemodel"),
-            ("labels", "labels.txt"), ("log", "log.csv"), ("plot", "log.png"))}
+            ("labels", "labels.txt"), ("log", "log.csv"), ("plot", "log.png"),
+            ("detections", "detections.png"))}
 
     def snapshot_path(self, iteration: int, ext: str) -> str:
         return os.path.join(self.out, "snapshots", f"iter_{iteration}.{ext}")
@@ -256,7 +266,8 @@ def finetune(prototxt: PathLike, weights: PathLike, images: Sequence[PathLike],
     otherwise it is replaced by one output per box class plus background.
     `val` (a box file naming its images, relative to it) is scored (AP at
     IoU 0.5) every `val_every` iterations and at the end; the best weights
-    are the ones written; `stride` is the output stride the detector is
+    are the ones written, and ``out/detections.png`` shows the first
+    validation image's detections before and after; `stride` is the output stride the detector is
     scored at (the net rarefied to it, exactly: surgery.rarefy; run
     ``caffe-surgery dense --stride`` alike). `freeze` keeps the first
     `freeze` layers with weights as they are (default: all but the last two,
@@ -301,8 +312,9 @@ def finetune(prototxt: PathLike, weights: PathLike, images: Sequence[PathLike],
     trainer = _core.Trainer(solver_text(solver, base_lr or DEFAULT_RATE[solver], momentum,
                                         weight_decay, seed), train_net)
     copy_weights(trainer, start_weights)
-    ap_before = (evaluate(net, valid, classes, preprocess, threshold, nms_iou,
-                          net_labels, stride) if valid else None)
+    found_before = (detect(net, valid, classes, preprocess, threshold, nms_iou, net_labels,
+                           stride) if valid else None)
+    ap_before = average_precision(found_before, valid.truth) if valid else None
 
     state: Dict = {"log": [], "best_ap": -1.0, "best_iteration": None}
     if resume and run.latest() is not None:
@@ -356,10 +368,17 @@ def finetune(prototxt: PathLike, weights: PathLike, images: Sequence[PathLike],
     if state["best_iteration"] is None:
         trainer.save_weights(final)
     Net(deploy_path, final).save(run.files["deploy"], run.files["weights"])
-    ap_after = evaluate(Net(deploy_path, final), valid, classes, preprocess, threshold, nms_iou,
-                        stride=stride) if valid else None
     write_text(run.files["labels"], "\n".join(classes) + "\n", "labels")
     _write_log(run.files, state["log"])
+    ap_after = None
+    if valid:
+        found_after = detect(Net(deploy_path, final), valid, classes, preprocess, threshold,
+                             nms_iou, stride=stride)
+        ap_after = average_precision(found_after, valid.truth)
+        save_detections_picture(
+            run.files["detections"], valid.loaded[0],
+            [(f"before (AP {ap_before.ap:.2f} on all)", found_before[0]),
+             (f"after (AP {ap_after.ap:.2f} on all)", found_after[0])], valid.truth[0])
     return FinetuneResult(run.files["deploy"], run.files["weights"], run.files["labels"],
                           classes, trainer.iteration, ap_before, ap_after,
                           state["best_iteration"], time.monotonic() - started, state["log"])
