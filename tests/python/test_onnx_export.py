@@ -231,6 +231,17 @@ def test_batch_statistics_are_refused(tmp_path):
     assert not (tmp_path / "bn.onnx").exists()
 
 
+def test_the_memory_limit_is_asked_before_the_weights_are_copied(tmp_path, lenet):
+    net = surgery.Net(*lenet)  # 1.7 MB of weights
+    surgery.set_memory_limit(surgery.memory_in_use() + 2 * 2**20)
+    try:
+        with pytest.raises(surgery.MemoryLimitError, match="the ONNX model of the net"):
+            surgery.export_onnx(net, tmp_path / "lenet.onnx")
+    finally:
+        surgery.set_memory_limit(0)
+    assert not (tmp_path / "lenet.onnx").exists()
+
+
 def test_the_nets_own_prototxt_is_not_overwritten(tmp_path, lenet):
     net = surgery.Net(*lenet)
     with pytest.raises(surgery.FileError, match="refusing to overwrite an input"):

@@ -342,6 +342,16 @@ def _output(g: _Graph, blob: str):
                                                 dims[:g.rank(blob)])
 
 
+def _weight_bytes(net: Net) -> int:
+    """The bytes of the net's weights; more than one ONNX file holds is refused."""
+    count = sum(blob.nbytes for blobs in net.params.values() for blob in blobs)
+    if count > MODEL_BYTES:
+        raise ExportError(f"the net's weights take {count} bytes, more than one ONNX file of "
+                          f"{MODEL_BYTES} bytes holds (protobuf's limit; ONNX's external-data "
+                          "form is not written)")
+    return count
+
+
 def _definition(net: Net):
     from google.protobuf import text_format
     definition = _caffe_pb2().NetParameter()
@@ -362,14 +372,8 @@ def to_onnx(net, outputs: Optional[Sequence[str]] = None):
     weights' copy would pass the memory limit."""
     onnx = _onnx()
     net = as_net(net)
-    definition = _definition(net)
-    layers = [layer for layer in definition.layer if layer.type != "Input"]
-    weight_bytes = sum(blob.nbytes for blobs in net.params.values() for blob in blobs)
-    if weight_bytes > MODEL_BYTES:
-        raise ExportError(f"the net's weights take {weight_bytes} bytes, more than one ONNX "
-                          f"file of {MODEL_BYTES} bytes holds (protobuf's limit)")
-    # The weights are copied into the model, which is serialized once more.
-    check_memory(2 * weight_bytes, "the ONNX model of the net")
+    check_memory(_weight_bytes(net), "the ONNX model of the net (a copy of its weights)")
+    layers = [layer for layer in _definition(net).layer if layer.type != "Input"]
     g = _Graph(onnx, net)
     for layer in layers:
         for blob in layer.top:
@@ -396,6 +400,8 @@ def export_onnx(net, path: PathLike, outputs: Optional[Sequence[str]] = None) ->
     overwritten."""
     net = as_net(net)
     target = Outputs([("the net's prototxt", net.source)]).claim(path, "the ONNX file")
+    # The model, its serialized bytes and the checker's own copy of them.
+    check_memory(3 * _weight_bytes(net), "the ONNX model of the net, written")
     model = to_onnx(net, outputs)
     onnx = _onnx()
     onnx.checker.check_model(model, full_check=True)
