@@ -274,3 +274,7 @@ def test_cli_exports_files_and_refuses_with_the_layers_name(tmp_path, lenet):
     assert result.returncode == 2
     assert "layer 'pool2' (DilatedPooling)" in result.stderr
     assert not (tmp_path / "rare.onnx").exists()
+    result = run_cli("export", *lenet, tmp_path / "lenet2.onnx", "--outputs", "prob,scores")
+    assert result.returncode == 2
+    assert "--outputs: no blob named 'scores'" in result.stderr
+    assert not (tmp_path / "lenet2.onnx").exists()
