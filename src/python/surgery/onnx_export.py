@@ -121,6 +121,8 @@ def _convolution(g: _Graph, layer) -> None:
     inputs = [g.bottom(layer), g.constant(f"{layer.name}.weight", weights[0])]
     if p.bias_term:
         inputs.append(g.constant(f"{layer.name}.bias", weights[1]))
+    # This Caffe's stride_h/stride_w default to 1, not 0: only a set one
+    # overrides the repeated stride.
     g.node("Conv", inputs, [g.top(layer)], layer.name,
            kernel_shape=list(weights[0].shape[2:]),
            strides=_pair(p.stride, p.stride_h if p.HasField("stride_h") else 0,
