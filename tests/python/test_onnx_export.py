@@ -242,6 +242,13 @@ def test_the_memory_limit_is_asked_before_the_weights_are_copied(tmp_path, lenet
     assert not (tmp_path / "lenet.onnx").exists()
 
 
+def test_without_onnx_the_error_says_what_to_install(tmp_path, lenet, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx fails as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'caffe-surgery\[onnx\]'"):
+        surgery.export_onnx(surgery.Net(*lenet), tmp_path / "lenet.onnx")
+    assert not (tmp_path / "lenet.onnx").exists()
+
+
 def test_the_nets_own_prototxt_is_not_overwritten(tmp_path, lenet):
     net = surgery.Net(*lenet)
     with pytest.raises(surgery.FileError, match="refusing to overwrite an input"):

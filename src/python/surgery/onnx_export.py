@@ -51,9 +51,8 @@ def _caffe_pb2():
     try:
         from .pycaffe.proto import caffe_pb2
     except ImportError as missing:
-        raise ImportError("exporting to ONNX reads the net's definition with caffe_pb2, which "
-                          "this build lacks (built without the Caffe sdist: third_party/pycaffe); "
-                          f"{missing}") from missing
+        raise ImportError("exporting to ONNX reads the net's definition with surgery.pycaffe's "
+                          f"caffe_pb2, which cannot be imported: {missing}") from missing
     return caffe_pb2
 
 
