@@ -14,6 +14,7 @@ largest magnitude in our result).
   with the file already there left as it was.
 """
 
+import itertools
 import os
 import subprocess
 import sys
@@ -197,6 +198,42 @@ def test_a_classifier_with_a_gate_and_reshapes_runs_alike(tmp_path):
     assert exported(net, tmp_path / "net.onnx", every_blob(net)) == ["N", 3, 10, 10]
     x = np.random.default_rng(9).uniform(-3, 3, (3, 3, 10, 10)).astype(np.float32)
     assert_same_blobs(net, tmp_path / "net.onnx", every_blob(net), x)
+
+
+# Every pooling of kernel 2..4, stride 1..3 and pad 0..kernel-1, MAX and
+# AVE, rounding up and down: Caffe's output size, its clip rule and its
+# divisors against ONNX Runtime's, on inputs of 4..15 rows (by 3 more
+# columns), brute force. Rounding up with a stride above the kernel and no
+# padding is refused (the next test).
+POOLINGS = [(pool, k, s, p, ceil)
+            for pool, k, s, ceil in itertools.product(("MAX", "AVE"), (2, 3, 4), (1, 2, 3),
+                                                      ("true", "false"))
+            for p in range(k) if not (ceil == "true" and p == 0 and s > k)]
+
+
+def pooling_layer(pool, k, s, p, ceil):
+    name = f"{pool}_k{k}_s{s}_p{p}_{ceil}"
+    return (f'layer {{ name: "{name}" type: "Pooling" bottom: "data" top: "{name}" '
+            f'pooling_param {{ pool: {pool} kernel_size: {k} stride: {s} pad: {p} '
+            f'ceil_mode: {ceil} }} }}\n')
+
+
+def test_every_pooling_rounds_and_divides_as_caffes(tmp_path):
+    net = small_net(tmp_path, "".join(pooling_layer(*p) for p in POOLINGS), (1, 2, 9, 9))
+    blobs = every_blob(net)
+    exported(net, tmp_path / "net.onnx", blobs)
+    for rows in range(4, 16):
+        x = np.random.default_rng(rows).standard_normal((1, 2, rows, rows + 3))
+        assert_same_blobs(net, tmp_path / "net.onnx", blobs, x.astype(np.float32))
+
+
+def test_a_pooling_whose_caffe_windows_start_past_the_input_is_refused(tmp_path):
+    net = small_net(tmp_path, pooling_layer("MAX", 2, 3, 0, "true"), (1, 2, 6, 6))
+    assert net.blobs["MAX_k2_s3_p0_true"].shape[2:] == (3, 3)  # a third window starts at 6
+    with pytest.raises(surgery.ExportError, match=r"layer 'MAX_k2_s3_p0_true' \(Pooling\) "
+                                                  r"rounds up with a stride \[3, 3\] above its "
+                                                  r"kernel \[2, 2\].*set ceil_mode: false"):
+        surgery.export_onnx(net, tmp_path / "pool.onnx")
 
 
 def rarefied_lenet(lenet):

@@ -138,13 +138,22 @@ def _pooling(g: _Graph, layer) -> None:
         g.node(f"Global{op}", [g.bottom(layer)], [g.top(layer)], layer.name)
         return
     pad = _pair([p.pad], p.pad_h, p.pad_w, 0)
-    # Caffe sizes the output like ONNX's ceil_mode (or floor) and drops a
-    # last window that would start in the right padding, as ONNX does; an
-    # average divides by the window clipped to the padded input, which is
-    # count_include_pad.
-    attributes = dict(kernel_shape=_pair([p.kernel_size], p.kernel_h, p.kernel_w, 0),
-                      strides=_pair([p.stride], p.stride_h, p.stride_w, 1),
-                      pads=pad + pad, ceil_mode=int(p.ceil_mode))
+    kernel = _pair([p.kernel_size], p.kernel_h, p.kernel_w, 0)
+    stride = _pair([p.stride], p.stride_h, p.stride_w, 1)
+    # Caffe sizes the output like ONNX's ceil_mode (or floor) and, with
+    # padding, drops a last window that would start in the right padding,
+    # as ONNX does; an average divides by the window clipped to the padded
+    # input, which is count_include_pad. Without padding Caffe drops
+    # nothing: rounding up with a stride above the kernel, it adds windows
+    # starting past the input's end, whose cells are -FLT_MAX or NaN (0/0).
+    if p.ceil_mode and any(not pa and s > k for pa, s, k in zip(pad, stride, kernel)):
+        raise _refuse(layer, f"rounds up with a stride {stride} above its kernel {kernel} and "
+                             "no padding, so Caffe adds windows that start past the input's end "
+                             "(cells of -FLT_MAX, or NaN for an average) and ONNX drops them",
+                      "those cells are no result: set ceil_mode: false in its pooling_param "
+                      "(the same output less those cells) and export that")
+    attributes = dict(kernel_shape=kernel, strides=stride, pads=pad + pad,
+                      ceil_mode=int(p.ceil_mode))
     if op == "AveragePool":
         attributes["count_include_pad"] = 1
     g.node(op, [g.bottom(layer)], [g.top(layer)], layer.name, **attributes)
