@@ -10,6 +10,11 @@ Rows, all measured in this one run (medians of --repeat runs each):
   OpenCV   451 dense       cv2.dnn on our converted files, timed in alternating
                            blocks with our dense forward (timed again for it)
   PyTorch  451 dense       the same architecture and weights in torch (if installed)
+  ONNX Runtime 451 dense   our converted net exported to ONNX (surgery.export_onnx),
+                           on ONNX Runtime's CPU provider with as many threads as
+                           ours; its map checked against ours (1e-4 of the
+                           map's scale) before it is timed (if onnxruntime is
+                           installed)
   8 / 32 x 451 batched     throughput: 8 and 32 images of 451x451 as one blob,
                            ours, OpenCV's and PyTorch's, time per image (and
                            images/s), timed in alternating blocks
@@ -108,10 +113,11 @@ def row_name(engine, n):
     return f"{engine} {n} x 451 {'blob' if engine == 'OpenCV' else 'batched'}, per image"
 
 
-def engine_rows(dense, winograd, cv_net, model, x451, repeat):
+def engine_rows(dense, winograd, cv_net, model, ort_session, x451, repeat):
     """Per-image ms of 1, 8 and 32 images of 451x451 in one blob: ours (one
     forward of the batch: the fc-conv GEMMs take all images' columns at
-    once), ours with Winograd, OpenCV's and PyTorch's where present. Each
+    once), ours with Winograd, OpenCV's, PyTorch's and ONNX Runtime's where
+    present. Each
     batch size is timed in alternating blocks, so that each ours/theirs
     ratio is of one moment (our one-image forward is timed again for this,
     beside theirs)."""
@@ -133,6 +139,9 @@ def engine_rows(dense, winograd, cv_net, model, x451, repeat):
                 with torch.inference_mode():
                     return model(tb)
             fns[row_name("PyTorch", n)] = torch_forward
+        if ort_session is not None:
+            fns[row_name("ONNX Runtime", n)] = \
+                lambda b=batch: ort_session.run(None, {"data": b})
         few = repeat if n == 1 else max(3, repeat // 3)
         # One timed call per engine per round: a burst of load on this shared
         # machine falls on all engines' samples alike, not on one's block.
@@ -151,6 +160,27 @@ def paired_ms(ours, binary, files, x, repeat, mode, folder, rounds=3):
         runs, output = plain_caffe(binary, *files, x, max(1, repeat // rounds), mode, folder)
         theirs += runs
     return statistics.median(mine), statistics.median(theirs), output
+
+
+def onnx_runtime_session(net, folder, cpu_map, x451):
+    """An ONNX Runtime session over `net` exported to ONNX, on as many
+    threads as ours, and the largest difference of its 451 map to ours;
+    None (and why) where onnx or onnxruntime is not installed. A map that
+    differs by more than 1e-4 of its scale stops the benchmark: a time of
+    another computation would be no comparison."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None, None, "onnxruntime not installed: no ONNX Runtime row"
+    surgery.export_onnx(net, folder / "fc.onnx")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = surgery.num_threads()
+    session = onnxruntime.InferenceSession(str(folder / "fc.onnx"), options,
+                                           providers=["CPUExecutionProvider"])
+    difference = np.abs(session.run(None, {"data": x451})[0] - cpu_map).max()
+    if difference > 1e-4 * np.abs(cpu_map).max():
+        raise SystemExit(f"ONNX Runtime's map differs from ours by {difference:.1e}: not timed")
+    return session, difference, f"onnxruntime {onnxruntime.__version__}"
 
 
 def torch_caffenet(net):
@@ -302,14 +332,19 @@ def main():
             torch_note = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
         except ImportError:
             torch_note = "torch not installed: no PyTorch row"
+        ort_session, check["ONNX Runtime"], ort_note = onnx_runtime_session(
+            dense, folder, cpu_map, x451)
+        if ort_session is None:
+            del check["ONNX Runtime"]
         winograd = surgery.Net(folder / "fc.prototxt", folder / "fc.caffemodel")
         winograd.convolution = "winograd"
         check["Winograd"] = np.abs(winograd.forward(data=x451)["prob"] - cpu_map).max()
         winograd_note = f"Winograd layers: {', '.join(winograd.winograd_layers)}"
-        others.update(engine_rows(dense, winograd, cv_net, model, x451, args.repeat))
+        others.update(engine_rows(dense, winograd, cv_net, model, ort_session, x451,
+                                  args.repeat))
         peak = sgemm_gflops(args.repeat)
     print(f"CaffeNet, random weights, batch 1, medians of {args.repeat} runs; {torch_note}; "
-          f"OpenCV {cv2.__version__}; {winograd_note}")
+          f"OpenCV {cv2.__version__}; {ort_note}; {winograd_note}")
     print_checks(check)
     if not args.plain_caffe.exists():
         print(f"no {args.plain_caffe} (./run.sh test builds it): no plain Caffe rows")
@@ -321,7 +356,7 @@ def main():
             line = (f"CPU{ours_engine[7:]} {n} x 451{' batched' if n > 1 else ''}: "
                     f"{1000 / ours:.1f} images/s, {gflop / ours * 1000:.0f}{effective} GFLOP/s "
                     f"({gflop / ours * 1000 / peak:.0%} of the SGEMM peak)")
-            for engine in ("OpenCV", "PyTorch"):
+            for engine in ("OpenCV", "PyTorch", "ONNX Runtime"):
                 if row_name(engine, n) in others:
                     theirs = others[row_name(engine, n)]
                     line += f"; {engine} {1000 / theirs:.1f} images/s, ours/theirs " \

@@ -13,6 +13,12 @@ build) and ours instead, both on all threads: a recipe change's profile
 before and after, measured side by side.
 With --winograd the columns are our own surgery.Net (Net.layer_times) with
 convolution "caffe" and "winograd", on all threads.
+With --onnx the columns are our surgery.Net (Net.layer_times) and ONNX
+Runtime running the same net exported to ONNX (surgery.export_onnx), timed
+by its own profiler (SessionOptions.enable_profiling), both on
+surgery.num_threads() threads: per layer (ORT's nodes carry our layer
+names; it fuses each ReLU into its convolution and adds layout reorders)
+and summed per type.
 
 With --gpu BINARY (benchmarks/gpu_profile, built against a CUDA libcaffe)
 the profile is of a GPU forward instead: each layer with a device sync, the
@@ -20,7 +26,7 @@ host's launch time for a whole pass against the device's (and for all
 layers but the last, whose Softmax copy waits for the device), and the copies.
 
     .venv/bin/python benchmarks/profile.py [--repeat 9] [--rounds 3] [--batch 8]
-        [--before ~/.cache/caffe-surgery/libcaffe/<an earlier recipe>/lib | --winograd]
+        [--before ~/.cache/caffe-surgery/libcaffe/<an earlier recipe>/lib | --winograd | --onnx]
     python benchmarks/profile.py --gpu .gpu-kit/bin/gpu_profile [--kernels .gpu-kit/bin/plain_caffe]
 
 Needs build/test/benchmarks/layer_profile (./run.sh test builds it). Run
@@ -29,6 +35,7 @@ on a quiet machine.
 
 import argparse
 import csv
+import json
 import os
 import pathlib
 import statistics
@@ -74,13 +81,13 @@ def side_by_side(columns, measure, rounds, batch):
             for column, found in runs.items()}
 
 
-def ours_measure(files, batch, repeat):
-    """measure() for side_by_side over our Net with convolution "caffe" and
-    "winograd": `repeat` forwards' Net.layer_times after one untimed forward
-    (it reshapes, allocates and transforms the weights); "total" is the whole
-    forward call."""
+def ours_measure(files, batch, repeat, algorithms=("caffe", "winograd")):
+    """measure() for side_by_side over our Net with each convolution
+    algorithm ("caffe", "winograd"): `repeat` forwards' Net.layer_times after
+    one untimed forward (it reshapes, allocates and transforms the weights);
+    "total" is the whole forward call."""
     nets = {}
-    for algorithm in ("caffe", "winograd"):
+    for algorithm in algorithms:
         nets[algorithm] = surgery.Net(*files)
         nets[algorithm].convolution = algorithm
     kinds = {layer.name: layer.type for layer in nets["caffe"].layers}
@@ -98,6 +105,74 @@ def ours_measure(files, batch, repeat):
                          "total": ("-", 1000 * (time.perf_counter() - start))})
         return runs
     return measure
+
+
+def onnx_runtime_measure(files, batch, repeat, folder):
+    """measure() for side_by_side over columns "surgery" (ours, convolution
+    "caffe") and "ONNX Runtime": ORT's runs come from its profiler's trace
+    ({node: (op type, ms)} per run, "total" its model_run), a fresh session
+    each time (a session's profile ends when read), its first run untimed."""
+    import onnxruntime
+    ours = ours_measure(files, batch, repeat, ["caffe"])
+    surgery.export_onnx(surgery.Net(*files), folder / "fc.onnx")
+    x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, 451, 451)).astype(np.float32)
+
+    def measure(column):
+        if column == "surgery":
+            return ours("caffe")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = surgery.num_threads()
+        options.enable_profiling = True
+        options.profile_file_prefix = str(folder / "ort_profile")
+        session = onnxruntime.InferenceSession(str(folder / "fc.onnx"), options,
+                                               providers=["CPUExecutionProvider"])
+        for _ in range(repeat + 1):
+            session.run(None, {"data": x})
+        with open(session.end_profiling()) as trace:
+            return ort_runs(json.load(trace))[1:]
+    return measure
+
+
+def ort_runs(events):
+    """[{node: (op type, ms)} plus "total"] per run of an ORT profiler
+    trace. Node names are our layer names; ORT's rewrites add a suffix
+    ("conv1_nchwc") or name a node after its output ("fc6@relu6")."""
+    runs, nodes = [], {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            name = event["name"][:-len("_kernel_time")].replace("_nchwc", "").split("@")[0]
+            kind, ms = event["args"]["op_name"], event["dur"] / 1000
+            nodes[name] = (kind, nodes.get(name, (kind, 0.0))[1] + ms)
+        elif event.get("cat") == "Session" and event["name"] == "model_run":
+            runs.append({**nodes, "total": ("-", event["dur"] / 1000)})
+            nodes = {}
+    return runs
+
+
+def onnx_table(columns, batch):
+    """Per layer, ours and ORT's node of the same name ("-" where ORT has
+    none: fused, or a layout reorder of its own), then per type."""
+    ours, theirs = columns["surgery"], columns["ONNX Runtime"]
+    per = " per image" if batch > 1 else ""
+    print(f"\nbatch {batch}, ms{per} (median); ORT's node type where it differs")
+    print(f"{'layer':<24}{'type':<14}{'surgery':>9}{'ORT':>9}  ORT node")
+    for name in list(ours) + [name for name in theirs if name not in ours]:
+        if name == "total":
+            continue
+        kind, mine = ours[name] if name in ours else (theirs[name][0], None)
+        their_kind, their_ms = theirs.get(name, ("", None))
+        print(f"{name:<24}{kind:<14}" + "".join(
+            f"{ms:9.2f}" if ms is not None else f"{'-':>9}" for ms in (mine, their_ms))
+            + f"  {their_kind if their_kind != kind else ''}")
+    print(f"{'whole pass':<38}{ours['total'][1]:9.2f}{theirs['total'][1]:9.2f}"
+          f"  ours / ORT {ours['total'][1] / theirs['total'][1]:.2f}x")
+    for column, rows in columns.items():
+        kinds = {}
+        for name, (kind, ms) in rows.items():
+            if name != "total":
+                kinds[kind] = kinds.get(kind, 0.0) + ms
+        print(f"{column} per type: " + ", ".join(
+            f"{kind} {ms:.1f}" for kind, ms in sorted(kinds.items(), key=lambda kv: -kv[1])))
 
 
 def table(columns, batch):
@@ -203,12 +278,15 @@ def main():
     parser.add_argument("--winograd", action="store_true",
                         help="columns 'caffe' and 'winograd': our Net with each convolution "
                              "algorithm (Net.layer_times)")
+    parser.add_argument("--onnx", action="store_true",
+                        help="columns 'surgery' and 'ONNX Runtime': our Net and ORT on the "
+                             "net exported to ONNX, ORT timed by its own profiler")
     parser.add_argument("--before", type=pathlib.Path, metavar="LIBDIR",
                         help="columns 'before' and 'after' instead: the lib folder of another "
                              "libcaffe of the same ABI (an earlier recipe's cache entry) "
                              "against ours, both on all threads")
     args = parser.parse_args()
-    if not args.gpu and not args.winograd and not binary().exists():
+    if not (args.gpu or args.winograd or args.onnx) and not binary().exists():
         raise SystemExit(f"{binary()} not built: run ./run.sh test first")
     with tempfile.TemporaryDirectory() as folder:
         folder = pathlib.Path(folder)
@@ -228,6 +306,13 @@ def main():
             for batch in [1] + ([args.batch] if args.batch > 1 else []):
                 table(side_by_side(["caffe", "winograd"], ours_measure(files, batch, args.repeat),
                                    args.rounds, batch), batch)
+            return
+        if args.onnx:
+            print(f"CaffeNet converted, random weights, 451x451; {surgery.num_threads()} "
+                  f"threads; our Net against ONNX Runtime on its export")
+            for batch in [1] + ([args.batch] if args.batch > 1 else []):
+                onnx_table(side_by_side(["surgery", "ONNX Runtime"], onnx_runtime_measure(
+                    files, batch, args.repeat, folder), args.rounds, batch), batch)
             return
         if args.before:
             columns = {"before": (0, args.before), "after": (0, None)}

@@ -27,7 +27,7 @@ RANKS = {
     "sources": 6, "tiled_forward": 6, "pycaffe_2014": 6, "loss_map": 6, "finetune_data": 6,
     "detection_picture": 6,
     "dense": 7, "pycaffe": 7,
-    "demo": 8, "dask_batch": 8, "finetune": 8,
+    "demo": 8, "dask_batch": 8, "finetune": 8, "onnx_export": 8,
     "cli": 9,
     "__main__": 10,
 }

@@ -5,7 +5,8 @@ memory_budget, progress; atomic_files; net (Net, LayerInfo, lazy views), map_sto
 pinned, boxes; geometry, labels, detections, plot, rarefy, presets,
 pycaffe_sharing; convert, preprocess, overlay, report, tiles, window_labels,
 detection_ap; sources, tiled_forward, pycaffe_2014, loss_map, finetune_data;
-dense, pycaffe (pycaffe's face, a package); demo, dask_batch, finetune; cli.
+dense, pycaffe (pycaffe's face, a package); demo, dask_batch, finetune,
+onnx_export; cli.
 """
 
 import os
@@ -18,9 +19,9 @@ import os
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 from . import _core  # after the setting above
-from .errors import (BatchError, CaffeError, FileError, MemoryLimitError, NetDefinitionError,
-                     NumericWarning, ParseError, PreprocessingWarning, ShapeError,
-                     SurgeryError)
+from .errors import (BatchError, CaffeError, ExportError, FileError, MemoryLimitError,
+                     NetDefinitionError, NumericWarning, ParseError, PreprocessingWarning,
+                     ShapeError, SurgeryError)
 from .net import LayerInfo, Net
 from .geometry import Geometry, geometry
 from .rarefy import RarefiedLayer, RarefyResult, rarefy, rarefy_factors
@@ -33,6 +34,7 @@ from .dense import DenseMap, dense_forward
 from .pinned import pinned_empty  # GPU inputs copied in one DMA
 from .window_labels import window_labels
 from .finetune import FinetuneResult, finetune
+from .onnx_export import export_onnx  # onnx itself is imported when called
 
 set_log_level = _core.set_log_level
 set_memory_limit = _core.set_memory_limit
@@ -71,7 +73,7 @@ _threads_from_environment()
 
 __all__ = [
     # errors and warnings
-    "BatchError", "CaffeError", "FileError", "MemoryLimitError", "NetDefinitionError", "ParseError",
+    "BatchError", "CaffeError", "ExportError", "FileError", "MemoryLimitError", "NetDefinitionError", "ParseError",
     "ShapeError", "SurgeryError", "NumericWarning", "PreprocessingWarning",
     # nets, surgery, dense inference
     "LayerInfo", "Net", "ConvertedLayer", "Geometry", "SurgeryResult", "fully_convolutionalize",
@@ -80,6 +82,8 @@ __all__ = [
     "load_image", "load_labels",
     # dense fine-tuning
     "window_labels", "finetune", "FinetuneResult",
+    # other formats
+    "export_onnx",
     # settings
     "gpu_available", "mode", "set_mode", "set_device", "set_tf32", "tf32", "pinned_empty",
     "set_log_level",

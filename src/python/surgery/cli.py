@@ -215,6 +215,20 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .onnx_export import export_onnx  # onnx is imported only for this command
+    outputs = Outputs([("the prototxt", args.prototxt), ("the weights", args.weights)])
+    target = outputs.claim(args.output, "the ONNX file")
+    net = Net(args.prototxt, args.weights)
+    unknown = [blob for blob in args.outputs or () if blob not in net.blobs]
+    if unknown:
+        raise UsageError(f"--outputs: no blob named {', '.join(map(repr, unknown))} in "
+                         f"{args.prototxt!r}; its blobs are {', '.join(net.blobs)}")
+    export_onnx(net, target, outputs=args.outputs)
+    print(f"wrote {target}")
+    return 0
+
+
 def _class_index(choice: Optional[str], labels: Optional[List[str]], classes: int) -> Optional[int]:
     if choice is None:
         return None
@@ -618,6 +632,23 @@ def _convert_command(commands) -> None:
     convert.set_defaults(run=_convert)
 
 
+def _export_command(commands) -> None:
+    """caffe-surgery export: a net as an ONNX file."""
+    export = commands.add_parser(
+        "export", help="write a net (converted or not) as an ONNX model",
+        description="Write the net as an ONNX model (opset 18) that ONNX Runtime and other "
+                    "ONNX runtimes run. A net without InnerProduct, Flatten or Reshape "
+                    "layers (a converted one) gets symbolic height and width: the file runs "
+                    "at any size. A layer ONNX cannot express is refused by name before "
+                    "anything is written.")
+    export.add_argument("prototxt", help="deploy prototxt")
+    export.add_argument("weights", help="caffemodel")
+    export.add_argument("output", help="the ONNX file to write (replaced whole, if there)")
+    export.add_argument("--outputs", type=lambda text: text.split(","), metavar="BLOB[,BLOB]",
+                        help="blobs the model outputs (default: the net's outputs)")
+    export.set_defaults(run=_export)
+
+
 def _preprocessing_arguments(dense: Parser) -> None:
     """How each image becomes the net's input (surgery.Preprocess)."""
     dense.add_argument("--preset", choices=tuple(PRESETS),
@@ -810,7 +841,7 @@ def parser() -> Parser:
     top.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_demo_command, _info_command, _convert_command, _dense_command,
-                _finetune_command):
+                _finetune_command, _export_command):
         add(commands)
     return top
 

@@ -29,6 +29,11 @@ class MemoryLimitError(ShapeError, MemoryError):
     """More memory than ``surgery.set_memory_limit`` allows; refused before it is taken."""
 
 
+class ExportError(SurgeryError, ValueError):
+    """A net that cannot be written in another format: a layer with no exact
+    form there (ONNX has no Caffe-rounded dilated pooling, for one)."""
+
+
 class CaffeError(SurgeryError, RuntimeError):
     """A failed CHECK inside Caffe that surgery's own validation did not foresee."""
 
