@@ -4,12 +4,11 @@
 #include <sstream>
 
 #include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <google/protobuf/wire_format_lite.h>
 
 #include "surgery/base/errors.hpp"
 #include "surgery/files/caffemodel_wire.hpp"
-#include "surgery/files/file_digest.hpp"
+#include "surgery/files/digested_streams.hpp"
 #include "surgery/files/file_kind.hpp"
 #include "surgery/files/input_file.hpp"
 #include "surgery/files/weights_check.hpp"
@@ -25,8 +24,9 @@ struct NeedsGeneral {};
 
 class Reader {
  public:
-  Reader(caffe::Net<float>& net, const std::string& path, CodedInputStream* in)
-      : net_(net), path_(path), in_(*in) {}
+  Reader(caffe::Net<float>& net, const std::string& path, DigestedInput* file,
+         CodedInputStream* in)
+      : net_(net), path_(path), file_(*file), in_(*in) {}
 
   void read_net(std::set<std::string>* loaded) {
     while (const uint32_t tag = in_.ReadTag()) {
@@ -119,7 +119,7 @@ class Reader {
         // another size is skipped, so the error can name both shapes once the
         // file's shape (stored after the data) is read.
         const bool fits = values == blob.count();
-        if (!(fits ? in_.ReadRaw(blob.mutable_cpu_data(), static_cast<int>(bytes))
+        if (!(fits ? read_raw_direct(in_, file_, blob.mutable_cpu_data(), static_cast<int>(bytes))
                    : in_.Skip(static_cast<int>(bytes)))) {
           truncated();
         }
@@ -228,6 +228,7 @@ class Reader {
 
   caffe::Net<float>& net_;
   const std::string& path_;
+  DigestedInput& file_;
   CodedInputStream& in_;
   int layers_seen_ = 0;
 };
@@ -250,15 +251,14 @@ StreamResult stream_caffemodel(caffe::Net<float>& net, const std::string& path,
                                std::set<std::string>* loaded, FileDigest* digest) {
   InputFile file(path, "caffemodel");
   check_caffemodel_file(file, path);
-  std::unique_ptr<Sha256> hash(digest ? new Sha256 : nullptr);
-  DigestingInput input(file.fd(), hash.get());
-  google::protobuf::io::CopyingInputStreamAdaptor stream(&input, 1 << 20);
+  std::unique_ptr<DigestThread> hash(digest ? new DigestThread : nullptr);
+  DigestedInput stream(file.fd(), hash.get());
   CodedInputStream in(&stream);
   in.SetTotalBytesLimit(INT_MAX);
   // Every length is checked against this limit (the file's size at opening).
   in.PushLimit(static_cast<int>(file.size()));
   try {
-    Reader(net, path, &in).read_net(loaded);
+    Reader(net, path, &stream, &in).read_net(loaded);
   } catch (const NeedsGeneral&) {
     loaded->clear();
     return StreamResult::kNeedsGeneral;
