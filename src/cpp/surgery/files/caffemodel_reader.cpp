@@ -1,9 +1,11 @@
 #include "surgery/files/caffemodel_reader.hpp"
 
 #include <climits>
+#include <optional>
 #include <sstream>
 
 #include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <google/protobuf/wire_format_lite.h>
 
 #include "surgery/base/errors.hpp"
@@ -233,7 +235,63 @@ class Reader {
   int layers_seen_ = 0;
 };
 
+// A layer message's name if it has blobs, "" if it has none; nullopt if it
+// names itself after its blobs or is cut short.
+std::optional<std::string> named_with_blobs(CodedInputStream& in) {
+  std::string name;
+  bool blobs = false;
+  while (const uint32_t tag = in.ReadTag()) {
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    const bool delimited =
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+    if (field == kLayerName && delimited) {
+      uint32_t length;
+      if (blobs || !in.ReadVarint32(&length) || length > static_cast<uint32_t>(in.BytesUntilLimit()) ||
+          !in.ReadString(&name, static_cast<int>(length))) {
+        return std::nullopt;
+      }
+    } else {
+      blobs |= field == kLayerBlobs;
+      if (!WireFormatLite::SkipField(&in, tag)) return std::nullopt;
+    }
+  }
+  return blobs ? name : "";
+}
+
 }  // namespace
+
+std::set<std::string> caffemodel_layer_names(const std::string& path) {
+  std::set<std::string> names;
+  try {
+    InputFile file(path, "caffemodel");
+    if (file.size() > INT_MAX) return {};
+    // Its Skip seeks: the scan reads the heads, a few KB of a 500 MB file.
+    google::protobuf::io::FileInputStream raw(file.fd());
+    CodedInputStream in(&raw);
+    in.PushLimit(static_cast<int>(file.size()));
+    while (const uint32_t tag = in.ReadTag()) {
+      const int field = WireFormatLite::GetTagFieldNumber(tag);
+      if (field == kNetLayers) return {};
+      if (field != kNetLayer ||
+          WireFormatLite::GetTagWireType(tag) != WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+        if (!WireFormatLite::SkipField(&in, tag)) return {};
+        continue;
+      }
+      uint32_t length;
+      if (!in.ReadVarint32(&length) || length > static_cast<uint32_t>(in.BytesUntilLimit())) {
+        return {};
+      }
+      const auto limit = in.PushLimit(static_cast<int>(length));
+      const auto name = named_with_blobs(in);
+      if (!name || in.BytesUntilLimit() != 0) return {};
+      in.PopLimit(limit);
+      if (!name->empty()) names.insert(*name);
+    }
+  } catch (const Error&) {
+    return {};
+  }
+  return names;
+}
 
 void check_caffemodel_file(const InputFile& file, const std::string& path) {
   if (file.size() > INT_MAX) {
