@@ -1,5 +1,6 @@
 #include "surgery/files/digested_streams.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +16,8 @@ constexpr size_t kBufferSize = 1 << 20;
 // Direct reads and writes go in pieces of this size, so the digest follows
 // a few MB behind rather than a whole 400 MB blob.
 constexpr size_t kPiece = 4 << 20;
+// How far the written bytes run ahead of the disk's writeback.
+constexpr int64_t kWriteBehind = 8 << 20;
 
 // A stream that is torn down while its spans are queued (an exception
 // unwinding a load or save) must not free them under the digest's thread.
@@ -133,8 +136,19 @@ bool DigestedOutput::write_fully(const char* at, size_t size) {
     written_ += n;
     at += n;
     size -= static_cast<size_t>(n);
+    start_writeback();
   }
   return true;
+}
+
+void DigestedOutput::start_writeback() {
+  if (written_ - writeback_from_ < kWriteBehind) return;
+  // Asks the kernel to start writing these pages to the disk now, without
+  // waiting for it: the disk works while the rest is written and hashed,
+  // and the fsync that makes the file durable waits for the last few MB.
+  // Only a hint: a file system without it (an error) is synced as before.
+  sync_file_range(fd_, writeback_from_, written_ - writeback_from_, SYNC_FILE_RANGE_WRITE);
+  writeback_from_ = written_;
 }
 
 bool DigestedOutput::Flush() {

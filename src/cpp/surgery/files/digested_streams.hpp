@@ -59,7 +59,8 @@ class DigestedInput : public google::protobuf::io::ZeroCopyInputStream {
 bool read_raw_direct(google::protobuf::io::CodedInputStream& in, DigestedInput& file,
                      void* target, int size);
 
-// Buffered writes; WriteAliasedRaw (CodedOutputStream::WriteRawMaybeAliased
+// Buffered writes, the disk's writeback started as they go (sync_file_range);
+// WriteAliasedRaw (CodedOutputStream::WriteRawMaybeAliased
 // with aliasing enabled) writes the caller's memory directly, which must then
 // stay unchanged until the digest is finished. A failed write() makes every
 // later call return false, with error() its errno (a full disk: ENOSPC).
@@ -78,6 +79,7 @@ class DigestedOutput : public google::protobuf::io::ZeroCopyOutputStream {
 
  private:
   bool write_fully(const char* at, size_t size);  // digested
+  void start_writeback();
 
   int fd_;
   DigestThread* digest_;
@@ -87,6 +89,7 @@ class DigestedOutput : public google::protobuf::io::ZeroCopyOutputStream {
   int current_ = -1;     // the buffer handed out last, none before the first Next()
   size_t pending_ = 0;   // bytes of it not yet written
   int64_t written_ = 0;
+  int64_t writeback_from_ = 0;  // written_ when writeback was last started
   int error_ = 0;
 };
 
