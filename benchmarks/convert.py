@@ -8,6 +8,9 @@ falls on all of them, and each side's fastest run kept:
   memory, written to a new file and fsynced;
 - ours: surgery.Net(prototxt, caffemodel), fully_convolutionalize, save
   (what surgery.fully_convolutionalize does), each phase timed;
+- ours, fillers: the same from a definition whose layers carry
+  train_val.prototxt's Gaussian weight fillers (deploy.prototxt has none),
+  which Caffe would run before the caffemodel overwrites their values;
 - seed: the net_surgery notebook's procedure, run through surgery.Net since
   pycaffe is not a dependency: load the original net, load the hand-made
   full-conv definition, copy each param with numpy .flat, save.
@@ -22,6 +25,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -52,8 +56,9 @@ if side == "floor":
         os.fsync(fd)
     finally:
         os.close(fd)
-elif side == "ours":
-    net = surgery.Net(proto, model)
+elif side in ("ours", "filled"):
+    net = surgery.Net(proto.replace("model.prototxt", "filled.prototxt") if side == "filled"
+                      else proto, model)
     phases["load"] = time.perf_counter() - start
     surgery.fully_convolutionalize(net)
     phases["surgery"] = time.perf_counter() - start - phases["load"]
@@ -71,7 +76,19 @@ seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "peak_mb": peak_mb(), "phases": phases}))
 """
 
-SIDES = ("floor", "ours", "seed")
+SIDES = ("floor", "ours", "filled", "seed")
+
+
+def with_training_fillers(proto):
+    """A copy of `proto` (beside it) whose Convolution and InnerProduct layers
+    carry train_val.prototxt's fillers."""
+    fillers = ('weight_filler { type: "gaussian" std: 0.01 } '
+               'bias_filler { type: "constant" value: 0.1 }')
+    text = re.sub(r"(convolution_param|inner_product_param) \{", rf"\1 {{ {fillers}",
+                  proto.read_text())
+    assert text.count("gaussian") == 8
+    # Its pair record names model.caffemodel still: loads check it as ours do.
+    proto.with_name("filled.prototxt").write_text(text)
 
 
 def run_side(side, proto, model, seed, folder):
@@ -101,6 +118,7 @@ def main():
         folder = pathlib.Path(folder)
         proto, model = random_model(FIXTURES / "bvlc_reference_caffenet" / "deploy.prototxt", folder)
         seed = FIXTURES / "bvlc_caffenet_full_conv" / "bvlc_caffenet_full_conv.prototxt"
+        with_training_fillers(proto)
         size_mb = model.stat().st_size / 2**20
         base_mb = interpreter_mb()
         runs = {side: [] for side in SIDES}
@@ -115,6 +133,7 @@ def main():
     print(f"{'side':<40} {'time s':>7} {'/ floor':>8} {'peak RSS MB':>12} {'over import':>12}")
     labels = {"floor": "floor (read + write + fsync, same bytes)",
               "ours": "surgery.fully_convolutionalize",
+              "filled": "the same, Gaussian fillers in the def.",
               "seed": "seed (two loads, numpy .flat, save)"}
     for side in SIDES:
         seconds, peak = best[side]["seconds"], max(r["peak_mb"] for r in runs[side])
