@@ -5,9 +5,12 @@
 
 #include <string>
 
+#include <google/protobuf/text_format.h>
+
 #include "caffe/net.hpp"
 #include "caffe/util/io.hpp"
 #include "caffe/util/rng.hpp"
+#include "surgery/definition/skipped_fillers.hpp"
 #include "surgery/runtime/net.hpp"
 #include "test_support.hpp"
 
@@ -100,6 +103,25 @@ TEST(SkippedFillers, WeightsForEveryLayerSkipEveryFiller) {
   const unsigned int next = caffe::caffe_rng_rand();
   caffe::Caffe::set_random_seed(2);
   EXPECT_EQ(next, caffe::caffe_rng_rand());
+}
+
+TEST(SkippedFillers, OnlyLayersPastTheLastDrawThatStaysAreChanged) {
+  caffe::NetParameter param;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(R"(
+    layer { name: "a" type: "InnerProduct" inner_product_param { weight_filler { type: "gaussian" } } }
+    layer { name: "b" type: "InnerProduct" inner_product_param { weight_filler { type: "xavier" } } }
+    layer { name: "c" type: "InnerProduct" inner_product_param { weight_filler { type: "gaussian" } } }
+    layer { name: "d" type: "Data" transform_param { mirror: true } }
+    layer { name: "e" type: "InnerProduct" inner_product_param { weight_filler { type: "msra" } } }
+    layer { name: "f" type: "InnerProduct" inner_product_param { weight_filler { type: "constant" } } }
+  )", &param));
+  // b and d (not in the file) draw when built: a and c must draw before them as in Caffe.
+  EXPECT_EQ(skip_fillers(param, {"a", "c", "e"}), (std::set<std::string>{"e"}));
+  EXPECT_EQ(param.layer(0).inner_product_param().weight_filler().type(), "gaussian");
+  EXPECT_EQ(param.layer(2).inner_product_param().weight_filler().type(), "gaussian");
+  EXPECT_EQ(param.layer(4).inner_product_param().weight_filler().type(), "constant");
+  // e's filler is constant now, which draws nothing: the walk passes it and stops at d.
+  EXPECT_EQ(skip_fillers(param, {"c", "f"}), (std::set<std::string>{"f"}));
 }
 
 }  // namespace

@@ -37,6 +37,15 @@ bool draws(const caffe::FillerParameter& filler) {
   return filler.type() != "constant" && filler.type() != "bilinear";
 }
 
+// Whether building `layer` draws from Caffe's random stream: its fillers,
+// or the one number a data layer's transformer takes to seed its own
+// (DataTransformer::InitRand, when it mirrors or crops at random).
+bool draws(caffe::LayerParameter& layer) {
+  bool draw = false;
+  for_each_filler(layer, [&](caffe::FillerParameter& filler) { draw |= draws(filler); });
+  return draw || layer.transform_param().mirror() || layer.transform_param().crop_size() > 0;
+}
+
 }  // namespace
 
 std::set<std::string> skip_fillers(caffe::NetParameter& param, const std::set<std::string>& filled) {
@@ -50,9 +59,7 @@ std::set<std::string> skip_fillers(caffe::NetParameter& param, const std::set<st
       });
       continue;
     }
-    bool keeps_a_draw = false;
-    for_each_filler(layer, [&](caffe::FillerParameter& filler) { keeps_a_draw |= draws(filler); });
-    if (keeps_a_draw) break;
+    if (draws(layer)) break;
   }
   return changed;
 }
