@@ -3,8 +3,11 @@ in a child process (a crash fails the test, not the suite), saves that keep
 what they replace safe (checked byte for byte and by mode), pairs that never
 load as a silent mix, and surgery that refuses before it edits anything."""
 
+import hashlib
 import os
 import pathlib
+import resource
+import signal
 import stat
 import struct
 import sys
@@ -287,6 +290,61 @@ def test_mixed_pair_refuses_to_load(net, tmp_path):
     other = tmp_path / "other.caffemodel"
     other.write_bytes(old_model)
     assert surgery.Net(proto, other).params["fc"][0].flat[0] == 1.0
+
+
+# Blobs of several MB: their data goes between the file and the blob directly,
+# in pieces, hashed on the digest's thread.
+WIDE_NET = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 32 dim: 32 } } }
+layer { name: "fc1" type: "InnerProduct" bottom: "data" top: "fc1" inner_product_param { num_output: 1500 } }
+layer { name: "fc2" type: "InnerProduct" bottom: "fc1" top: "fc2" inner_product_param { num_output: 10 } }
+"""
+
+
+def wide_net(tmp_path):
+    proto = tmp_path / "wide.prototxt"
+    proto.write_text(WIDE_NET)
+    net = surgery.Net(proto)
+    random = np.random.default_rng(3)
+    for blobs in net.params.values():
+        for blob in blobs:
+            blob[...] = random.standard_normal(blob.shape)
+    return net
+
+
+def test_pair_records_the_sha256_of_large_blobs_and_loads_them(tmp_path):
+    net = wide_net(tmp_path)
+    proto, model = tmp_path / "pair.prototxt", tmp_path / "pair.caffemodel"
+    net.save(proto, model)
+    data = model.read_bytes()
+    assert len(data) > 16 << 20
+    assert proto.read_text().splitlines()[0].endswith(
+        f" bytes {len(data)} sha256 {hashlib.sha256(data).hexdigest()}")
+    loaded = surgery.Net(proto, model)  # checks the digest it reads against the record
+    for name, blobs in net.params.items():
+        for saved, got in zip(blobs, loaded.params[name]):
+            np.testing.assert_array_equal(got, saved)
+
+
+def test_full_disk_during_a_large_save_keeps_the_old_files(tmp_path):
+    net = wide_net(tmp_path)
+    proto, model = tmp_path / "pair.prototxt", tmp_path / "pair.caffemodel"
+    proto.write_text("old")
+    model.write_bytes(b"old")
+
+    def case():
+        # The file-size limit fails a write() past 8 MB as a full disk would
+        # (EFBIG), in the middle of the first large blob.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8 << 20, 8 << 20))
+        net.save(proto, model)
+
+    outcome = run_isolated(case)
+    assert (outcome.kind, outcome.detail) == ("error", "FileError"), outcome
+    assert "pair.caffemodel" in outcome.message and "too large" in outcome.message
+    assert proto.read_text() == "old" and model.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pair.caffemodel", "pair.prototxt",
+                                                          "wide.prototxt"]
 
 
 @pytest.mark.slow

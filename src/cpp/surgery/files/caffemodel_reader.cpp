@@ -1,6 +1,7 @@
 #include "surgery/files/caffemodel_reader.hpp"
 
 #include <climits>
+#include <optional>
 #include <sstream>
 
 #include <google/protobuf/io/coded_stream.h>
@@ -9,7 +10,7 @@
 
 #include "surgery/base/errors.hpp"
 #include "surgery/files/caffemodel_wire.hpp"
-#include "surgery/files/file_digest.hpp"
+#include "surgery/files/digested_streams.hpp"
 #include "surgery/files/file_kind.hpp"
 #include "surgery/files/input_file.hpp"
 #include "surgery/files/weights_check.hpp"
@@ -25,8 +26,9 @@ struct NeedsGeneral {};
 
 class Reader {
  public:
-  Reader(caffe::Net<float>& net, const std::string& path, CodedInputStream* in)
-      : net_(net), path_(path), in_(*in) {}
+  Reader(caffe::Net<float>& net, const std::string& path, DigestedInput* file,
+         CodedInputStream* in)
+      : net_(net), path_(path), file_(*file), in_(*in) {}
 
   void read_net(std::set<std::string>* loaded) {
     while (const uint32_t tag = in_.ReadTag()) {
@@ -119,7 +121,7 @@ class Reader {
         // another size is skipped, so the error can name both shapes once the
         // file's shape (stored after the data) is read.
         const bool fits = values == blob.count();
-        if (!(fits ? in_.ReadRaw(blob.mutable_cpu_data(), static_cast<int>(bytes))
+        if (!(fits ? read_raw_direct(in_, file_, blob.mutable_cpu_data(), static_cast<int>(bytes))
                    : in_.Skip(static_cast<int>(bytes)))) {
           truncated();
         }
@@ -228,11 +230,68 @@ class Reader {
 
   caffe::Net<float>& net_;
   const std::string& path_;
+  DigestedInput& file_;
   CodedInputStream& in_;
   int layers_seen_ = 0;
 };
 
+// A layer message's name if it has blobs, "" if it has none; nullopt if it
+// names itself after its blobs or is cut short.
+std::optional<std::string> named_with_blobs(CodedInputStream& in) {
+  std::string name;
+  bool blobs = false;
+  while (const uint32_t tag = in.ReadTag()) {
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    const bool delimited =
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+    if (field == kLayerName && delimited) {
+      uint32_t length;
+      if (blobs || !in.ReadVarint32(&length) || length > static_cast<uint32_t>(in.BytesUntilLimit()) ||
+          !in.ReadString(&name, static_cast<int>(length))) {
+        return std::nullopt;
+      }
+    } else {
+      blobs |= field == kLayerBlobs;
+      if (!WireFormatLite::SkipField(&in, tag)) return std::nullopt;
+    }
+  }
+  return blobs ? name : "";
+}
+
 }  // namespace
+
+std::set<std::string> caffemodel_layer_names(const std::string& path) {
+  std::set<std::string> names;
+  try {
+    InputFile file(path, "caffemodel");
+    if (file.size() > INT_MAX) return {};
+    // Its Skip seeks: the scan reads the heads, a few KB of a 500 MB file.
+    google::protobuf::io::FileInputStream raw(file.fd());
+    CodedInputStream in(&raw);
+    in.PushLimit(static_cast<int>(file.size()));
+    while (const uint32_t tag = in.ReadTag()) {
+      const int field = WireFormatLite::GetTagFieldNumber(tag);
+      if (field == kNetLayers) return {};
+      if (field != kNetLayer ||
+          WireFormatLite::GetTagWireType(tag) != WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+        if (!WireFormatLite::SkipField(&in, tag)) return {};
+        continue;
+      }
+      uint32_t length;
+      if (!in.ReadVarint32(&length) || length > static_cast<uint32_t>(in.BytesUntilLimit())) {
+        return {};
+      }
+      const auto limit = in.PushLimit(static_cast<int>(length));
+      const auto name = named_with_blobs(in);
+      if (!name || in.BytesUntilLimit() != 0) return {};
+      in.PopLimit(limit);
+      if (!name->empty()) names.insert(*name);
+    }
+  } catch (const Error&) {
+    return {};
+  }
+  return names;
+}
 
 void check_caffemodel_file(const InputFile& file, const std::string& path) {
   if (file.size() > INT_MAX) {
@@ -250,15 +309,14 @@ StreamResult stream_caffemodel(caffe::Net<float>& net, const std::string& path,
                                std::set<std::string>* loaded, FileDigest* digest) {
   InputFile file(path, "caffemodel");
   check_caffemodel_file(file, path);
-  std::unique_ptr<Sha256> hash(digest ? new Sha256 : nullptr);
-  DigestingInput input(file.fd(), hash.get());
-  google::protobuf::io::CopyingInputStreamAdaptor stream(&input, 1 << 20);
+  std::unique_ptr<DigestThread> hash(digest ? new DigestThread : nullptr);
+  DigestedInput stream(file.fd(), hash.get());
   CodedInputStream in(&stream);
   in.SetTotalBytesLimit(INT_MAX);
   // Every length is checked against this limit (the file's size at opening).
   in.PushLimit(static_cast<int>(file.size()));
   try {
-    Reader(net, path, &in).read_net(loaded);
+    Reader(net, path, &stream, &in).read_net(loaded);
   } catch (const NeedsGeneral&) {
     loaded->clear();
     return StreamResult::kNeedsGeneral;

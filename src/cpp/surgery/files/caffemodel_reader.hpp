@@ -35,6 +35,13 @@ enum class StreamResult {
 StreamResult stream_caffemodel(caffe::Net<float>& net, const std::string& path,
                                std::set<std::string>* loaded, FileDigest* digest = nullptr);
 
+// The names of the layers a caffemodel gives blobs to, read from the layer
+// messages' heads alone: blob data is passed over with lseek, not read. For
+// planning a load, not for checking it: empty where the file is unusual
+// (V1 layers, a name after its blobs) or bad (the load then says what is
+// wrong); never throws.
+std::set<std::string> caffemodel_layer_names(const std::string& path);
+
 // ParseError if the open caffemodel `file` is past what protobuf can read
 // (2 GiB), or is text (a prototxt given as the weights).
 void check_caffemodel_file(const InputFile& file, const std::string& path);

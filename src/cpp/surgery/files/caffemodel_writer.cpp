@@ -1,12 +1,14 @@
 #include "surgery/files/caffemodel_writer.hpp"
 
+#include <cerrno>
+#include <memory>
+
 #include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <google/protobuf/wire_format_lite.h>
 
 #include "surgery/files/atomic_file.hpp"
 #include "surgery/files/caffemodel_wire.hpp"
-#include "surgery/files/file_digest.hpp"
+#include "surgery/files/digested_streams.hpp"
 
 namespace surgery {
 namespace {
@@ -37,7 +39,9 @@ class BlobEncoding {
     if (data_bytes_ == 0) return;
     out->WriteTag(WireFormatLite::MakeTag(kBlobData, WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
     out->WriteVarint64(data_bytes_);
-    out->WriteRaw(blob_.cpu_data(), static_cast<int>(data_bytes_));
+    // Straight from the blob to the file (DigestedOutput): the net is not
+    // changed while it is saved.
+    out->WriteRawMaybeAliased(blob_.cpu_data(), static_cast<int>(data_bytes_));
   }
 
  private:
@@ -73,22 +77,24 @@ void write_layer(const caffe::Layer<float>& layer,
 
 StagedFile stage_caffemodel(const caffe::Net<float>& net, const std::string& path,
                            FileDigest* digest) {
-  Sha256 hash;
-  StagedFile staged(path, [&](int fd) {
-    DigestingOutput output(fd, &hash);
-    google::protobuf::io::CopyingOutputStreamAdaptor file(&output, 1 << 20);
+  std::unique_ptr<DigestThread> hash(digest ? new DigestThread : nullptr);
+  return StagedFile(path, [&](int fd) {
+    DigestedOutput file(fd, hash.get());
     {
       CodedOutputStream out(&file);
+      out.EnableAliasing(true);
       WireFormatLite::WriteString(kNetName, net.name(), &out);
       for (const auto& layer : net.layers()) {
         if (!layer->blobs().empty()) write_layer(*layer, layer->blobs(), &out);
       }
-      if (out.HadError()) return false;
     }
-    return file.Flush();
+    if (!file.Flush()) {
+      errno = file.error();  // what StagedFile reports (a full disk)
+      return false;
+    }
+    if (digest) *digest = hash->finish();
+    return true;
   });
-  if (digest) *digest = hash.finish();
-  return staged;
 }
 
 void write_caffemodel(const caffe::Net<float>& net, const std::string& path) {

@@ -27,7 +27,9 @@ Sha256::Sha256() : state_(std::make_unique<State>()) {
 Sha256::~Sha256() = default;
 
 void Sha256::update(const void* data, size_t size) {
-  EVP_DigestUpdate(state_->context, data, size);
+  if (EVP_DigestUpdate(state_->context, data, size) != 1) {
+    throw std::runtime_error("OpenSSL failed to update a SHA-256 digest");
+  }
   bytes_ += size;
 }
 
@@ -48,36 +50,16 @@ FileDigest Sha256::finish() {
 FileDigest digest_file(const std::string& path) {
   InputFile file(path, "caffemodel");
   Sha256 hash;
-  DigestingInput input(file.fd(), &hash);
   std::vector<char> buffer(1 << 20);
-  int n;
-  while ((n = input.Read(buffer.data(), static_cast<int>(buffer.size()))) > 0) {
-  }
-  if (n < 0) throw FileError("cannot read '" + path + "': " + std::strerror(errno));
-  return hash.finish();
-}
-
-int DigestingInput::Read(void* buffer, int size) {
   ssize_t n;
-  do {
-    n = read(fd_, buffer, static_cast<size_t>(size));
-  } while (n < 0 && errno == EINTR);
-  if (n > 0 && hash_) hash_->update(buffer, static_cast<size_t>(n));
-  return static_cast<int>(n);
-}
-
-bool DigestingOutput::Write(const void* buffer, int size) {
-  const char* at = static_cast<const char*>(buffer);
-  size_t left = static_cast<size_t>(size);
-  while (left > 0) {
-    const ssize_t n = write(fd_, at, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    at += n;
-    left -= static_cast<size_t>(n);
+  while ((n = read(file.fd(), buffer.data(), buffer.size())) != 0) {
+    if (n > 0) {
+      hash.update(buffer.data(), static_cast<size_t>(n));
+    } else if (errno != EINTR) {
+      throw FileError("cannot read '" + path + "': " + std::strerror(errno));
+    }
   }
-  if (hash_) hash_->update(buffer, static_cast<size_t>(size));
-  return true;
+  return hash.finish();
 }
 
 }  // namespace surgery

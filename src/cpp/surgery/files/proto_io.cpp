@@ -19,6 +19,7 @@
 #include "surgery/base/errors.hpp"
 #include "surgery/files/atomic_file.hpp"
 #include "surgery/files/caffemodel_reader.hpp"
+#include "surgery/files/digested_streams.hpp"
 #include "surgery/files/file_kind.hpp"
 #include "surgery/files/input_file.hpp"
 
@@ -26,8 +27,6 @@ namespace surgery {
 namespace {
 
 using google::protobuf::io::CodedInputStream;
-using google::protobuf::io::CopyingInputStreamAdaptor;
-using google::protobuf::io::CopyingOutputStreamAdaptor;
 
 // Keeps the first problem protobuf reports, with its position.
 class FirstError : public google::protobuf::io::ErrorCollector {
@@ -217,10 +216,9 @@ caffe::NetParameter read_net_binary(const std::string& path, FileDigest* digest)
   InputFile file(path, "caffemodel");
   check_caffemodel_file(file, path);
   caffe::NetParameter net;
+  std::unique_ptr<DigestThread> hash(digest ? new DigestThread : nullptr);
+  DigestedInput raw(file.fd(), hash.get());
   {
-    std::unique_ptr<Sha256> hash(digest ? new Sha256 : nullptr);
-    DigestingInput input(file.fd(), hash.get());
-    CopyingInputStreamAdaptor raw(&input, 1 << 20);
     CodedInputStream coded(&raw);
     // Caffe caps models at 512 MB; VGG-16's is larger. Nothing past the
     // file's size (at most protobuf's own cap, INT_MAX) is read.
@@ -229,13 +227,14 @@ caffe::NetParameter read_net_binary(const std::string& path, FileDigest* digest)
       throw ParseError("cannot parse caffemodel '" + path +
                        "': truncated, or not a binary NetParameter");
     }
-    if (digest) {
-      // Whatever protobuf left unread (nothing, at a clean end) is hashed too.
-      char rest[1 << 16];
-      while (input.Read(rest, sizeof rest) > 0) {
-      }
-      *digest = hash->finish();
+  }
+  if (digest) {
+    // Whatever protobuf left unread (nothing, at a clean end) is hashed too.
+    const void* rest;
+    int size;
+    while (raw.Next(&rest, &size)) {
     }
+    *digest = hash->finish();
   }
   if (net.layer_size() == 0 && net.layers_size() == 0) {
     throw ParseError("caffemodel '" + path + "' holds no layers");
@@ -247,10 +246,13 @@ caffe::NetParameter read_net_binary(const std::string& path, FileDigest* digest)
 StagedFile stage_net_text(const caffe::NetParameter& net, const std::string& path,
                           const std::string& header) {
   return StagedFile(path, [&](int fd) {
-    DigestingOutput file(fd, nullptr);
-    if (!file.Write(header.data(), static_cast<int>(header.size()))) return false;
-    CopyingOutputStreamAdaptor out(&file);
-    return google::protobuf::TextFormat::Print(net, &out) && out.Flush();
+    DigestedOutput file(fd, nullptr);
+    if (file.WriteAliasedRaw(header.data(), static_cast<int>(header.size())) &&
+        google::protobuf::TextFormat::Print(net, &file) && file.Flush()) {
+      return true;
+    }
+    errno = file.error();  // what StagedFile reports
+    return false;
   });
 }
 

@@ -10,6 +10,7 @@
 #include "surgery/base/memory_guard.hpp"
 #include "surgery/base/shape_text.hpp"
 #include "surgery/definition/phase_filter.hpp"
+#include "surgery/definition/skipped_fillers.hpp"
 #include "surgery/definition/validate.hpp"
 #include "surgery/files/atomic_file.hpp"
 #include "surgery/files/caffemodel_reader.hpp"
@@ -120,10 +121,27 @@ Net::Net(const std::string& prototxt, const std::string& weights, const caffe::N
 
 Net::Net(DefinitionFile file, const std::string& prototxt, const std::string& weights,
          const caffe::NetState& state, const LoadPolicy& policy)
-    : Net(std::move(file.definition), prototxt, state, policy) {
+    : definition_(std::move(file.definition)), source_(prototxt), state_(state) {
   recorded_window_ = file.window;
-  if (weights.empty()) return;
-  const auto& record = file.pair;
+  if (weights.empty()) {
+    build(policy, {});
+    return;
+  }
+  const auto unfilled = build(policy, caffemodel_layer_names(weights));
+  load_paired_weights(weights, file.pair);
+  if (std::includes(loaded_layers_.begin(), loaded_layers_.end(), unfilled.begin(),
+                    unfilled.end())) {
+    return;
+  }
+  // A layer built without its fillers got no weights (the file changed
+  // since it was scanned): it must hold its fillers' values, as in Caffe.
+  net_.reset();
+  loaded_layers_.clear();
+  build(policy, {});
+  load_paired_weights(weights, file.pair);
+}
+
+void Net::load_paired_weights(const std::string& weights, const std::optional<PairRecord>& record) {
   if (!record || !record_applies(*record, weights)) {
     load_weights_file(weights, nullptr);
     return;
@@ -135,11 +153,11 @@ Net::Net(DefinitionFile file, const std::string& prototxt, const std::string& we
   } catch (const Error& error) {
     // A mixed pair can fail to load for other reasons (shapes, a truncated
     // file): the message then says both.
-    const std::string mixed = pair_mismatch(*record, prototxt, weights, digest_file(weights));
+    const std::string mixed = pair_mismatch(*record, source_, weights, digest_file(weights));
     if (mixed.empty()) throw;
     throw ParseError(std::string(error.what()) + "; and " + mixed);
   }
-  check_pair(*record, prototxt, weights, digest);
+  check_pair(*record, source_, weights, digest);
 }
 
 void Net::load_weights_file(const std::string& weights, FileDigest* digest) {
@@ -162,13 +180,19 @@ Net::Net(caffe::NetParameter definition, std::string source, caffe::Phase phase,
 Net::Net(caffe::NetParameter definition, std::string source, const caffe::NetState& state,
          const LoadPolicy& policy)
     : definition_(std::move(definition)), source_(std::move(source)), state_(state) {
+  build(policy, {});
+}
+
+std::set<std::string> Net::build(const LoadPolicy& policy, const std::set<std::string>& filled) {
   register_library_layers();  // before the definition's types are looked up
   caffe::NetParameter param = filter_by_state(definition_, state_);
   validate_definition(param, source_, policy);
+  std::set<std::string> unfilled = skip_fillers(param, filled);
   net_ = guard_caffe("building the net from '" + source_ + "'", [&] {
     return std::make_unique<LiveNet>(param);
   });
   check_memory(*net_, "net '" + source_ + "'");
+  return unfilled;
 }
 
 Net::~Net() = default;

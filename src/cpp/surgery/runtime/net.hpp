@@ -176,6 +176,14 @@ class Net {
   static DefinitionFile read_definition(const std::string& prototxt);
   Net(DefinitionFile file, const std::string& prototxt, const std::string& weights,
       const caffe::NetState& state, const LoadPolicy& policy);
+  // Builds net_ from the definition; the fillers of the layers in `filled`
+  // (those a weights file about to be loaded holds) are skipped where that
+  // changes no other layer's values (skipped_fillers.hpp). Returns the
+  // layers built without their fillers.
+  std::set<std::string> build(const LoadPolicy& policy, const std::set<std::string>& filled);
+  // Loads a weights file into a fresh net, checked against the pair record
+  // of the prototxt it was loaded with, if it applies.
+  void load_paired_weights(const std::string& weights, const std::optional<PairRecord>& record);
   void load_weights_file(const std::string& weights, FileDigest* digest);
   void check_save_targets(const std::string& prototxt, const std::string& caffemodel,
                           bool overwrite) const;
