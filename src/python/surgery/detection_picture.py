@@ -48,10 +48,13 @@ def draw_detections(image: np.ndarray, panels: Sequence[Tuple[str, Sequence[Dete
             if not hit:
                 axes.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False,
                                          edgecolor=MISSED, linestyle="--", linewidth=1.5))
-        for det, hit in ranked:
+        # The false ones first and thin: where they crowd, the found ones
+        # stay visible on top.
+        for det, hit in sorted(ranked, key=lambda pair: pair[1]):
             x0, y0, x1, y1 = det.box
             axes.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False,
-                                     edgecolor=FOUND if hit else FALSE, linewidth=1.5))
+                                     edgecolor=FOUND if hit else FALSE,
+                                     linewidth=2.5 if hit else 1.0))
         axes.set_xlim(0, width)
         axes.set_ylim(height, 0)
         hits = sum(hit for _, hit in ranked)

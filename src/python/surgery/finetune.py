@@ -377,8 +377,8 @@ def finetune(prototxt: PathLike, weights: PathLike, images: Sequence[PathLike],
         ap_after = average_precision(found_after, valid.truth)
         save_detections_picture(
             run.files["detections"], valid.loaded[0],
-            [(f"before (AP {ap_before.ap:.2f} on all)", found_before[0]),
-             (f"after (AP {ap_after.ap:.2f} on all)", found_after[0])], valid.truth[0])
+            [(f"before (validation AP {ap_before.ap:.2f})", found_before[0]),
+             (f"after (validation AP {ap_after.ap:.2f})", found_after[0])], valid.truth[0])
     return FinetuneResult(run.files["deploy"], run.files["weights"], run.files["labels"],
                           classes, trainer.iteration, ap_before, ap_after,
                           state["best_iteration"], time.monotonic() - started, state["log"])
