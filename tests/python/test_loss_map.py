@@ -165,6 +165,40 @@ def test_snapshots_restore_exactly_and_refuse_another_net(tmp_path):
     assert "fifo' is a FIFO, not a solver state file" in outcome.message
 
 
+def test_a_resumed_net_with_dropout_draws_the_masks_it_would_have(tmp_path):
+    """Dropout's masks come from Caffe's generator, which no solver state
+    holds: with the generator's state (Trainer.random_state) restored, a
+    resumed run equals the uninterrupted one; without it, it does not."""
+    rng = np.random.default_rng(4)
+    batches = [{"data": rng.normal(size=(1, 2, 10, 10)).astype(np.float32),
+                "label": rng.integers(-1, 3, size=(1, 4, 4)).astype(np.float32)}
+               for _ in range(4)]
+    dropout = TINY.replace('layer { name: "score"', 'layer { name: "drop" type: "Dropout" '
+                           'bottom: "conv1" top: "conv1" dropout_param { dropout_ratio: 0.5 } }\n'
+                           'layer { name: "score"')
+    net = train_definition(dropout, (1, 2, 10, 10), (4, 4))
+    seeded = SOLVER + " random_seed: 5"
+    straight = _core.Trainer(seeded, net)
+    losses = [straight.step(b) for b in batches]
+    parted = _core.Trainer(seeded, net)
+    parted.step(batches[0])
+    parted.step(batches[1])
+    model, state = str(tmp_path / "a.caffemodel"), str(tmp_path / "a.solverstate")
+    parted.snapshot(model, state)
+    generator = parted.random_state
+
+    def resumed_losses(with_generator):
+        resumed = _core.Trainer(SOLVER + " random_seed: 9", net)  # reseeds the generator
+        resumed.restore(model, state)
+        if with_generator:
+            resumed.random_state = generator
+        return [resumed.step(b) for b in batches[2:]]
+
+    assert resumed_losses(True) == losses[2:]
+    assert resumed_losses(False) != losses[2:]
+    with pytest.raises(surgery.ParseError, match="random generator"):
+        straight.random_state = "624 numbers, but not these"
+
 def test_the_memory_limit_covers_the_gradients(lenet):
     """Refused when the trainer is made, not at its first step: Caffe takes
     activations and gradients only then, and the gradients double them (the

@@ -73,7 +73,13 @@ void bind_trainer(py::module_& m) {
            })
       .def("restore", [](PyTrainer& trainer, const Path& caffemodel, const Path& solverstate) {
         locked(trainer, [&] { trainer.restore(caffemodel.bytes, solverstate.bytes); });
-      });
+      })
+      .def_property(
+          "random_state",
+          [](const PyTrainer& trainer) { return locked(trainer, [&] { return trainer.random_state(); }); },
+          [](PyTrainer& trainer, const std::string& state) {
+            locked(trainer, [&] { trainer.set_random_state(state); });
+          });
 
   m.def("score_layer", [](const std::string& deploy) {
     const ScoreLayer score = score_layer(deploy);

@@ -207,13 +207,21 @@ class _Run:
     def save(self, trainer: _core.Trainer, rng: np.random.Generator, state: dict) -> None:
         k = trainer.iteration
         trainer.snapshot(self.snapshot_path(k, "caffemodel"), self.snapshot_path(k, "solverstate"))
-        # Last: a snapshot counts only once its record is there.
+        # Last: a snapshot counts only once its record is there. Caffe's own
+        # generator draws Dropout's masks: without it a resume is not exact.
         write_text(self.snapshot_path(k, "json"),
-                   json.dumps({**state, "rng": rng.bit_generator.state}))
+                   json.dumps({**state, "rng": rng.bit_generator.state,
+                               "caffe_rng": trainer.random_state}))
 
     def restore(self, trainer: _core.Trainer, rng: np.random.Generator, k: int) -> dict:
-        state = read_json_object(self.snapshot_path(k, "json"), "snapshot record",
-                                 RECORD_BYTES * 16)
+        record = self.snapshot_path(k, "json")
+        state = read_json_object(record, "snapshot record", RECORD_BYTES * 16)
+        caffe_rng = state.pop("caffe_rng", None)  # records written before it lack it
+        if caffe_rng is not None:
+            try:
+                trainer.random_state = caffe_rng if isinstance(caffe_rng, str) else ""
+            except ParseError as error:
+                raise ParseError(f"{record}: caffe_rng: {error}") from None
         trainer.restore(self.snapshot_path(k, "caffemodel"), self.snapshot_path(k, "solverstate"))
         rng.bit_generator.state = state.pop("rng")
         return state

@@ -1,10 +1,12 @@
 #include "surgery/train/trainer.hpp"
 
 #include <algorithm>
+#include <sstream>
 
 #include <google/protobuf/text_format.h>
 
 #include "caffe/sgd_solvers.hpp"
+#include "caffe/util/rng.hpp"
 #include "caffe/solver_factory.hpp"
 #include "surgery/base/errors.hpp"
 #include "surgery/base/memory_guard.hpp"
@@ -97,6 +99,25 @@ std::pair<float, LayerParams> Trainer::gradients(const std::map<std::string, Inp
 }
 
 int Trainer::iteration() const { return solver_->iter(); }
+
+std::string Trainer::random_state() const {
+  std::ostringstream out;
+  out << *static_cast<caffe::rng_t*>(caffe::Caffe::rng_stream().generator());
+  return out.str();
+}
+
+void Trainer::set_random_state(const std::string& state) {
+  caffe::rng_t restored;
+  // Boost reads each number and then the spaces after it: at the very end
+  // of the text that would fail the stream, so the text gets one more.
+  std::istringstream in(state + "\n");
+  in >> restored;
+  char more = 0;
+  if (in.fail() || (in >> more)) {  // unread, or something after it
+    throw ParseError("not the state of Caffe's random generator (Trainer.random_state's text)");
+  }
+  *static_cast<caffe::rng_t*>(caffe::Caffe::rng_stream().generator()) = restored;
+}
 
 LayerParams Trainer::params() const { return copy_params(*solver_->net(), false); }
 

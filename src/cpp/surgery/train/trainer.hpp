@@ -54,6 +54,12 @@ class Trainer {
   // thread count). Both files are checked against the net before anything
   // changes.
   void restore(const std::string& caffemodel, const std::string& solverstate);
+  // The state of Caffe's random generator for this thread (Dropout's masks,
+  // fillers), as text: a snapshot's solver state does not hold it, so a
+  // resumed net with Dropout would draw other masks. set_random_state
+  // refuses text that is not such a state (ParseError) before changing it.
+  std::string random_state() const;
+  void set_random_state(const std::string& state);
 
  private:
   void feed(const std::map<std::string, InputView>& batch);
