@@ -108,8 +108,9 @@ void expect_products(const Batch& s, const Operands& x) {
   }
 }
 
-// Shapes that reach each branch: rows in steps of four and each remainder;
-// k in chains of 128 and blocks of 1024, with partial ones; whole 16-column
+// Shapes that reach each branch: rows in steps of four (six once k is
+// blocked) and each remainder; k in chains of 128 and blocks of 1024, with
+// partial ones; whole 16-column
 // steps, an 8-column one and masked tails (1 to 15 columns); small weights
 // (no floor in the kernel: the fully connected call site keeps its own);
 // Winograd's layout and separate matrices with padded rows.
@@ -117,7 +118,8 @@ TEST_F(StreamedGemm, EqualsTheProductInDoublePrecision) {
   for (const Batch& s : {padded(1, 4096, 16, 1024, 0), padded(1, 1000, 35, 4200, 0),
                          padded(1, 683, 17, 2100, 0), padded(1, 1025, 1, 1100, 0),
                          padded(5, 66, 24, 300, 3), padded(3, 7, 9, 129, 5),
-                         padded(2, 3, 40, 1500, 1), padded(4, 2, 8, 1, 2),
+                         padded(2, 13, 40, 1500, 1), padded(1, 8, 3, 2049, 0),
+                         padded(4, 2, 8, 1, 2),
                          side_by_side(6, 130, 16, 260), side_by_side(9, 45, 8, 1100)}) {
     SCOPED_TRACE(testing::Message() << s.batch << " x (" << s.m << " x " << s.n << " x " << s.k
                                     << "), rows of C " << s.c.ld << " apart");
