@@ -7,8 +7,9 @@ by surgery.Net both ways against numpy's float64 correlation of the same
 values (tests/python/convolution_rounding.py); a layer's error is
 max |out - exact| / max |exact|, relative to the output's scale. Each row
 is the largest error over --seeds draws. Winograd's products take two
-paths on AVX2 CPUs: a block of at most 32 tile columns goes through our
-own kernel, more through OpenBLAS's SGEMM. 8x8 outputs always take ours;
+paths on AVX2 CPUs: a block of at most 32 tile columns goes through the
+few-columns GEMM (libcaffe's caffe::streamed_gemm, recipe patch 0012), more
+through OpenBLAS's SGEMM. 8x8 outputs always take the former;
 24x24 take OpenBLAS's until the channels are so many that a 32 MiB work
 buffer holds 32 tiles or fewer (4096 channels for 5x5 and 7x7).
 
@@ -16,7 +17,7 @@ The fit is the law error = c * sqrt(C) * 2^-24 (C input channels, 2^-24
 float32's unit roundoff): the constant c as the largest error / (sqrt(C) *
 2^-24) over the channel counts, and the exponent b of a least-squares fit
 error ~ C^b on a log scale. With one chain of FMAs over all the channels
-in our kernel (the core before chains of 128) Winograd fitted b = 0.40 to
+in the few-columns kernel (before chains of 128) Winograd fitted b = 0.40 to
 0.49 and c up to 19 (8.6e-5 at 16383 channels of 5x5); Caffe's path b
 below 0.13, at most 2e-6. With chains the exponent should fall near 0.
 

@@ -151,8 +151,9 @@ TEST_P(WinogradBothCodes, MatchesCaffeAcrossGeometries) {
 
 TEST_P(WinogradBothCodes, ManyInputChannelsStayWithinTheBound) {
   // 4096 channels of 5x5 on 8x8 outputs: four tiles, so the vector code's
-  // products are our few-columns kernel (the baseline's OpenBLAS). One chain
-  // of FMAs over all the channels was 4.2e-5 off; chains of 128 are not.
+  // products are libcaffe's few-columns GEMM, caffe::streamed_gemm (the
+  // baseline's OpenBLAS). One chain of FMAs over all the channels was
+  // 4.2e-5 off; chains of 128 are not.
   expect_close_to_caffe({1, 4096, 12, 12, 8, 5, 0, 1, 1, false});
 }
 

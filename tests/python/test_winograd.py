@@ -19,8 +19,9 @@ from convolution_rounding import layer_errors
 # measures 3x3 to 7x7 at 16 to 16383 channels). Winograd rounds in its
 # transforms (2e-6 to 5e-6 at any channel count) and in its sums over the
 # input channels, whose error grows with the length of a chain of float
-# additions: our kernel adds chains of 128 channels, OpenBLAS's blocks
-# reached 2.9e-5 at 1024 channels. Caffe's im2col + GEMM stayed below 2e-6.
+# additions: the few-columns GEMM (libcaffe's caffe::streamed_gemm) adds
+# chains of 128 channels, OpenBLAS's blocks reached 2.9e-5 at 1024
+# channels. Caffe's im2col + GEMM stayed below 2e-6.
 WINOGRAD_BOUND = 4e-5
 CAFFE_BOUND = 3e-6
 

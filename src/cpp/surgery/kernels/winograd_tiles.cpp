@@ -9,11 +9,14 @@
 #include "caffe/util/parallel.hpp"  // our recipe's patch 0009: libcaffe's own thread pool
 #define SURGERY_CAFFE_PARALLEL 1
 #endif
+#if __has_include("caffe/util/streamed_gemm.hpp")
+#include "caffe/util/streamed_gemm.hpp"  // our recipe's patch 0012: the few-columns GEMM
+#define SURGERY_CAFFE_STREAMED_GEMM 1
+#endif
 
 // The tile transforms are short loops over kLanes tiles at once. On x86-64
 // they are built twice, as AVX2 + FMA code and for the baseline, and the
-// CPU picks (avx2() below); so is the product of few columns
-// (few_columns_gemm).
+// CPU picks (avx2() below).
 #if defined(__x86_64__) && defined(__GNUC__)
 #define SURGERY_X86_AVX2 1
 #include <immintrin.h>
@@ -23,18 +26,11 @@
 namespace surgery::winograd {
 namespace {
 
-// Up to this many tile columns the products are ours (few_columns_gemm),
-// above it OpenBLAS's GEMM: its packing of the weights costs more than it
-// saves when each weight meets only a few tiles (fc6 of one image: 16).
+// Up to this many tile columns the products are libcaffe's few-columns
+// GEMM (caffe::streamed_gemm), above it OpenBLAS's: its packing of the
+// weights costs more than it saves when each weight meets only a few tiles
+// (fc6 of one image: 16).
 constexpr int64_t kFewColumns = 32;
-// Our products sum this many input channels in one chain of FMAs, then add
-// the chain's sum to the running total. A chain's rounding error grows as
-// the square root of its length, and the transforms amplify it: one chain
-// over all the channels was 4.2e-5 of the output's scale off the exact sum
-// at 4096 channels of 5x5 and 8.6e-5 at 16383 (benchmarks/
-// winograd_precision.py); chains of 128 gave 7e-6 to 8e-6 at both in a
-// float32 model of the layer, for one add per 128 FMAs.
-constexpr int64_t kChainChannels = 128;
 
 std::atomic<bool> vector_code_allowed{true};
 
@@ -357,60 +353,6 @@ inline __attribute__((always_inline)) void transform_weights_of(
 SURGERY_TRANSFORMS(_baseline, , false)
 #ifdef SURGERY_X86_AVX2
 SURGERY_TRANSFORMS(_avx2, SURGERY_AVX2_TARGET, true)
-
-// c (rows x n) = u (rows x k) * v (k x n) for rows [first, first + R), n a
-// multiple of kLanes, rows of v and c `ld` floats apart: each product a sum
-// over k in order, chain by chain of kChainChannels (each chain's sum added
-// to c), so it does not depend on how rows are shared out.
-template <int R>
-SURGERY_AVX2_TARGET inline void few_columns_rows(const float* u, const float* v, float* c,
-                                                 int64_t k, int64_t n, int64_t ld, int64_t first) {
-  for (int64_t j = 0; j < n; j += 2 * kLanes) {
-    const bool two = j + 2 * kLanes <= n;
-    // The next R rows of u (contiguous after these), a cache line every
-    // 16 / R steps, so that they arrive from memory while these compute.
-    const float* next = u + (first + R) * k;
-    for (int64_t chain = 0; chain < k; chain += kChainChannels) {
-      __m256 acc[R][2];
-      for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-      for (int64_t q = chain; q < std::min(k, chain + kChainChannels); ++q) {
-        if (q % (16 / R) == 0) {
-          _mm_prefetch(reinterpret_cast<const char*>(next + q * R), _MM_HINT_T0);
-        }
-        const __m256 v0 = _mm256_loadu_ps(v + q * ld + j);
-        const __m256 v1 = two ? _mm256_loadu_ps(v + q * ld + j + kLanes) : _mm256_setzero_ps();
-        for (int r = 0; r < R; ++r) {
-          const __m256 w = _mm256_broadcast_ss(u + (first + r) * k + q);
-          acc[r][0] = _mm256_fmadd_ps(w, v0, acc[r][0]);
-          acc[r][1] = _mm256_fmadd_ps(w, v1, acc[r][1]);
-        }
-      }
-      for (int r = 0; r < R; ++r) {
-        float* to = c + (first + r) * ld + j;
-        if (chain > 0) {
-          acc[r][0] = _mm256_add_ps(_mm256_loadu_ps(to), acc[r][0]);
-          if (two) acc[r][1] = _mm256_add_ps(_mm256_loadu_ps(to + kLanes), acc[r][1]);
-        }
-        _mm256_storeu_ps(to, acc[r][0]);
-        if (two) _mm256_storeu_ps(to + kLanes, acc[r][1]);
-      }
-    }
-  }
-}
-
-SURGERY_AVX2_TARGET void few_columns_gemm(const float* u, const float* v, float* c, int64_t rows,
-                                          int64_t k, int64_t n, int64_t ld, int64_t first_block,
-                                          int64_t last_block) {
-  for (int64_t b = first_block; b < last_block; ++b) {
-    const int64_t first = b * 4, left = std::min<int64_t>(4, rows - first);
-    switch (left) {
-      case 4: few_columns_rows<4>(u, v, c, k, n, ld, first); break;
-      case 3: few_columns_rows<3>(u, v, c, k, n, ld, first); break;
-      case 2: few_columns_rows<2>(u, v, c, k, n, ld, first); break;
-      default: few_columns_rows<1>(u, v, c, k, n, ld, first); break;
-    }
-  }
-}
 #endif
 
 void transform_inputs_of_items(const Plan& s, const float* bottom, int64_t group, Columns cols,
@@ -473,18 +415,14 @@ void transform_outputs(const Plan& s, const float* m, const float* bias, int64_t
 void products(int64_t cells, const float* u, int64_t u_step, const float* v, float* m,
               int64_t outs, int64_t k, int64_t stride) {
   const int64_t ld = cells * stride;
-#ifdef SURGERY_X86_AVX2
-  if (avx2() && stride <= kFewColumns) {
-    const int64_t blocks = (outs + 3) / 4;
-    in_shares(static_cast<long>(cells * blocks), 16, [&](long first, long last) {
-      for (long item = first; item < last;) {
-        const int64_t e = item / blocks, b = item % blocks;
-        const int64_t end = std::min<int64_t>(blocks, b + (last - item));
-        few_columns_gemm(u + e * u_step, v + e * stride, m + e * stride, outs, k, stride, ld, b,
-                         end);
-        item += end - b;
-      }
-    });
+#ifdef SURGERY_CAFFE_STREAMED_GEMM
+  // Cell e's weights are u_step floats after cell e - 1's; its columns and
+  // products, stride floats to the right of cell e - 1's (rows ld apart).
+  // It declines (false) on a CPU without AVX2: OpenBLAS below.
+  if (avx2() && stride <= kFewColumns &&
+      caffe::streamed_gemm<float>(static_cast<int>(cells), static_cast<int>(outs),
+                                  static_cast<int>(stride), static_cast<int>(k), {u, k, u_step},
+                                  {v, ld, stride}, {m, ld, stride})) {
     return;
   }
 #endif

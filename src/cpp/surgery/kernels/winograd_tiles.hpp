@@ -40,8 +40,8 @@ struct Columns {
   int64_t first, count, stride;
 };
 
-// false: the baseline code even on a CPU with AVX2 (for the tests, which
-// check both); true (the default): the CPU picks.
+// false: the baseline code even on a CPU with AVX2, and OpenBLAS's products
+// (for the tests, which check both); true (the default): the CPU picks.
 void allow_vector_code(bool allowed);
 
 // Calls body(begin, end) over [0, count) on the threads, in shares of at
@@ -59,9 +59,11 @@ void transform_inputs(const Plan& s, const float* bottom, int64_t group, Columns
 
 // M[o][e] = sum over c of U[e][o][c] V[c][e] for each of `cells` products
 // and `outs` output channels (M[o][e], V[c][e]: rows of cols.stride tiles;
-// U[e]: `u_step` floats apart, rows of k input channels). Our kernel sums
-// chains of 128 channels, each added to the total, so that the rounding
-// does not grow with the channel count; OpenBLAS blocks its own sums.
+// U[e]: `u_step` floats apart, rows of k input channels). Up to 32 tile
+// columns, with the vector code allowed, libcaffe's few-columns GEMM
+// (caffe::streamed_gemm, recipe patch 0012) does them: it sums chains of
+// 128 channels, each added to the total, so that the rounding does not
+// grow with the channel count; elsewhere OpenBLAS, which blocks its own.
 void products(int64_t cells, const float* u, int64_t u_step, const float* v, float* m,
               int64_t outs, int64_t k, int64_t stride);
 
