@@ -127,11 +127,16 @@ def test_tiny_loss_map_matches_numpy_and_finite_differences(tmp_path):
                 assert grad[index] == pytest.approx(numeric, rel=2e-3, abs=2e-4), (layer, k, index)
 
 
+def tiny_batches(seed, count=4):
+    """Inputs and label maps for TINY's train net (10 x 10 in, 4 x 4 cells)."""
+    rng = np.random.default_rng(seed)
+    return [{"data": rng.normal(size=(1, 2, 10, 10)).astype(np.float32),
+             "label": rng.integers(-1, 3, size=(1, 4, 4)).astype(np.float32)}
+            for _ in range(count)]
+
+
 def test_snapshots_restore_exactly_and_refuse_another_net(tmp_path):
-    rng = np.random.default_rng(2)
-    batches = [{"data": rng.normal(size=(1, 2, 10, 10)).astype(np.float32),
-                "label": rng.integers(-1, 3, size=(1, 4, 4)).astype(np.float32)}
-               for _ in range(4)]
+    batches = tiny_batches(2)
     net = train_definition(TINY, (1, 2, 10, 10), (4, 4))
     seeded = SOLVER + " random_seed: 5"  # the same fillers in both
     straight = _core.Trainer(seeded, net)
@@ -169,10 +174,7 @@ def test_a_resumed_net_with_dropout_draws_the_masks_it_would_have(tmp_path):
     """Dropout's masks come from Caffe's generator, which no solver state
     holds: with the generator's state (Trainer.random_state) restored, a
     resumed run equals the uninterrupted one; without it, it does not."""
-    rng = np.random.default_rng(4)
-    batches = [{"data": rng.normal(size=(1, 2, 10, 10)).astype(np.float32),
-                "label": rng.integers(-1, 3, size=(1, 4, 4)).astype(np.float32)}
-               for _ in range(4)]
+    batches = tiny_batches(4)
     dropout = TINY.replace('layer { name: "score"', 'layer { name: "drop" type: "Dropout" '
                            'bottom: "conv1" top: "conv1" dropout_param { dropout_ratio: 0.5 } }\n'
                            'layer { name: "score"')

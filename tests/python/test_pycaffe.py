@@ -171,13 +171,7 @@ def test_save_hdf5_replaces_a_plain_file_whole_keeping_its_mode(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(FileError, match="fifo.h5"):
         net.save_hdf5(str(fifo))
-
-    def save_on_a_full_disk():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (512, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        net.save_hdf5(str(target))
-
-    assert run_isolated(save_on_a_full_disk).kind == "error"
+    assert run_isolated(on_a_full_disk(lambda: net.save_hdf5(str(target)), 512)).kind == "error"
     assert target.read_bytes() == saved
     assert sorted(os.listdir(tmp_path)) == ["fifo.h5", "tiny.h5", "tiny.prototxt"]
 
@@ -278,6 +272,17 @@ def test_io_resize_image_agrees_with_opencv_inside_the_border():
     np.testing.assert_allclose(ours[2:-2, 2:-2], theirs[2:-2, 2:-2], atol=1e-5)
 
 
+def on_a_full_disk(write, limit):
+    """`write` as a case for run_isolated, its files limited to `limit` bytes:
+    the file-size limit fails a write as a full disk does (EFBIG, SIGXFSZ
+    ignored)."""
+    def case():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        write()
+    return case
+
+
 def small_solver_files(folder):
     (folder / "net.prototxt").write_text("""
 layer { name: "data" type: "DummyData" top: "data" top: "label"
@@ -320,12 +325,7 @@ def test_a_snapshot_that_cannot_be_written_leaves_the_earlier_one_whole(tmp_path
     earlier = {name: (tmp_path / name).read_bytes() for name in names}
     solver.net.params["ip"][0].data[...] = 7  # another snapshot under the same names
 
-    def snapshot_on_a_full_disk():  # the file-size limit fails writes as a full disk does
-        resource.setrlimit(resource.RLIMIT_FSIZE, (16, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        solver.snapshot()
-
-    outcome = run_isolated(snapshot_on_a_full_disk)
+    outcome = run_isolated(on_a_full_disk(solver.snapshot, 16))
     assert (outcome.kind, outcome.detail) == ("error", "CaffeError"), outcome
     assert "snap_iter_2.caffemodel" in outcome.message
     assert sorted(os.listdir(tmp_path)) == names

@@ -14,7 +14,7 @@ import surgery.pycaffe.draw  # noqa: F401  (pycaffe users import caffe.draw so)
 from surgery.pycaffe.proto import caffe_pb2
 from surgery.testing import fixtures
 
-from test_pycaffe_upstream import upstream
+from test_pycaffe_upstream import extract
 
 pydot = pytest.importorskip("pydot", reason="caffe.draw needs pydot (the `draw` extra)")
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None,
@@ -25,19 +25,8 @@ text_format = pytest.importorskip("google.protobuf.text_format")
 
 def sdist_models(folder):
     """test_draw's files: the Net prototxts under models/ ('solver' excluded)."""
-    try:
-        sdist = upstream().open_sdist()
-    except FileNotFoundError as missing:
-        pytest.skip(str(missing))
-    with sdist:
-        for member in sdist.getmembers():
-            parts = member.name.split("/")
-            if (parts[1:2] == ["models"] and member.name.endswith(".prototxt")
-                    and "solver" not in member.name):
-                target = folder.joinpath(*parts[1:])
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(sdist.extractfile(member).read())
-    return sorted(folder.rglob("*.prototxt"))
+    return extract(folder, lambda parts: parts[0] == "models" and parts[-1].endswith(".prototxt")
+                   and "solver" not in parts[-1])
 
 
 def fixture_nets():

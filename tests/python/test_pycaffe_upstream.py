@@ -32,23 +32,31 @@ def upstream():
     return module
 
 
-def extract_tests(folder):
+def extract(folder, wanted):
+    """The sdist's files whose path below its top folder (a list of names)
+    `wanted` accepts, written at that path below `folder`; skips the test
+    where the sdist is not there."""
     try:
         sdist = upstream().open_sdist()
     except FileNotFoundError as missing:
         pytest.skip(str(missing))
+    written = []
     with sdist:
         for member in sdist.getmembers():
-            parts = member.name.split("/")
-            if parts[1:4] == ["python", "caffe", "test"] and member.name.endswith(".py"):
-                (folder / parts[-1]).write_bytes(sdist.extractfile(member).read())
-    return sorted(p.stem for p in folder.glob("test_*.py"))
+            parts = member.name.split("/")[1:]
+            if member.isfile() and wanted(parts):
+                target = folder.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(sdist.extractfile(member).read())
+                written.append(target)
+    return sorted(written)
 
 
 def test_pycaffe_own_tests_pass_unchanged(tmp_path):
-    tests = tmp_path / "test"
-    tests.mkdir()
-    assert extract_tests(tests) == sorted(UPSTREAM_TESTS)
+    found = extract(tmp_path, lambda parts: parts[:3] == ["python", "caffe", "test"]
+                    and parts[-1].endswith(".py"))
+    tests = tmp_path / "python" / "caffe" / "test"
+    assert sorted(p.stem for p in found if p.name.startswith("test_")) == sorted(UPSTREAM_TESTS)
     (tests / "conftest.py").write_text(CONFTEST)
     (tests / "pytest.ini").write_text("[pytest]\n")
     report = tmp_path / "report.xml"
