@@ -12,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 APT_PACKAGES=(build-essential cmake patch libprotobuf-dev protobuf-compiler
   libgoogle-glog-dev libgflags-dev libboost-system-dev libboost-filesystem-dev
-  libboost-thread-dev libhdf5-dev libopenblas-dev libgtest-dev libssl-dev
+  libboost-thread-dev zlib1g-dev libopenblas-dev libgtest-dev libssl-dev
   clang libclang-rt-14-dev)  # the last two: libFuzzer and the sanitizers (hardening/fuzz)
 VENV=${SURGERY_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
