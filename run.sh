@@ -3,6 +3,8 @@
 #   ./run.sh demo   installs what is missing, then runs the main job
 #   ./run.sh test   installs what is missing, then runs every test (ctest + pytest)
 #                   and builds the documentation site (mkdocs --strict)
+#   ./run.sh wheel [3.11 ...]  self-contained manylinux wheels into dist/, one
+#                   per CPython 3.10-3.13 found here (distribution/wheels.sh)
 #   ./run.sh quick  the inner loop: an editable install whose build folder is kept
 #                   (only what changed is rebuilt), plain ctest, pytest -m "not slow"
 # What is installed: Debian packages (apt, as root), a virtual environment in
@@ -89,6 +91,11 @@ case "${1:-}" in
     install_system_packages
     # Editable: the Python sources are imported from src/python, so a Python
     # change needs no reinstall; build/quick is kept, so a C++ change
+  wheel)
+    install_system_packages
+    shift
+    distribution/wheels.sh "$@"
+    ;;
     # recompiles only its own files. Without build isolation pip does not
     # make a fresh build environment each time (the seconds the loop is for),
     # so the build requirements live in the venv. The bindings are linked
@@ -119,7 +126,7 @@ case "${1:-}" in
     exit $status
     ;;
   *)
-    echo "usage: $0 demo|test|quick" >&2
+    echo "usage: $0 demo|test|quick|wheel [3.11 ...]" >&2
     exit 2
     ;;
 esac
