@@ -79,6 +79,10 @@ case "${1:-}" in
     ctest --test-dir build/tsan -R NetGuard --output-on-failure || status=1
     say "pytest"
     "$VENV/bin/python" -m pytest -q tests/python || status=1
+    say "the wheel: built from build/test, then checked installed (tests/wheel/check_wheel.sh)"
+    version=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    distribution/wheels.sh "$version" || status=1
+    tests/wheel/check_wheel.sh || status=1
     say "mkdocs build --strict (the site in docs/, into build/site; a warning fails it)"
     NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --strict --quiet || status=1
     say "fuzz targets: replay the corpus and crash inputs, then 20 s each"
@@ -87,15 +91,15 @@ case "${1:-}" in
     SURGERY_FUZZ_CAFFE=plain hardening/fuzz/run.sh ci || status=1
     exit $status
     ;;
-  quick)
-    install_system_packages
-    # Editable: the Python sources are imported from src/python, so a Python
-    # change needs no reinstall; build/quick is kept, so a C++ change
   wheel)
     install_system_packages
     shift
     distribution/wheels.sh "$@"
     ;;
+  quick)
+    install_system_packages
+    # Editable: the Python sources are imported from src/python, so a Python
+    # change needs no reinstall; build/quick is kept, so a C++ change
     # recompiles only its own files. Without build isolation pip does not
     # make a fresh build environment each time (the seconds the loop is for),
     # so the build requirements live in the venv. The bindings are linked
