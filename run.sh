@@ -3,6 +3,8 @@
 #   ./run.sh demo   installs what is missing, then runs the main job
 #   ./run.sh test   installs what is missing, then runs every test (ctest + pytest)
 #                   and builds the documentation site (mkdocs --strict)
+#   ./run.sh wheel [3.11 ...]  self-contained manylinux wheels into dist/, one
+#                   per CPython 3.10-3.13 found here (distribution/wheels.sh)
 #   ./run.sh quick  the inner loop: an editable install whose build folder is kept
 #                   (only what changed is rebuilt), plain ctest, pytest -m "not slow"
 # What is installed: Debian packages (apt, as root), a virtual environment in
@@ -12,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 APT_PACKAGES=(build-essential cmake patch libprotobuf-dev protobuf-compiler
   libgoogle-glog-dev libgflags-dev libboost-system-dev libboost-filesystem-dev
-  libboost-thread-dev libhdf5-dev libopenblas-dev libgtest-dev libssl-dev
+  libboost-thread-dev zlib1g-dev libopenblas-dev libgtest-dev libssl-dev
   clang libclang-rt-14-dev)  # the last two: libFuzzer and the sanitizers (hardening/fuzz)
 # Only the tests need these: Graphviz's dot, which caffe.draw (pydot) runs.
 TEST_APT_PACKAGES=(graphviz)
@@ -79,6 +81,10 @@ case "${1:-}" in
     ctest --test-dir build/tsan -R 'NetGuard|SpanThread|Digest' --output-on-failure || status=1
     say "pytest"
     "$VENV/bin/python" -m pytest -q tests/python || status=1
+    say "the wheel: built from build/test, then checked installed (tests/wheel/check_wheel.sh)"
+    version=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    distribution/wheels.sh "$version" || status=1
+    tests/wheel/check_wheel.sh || status=1
     say "mkdocs build --strict (the site in docs/, into build/site; a warning fails it)"
     NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --strict --quiet || status=1
     say "fuzz targets: replay the corpus and crash inputs, then 20 s each"
@@ -86,6 +92,11 @@ case "${1:-}" in
     # to build once; the full campaign (hardening/fuzz/run.sh campaign) uses it.
     SURGERY_FUZZ_CAFFE=plain hardening/fuzz/run.sh ci || status=1
     exit $status
+    ;;
+  wheel)
+    install_system_packages
+    shift
+    distribution/wheels.sh "$@"
     ;;
   quick)
     install_system_packages "${TEST_APT_PACKAGES[@]}"
@@ -121,7 +132,7 @@ case "${1:-}" in
     exit $status
     ;;
   *)
-    echo "usage: $0 demo|test|quick" >&2
+    echo "usage: $0 demo|test|quick|wheel [3.11 ...]" >&2
     exit 2
     ;;
 esac

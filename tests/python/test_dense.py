@@ -14,6 +14,9 @@ import surgery
 from conftest import fixture, opencv_caffe_reader
 from surgery.testing import randomize, with_input
 
+# Needs only the installed package and the fixtures: runs against the wheel too.
+pytestmark = pytest.mark.wheel
+
 
 def seed_preprocess(path, mean_values, size):
     """The seed notebook's steps, written out from pycaffe's caffe.io:

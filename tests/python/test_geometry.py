@@ -10,6 +10,9 @@ from conftest import fixture
 from surgery import dense_forward
 from surgery.testing import randomize, with_input
 
+# Needs only the installed package and the fixtures: runs against the wheel too.
+pytestmark = pytest.mark.wheel
+
 
 def caffe_cells(net, h, w):
     """What Caffe itself gives at an h x w input: the output's H' x W', or

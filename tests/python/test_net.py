@@ -7,6 +7,9 @@ import pytest
 import surgery
 from conftest import opencv_caffe_reader
 
+# Needs only the installed package and the fixtures: runs against the wheel too.
+pytestmark = pytest.mark.wheel
+
 LENET_SCALE = 0.00390625  # the MNIST example's transform_param scale
 
 

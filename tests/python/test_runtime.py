@@ -16,6 +16,9 @@ import pytest
 import surgery
 from conftest import TINY_NET
 
+# Needs only the installed package and the fixtures: runs against the wheel too.
+pytestmark = pytest.mark.wheel
+
 # A net slow enough to be interrupted: many same-size convolutions on a
 # large input, weights constant so any two copies compute the same.
 SLOW_LAYERS = 40

@@ -11,6 +11,9 @@ import surgery
 from conftest import fixture, opencv_caffe_reader
 from surgery.testing import random_model
 
+# Needs only the installed package and the fixtures: runs against the wheel too.
+pytestmark = pytest.mark.wheel
+
 
 def opencv_forward(prototxt, caffemodel, x, blob=None):
     net = opencv_caffe_reader()(str(prototxt), str(caffemodel))

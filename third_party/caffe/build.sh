@@ -29,6 +29,13 @@ readonly CUBLAS_VERSION=13.0.2.14
 readonly CUBLAS_SHA256=0cf238ffdbe46c00cb9aa98e7bca745c223a5ca5a53e686ac8b3e5a08fe80d6c
 readonly CURAND_VERSION=10.4.0.35
 readonly CURAND_SHA256=1aee33a5da6e1db083fe2b90082def8915f30f3248d5896bcec36a579d941bfc
+# HDF5 from Debian's source package, built here without network drivers:
+# Debian's libhdf5 links libcurl for its ros3 driver, and 25 network
+# libraries behind it, which a wheel would have to carry. Ours is static and
+# position-independent, and goes inside libcaffe.so.
+readonly HDF5_DEB_VERSION=1.10.8+repack1-1
+readonly HDF5_ORIG=hdf5_1.10.8+repack1.orig.tar.gz
+readonly HDF5_SHA256=7b38e58ff83b13fd8959a90b13bf896bc318ba096c940ab0847abf3ad41a0b31
 blas=${CAFFE_SURGERY_BLAS:-$([[ $(uname -m) == x86_64 ]] && echo scipy-openblas || echo system)}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -111,6 +118,37 @@ fetch() {
   rm -rf "$dl"
 }
 
+# fetch_debian_source PACKAGE=VERSION FILE SHA256: a pinned file of a Debian
+# source package, with apt-get and a private list of sources (the deb-src twin
+# of the archive that installed libc6 here), so the system's own apt
+# configuration is neither needed nor changed, and no root either.
+fetch_debian_source() {
+  local spec=$1 file=$2 sum=$3
+  if [[ -f "$cache/src/$file" ]] && echo "$sum  $cache/src/$file" | sha256sum --check --status; then
+    return
+  fi
+  local origin uri suite component apt dl
+  origin=$(apt-cache policy libc6 | awk '/^ +[0-9]+ [a-z]+:\/\// && $3 ~ /\/main$/ {print $2, $3; exit}')
+  read -r uri suite <<<"$origin"
+  [[ -n ${suite:-} ]] || { log "cannot tell which Debian archive this machine uses (apt-cache policy libc6); run apt-get update"; exit 1; }
+  component=${suite#*/}; suite=${suite%%/*}
+  log "fetching the source of $spec with apt-get"
+  apt=$(mktemp -d)
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/etc" "$apt/dl"
+  echo "deb-src $uri $suite $component" >"$apt/etc/sources.list"
+  local options=(-o Dir::Etc::SourceList="$apt/etc/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache" -o Debug::NoLocking=1
+    -o APT::Sandbox::User=root -qq)
+  apt-get "${options[@]}" update >&2
+  (cd "$apt/dl" && apt-get "${options[@]}" source --download-only "$spec" >&2)
+  if ! echo "$sum  $apt/dl/$file" | sha256sum --check --status; then
+    log "sha256 mismatch for $file: expected $sum"
+    exit 1
+  fi
+  mv "$apt/dl/$file" "$cache/src/$file"
+  rm -rf "$apt"
+}
+
 sdist="$cache/src/brocolli-caffe-$VERSION.tar.gz"
 fetch "brocolli-caffe==$VERSION" "brocolli-caffe-$VERSION.tar.gz" "$SHA256" --no-binary=:all:
 work=$(mktemp -d "$cache/libcaffe/.work.XXXXXX")
@@ -122,6 +160,22 @@ rm -f "$src/include/caffe/proto/caffe.pb.h" "$src/src/caffe/proto/caffe.pb.cc"
 while IFS= read -r p; do
   patch --quiet -p1 -d "$src" < "$p" || { log "patch ${p#"$here"/} did not apply"; exit 1; }
 done <<<"$patches"
+
+fetch_debian_source "hdf5=$HDF5_DEB_VERSION" "$HDF5_ORIG" "$HDF5_SHA256"
+mkdir "$work/hdf5-src" "$work/hdf5-build"
+tar -xzf "$cache/src/$HDF5_ORIG" -C "$work/hdf5-src" --strip-components=1
+log "building HDF5 (static, position-independent, no network drivers)"
+# From inside its build folder: HDF5 1.10's configure checks write their
+# results to the current directory.
+(cd "$work/hdf5-build" && cmake -S "$work/hdf5-src" -B . -DCMAKE_BUILD_TYPE=Release \
+  -DBUILD_SHARED_LIBS=OFF -DBUILD_STATIC_LIBS=ON -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
+  -DBUILD_TESTING=OFF -DHDF5_BUILD_TOOLS=OFF -DHDF5_BUILD_UTILS=OFF -DHDF5_BUILD_EXAMPLES=OFF \
+  -DHDF5_BUILD_CPP_LIB=OFF -DHDF5_BUILD_FORTRAN=OFF -DHDF5_BUILD_JAVA=OFF -DHDF5_BUILD_HL_LIB=ON \
+  -DHDF5_ENABLE_Z_LIB_SUPPORT=ON -DHDF5_ENABLE_SZIP_SUPPORT=OFF -DHDF5_ENABLE_ROS3_VFD=OFF \
+  -DHDF5_ENABLE_HDFS=OFF -DCMAKE_INSTALL_PREFIX="$work/hdf5" >"$work/hdf5-build/configure.log" 2>&1) ||
+  { cat "$work/hdf5-build/configure.log" >&2; log "configuring HDF5 failed"; exit 1; }
+cmake --build "$work/hdf5-build" -j "$jobs" >&2
+cmake --install "$work/hdf5-build" >/dev/null
 
 blas_args=()
 if [[ $blas == scipy-openblas ]]; then
@@ -147,7 +201,7 @@ fi
 
 log "building ($VARIANT, $blas BLAS, -j$jobs) into $prefix; about $minutes minutes on 2 cores"
 cmake -S "$here" -B "$work/build" -DCMAKE_BUILD_TYPE=Release "${blas_args[@]}" "${variant_args[@]}" \
-  -DCAFFE_SOURCE_DIR="$src" -DCMAKE_INSTALL_PREFIX="$work/install" >&2
+  -DCAFFE_SOURCE_DIR="$src" -DCAFFE_HDF5_PREFIX="$work/hdf5" -DCMAKE_INSTALL_PREFIX="$work/install" >&2
 cmake --build "$work/build" -j "$jobs" >&2
 cmake --install "$work/build" >&2
 touch "$work/install/.complete"
