@@ -1,8 +1,23 @@
 #include "surgery/files/digest_thread.hpp"
 
+#include <chrono>
 #include <utility>
 
 namespace surgery {
+
+namespace {
+
+// changed.wait(lock, ready), spelled with wait_for: the untimed wait is a
+// GCC 12 symbol (GLIBCXX_3.4.30) that manylinux_2_34's libstdc++ lacks, so
+// the wheel could not carry that tag; wait_for is inline over glibc 2.34's
+// pthread_cond_clockwait. A notify still wakes it at once.
+template <class Ready>
+void wait_until(std::condition_variable& changed, std::unique_lock<std::mutex>& lock,
+                Ready ready) {
+  while (!ready()) changed.wait_for(lock, std::chrono::seconds(1));
+}
+
+}  // namespace
 
 SpanThread::SpanThread(std::function<void(const void*, size_t)> consume)
     : consume_(std::move(consume)), thread_([this] { run(); }) {}
@@ -19,7 +34,7 @@ SpanThread::~SpanThread() {
 void SpanThread::run() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
-    changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    wait_until(changed_, lock, [&] { return stopping_ || !queue_.empty(); });
     if (stopping_) return;
     const Span span = queue_.front();  // stays queued, counting against the depth, until consumed
     lock.unlock();
@@ -40,7 +55,7 @@ void SpanThread::run() {
 
 template <class Ready>
 void SpanThread::wait(std::unique_lock<std::mutex>& lock, Ready ready) {
-  changed_.wait(lock, [&] { return failure_ || ready(); });
+  wait_until(changed_, lock, [&] { return failure_ || ready(); });
   if (failure_) std::rethrow_exception(failure_);
 }
 
