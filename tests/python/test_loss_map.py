@@ -135,17 +135,26 @@ def tiny_batches(seed, count=4):
             for _ in range(count)]
 
 
-def test_snapshots_restore_exactly_and_refuse_another_net(tmp_path):
-    batches = tiny_batches(2)
-    net = train_definition(TINY, (1, 2, 10, 10), (4, 4))
-    seeded = SOLVER + " random_seed: 5"  # the same fillers in both
+def straight_and_parted(net, batches, folder):
+    """Two trainers of `net` seeded alike (the same fillers): one stepped
+    through every batch, one stopped after two and snapshotted. Returns
+    (the straight one's losses, the straight one, the stopped one,
+    caffemodel, solverstate)."""
+    seeded = SOLVER + " random_seed: 5"
     straight = _core.Trainer(seeded, net)
     losses = [straight.step(b) for b in batches]
     parted = _core.Trainer(seeded, net)
     parted.step(batches[0])
     parted.step(batches[1])
-    model, state = str(tmp_path / "a.caffemodel"), str(tmp_path / "a.solverstate")
+    model, state = str(folder / "a.caffemodel"), str(folder / "a.solverstate")
     parted.snapshot(model, state)
+    return losses, straight, parted, model, state
+
+
+def test_snapshots_restore_exactly_and_refuse_another_net(tmp_path):
+    batches = tiny_batches(2)
+    net = train_definition(TINY, (1, 2, 10, 10), (4, 4))
+    losses, straight, _, model, state = straight_and_parted(net, batches, tmp_path)
     resumed = _core.Trainer(SOLVER, net)  # other random weights, and no momentum
     resumed.restore(model, state)
     assert resumed.iteration == 2
@@ -179,14 +188,7 @@ def test_a_resumed_net_with_dropout_draws_the_masks_it_would_have(tmp_path):
                            'bottom: "conv1" top: "conv1" dropout_param { dropout_ratio: 0.5 } }\n'
                            'layer { name: "score"')
     net = train_definition(dropout, (1, 2, 10, 10), (4, 4))
-    seeded = SOLVER + " random_seed: 5"
-    straight = _core.Trainer(seeded, net)
-    losses = [straight.step(b) for b in batches]
-    parted = _core.Trainer(seeded, net)
-    parted.step(batches[0])
-    parted.step(batches[1])
-    model, state = str(tmp_path / "a.caffemodel"), str(tmp_path / "a.solverstate")
-    parted.snapshot(model, state)
+    losses, straight, parted, model, state = straight_and_parted(net, batches, tmp_path)
     generator = parted.random_state
 
     def resumed_losses(with_generator):
