@@ -37,7 +37,8 @@ while IFS= read -r line || [[ -n $line ]]; do
   read -r name _ <<<"${line%%#*}"
   [[ -n ${name:-} ]] || continue
   cp "$recipe/patches/$name" "$copy/patches/" ||
-    { echo "[libcaffe-stock] series lists $name, which ../caffe/patches does not have" >&2; exit 1; }
+    { echo "[libcaffe-stock] series lists $name, which ../caffe/patches does not have" >&2
+      exit 1; }
 done <"$here/series"
 
 [[ -e "$cache/stock/src" ]] || ln -s ../src "$cache/stock/src"
