@@ -33,7 +33,8 @@ PROBABILITY_BOUND = 3e-6
 # A converted CaffeNet forward takes about a second; its conversion a few.
 SECONDS = 120
 
-# The CaffeNet conversion and three 451 forwards: about 25 s on 2 cores.
+# A CaffeNet conversion and four 451 forwards (11 s on 2 cores), and
+# programs that ./run.sh test builds but the quick loop does not.
 pytestmark = pytest.mark.slow
 
 
