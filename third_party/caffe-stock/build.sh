@@ -41,5 +41,7 @@ while IFS= read -r line || [[ -n $line ]]; do
       exit 1; }
 done <"$here/series"
 
+# The fetched sources are the patched recipe's: one download for both.
+mkdir -p "$cache/src"
 [[ -e "$cache/stock/src" ]] || ln -s ../src "$cache/stock/src"
 CAFFE_SURGERY_CACHE="$cache/stock" CAFFE_SURGERY_VARIANT=cpu bash "$copy/build.sh"
