@@ -2,7 +2,8 @@
 # Builds a stock libcaffe: the same sdist, HDF5, BLAS and compiler flags as
 # ../caffe/build.sh (it runs that recipe), but with none of our patches
 # except the build fixes that `series` here lists. It is the oracle for what
-# our patches change in the results (their rounding: patches 0011-0014).
+# our patches change in the results (their rounding: LRN by 0009 and 0011,
+# the streamed GEMM of 0012; ../caffe/patches/README.md, "The stock build").
 #
 #   third_party/caffe-stock/build.sh      -> prints the install prefix on stdout
 #
