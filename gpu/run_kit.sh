@@ -33,6 +33,8 @@ export PYTHONPATH=$site
 export PATH=$site/bin:$PATH
 export LD_LIBRARY_PATH=$KIT/lib:$site/surgery${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export SURGERY_FIXTURES=$KIT/fixtures
+# The kit carries no stock (unpatched) libcaffe; ./run.sh test measures ours against it.
+export SURGERY_STOCK_CAFFE=none
 export PYTHONUNBUFFERED=1
 
 say "device"

@@ -78,3 +78,36 @@ def _run_recipe(recipe, tmp_path, variant):
            "CAFFE_SURGERY_CACHE": str(tmp_path / "cache")}
     return subprocess.run(["bash", str(recipe / "build.sh")], env=env,
                           capture_output=True, text=True, timeout=120)
+
+
+def _stock_recipe_copy(tmp_path):
+    """third_party's caffe and caffe-stock side by side, as the stock recipe
+    finds the patched one."""
+    for name in ("caffe", "caffe-stock"):
+        shutil.copytree(REPO / "third_party" / name, tmp_path / "third_party" / name)
+    return tmp_path / "third_party" / "caffe-stock"
+
+
+def test_the_stock_recipe_builds_only_the_cpu_variant(tmp_path):
+    # Its series holds no CUDA fixes: a cuda build would not compile.
+    result = subprocess.run(["bash", str(REPO / "third_party/caffe-stock/build.sh")],
+                            env={**os.environ, "CAFFE_SURGERY_VARIANT": "cuda",
+                                 "CAFFE_SURGERY_CACHE": str(tmp_path / "cache")},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "only the cpu variant has a stock build" in result.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_stock_recipe_stops_at_a_patch_the_recipe_does_not_have(tmp_path):
+    # The stock series names patches of third_party/caffe/patches; a stale
+    # name must stop the build, not build without that fix.
+    stock = _stock_recipe_copy(tmp_path)
+    with open(stock / "series", "a") as series:
+        series.write("0099-gone.patch\n")
+    result = subprocess.run(["bash", str(stock / "build.sh")],
+                            env={**os.environ, "CAFFE_SURGERY_CACHE": str(tmp_path / "cache")},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "series lists 0099-gone.patch, which ../caffe/patches does not have" in result.stderr
+    assert not (tmp_path / "cache" / "stock" / "libcaffe").exists()  # stopped before fetching

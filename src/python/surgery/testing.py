@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import pathlib
 import subprocess
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -38,6 +38,18 @@ def fixtures() -> pathlib.Path:
 def plain_caffe_binary() -> pathlib.Path:
     """Where ``./run.sh test`` builds benchmarks/plain_caffe.cpp."""
     return checkout() / "build" / "test" / "benchmarks" / "plain_caffe"
+
+
+def stock_caffe_binary() -> Optional[pathlib.Path]:
+    """benchmarks/plain_caffe built against a stock libcaffe (none of our
+    patches), the oracle for what they change: ``$SURGERY_STOCK_CAFFE``,
+    which ``./run.sh test`` sets where it builds it (by default the checkout's
+    build/stock/plain_caffe). None when that variable says ``none``: no stock
+    build wanted."""
+    given = os.environ.get("SURGERY_STOCK_CAFFE")
+    if given == "none":
+        return None
+    return pathlib.Path(given) if given else checkout() / "build" / "stock" / "plain_caffe"
 
 
 def randomize(net: Net, seed: int = 0) -> None:
@@ -78,17 +90,20 @@ def with_input(prototxt_text: str, shape: Sequence[int]) -> str:
 
 
 def plain_caffe(binary: PathLike, prototxt: PathLike, model: PathLike, x: np.ndarray,
-                repeat: int, mode: str, folder: pathlib.Path) -> Tuple[List[float], np.ndarray]:
+                repeat: int, mode: str, folder: pathlib.Path,
+                timeout: Optional[float] = None) -> Tuple[List[float], np.ndarray]:
     """Stock Caffe's forward on x in a subprocess (benchmarks/plain_caffe.cpp,
     none of our code): its run times (ms) and its output, flat. It runs on
     as many BLAS threads as this process (surgery.num_threads()): the split
     of a GEMM's sums changes their rounding, and the timings compare like
-    with like."""
+    with like. ``timeout`` (seconds) bounds the run (subprocess.TimeoutExpired
+    past it)."""
     source, result = folder / "plain_in.bin", folder / "plain_out.bin"
     x.astype(np.float32).tofile(source)
     threads = str(num_threads())
     environment = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
     run = subprocess.run([os.fspath(binary), os.fspath(prototxt), os.fspath(model),
                           *map(str, x.shape[2:]), str(repeat), mode, str(source), str(result)],
-                         capture_output=True, text=True, check=True, env=environment)
+                         capture_output=True, text=True, check=True, env=environment,
+                         timeout=timeout)
     return [float(line) for line in run.stdout.split()], np.fromfile(result, np.float32)
