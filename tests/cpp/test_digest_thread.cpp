@@ -138,7 +138,7 @@ TEST(DigestThread, UnevenSpansHashAsTheWholeAtOnce) {
   size_t at = 0;
   while (at < bytes.size()) {
     const size_t size = std::min<size_t>(random() % (300 << 10), bytes.size() - at);
-    digest.add(bytes.data() + at, size);
+    digest.spans()->add(bytes.data() + at, size);
     at += size;
   }
   Sha256 whole;

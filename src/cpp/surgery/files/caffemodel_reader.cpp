@@ -305,12 +305,14 @@ void check_caffemodel_file(const InputFile& file, const std::string& path) {
   }
 }
 
-StreamResult stream_caffemodel(caffe::Net<float>& net, const std::string& path,
-                               std::set<std::string>* loaded, FileDigest* digest) {
+namespace {
+
+// Streams `path` into `net`; `hash`, if not null, takes every byte read.
+StreamResult stream_into(caffe::Net<float>& net, const std::string& path,
+                         std::set<std::string>* loaded, SpanThread* hash) {
   InputFile file(path, "caffemodel");
   check_caffemodel_file(file, path);
-  std::unique_ptr<DigestThread> hash(digest ? new DigestThread : nullptr);
-  DigestedInput stream(file.fd(), hash.get());
+  DigestedInput stream(file.fd(), hash);
   CodedInputStream in(&stream);
   in.SetTotalBytesLimit(INT_MAX);
   // Every length is checked against this limit (the file's size at opening).
@@ -321,8 +323,25 @@ StreamResult stream_caffemodel(caffe::Net<float>& net, const std::string& path,
     loaded->clear();
     return StreamResult::kNeedsGeneral;
   }
-  if (digest) *digest = hash->finish();
   return StreamResult::kLoaded;
+}
+
+}  // namespace
+
+StreamResult stream_caffemodel(caffe::Net<float>& net, const std::string& path,
+                               std::set<std::string>* loaded, FileDigest* digest) {
+  std::unique_ptr<DigestThread> hash(digest ? new DigestThread : nullptr);
+  const StreamResult result = stream_into(net, path, loaded, hash ? hash->spans() : nullptr);
+  if (digest && result == StreamResult::kLoaded) *digest = hash->finish();
+  return result;
+}
+
+StreamResult stream_caffemodel(caffe::Net<float>& net, const std::string& path,
+                               std::set<std::string>* loaded, const TagKey& key, ReadTag* tag) {
+  TagThread hash(key);
+  const StreamResult result = stream_into(net, path, loaded, hash.spans());
+  if (result == StreamResult::kLoaded) *tag = hash.finish();
+  return result;
 }
 
 }  // namespace surgery

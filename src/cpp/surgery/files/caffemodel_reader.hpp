@@ -11,6 +11,7 @@
 #include "caffe/net.hpp"
 #include "surgery/files/file_digest.hpp"
 #include "surgery/files/input_file.hpp"
+#include "surgery/files/keyed_tag.hpp"
 
 namespace surgery {
 
@@ -34,6 +35,11 @@ enum class StreamResult {
 // Throws FileError, ParseError (truncated, inconsistent) or ShapeError.
 StreamResult stream_caffemodel(caffe::Net<float>& net, const std::string& path,
                                std::set<std::string>* loaded, FileDigest* digest = nullptr);
+// The same, `tag` receiving the size and keyed tag (keyed_tag.hpp) of the
+// bytes read instead of their digest (kLoaded only): six times faster to
+// take than SHA-256, for a file whose digest was taken ahead (early_digest.hpp).
+StreamResult stream_caffemodel(caffe::Net<float>& net, const std::string& path,
+                               std::set<std::string>* loaded, const TagKey& key, ReadTag* tag);
 
 // The names of the layers a caffemodel gives blobs to, read from the layer
 // messages' heads alone: blob data is passed over with lseek, not read. For

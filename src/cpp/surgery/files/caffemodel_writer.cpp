@@ -79,7 +79,7 @@ StagedFile stage_caffemodel(const caffe::Net<float>& net, const std::string& pat
                            FileDigest* digest) {
   std::unique_ptr<DigestThread> hash(digest ? new DigestThread : nullptr);
   return StagedFile(path, [&](int fd) {
-    DigestedOutput file(fd, hash.get());
+    DigestedOutput file(fd, hash ? hash->spans() : nullptr);
     {
       CodedOutputStream out(&file);
       out.EnableAliasing(true);

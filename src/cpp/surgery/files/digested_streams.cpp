@@ -11,7 +11,7 @@
 namespace surgery {
 namespace {
 
-constexpr int kBuffers = DigestThread::kQueueDepth;
+constexpr int kBuffers = SpanThread::kQueueDepth;
 constexpr size_t kBufferSize = 1 << 20;
 // Direct reads and writes go in pieces of this size, so the digest follows
 // a few MB behind rather than a whole 400 MB blob.
@@ -21,10 +21,10 @@ constexpr int64_t kWriteBehind = 8 << 20;
 
 // A stream that is torn down while its spans are queued (an exception
 // unwinding a load or save) must not free them under the digest's thread.
-void wait_quietly(DigestThread* digest, uint64_t ticket) {
+void wait_quietly(SpanThread* digest, uint64_t ticket) {
   if (!digest) return;
   try {
-    digest->wait_hashed(ticket);
+    digest->wait_done(ticket);
   } catch (...) {
     // The thread failed and stopped: nothing of ours is in use.
   }
@@ -32,7 +32,7 @@ void wait_quietly(DigestThread* digest, uint64_t ticket) {
 
 }  // namespace
 
-DigestedInput::DigestedInput(int fd, DigestThread* digest)
+DigestedInput::DigestedInput(int fd, SpanThread* digest)
     : fd_(fd), digest_(digest), buffers_(new char[kBuffers * kBufferSize]) {}
 
 DigestedInput::~DigestedInput() { wait_quietly(digest_, last_span_); }
@@ -60,7 +60,7 @@ bool DigestedInput::read_fully(char* at, size_t size) {
 bool DigestedInput::Next(const void** data, int* size) {
   if (backed_up_ == 0) {
     const int next = (current_ + 1) % kBuffers;
-    if (digest_) digest_->wait_hashed(tickets_[next]);
+    if (digest_) digest_->wait_done(tickets_[next]);
     const ssize_t n = read_some(buffers_.get() + next * kBufferSize, kBufferSize);
     if (n <= 0) return false;
     tickets_[next] = last_span_;
@@ -118,7 +118,7 @@ bool read_raw_direct(google::protobuf::io::CodedInputStream& in, DigestedInput& 
   return read;
 }
 
-DigestedOutput::DigestedOutput(int fd, DigestThread* digest)
+DigestedOutput::DigestedOutput(int fd, SpanThread* digest)
     : fd_(fd), digest_(digest), buffers_(new char[kBuffers * kBufferSize]) {}
 
 DigestedOutput::~DigestedOutput() { wait_quietly(digest_, last_span_); }
@@ -163,7 +163,7 @@ bool DigestedOutput::Flush() {
 bool DigestedOutput::Next(void** data, int* size) {
   if (!Flush()) return false;
   const int next = (current_ + 1) % kBuffers;
-  if (digest_) digest_->wait_hashed(tickets_[next]);
+  if (digest_) digest_->wait_done(tickets_[next]);
   current_ = next;
   pending_ = kBufferSize;
   *data = buffers_.get() + next * kBufferSize;

@@ -1,8 +1,9 @@
 // Protobuf streams over a file descriptor that hand every byte read or
-// written, in file order, to a DigestThread (when given one), and that let
-// bulk data skip the stream's buffer: a caffemodel's floats go from the
-// file straight into a blob and from a blob straight to the file, one copy
-// each way, as a plain read() or write() of them would.
+// written, in file order, to a hash thread (digest_thread.hpp: SHA-256 or a
+// keyed tag) when given one's spans(), and that let bulk data skip the
+// stream's buffer: a caffemodel's floats go from the file straight into a
+// blob and from a blob straight to the file, one copy each way, as a plain
+// read() or write() of them would.
 #ifndef SURGERY_DIGESTED_STREAMS_HPP_
 #define SURGERY_DIGESTED_STREAMS_HPP_
 
@@ -19,14 +20,14 @@
 namespace surgery {
 
 // Each stream waits, when destroyed, for the digest to be done with its
-// spans: the DigestThread must outlive it.
+// spans: the hash thread must outlive it.
 
 // Chunks of the file in a ring of buffers; a buffer is read into again only
 // once the digest has hashed what it held. A failed read() ends the stream,
 // with error() its errno (0 at the file's end).
 class DigestedInput : public google::protobuf::io::ZeroCopyInputStream {
  public:
-  DigestedInput(int fd, DigestThread* digest);
+  DigestedInput(int fd, SpanThread* digest);
   ~DigestedInput() override;
   bool Next(const void** data, int* size) override;
   void BackUp(int count) override;
@@ -41,9 +42,9 @@ class DigestedInput : public google::protobuf::io::ZeroCopyInputStream {
   ssize_t read_some(char* at, size_t size);  // digested
 
   int fd_;
-  DigestThread* digest_;
+  SpanThread* digest_;
   std::unique_ptr<char[]> buffers_;
-  uint64_t tickets_[DigestThread::kQueueDepth] = {};  // each buffer's last span
+  uint64_t tickets_[SpanThread::kQueueDepth] = {};  // each buffer's last span
   uint64_t last_span_ = 0;
   int current_ = 0;
   size_t filled_ = 0;     // bytes read into the current buffer
@@ -66,7 +67,7 @@ bool read_raw_direct(google::protobuf::io::CodedInputStream& in, DigestedInput& 
 // later call return false, with error() its errno (a full disk: ENOSPC).
 class DigestedOutput : public google::protobuf::io::ZeroCopyOutputStream {
  public:
-  DigestedOutput(int fd, DigestThread* digest);
+  DigestedOutput(int fd, SpanThread* digest);
   ~DigestedOutput() override;
   bool Next(void** data, int* size) override;
   void BackUp(int count) override;
@@ -82,9 +83,9 @@ class DigestedOutput : public google::protobuf::io::ZeroCopyOutputStream {
   void start_writeback();
 
   int fd_;
-  DigestThread* digest_;
+  SpanThread* digest_;
   std::unique_ptr<char[]> buffers_;
-  uint64_t tickets_[DigestThread::kQueueDepth] = {};  // each buffer's last span
+  uint64_t tickets_[SpanThread::kQueueDepth] = {};  // each buffer's last span
   uint64_t last_span_ = 0;
   int current_ = -1;     // the buffer handed out last, none before the first Next()
   size_t pending_ = 0;   // bytes of it not yet written

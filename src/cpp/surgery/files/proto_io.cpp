@@ -217,7 +217,7 @@ caffe::NetParameter read_net_binary(const std::string& path, FileDigest* digest)
   check_caffemodel_file(file, path);
   caffe::NetParameter net;
   std::unique_ptr<DigestThread> hash(digest ? new DigestThread : nullptr);
-  DigestedInput raw(file.fd(), hash.get());
+  DigestedInput raw(file.fd(), hash ? hash->spans() : nullptr);
   {
     CodedInputStream coded(&raw);
     // Caffe caps models at 512 MB; VGG-16's is larger. Nothing past the

@@ -15,6 +15,7 @@
 #include "surgery/files/atomic_file.hpp"
 #include "surgery/files/caffemodel_reader.hpp"
 #include "surgery/files/caffemodel_writer.hpp"
+#include "surgery/files/early_digest.hpp"
 #include "surgery/files/proto_io.hpp"
 #include "surgery/files/weights_check.hpp"
 #include "surgery/layers/library_layers.hpp"
@@ -127,8 +128,14 @@ Net::Net(DefinitionFile file, const std::string& prototxt, const std::string& we
     build(policy, {});
     return;
   }
+  // Where the pair record checks the file, its digest is taken beside the
+  // build rather than after it.
+  std::optional<EarlyDigest> early;
+  if (file.pair && record_applies(*file.pair, weights) && early_digest_pays()) {
+    early.emplace(weights);
+  }
   const auto unfilled = build(policy, caffemodel_layer_names(weights));
-  load_paired_weights(weights, file.pair);
+  load_paired_weights(weights, file.pair, early ? &*early : nullptr);
   if (std::includes(loaded_layers_.begin(), loaded_layers_.end(), unfilled.begin(),
                     unfilled.end())) {
     return;
@@ -138,18 +145,18 @@ Net::Net(DefinitionFile file, const std::string& prototxt, const std::string& we
   net_.reset();
   loaded_layers_.clear();
   build(policy, {});
-  load_paired_weights(weights, file.pair);
+  load_paired_weights(weights, file.pair, nullptr);
 }
 
-void Net::load_paired_weights(const std::string& weights, const std::optional<PairRecord>& record) {
+void Net::load_paired_weights(const std::string& weights, const std::optional<PairRecord>& record,
+                              EarlyDigest* early) {
   if (!record || !record_applies(*record, weights)) {
-    load_weights_file(weights, nullptr);
+    load_weights_file(weights, nullptr, nullptr);
     return;
   }
-  // The digest is taken from the bytes as they stream in: no second read.
   FileDigest digest;
   try {
-    load_weights_file(weights, &digest);
+    load_weights_file(weights, &digest, early);
   } catch (const Error& error) {
     // A mixed pair can fail to load for other reasons (shapes, a truncated
     // file): the message then says both.
@@ -160,16 +167,30 @@ void Net::load_paired_weights(const std::string& weights, const std::optional<Pa
   check_pair(*record, source_, weights, digest);
 }
 
-void Net::load_weights_file(const std::string& weights, FileDigest* digest) {
+void Net::load_weights_file(const std::string& weights, FileDigest* digest, EarlyDigest* early) {
   // A fresh net may take the file's values before all of it is checked (a
   // failure discards the net), so it can stream them without a second copy.
+  // The digest, if wanted, is taken from the bytes as they stream in, or,
+  // with `early`, only their tag, to show they are the bytes it digested.
   std::set<std::string> loaded;
   ++weights_generation_;
-  if (stream_caffemodel(*net_, weights, &loaded, digest) == StreamResult::kLoaded) {
-    loaded_layers_ = std::move(loaded);
-    weights_source_ = weights;
-  } else {
+  ReadTag tag;
+  const StreamResult streamed =
+      early ? stream_caffemodel(*net_, weights, &loaded, early->key(), &tag)
+            : stream_caffemodel(*net_, weights, &loaded, digest);
+  if (streamed != StreamResult::kLoaded) {
     load_weights(read_net_binary(weights, digest), weights);
+    return;
+  }
+  loaded_layers_ = std::move(loaded);
+  weights_source_ = weights;
+  if (!early) return;
+  if (const auto ahead = early->digest_if_same(tag)) {
+    *digest = *ahead;
+  } else {
+    // The file changed between the two reads (or the early one failed):
+    // load it again, digesting the bytes loaded.
+    load_weights_file(weights, digest, nullptr);
   }
 }
 

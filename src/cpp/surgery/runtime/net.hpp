@@ -31,6 +31,8 @@ namespace surgery {
 // that takes one input size), spelled once for every message that says it.
 extern const char* const kUnconvertedHint;
 
+class EarlyDigest;  // files/early_digest.hpp
+
 struct LayerInfo {
   std::string name;
   std::string type;
@@ -182,9 +184,13 @@ class Net {
   // layers built without their fillers.
   std::set<std::string> build(const LoadPolicy& policy, const std::set<std::string>& filled);
   // Loads a weights file into a fresh net, checked against the pair record
-  // of the prototxt it was loaded with, if it applies.
-  void load_paired_weights(const std::string& weights, const std::optional<PairRecord>& record);
-  void load_weights_file(const std::string& weights, FileDigest* digest);
+  // of the prototxt it was loaded with, if it applies; `early`, if not null,
+  // has been digesting the file since before the net was built.
+  void load_paired_weights(const std::string& weights, const std::optional<PairRecord>& record,
+                           EarlyDigest* early);
+  // `digest`, if not null, receives the size and SHA-256 of the bytes loaded
+  // (taken by `early` where it is not null: then `digest` must not be).
+  void load_weights_file(const std::string& weights, FileDigest* digest, EarlyDigest* early);
   void check_save_targets(const std::string& prototxt, const std::string& caffemodel,
                           bool overwrite) const;
   std::vector<int> shape_of(const std::string& blob) const;
