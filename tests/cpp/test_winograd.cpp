@@ -7,28 +7,13 @@
 // and through a view held across forwards; thread counts give the same bits.
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <random>
-#include <sstream>
-
-#include "surgery/files/proto_io.hpp"
+#include "convolution_cases.hpp"
 #include "surgery/kernels/winograd_tiles.hpp"
 #include "surgery/kernels/winograd_transform.hpp"
-#include "surgery/runtime/net.hpp"
 #include "surgery/runtime/threads.hpp"
 
 namespace surgery::test {
 namespace {
-
-using Floats = std::vector<float>;
-
-Floats random_floats(size_t n, unsigned seed, float scale = 1.0f) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  Floats v(n);
-  for (auto& x : v) x = normal(gen);
-  return v;
-}
 
 TEST(WinogradTransform, TileEqualsDirectCorrelation) {
   for (int kernel : {3, 5, 6, 7}) {
@@ -67,64 +52,8 @@ TEST(WinogradTransform, TileEqualsDirectCorrelation) {
   EXPECT_EQ(winograd_transform(11), nullptr);
 }
 
-struct Case {
-  int num, channels, height, width, outputs, kernel, pad, group, stride;
-  bool bias;
-};
-
-std::string describe(const Case& c) {
-  std::ostringstream s;
-  s << c.num << "x" << c.channels << "x" << c.height << "x" << c.width << " -> " << c.outputs
-    << " k" << c.kernel << " pad " << c.pad << " group " << c.group << " stride " << c.stride
-    << (c.bias ? " bias" : "");
-  return s.str();
-}
-
-std::unique_ptr<Net> conv_net(const Case& c) {
-  std::ostringstream text;
-  text << "layer { name: 'data' type: 'Input' top: 'data' input_param { shape { dim: " << c.num
-       << " dim: " << c.channels << " dim: " << c.height << " dim: " << c.width << " } } }\n"
-       << "layer { name: 'conv' type: 'Convolution' bottom: 'data' top: 'out' convolution_param {"
-       << " num_output: " << c.outputs << " kernel_size: " << c.kernel << " pad: " << c.pad
-       << " group: " << c.group << " stride: " << c.stride
-       << " bias_term: " << (c.bias ? "true" : "false") << " } }\n";
-  auto net = std::make_unique<Net>(parse_net_text(text.str(), "winograd test"), "winograd test");
-  unsigned seed = 11;
-  for (const auto& blob : net->params("conv")) {
-    const Floats values = random_floats(blob->count(), seed++, 0.1f);
-    std::copy(values.begin(), values.end(), blob->mutable_cpu_data());
-  }
-  return net;
-}
-
-Floats run(Net& net, const Floats& input, ConvolutionAlgorithm algorithm) {
-  net.set_convolution_algorithm(algorithm);
-  const auto shape = net.declared_input_shapes().at("data");
-  net.forward({{"data", InputView{shape, input.data()}}});
-  const auto& out = net.blob("out");
-  return Floats(out.cpu_data(), out.cpu_data() + out.count());
-}
-
-// Largest |a - b| over the largest |b|.
-double relative_gap(const Floats& a, const Floats& b) {
-  double gap = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    gap = std::max(gap, std::fabs(double{a[i]} - b[i]));
-    scale = std::max(scale, std::fabs(double{b[i]}));
-  }
-  return gap / scale;
-}
-
 void expect_close_to_caffe(const Case& c) {
-  auto net = conv_net(c);
-  const auto shape = net->declared_input_shapes().at("data");
-  const Floats input =
-      random_floats(static_cast<size_t>(c.num) * c.channels * c.height * c.width, 5);
-  const Floats caffe = run(*net, input, ConvolutionAlgorithm::kCaffe);
-  const Floats ours = run(*net, input, ConvolutionAlgorithm::kWinograd);
-  EXPECT_EQ(net->winograd_layers(), std::vector<std::string>{"conv"}) << describe(c);
-  ASSERT_EQ(ours.size(), caffe.size()) << describe(c);
-  EXPECT_LT(relative_gap(ours, caffe), 2e-5) << describe(c);
+  expect_close_to_caffe(c, ConvolutionAlgorithm::kWinograd, 2e-5);
 }
 
 // Both builds of the tile code: AVX2 (where the CPU has it) and baseline.
@@ -177,7 +106,7 @@ TEST(WinogradConvolution, LeavesOtherLayersToCaffeBitForBit) {
               run(*net, input, ConvolutionAlgorithm::kCaffe))
         << describe(c);
     run(*net, input, ConvolutionAlgorithm::kWinograd);
-    EXPECT_TRUE(net->winograd_layers().empty()) << describe(c);
+    EXPECT_TRUE(net->engine_layers().empty()) << describe(c);
   }
 }
 

@@ -74,6 +74,26 @@ std::map<std::string, InputView> input_views(const std::map<std::string, FloatAr
   return views;
 }
 
+// The names Python gives ConvolutionAlgorithm, in one place.
+constexpr std::pair<ConvolutionAlgorithm, const char*> kAlgorithmNames[] = {
+    {ConvolutionAlgorithm::kCaffe, "caffe"},
+    {ConvolutionAlgorithm::kWinograd, "winograd"},
+    {ConvolutionAlgorithm::kOneDnn, "onednn"}};
+
+const char* algorithm_name(ConvolutionAlgorithm algorithm) {
+  for (const auto& [value, name] : kAlgorithmNames) {
+    if (value == algorithm) return name;
+  }
+  return "caffe";
+}
+
+ConvolutionAlgorithm algorithm_named(const std::string& name) {
+  for (const auto& [value, known] : kAlgorithmNames) {
+    if (name == known) return value;
+  }
+  throw py::value_error("convolution must be 'caffe', 'winograd' or 'onednn', not '" + name + "'");
+}
+
 void bind_net(py::module_& m) {
   // Every method that reaches the net goes through locked() (bindings.hpp).
   // Held by shared_ptr: a surgery.pycaffe.Net and surgery.Nets may stand
@@ -113,17 +133,11 @@ void bind_net(py::module_& m) {
       .def_property(
           "convolution",
           [](const PyNet& net) {
-            const auto algorithm = locked(net, [&] { return net.convolution_algorithm(); });
-            return algorithm == ConvolutionAlgorithm::kWinograd ? "winograd" : "caffe";
+            return algorithm_name(locked(net, [&] { return net.convolution_algorithm(); }));
           },
           [](PyNet& net, const std::string& name) {
-            if (name != "caffe" && name != "winograd") {
-              throw py::value_error("convolution must be 'caffe' or 'winograd', not '" + name + "'");
-            }
-            locked(net, [&] {
-              net.set_convolution_algorithm(name == "winograd" ? ConvolutionAlgorithm::kWinograd
-                                                               : ConvolutionAlgorithm::kCaffe);
-            });
+            const ConvolutionAlgorithm algorithm = algorithm_named(name);
+            locked(net, [&] { net.set_convolution_algorithm(algorithm); });
           })
       .def_property_readonly(
           "layer_times",
@@ -135,8 +149,17 @@ void bind_net(py::module_& m) {
             return out;
           })
       .def_property_readonly(
+          "engine_layers",
+          [](const PyNet& net) { return texts(locked(net, [&] { return net.engine_layers(); })); })
+      .def_property_readonly(
           "winograd_layers",
-          [](const PyNet& net) { return texts(locked(net, [&] { return net.winograd_layers(); })); })
+          [](const PyNet& net) {
+            return texts(locked(net, [&] {
+              return net.convolution_algorithm() == ConvolutionAlgorithm::kWinograd
+                         ? net.engine_layers()
+                         : std::vector<std::string>{};
+            }));
+          })
       .def("_layers",
            [](const PyNet& net) {
              py::list out;

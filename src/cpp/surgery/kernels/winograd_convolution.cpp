@@ -78,10 +78,11 @@ void WinogradConvolution::transform_weights(caffe::Layer<float>& layer) {
                               u_.mutable_cpu_data());
 }
 
-void WinogradConvolution::forward(caffe::Layer<float>& layer,
+bool WinogradConvolution::forward(caffe::Layer<float>& layer,
                                   const caffe::Blob<float>& bottom, caffe::Blob<float>* top,
-                                  uint64_t weights_generation, caffe::Blob<float>* v_buffer,
-                                  caffe::Blob<float>* m_buffer) {
+                                  uint64_t weights_generation, Shared& buffers) {
+  caffe::Blob<float>* v_buffer = &buffers.v;
+  caffe::Blob<float>* m_buffer = &buffers.m;
   // Only the layer's blob holds the weights' memory when no view of it is
   // alive; a view (a numpy array over params) may be written at any time.
   if (!u_made_ || weights_generation != u_generation_ ||
@@ -111,7 +112,7 @@ void WinogradConvolution::forward(caffe::Layer<float>& layer,
   s.pad_w = pad_w_;
   const int64_t cells = int64_t{t_->alpha} * t_->alpha;
   const int64_t tiles = bottom.shape(0) * s.tiles_h * s.tiles_w;
-  if (tiles == 0 || s.out_channels == 0) return;
+  if (tiles == 0 || s.out_channels == 0) return true;
   // Tiles per block: as many as the buffer holds for every input channel
   // of a group, a multiple of kLanes (for_layer checked it holds kLanes).
   const int64_t cols_max =
@@ -140,39 +141,6 @@ void WinogradConvolution::forward(caffe::Layer<float>& layer,
       }
     }
   }
-}
-
-bool WinogradLayers::forward(const caffe::Net<float>& net, int index,
-                             uint64_t weights_generation) {
-  ran_.resize(net.layers().size());
-  ran_[index] = run(net, index, weights_generation);
-  return ran_[index];
-}
-
-bool WinogradLayers::run(const caffe::Net<float>& net, int index, uint64_t weights_generation) {
-  if (caffe::Caffe::mode() != caffe::Caffe::CPU) return false;
-  const auto& bottoms = net.bottom_vecs()[index];
-  const auto& tops = net.top_vecs()[index];
-  const auto& layer = net.layers()[index];
-  layers_.resize(net.layers().size());
-  Entry& entry = layers_[index];
-  if (entry.layer.lock() != layer) {
-    // A layer not seen before (surgery replaces layers): checked once, with
-    // the shapes its Reshape gives, and remembered either way.
-    entry.layer = layer;
-    entry.conv.reset();
-    if (bottoms.size() == 1 && tops.size() == 1 && std::string(layer->type()) == "Convolution") {
-      layer->Reshape(bottoms, tops);
-      entry.conv = WinogradConvolution::for_layer(*layer, *bottoms[0], *tops[0]);
-    }
-  }
-  if (!entry.conv) return false;
-  // As Layer::Forward does before computing: the shapes follow the bottom.
-  layer->Reshape(bottoms, tops);
-  if (!entry.conv->fits(*layer, *bottoms[0], *tops[0])) return false;
-  if (!v_) v_ = std::make_unique<caffe::Blob<float>>();
-  if (!m_) m_ = std::make_unique<caffe::Blob<float>>();
-  entry.conv->forward(*layer, *bottoms[0], tops[0], weights_generation, v_.get(), m_.get());
   return true;
 }
 

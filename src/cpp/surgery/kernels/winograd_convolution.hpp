@@ -28,9 +28,8 @@
 #include <memory>
 #include <vector>
 
-#include <boost/weak_ptr.hpp>
-
 #include "caffe/net.hpp"
+#include "surgery/kernels/convolution_layers.hpp"
 #include "surgery/kernels/winograd_transform.hpp"
 
 namespace surgery {
@@ -47,14 +46,19 @@ class WinogradConvolution {
   bool fits(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
             const caffe::Blob<float>& top) const;
 
-  // top = the convolution of bottom by `layer` (the one for_layer was given).
-  // The transformed weights are made anew when `weights_generation`
-  // differs from the last forward's, or when anything besides the layer
-  // holds the weights' memory (a numpy view may write into it at any
-  // time). `v` and `m` are work buffers, grown as needed.
-  void forward(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
-               caffe::Blob<float>* top, uint64_t weights_generation, caffe::Blob<float>* v,
-               caffe::Blob<float>* m);
+  // Work buffers the net's Winograd layers share, grown as needed:
+  // transformed inputs, products.
+  struct Shared {
+    caffe::Blob<float> v, m;
+  };
+
+  // top = the convolution of bottom by `layer` (the one for_layer was given);
+  // always true. The transformed weights are made anew when
+  // `weights_generation` differs from the last forward's, or when anything
+  // besides the layer holds the weights' memory (a numpy view may write into
+  // it at any time).
+  bool forward(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
+               caffe::Blob<float>* top, uint64_t weights_generation, Shared& buffers);
 
  private:
   WinogradConvolution() = default;
@@ -70,35 +74,7 @@ class WinogradConvolution {
 };
 
 // The Winograd convolutions of one net, by layer index, made on first use.
-class WinogradLayers {
- public:
-  // Runs layer `index` of `net` if WinogradConvolution computes it in the
-  // current Caffe mode; false if the caller should run it through Caffe.
-  bool forward(const caffe::Net<float>& net, int index, uint64_t weights_generation);
-  // Whether the last forward() of layer `index` ran it.
-  bool ran(int index) const { return index < static_cast<int>(ran_.size()) && ran_[index]; }
-  // Drops every transformed copy and buffer.
-  void clear() {
-    layers_.clear();
-    ran_.clear();
-    v_.reset();
-    m_.reset();
-  }
-
- private:
-  bool run(const caffe::Net<float>& net, int index, uint64_t weights_generation);
-
-  struct Entry {
-    // The layer checked: a replaced layer is checked anew (a freed layer's
-    // address may be reused, a weak pointer's not).
-    boost::weak_ptr<caffe::Layer<float>> layer;
-    std::unique_ptr<WinogradConvolution> conv;  // null: not one it computes
-  };
-  std::vector<Entry> layers_;
-  std::vector<char> ran_;
-  // Work buffers the layers share: transformed inputs, products.
-  std::unique_ptr<caffe::Blob<float>> v_, m_;
-};
+using WinogradLayers = ConvolutionLayers<WinogradConvolution>;
 
 }  // namespace surgery
 

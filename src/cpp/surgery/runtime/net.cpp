@@ -312,17 +312,34 @@ std::vector<std::pair<std::string, double>> Net::layer_times() const {
   return times;
 }
 
-std::vector<std::string> Net::winograd_layers() const {
+std::vector<std::string> Net::engine_layers() const {
   std::vector<std::string> names;
   for (size_t i = 0; i < net_->layers().size(); ++i) {
-    if (winograd_.ran(static_cast<int>(i))) names.push_back(net_->layer_names()[i]);
+    const int index = static_cast<int>(i);
+    if ((algorithm_ == ConvolutionAlgorithm::kWinograd && winograd_.ran(index)) ||
+        (algorithm_ == ConvolutionAlgorithm::kOneDnn && onednn_.ran(index))) {
+      names.push_back(net_->layer_names()[i]);
+    }
   }
   return names;
 }
 
 void Net::set_convolution_algorithm(ConvolutionAlgorithm algorithm) {
   algorithm_ = algorithm;
-  if (algorithm_ == ConvolutionAlgorithm::kCaffe) winograd_.clear();
+  if (algorithm_ != ConvolutionAlgorithm::kWinograd) winograd_.clear();
+  if (algorithm_ != ConvolutionAlgorithm::kOneDnn) onednn_.clear();
+}
+
+bool Net::forward_by_engine(int layer) {
+  switch (algorithm_) {
+    case ConvolutionAlgorithm::kWinograd:
+      return winograd_.forward(*net_, layer, weights_generation_);
+    case ConvolutionAlgorithm::kOneDnn:
+      return onednn_.forward(*net_, layer, weights_generation_);
+    case ConvolutionAlgorithm::kCaffe:
+      break;
+  }
+  return false;
 }
 
 std::vector<int> Net::shape_of(const std::string& name) const {
@@ -420,10 +437,7 @@ void Net::forward(const std::map<std::string, InputView>& inputs,
                             net_->layer_names()[i] + "'");
         }
         const auto start = std::chrono::steady_clock::now();
-        if (algorithm_ != ConvolutionAlgorithm::kWinograd ||
-            !winograd_.forward(*net_, i, weights_generation_)) {
-          net_->ForwardFromTo(i, i);
-        }
+        if (!forward_by_engine(i)) net_->ForwardFromTo(i, i);
         layer_ms_[i] = std::chrono::duration<double, std::milli>(
                            std::chrono::steady_clock::now() - start).count();
       }
@@ -440,6 +454,7 @@ void Net::forward(const std::map<std::string, InputView>& inputs,
     }
     release_excess_memory(*net_);
     winograd_.clear();
+    onednn_.clear();
     throw;
   }
 }

@@ -22,6 +22,7 @@
 #include "surgery/definition/layer_policy.hpp"
 #include "surgery/files/pair_record.hpp"
 #include "surgery/files/window_record.hpp"
+#include "surgery/kernels/onednn_convolution.hpp"
 #include "surgery/kernels/winograd_convolution.hpp"
 #include "surgery/runtime/live_net.hpp"
 
@@ -44,9 +45,11 @@ struct LayerInfo {
 // im2col + GEMM, Caffe's results bit for bit. kWinograd: the layers
 // winograd_convolution.hpp computes (3x3, 5x5, 6x6, 7x7 kernels at stride
 // 1) with fewer multiplications, rounding differently (about 1e-5 of the
-// output's scale), the others as kCaffe. A choice of how to run the net,
-// not part of its definition: save() writes the same files either way.
-enum class ConvolutionAlgorithm { kCaffe, kWinograd };
+// output's scale), the others as kCaffe. kOneDnn: the layers
+// onednn_convolution.hpp computes (any 2-D convolution oneDNN has a kernel
+// for), rounding differently too. A choice of how to run the net, not part
+// of its definition: save() writes the same files either way.
+enum class ConvolutionAlgorithm { kCaffe, kWinograd, kOneDnn };
 
 // A borrowed, contiguous float tensor handed to forward().
 struct InputView {
@@ -100,11 +103,13 @@ class Net {
       const std::string& layer) const;
   bool has_params(const std::string& layer) const;
 
-  // kCaffe unless set; kCaffe also drops kWinograd's transformed weights.
+  // kCaffe unless set; also drops the copies of the weights the other
+  // algorithms keep (Winograd's transformed, oneDNN's packed weights).
   void set_convolution_algorithm(ConvolutionAlgorithm algorithm);
   ConvolutionAlgorithm convolution_algorithm() const { return algorithm_; }
-  // The layers the last forward computed with kWinograd, in net order.
-  std::vector<std::string> winograd_layers() const;
+  // The layers the last forward computed with the algorithm's own engine
+  // rather than Caffe's path, in net order (none for kCaffe).
+  std::vector<std::string> engine_layers() const;
 
   // Gives the named inputs new shapes and reshapes every layer. If Caffe
   // refuses the new shapes, the old ones are restored and ShapeError raised;
@@ -196,6 +201,8 @@ class Net {
   std::vector<int> shape_of(const std::string& blob) const;
   // ShapeError where `shape` gives `input` other channels than declared.
   void check_channels(const std::string& input, const std::vector<int>& shape) const;
+  // Layer `layer` by the algorithm's engine; false if Caffe should run it.
+  bool forward_by_engine(int layer);
 
   caffe::NetParameter definition_;
   std::string source_;
@@ -208,6 +215,7 @@ class Net {
   std::vector<double> layer_ms_;
   ConvolutionAlgorithm algorithm_ = ConvolutionAlgorithm::kCaffe;
   WinogradLayers winograd_;
+  OneDnnLayers onednn_;
   // Counts the ways the weights may have been written (see params()).
   mutable uint64_t weights_generation_ = 0;
 };
