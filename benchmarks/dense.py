@@ -21,6 +21,8 @@ Rows, all measured in this one run (medians of --repeat runs each):
   surgery winograd ...     the same net with convolution="winograd" (opt-in:
                            conv2-5 and fc6 by Winograd's algorithm), in the
                            same alternating blocks as the rows above
+  surgery onednn ...       the same with convolution="onednn" (opt-in: every
+                           convolution by oneDNN's kernels), likewise
 GFLOP/s is the dense forward's multiply-adds x 2 over its time, and its share
 of numpy's measured SGEMM rate on the same cores (for Winograd "effective":
 the direct convolution's count, which it does not perform).
@@ -113,19 +115,20 @@ def row_name(engine, n):
     return f"{engine} {n} x 451 {'blob' if engine == 'OpenCV' else 'batched'}, per image"
 
 
-def engine_rows(dense, winograd, cv_net, model, ort_session, x451, repeat):
+def engine_rows(dense, algorithms, cv_net, model, ort_session, x451, repeat):
     """Per-image ms of 1, 8 and 32 images of 451x451 in one blob: ours (one
     forward of the batch: the fc-conv GEMMs take all images' columns at
-    once), ours with Winograd, OpenCV's, PyTorch's and ONNX Runtime's where
-    present. Each
+    once), ours with each other convolution algorithm (`algorithms`: row
+    name -> Net), OpenCV's, PyTorch's and ONNX Runtime's where present. Each
     batch size is timed in alternating blocks, so that each ours/theirs
     ratio is of one moment (our one-image forward is timed again for this,
     beside theirs)."""
     rows = {}
     for n in (1, 8, 32):
         batch = np.ascontiguousarray(np.repeat(x451, n, axis=0))
-        fns = {row_name("surgery", n): lambda b=batch: dense.forward(data=b),
-               row_name("surgery winograd", n): lambda b=batch: winograd.forward(data=b)}
+        fns = {row_name("surgery", n): lambda b=batch: dense.forward(data=b)}
+        for engine, net in algorithms.items():
+            fns[row_name(engine, n)] = lambda b=batch, net=net: net.forward(data=b)
         if cv_net is not None:
             def cv_forward(b=batch):
                 cv_net.setInput(b)
@@ -146,8 +149,8 @@ def engine_rows(dense, winograd, cv_net, model, ort_session, x451, repeat):
         # One timed call per engine per round: a burst of load on this shared
         # machine falls on all engines' samples alike, not on one's block.
         rows.update({name: ms / n for name, ms in alternating_ms(fns, few, rounds=few).items()})
-    dense.reshape(data=x451.shape)
-    winograd.reshape(data=x451.shape)
+    for net in (dense, *algorithms.values()):
+        net.reshape(data=x451.shape)
     return rows
 
 
@@ -336,11 +339,15 @@ def main():
             dense, folder, cpu_map, x451)
         if ort_session is None:
             del check["ONNX Runtime"]
-        winograd = surgery.Net(folder / "fc.prototxt", folder / "fc.caffemodel")
-        winograd.convolution = "winograd"
-        check["Winograd"] = np.abs(winograd.forward(data=x451)["prob"] - cpu_map).max()
-        winograd_note = f"Winograd layers: {', '.join(winograd.winograd_layers)}"
-        others.update(engine_rows(dense, winograd, cv_net, model, ort_session, x451,
+        algorithms = {}
+        for algorithm, label in (("winograd", "Winograd"), ("onednn", "oneDNN")):
+            net = algorithms[f"surgery {algorithm}"] = surgery.Net(folder / "fc.prototxt",
+                                                                    folder / "fc.caffemodel")
+            net.convolution = algorithm
+            check[label] = np.abs(net.forward(data=x451)["prob"] - cpu_map).max()
+        winograd_note = ("Winograd layers: "
+                         + ", ".join(algorithms["surgery winograd"].engine_layers))
+        others.update(engine_rows(dense, algorithms, cv_net, model, ort_session, x451,
                                   args.repeat))
         peak = sgemm_gflops(args.repeat)
     print(f"CaffeNet, random weights, batch 1, medians of {args.repeat} runs; {torch_note}; "
@@ -351,7 +358,8 @@ def main():
     print_table(columns, others)
     print_ratios(columns, gflop, peak)
     for n in (1, 8, 32):
-        for ours_engine, effective in (("surgery", ""), ("surgery winograd", " effective")):
+        for ours_engine, effective in (("surgery", ""), ("surgery winograd", " effective"),
+                                       ("surgery onednn", "")):
             ours = others[row_name(ours_engine, n)]
             line = (f"CPU{ours_engine[7:]} {n} x 451{' batched' if n > 1 else ''}: "
                     f"{1000 / ours:.1f} images/s, {gflop / ours * 1000:.0f}{effective} GFLOP/s "

@@ -1,6 +1,6 @@
 """convolution="onednn" (Debian's oneDNN) against Caffe's own convolution on
 the same net: CaffeNet converted (random weights) on a 451 image and a batch,
-the choice of algorithm by name, and a process forked after oneDNN ran. The
+the memory limit, a process forked after oneDNN ran, the CLI. The
 layer-level checks (strides, pads, dilations, groups, fully connected
 sizes, changed weights, thread counts) are in tests/cpp/test_onednn.cpp."""
 
@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 import surgery
+from conftest import fixture
 
+CONV = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 512 dim: 12 dim: 12 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "out"
+        convolution_param { num_output: 1024 kernel_size: 3 pad: 1 } }
+"""
 CAFFENET_CONVOLUTIONS = ["conv1", "conv2", "conv3", "conv4", "conv5",
                          "fc6-conv", "fc7-conv", "fc8-conv"]
 
@@ -40,13 +46,22 @@ def test_caffenet_dense_map_matches_caffe(caffenet_fc):
     assert caffenet_fc.engine_layers == []
 
 
-def test_algorithm_names(caffenet_fc):
-    for name in ("onednn", "winograd", "caffe"):
-        caffenet_fc.convolution = name
-        assert caffenet_fc.convolution == name
-    with pytest.raises(ValueError, match="'caffe', 'winograd' or 'onednn', not 'mkldnn'"):
-        caffenet_fc.convolution = "mkldnn"
-    assert caffenet_fc.convolution == "caffe"
+def test_the_packed_copy_is_held_to_the_memory_limit(tmp_path):
+    # 512 -> 1024 channels, 3x3: 18 MiB of weights, 18 MiB packed.
+    path = tmp_path / "conv.prototxt"
+    path.write_text(CONV)
+    net = surgery.Net(path)
+    x = np.ones((1, 512, 12, 12), np.float32)
+    try:
+        surgery.set_memory_limit(surgery.memory_in_use() + (12 << 20))
+        expected = net.forward(data=x)["out"]
+        net.convolution = "onednn"
+        with pytest.raises(surgery.MemoryLimitError, match="layer 'conv'.*'onednn'.*18 MiB"):
+            net.forward(data=x)
+        net.convolution = "caffe"
+        np.testing.assert_array_equal(net.forward(data=x)["out"], expected)
+    finally:
+        surgery.set_memory_limit(0)
 
 
 FORK_AFTER_ONEDNN = textwrap.dedent("""
@@ -77,3 +92,12 @@ def test_a_process_forked_after_onednn_ran_runs_it_too():
     done = subprocess.run([sys.executable, "-c", FORK_AFTER_ONEDNN], timeout=120,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_cli_dense_with_onednn(lenet, tmp_path):
+    digit = fixture("mnist_t10k", "digits", "t10k_00000_label7.png")
+    result = subprocess.run([sys.executable, "-m", "surgery.cli", "dense", *map(str, lenet),
+                             str(digit), "--raw-scale", "0.99609375", "--convolution", "onednn"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "7 [7] 1.0000 at 0,0-28,28 (cell 0,0)" in result.stdout
