@@ -88,5 +88,22 @@ TEST(OneDnnConvolution, ConvolutionsRepeatOnAnyNumberOfThreads) {
   EXPECT_EQ(one, two);
 }
 
+TEST(FastestConvolution, EachLayerByOneEngineWithinTheWidestBound) {
+  // Which engine wins is a measurement; whichever it is, the output is
+  // within Winograd's bound (the widest) of Caffe's, and a second forward
+  // (the choice kept) gives the same bits as the first.
+  for (const Case& c : std::vector<Case>{{1, 16, 27, 27, 24, 3, 1, 2, 1, true},
+                                         {1, 3, 35, 35, 8, 11, 0, 1, 4, true}}) {
+    auto net = conv_net(c);
+    const Floats input =
+        random_floats(static_cast<size_t>(c.num) * c.channels * c.height * c.width, 8);
+    const Floats caffe = run(*net, input, ConvolutionAlgorithm::kCaffe);
+    const Floats first = run(*net, input, ConvolutionAlgorithm::kFastest);
+    EXPECT_LT(relative_gap(first, caffe), 4e-5) << describe(c);
+    EXPECT_EQ(run(*net, input, ConvolutionAlgorithm::kFastest), first) << describe(c);
+    EXPECT_LE(net->engine_layers().size(), 1u);
+  }
+}
+
 }  // namespace
 }  // namespace surgery::test

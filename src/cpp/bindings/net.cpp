@@ -78,7 +78,8 @@ std::map<std::string, InputView> input_views(const std::map<std::string, FloatAr
 constexpr std::pair<ConvolutionAlgorithm, const char*> kAlgorithmNames[] = {
     {ConvolutionAlgorithm::kCaffe, "caffe"},
     {ConvolutionAlgorithm::kWinograd, "winograd"},
-    {ConvolutionAlgorithm::kOneDnn, "onednn"}};
+    {ConvolutionAlgorithm::kOneDnn, "onednn"},
+    {ConvolutionAlgorithm::kFastest, "fastest"}};
 
 const char* algorithm_name(ConvolutionAlgorithm algorithm) {
   for (const auto& [value, name] : kAlgorithmNames) {
@@ -91,7 +92,8 @@ ConvolutionAlgorithm algorithm_named(const std::string& name) {
   for (const auto& [value, known] : kAlgorithmNames) {
     if (name == known) return value;
   }
-  throw py::value_error("convolution must be 'caffe', 'winograd' or 'onednn', not '" + name + "'");
+  throw py::value_error("convolution must be 'caffe', 'winograd', 'onednn' or 'fastest', not '" +
+                        name + "'");
 }
 
 void bind_net(py::module_& m) {

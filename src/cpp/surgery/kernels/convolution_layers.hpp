@@ -37,6 +37,12 @@ class ConvolutionLayers {
   }
   // Whether the last forward() of layer `index` ran it.
   bool ran(int index) const { return index < static_cast<int>(ran_.size()) && ran_[index]; }
+  // Drops layer `index`'s engine (and its copies of the weights); the layer
+  // is checked anew if run again.
+  void forget(int index) {
+    if (index < static_cast<int>(layers_.size())) layers_[index] = Entry{};
+    if (index < static_cast<int>(ran_.size())) ran_[index] = 0;
+  }
   // Drops every engine's copies and the shared work memory.
   void clear() {
     layers_.clear();

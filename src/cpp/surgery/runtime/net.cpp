@@ -317,7 +317,8 @@ std::vector<std::string> Net::engine_layers() const {
   for (size_t i = 0; i < net_->layers().size(); ++i) {
     const int index = static_cast<int>(i);
     if ((algorithm_ == ConvolutionAlgorithm::kWinograd && winograd_.ran(index)) ||
-        (algorithm_ == ConvolutionAlgorithm::kOneDnn && onednn_.ran(index))) {
+        (algorithm_ == ConvolutionAlgorithm::kOneDnn && onednn_.ran(index)) ||
+        (algorithm_ == ConvolutionAlgorithm::kFastest && fastest_.ran(index))) {
       names.push_back(net_->layer_names()[i]);
     }
   }
@@ -328,6 +329,7 @@ void Net::set_convolution_algorithm(ConvolutionAlgorithm algorithm) {
   algorithm_ = algorithm;
   if (algorithm_ != ConvolutionAlgorithm::kWinograd) winograd_.clear();
   if (algorithm_ != ConvolutionAlgorithm::kOneDnn) onednn_.clear();
+  if (algorithm_ != ConvolutionAlgorithm::kFastest) fastest_.clear();
 }
 
 bool Net::forward_by_engine(int layer) {
@@ -336,6 +338,8 @@ bool Net::forward_by_engine(int layer) {
       return winograd_.forward(*net_, layer, weights_generation_);
     case ConvolutionAlgorithm::kOneDnn:
       return onednn_.forward(*net_, layer, weights_generation_);
+    case ConvolutionAlgorithm::kFastest:
+      return fastest_.forward(*net_, layer, weights_generation_);
     case ConvolutionAlgorithm::kCaffe:
       break;
   }
@@ -455,6 +459,7 @@ void Net::forward(const std::map<std::string, InputView>& inputs,
     release_excess_memory(*net_);
     winograd_.clear();
     onednn_.clear();
+    fastest_.clear();
     throw;
   }
 }

@@ -22,6 +22,7 @@
 #include "surgery/definition/layer_policy.hpp"
 #include "surgery/files/pair_record.hpp"
 #include "surgery/files/window_record.hpp"
+#include "surgery/kernels/fastest_convolution.hpp"
 #include "surgery/kernels/onednn_convolution.hpp"
 #include "surgery/kernels/winograd_convolution.hpp"
 #include "surgery/runtime/live_net.hpp"
@@ -47,9 +48,11 @@ struct LayerInfo {
 // 1) with fewer multiplications, rounding differently (about 1e-5 of the
 // output's scale), the others as kCaffe. kOneDnn: the layers
 // onednn_convolution.hpp computes (any 2-D convolution oneDNN has a kernel
-// for), rounding differently too. A choice of how to run the net, not part
-// of its definition: save() writes the same files either way.
-enum class ConvolutionAlgorithm { kCaffe, kWinograd, kOneDnn };
+// for), rounding differently too. kFastest: each layer by whichever of the
+// three measured fastest on it (fastest_convolution.hpp). A choice of how
+// to run the net, not part of its definition: save() writes the same files
+// either way.
+enum class ConvolutionAlgorithm { kCaffe, kWinograd, kOneDnn, kFastest };
 
 // A borrowed, contiguous float tensor handed to forward().
 struct InputView {
@@ -216,6 +219,7 @@ class Net {
   ConvolutionAlgorithm algorithm_ = ConvolutionAlgorithm::kCaffe;
   WinogradLayers winograd_;
   OneDnnLayers onednn_;
+  FastestLayers fastest_;
   // Counts the ways the weights may have been written (see params()).
   mutable uint64_t weights_generation_ = 0;
 };
