@@ -23,6 +23,8 @@ Rows, all measured in this one run (medians of --repeat runs each):
                            same alternating blocks as the rows above
   surgery onednn ...       the same with convolution="onednn" (opt-in: every
                            convolution by oneDNN's kernels), likewise
+  surgery fastest ...      the same with convolution="fastest" (opt-in: each
+                           layer by whichever of the three measured fastest)
 GFLOP/s is the dense forward's multiply-adds x 2 over its time, and its share
 of numpy's measured SGEMM rate on the same cores (for Winograd "effective":
 the direct convolution's count, which it does not perform).
@@ -340,13 +342,16 @@ def main():
         if ort_session is None:
             del check["ONNX Runtime"]
         algorithms = {}
-        for algorithm, label in (("winograd", "Winograd"), ("onednn", "oneDNN")):
+        for algorithm, label in (("winograd", "Winograd"), ("onednn", "oneDNN"),
+                                 ("fastest", "fastest")):
             net = algorithms[f"surgery {algorithm}"] = surgery.Net(folder / "fc.prototxt",
                                                                     folder / "fc.caffemodel")
             net.convolution = algorithm
             check[label] = np.abs(net.forward(data=x451)["prob"] - cpu_map).max()
         winograd_note = ("Winograd layers: "
-                         + ", ".join(algorithms["surgery winograd"].engine_layers))
+                         + ", ".join(algorithms["surgery winograd"].engine_layers)
+                         + "; fastest's not Caffe's: "
+                         + ", ".join(algorithms["surgery fastest"].engine_layers))
         others.update(engine_rows(dense, algorithms, cv_net, model, ort_session, x451,
                                   args.repeat))
         peak = sgemm_gflops(args.repeat)
@@ -359,7 +364,7 @@ def main():
     print_ratios(columns, gflop, peak)
     for n in (1, 8, 32):
         for ours_engine, effective in (("surgery", ""), ("surgery winograd", " effective"),
-                                       ("surgery onednn", "")):
+                                       ("surgery onednn", ""), ("surgery fastest", " effective")):
             ours = others[row_name(ours_engine, n)]
             line = (f"CPU{ours_engine[7:]} {n} x 451{' batched' if n > 1 else ''}: "
                     f"{1000 / ours:.1f} images/s, {gflop / ours * 1000:.0f}{effective} GFLOP/s "

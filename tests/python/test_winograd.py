@@ -169,7 +169,7 @@ def test_the_transformed_copy_is_held_to_the_memory_limit(tmp_path):
 
 def test_a_choice_of_how_to_run_not_saved(tmp_path):
     net = conv_net(tmp_path)
-    with pytest.raises(ValueError, match="'caffe', 'winograd' or 'onednn', not 'fast'"):
+    with pytest.raises(ValueError, match="'caffe', 'winograd', 'onednn' or 'fastest', not 'fast'"):
         net.convolution = "fast"
     assert net.convolution == "caffe"
     net.save(tmp_path / "a.prototxt", tmp_path / "a.caffemodel")

@@ -746,14 +746,16 @@ def _run_arguments(dense: Parser) -> None:
                        help="with --out: run on the Dask cluster at ADDRESS "
                             "(e.g. tcp://10.0.0.5:8786, or a scheduler file) instead; it must "
                             "be trusted: Dask moves tasks and results with pickle")
-    dense.add_argument("--convolution", choices=("caffe", "winograd", "onednn"), default="caffe",
+    dense.add_argument("--convolution", choices=("caffe", "winograd", "onednn", "fastest"),
+                       default="caffe",
                        help="how convolutions compute on the CPU: caffe (default: what Caffe's "
                             "own Net computes on this libcaffe, bit for bit), winograd (3x3 to "
                             "7x7 kernels at stride 1 with fewer multiplications: faster, within "
                             "4e-5 of the exact sum relative to each layer's output scale; "
-                            "transformed weights take up to 4x their memory) or onednn (every "
+                            "transformed weights take up to 4x their memory), onednn (every "
                             "convolution by oneDNN's kernels, within 1e-5 of caffe's; packed "
-                            "weights take their size again)")
+                            "weights take their size again) or fastest (each layer by whichever "
+                            "of the three measured fastest on it at the first image of a size)")
     dense.add_argument("--map-format", choices=("npy", "zarr"), default="npy",
                        help="with --out: how maps are stored (default npy)")
 

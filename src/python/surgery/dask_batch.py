@@ -544,7 +544,7 @@ def dense_images(prototxt, weights, images: Sequence[str], out, *, client=None,
     the same model, settings and input are reused; unreadable results are
     redone; results of another model, settings or input refuse the run
     (BatchError, before anything is made) unless `overwrite`. `convolution`
-    is each worker's Net.convolution ("caffe", "winograd" or "onednn"). `options` go
+    is each worker's Net.convolution ("caffe", "winograd", "onednn" or "fastest"). `options` go
     to dense_forward (preprocess, tile, labels, ...). On
     a cluster of several machines the model, the images and `out` must be
     at the same paths on every worker (a shared file system); `client` and

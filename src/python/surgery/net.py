@@ -72,10 +72,12 @@ class Net(_core.Net):
     6x6 and 7x7 kernels at stride 1 with 2.6 to 4 times fewer
     multiplications, each layer within 4e-5 of the exact sum relative to its
     output's scale, where Caffe's path stays within 3e-6; each such layer
-    keeps its weights transformed, up to 4x their memory) or ``"onednn"``
+    keeps its weights transformed, up to 4x their memory), ``"onednn"``
     (every 2-D convolution through oneDNN's kernels, each layer within 1e-5
     of Caffe's path relative to its output's scale; each keeps its weights
-    packed, their size again). ``engine_layers`` names the layers the last
+    packed, their size again) or ``"fastest"`` (each layer by whichever of
+    the three measured fastest on it, at the first forward of each input
+    shape, which costs about ten times that forward). ``engine_layers`` names the layers the last
     forward computed with the chosen algorithm rather than Caffe's path
     (``winograd_layers``: the same, for "winograd" only). Not saved: it is
     how the net runs, not what it is. ``layer_times`` gives the milliseconds each layer took in the

@@ -1,6 +1,7 @@
-"""convolution="onednn" (Debian's oneDNN) against Caffe's own convolution on
-the same net: CaffeNet converted (random weights) on a 451 image and a batch,
-the memory limit, a process forked after oneDNN ran, the CLI. The
+"""convolution="onednn" (Debian's oneDNN) and "fastest" (each layer by the
+engine measured fastest on it) against Caffe's own convolution on the same
+net: CaffeNet converted (random weights) on a 451 image and a batch, the
+memory limit, a process forked after oneDNN ran, the CLI. The
 layer-level checks (strides, pads, dilations, groups, fully connected
 sizes, changed weights, thread counts) are in tests/cpp/test_onednn.cpp."""
 
@@ -44,6 +45,28 @@ def test_caffenet_dense_map_matches_caffe(caffenet_fc):
     np.testing.assert_allclose(together[1:2], alone, atol=4e-5)
     caffenet_fc.convolution = "caffe"
     assert caffenet_fc.engine_layers == []
+
+
+def class_scores(net, x):
+    net.forward(data=x)
+    return net.blobs["fc8-conv"].copy()
+
+
+@pytest.mark.slow
+def test_fastest_takes_one_engine_a_layer_within_the_engines_rounding(caffenet_fc):
+    x = np.random.default_rng(6).uniform(-100, 100, (1, 3, 451, 451)).astype(np.float32)
+    caffenet_fc.convolution = "caffe"
+    exact = class_scores(caffenet_fc, x)
+    caffenet_fc.convolution = "fastest"
+    first = class_scores(caffenet_fc, x)  # measures, then chooses
+    chosen = caffenet_fc.engine_layers
+    assert set(chosen) <= set(CAFFENET_CONVOLUTIONS)
+    # Eight layers' rounding, each engine's within 4e-5 of its output's
+    # scale (Winograd's bound, the widest): 2e-6 to 4e-6 measured.
+    assert np.abs(first - exact).max() < 2e-5 * np.abs(exact).max()
+    again = class_scores(caffenet_fc, x)  # the choice kept: the same bits
+    np.testing.assert_array_equal(again, first)
+    assert caffenet_fc.engine_layers == chosen
 
 
 def test_the_packed_copy_is_held_to_the_memory_limit(tmp_path):
