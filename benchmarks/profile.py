@@ -13,7 +13,8 @@ build) and ours instead, both on all threads: a recipe change's profile
 before and after, measured side by side.
 With --winograd the columns are our own surgery.Net (Net.layer_times) with
 convolution "caffe" and "winograd", on all threads.
-With --onnx the columns are our surgery.Net (Net.layer_times) and ONNX
+With --onnx the columns are our surgery.Net (Net.layer_times; its algorithm
+chosen by --convolution, default "caffe") and ONNX
 Runtime running the same net exported to ONNX (surgery.export_onnx), timed
 by its own profiler (SessionOptions.enable_profiling), both on
 surgery.num_threads() threads: per layer (ORT's nodes carry our layer
@@ -26,7 +27,8 @@ host's launch time for a whole pass against the device's (and for all
 layers but the last, whose Softmax copy waits for the device), and the copies.
 
     .venv/bin/python benchmarks/profile.py [--repeat 9] [--rounds 3] [--batch 8]
-        [--before ~/.cache/caffe-surgery/libcaffe/<an earlier recipe>/lib | --winograd | --onnx]
+        [--before ~/.cache/caffe-surgery/libcaffe/<an earlier recipe>/lib | --winograd |
+         --onnx [--convolution fastest]]
     python benchmarks/profile.py --gpu .gpu-kit/bin/gpu_profile [--kernels .gpu-kit/bin/plain_caffe]
 
 Needs build/test/benchmarks/layer_profile (./run.sh test builds it). Run
@@ -90,7 +92,7 @@ def ours_measure(files, batch, repeat, algorithms=("caffe", "winograd")):
     for algorithm in algorithms:
         nets[algorithm] = surgery.Net(*files)
         nets[algorithm].convolution = algorithm
-    kinds = {layer.name: layer.type for layer in nets["caffe"].layers}
+    kinds = {layer.name: layer.type for layer in nets[algorithms[0]].layers}
     x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, 451, 451)).astype(np.float32)
 
     def measure(algorithm):
@@ -107,19 +109,19 @@ def ours_measure(files, batch, repeat, algorithms=("caffe", "winograd")):
     return measure
 
 
-def onnx_runtime_measure(files, batch, repeat, folder):
-    """measure() for side_by_side over columns "surgery" (ours, convolution
-    "caffe") and "ONNX Runtime": ORT's runs come from its profiler's trace
+def onnx_runtime_measure(files, batch, repeat, folder, convolution):
+    """measure() for side_by_side over columns "surgery" (ours, with
+    `convolution`) and "ONNX Runtime": ORT's runs come from its profiler's trace
     ({node: (op type, ms)} per run, "total" its model_run), a fresh session
     each time (a session's profile ends when read), its first run untimed."""
     import onnxruntime
-    ours = ours_measure(files, batch, repeat, ["caffe"])
+    ours = ours_measure(files, batch, repeat, [convolution])
     surgery.export_onnx(surgery.Net(*files), folder / "fc.onnx")
     x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, 451, 451)).astype(np.float32)
 
     def measure(column):
         if column == "surgery":
-            return ours("caffe")
+            return ours(convolution)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = surgery.num_threads()
         options.enable_profiling = True
@@ -281,6 +283,9 @@ def main():
     parser.add_argument("--onnx", action="store_true",
                         help="columns 'surgery' and 'ONNX Runtime': our Net and ORT on the "
                              "net exported to ONNX, ORT timed by its own profiler")
+    parser.add_argument("--convolution", default="caffe",
+                        choices=("caffe", "winograd", "onednn", "fastest"),
+                        help="with --onnx: our Net's convolution algorithm (default caffe)")
     parser.add_argument("--before", type=pathlib.Path, metavar="LIBDIR",
                         help="columns 'before' and 'after' instead: the lib folder of another "
                              "libcaffe of the same ABI (an earlier recipe's cache entry) "
@@ -309,10 +314,12 @@ def main():
             return
         if args.onnx:
             print(f"CaffeNet converted, random weights, 451x451; {surgery.num_threads()} "
-                  f"threads; our Net against ONNX Runtime on its export")
+                  f"threads; our Net (convolution {args.convolution!r}) against ONNX "
+                  f"Runtime on its export")
             for batch in [1] + ([args.batch] if args.batch > 1 else []):
                 onnx_table(side_by_side(["surgery", "ONNX Runtime"], onnx_runtime_measure(
-                    files, batch, args.repeat, folder), args.rounds, batch), batch)
+                    files, batch, args.repeat, folder, args.convolution), args.rounds, batch),
+                    batch)
             return
         if args.before:
             columns = {"before": (0, args.before), "after": (0, None)}
