@@ -18,7 +18,7 @@ from conftest import fixture
 CONV = """
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 512 dim: 12 dim: 12 } } }
 layer { name: "conv" type: "Convolution" bottom: "data" top: "out"
-        convolution_param { num_output: 1024 kernel_size: 3 pad: 1 } }
+        convolution_param { num_output: 512 kernel_size: 3 pad: 1 } }
 """
 CAFFENET_CONVOLUTIONS = ["conv1", "conv2", "conv3", "conv4", "conv5",
                          "fc6-conv", "fc7-conv", "fc8-conv"]
@@ -69,19 +69,21 @@ def test_fastest_takes_one_engine_a_layer_within_the_engines_rounding(caffenet_f
     assert caffenet_fc.engine_layers == chosen
 
 
-def test_the_packed_copy_is_held_to_the_memory_limit(tmp_path):
-    # 512 -> 1024 channels, 3x3: 18 MiB of weights, 18 MiB packed.
+@pytest.mark.parametrize("algorithm, copy", [("winograd", "36 MiB"), ("onednn", "9 MiB")])
+def test_the_engines_copy_is_held_to_the_memory_limit(tmp_path, algorithm, copy):
+    # 512 -> 512 channels, 3x3: 9 MiB of weights; Winograd's transformed
+    # copy 4x that, oneDNN's packed one the same size.
     path = tmp_path / "conv.prototxt"
     path.write_text(CONV)
     net = surgery.Net(path)
     x = np.ones((1, 512, 12, 12), np.float32)
     try:
-        surgery.set_memory_limit(surgery.memory_in_use() + (12 << 20))
+        surgery.set_memory_limit(surgery.memory_in_use() + (6 << 20))
         expected = net.forward(data=x)["out"]
-        net.convolution = "onednn"
-        with pytest.raises(surgery.MemoryLimitError, match="layer 'conv'.*'onednn'.*18 MiB"):
+        net.convolution = algorithm
+        with pytest.raises(surgery.MemoryLimitError, match=f"layer 'conv'.*'{algorithm}'.*{copy}"):
             net.forward(data=x)
-        net.convolution = "caffe"
+        net.convolution = "caffe"  # usable again, the copies dropped
         np.testing.assert_array_equal(net.forward(data=x)["out"], expected)
     finally:
         surgery.set_memory_limit(0)
