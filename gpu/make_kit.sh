@@ -19,9 +19,10 @@ KIT_PYTHON=${CAFFE_SURGERY_KIT_PYTHON:-python3.12}
 JOBS=${CAFFE_SURGERY_JOBS:-$(nproc)}
 FIXTURES=${SURGERY_FIXTURES:-$ROOT/../shared/fixtures}
 # The GPU machine has CUDA 13's libraries, protobuf 3.21, HDF5 1.10 and
-# OpenBLAS, but not these (../shared/notes/caffe-build.md, "CUDA").
+# OpenBLAS, but not these (../shared/notes/caffe-build.md, "CUDA"); oneDNN
+# (the opt-in convolution="onednn") with the OpenCL loader it links.
 CARRIED_LIBRARIES=(libglog.so.1 libgflags.so.2.2 libboost_filesystem.so.1.74.0
-  libboost_thread.so.1.74.0 libunwind.so.8)
+  libboost_thread.so.1.74.0 libunwind.so.8 libdnnl.so.2 libOpenCL.so.1)
 
 say() { echo "== $*" >&2; }
 
