@@ -1,6 +1,6 @@
 #include "surgery/kernels/onednn_convolution.hpp"
 
-#include <omp.h>
+#include <dlfcn.h>
 #include <pthread.h>
 
 #include <algorithm>
@@ -39,6 +39,27 @@ const dnnl::engine& cpu_engine() {
 // region waits for them forever. So a process forked after oneDNN ran gives
 // it one thread (no parallel region at all); the parent keeps all of them.
 std::atomic<bool> forked_after_openmp{false};
+
+// oneDNN's threads are GNU OpenMP's, which libdnnl loads. Their count is set
+// by OpenMP's own call, looked up in libdnnl's scope at run time, so that the
+// core needs no OpenMP support from its compiler (the fuzz build's clang has
+// none here). A oneDNN on another runtime has no such call: it keeps its own.
+void set_openmp_threads(int threads) {
+  using SetThreads = void (*)(int);
+  static const SetThreads set = [] {
+    Dl_info info{};
+    // A function libdnnl defines, so its address names libdnnl's file.
+    if (dladdr(reinterpret_cast<void*>(&dnnl_engine_create), &info) == 0 ||
+        info.dli_fname == nullptr) {
+      return SetThreads{nullptr};
+    }
+    // Already loaded: this only names it; dlsym then searches it and what it links.
+    void* scope = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    return scope == nullptr ? SetThreads{nullptr}
+                            : reinterpret_cast<SetThreads>(dlsym(scope, "omp_set_num_threads"));
+  }();
+  if (set != nullptr) set(threads);
+}
 
 int openmp_threads() {
   static std::once_flag registered;
@@ -254,7 +275,7 @@ bool OneDnnConvolution::forward(caffe::Layer<float>& layer, const caffe::Blob<fl
   // A primitive keeps the thread count it was made for: a new count (or a
   // fork) needs a new one, as a new input shape does.
   const int threads = openmp_threads();
-  omp_set_num_threads(threads);
+  set_openmp_threads(threads);
   if (bottom.shape() != planned_for_ || threads != planned_threads_) {
     planned_for_ = bottom.shape();
     planned_threads_ = threads;
