@@ -201,3 +201,32 @@ def test_blas_threads_sleep_soon_after_a_forward():
     # 0.1 s; the setting surgery makes at import lets them sleep at once.
     assert idle_cpu_ms_after_a_forward() < 10
     assert idle_cpu_ms_after_a_forward(timeout=28) > 20
+
+
+OPENMP_POLICY_CHILD = """
+import ctypes
+import surgery
+# The libgomp oneDNN loaded with _core: its settings as it read them.
+ctypes.CDLL("libgomp.so.1").omp_display_env(1)
+"""
+
+
+def openmp_spin_count(wait_policy=None):
+    """How many times libgomp's idle threads spin before they sleep, as a
+    child that imports surgery reads it, OMP_WAIT_POLICY unset or given."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if wait_policy is not None:
+        env["OMP_WAIT_POLICY"] = wait_policy
+    run = subprocess.run([sys.executable, "-c", OPENMP_POLICY_CHILD], env=env,
+                         capture_output=True, text=True, timeout=120, check=True)
+    return next(int(line.split("=")[1].strip().strip("'")) for line in run.stderr.splitlines()
+                if line.strip().startswith("GOMP_SPINCOUNT"))
+
+
+def test_openmp_threads_sleep_at_once_between_parallel_regions():
+    # GNU OpenMP's idle threads spin 300,000 times after each region by
+    # default, holding the cores Caffe's own loops need between oneDNN's
+    # layers; import surgery has libgomp read PASSIVE (no spinning), unless
+    # the environment says otherwise.
+    assert openmp_spin_count() == 0
+    assert openmp_spin_count("ACTIVE") > 300_000
