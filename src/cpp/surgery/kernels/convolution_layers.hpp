@@ -25,6 +25,14 @@
 
 namespace surgery {
 
+// Whether `layer` is a Convolution that the engines may take on these
+// blobs: not in place, along axis 1, a 4-D bottom and top, a group that
+// divides both channel counts, weights of Caffe's shape (outputs, channels
+// / group, kernel height, kernel width) and, with bias_term, one bias value
+// per output. Each engine then checks what it computes itself.
+bool is_plain_convolution(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
+                          const caffe::Blob<float>& top);
+
 template <typename Engine>
 class ConvolutionLayers {
  public:

@@ -69,8 +69,6 @@ int openmp_threads() {
   return forked_after_openmp ? 1 : caffe::parallel_threads();
 }
 
-bool is_axis_one(const caffe::ConvolutionParameter& p) { return p.axis() == 1 || p.axis() == -3; }
-
 int64_t output_size(int64_t input, const Window& w) {
   return (input + 2 * w.pad - (w.dilation * (w.kernel - 1) + 1)) / w.stride + 1;
 }
@@ -173,28 +171,14 @@ OneDnnConvolution::~OneDnnConvolution() = default;
 std::unique_ptr<OneDnnConvolution> OneDnnConvolution::for_layer(
     caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
     const caffe::Blob<float>& top) {
+  if (!is_plain_convolution(layer, bottom, top)) return nullptr;
   const caffe::ConvolutionParameter& p = layer.layer_param().convolution_param();
-  if (std::string(layer.type()) != "Convolution" || &bottom == &top || !is_axis_one(p) ||
-      bottom.num_axes() != 4 || top.num_axes() != 4 || layer.blobs().empty()) {
-    return nullptr;
-  }
   std::unique_ptr<OneDnnConvolution> conv(new OneDnnConvolution);
   conv->h_ = conv_window(p, 0);
   conv->w_ = conv_window(p, 1);
   conv->group_ = static_cast<int>(p.group());
   conv->bias_ = p.bias_term();
   const caffe::Blob<float>& weights = *layer.blobs()[0];
-  const int64_t channels = bottom.shape(1), out = top.shape(1);
-  if (conv->group_ < 1 || channels % conv->group_ != 0 || out % conv->group_ != 0 ||
-      weights.shape() != std::vector<int>{static_cast<int>(out),
-                                          static_cast<int>(channels / conv->group_),
-                                          static_cast<int>(conv->h_.kernel),
-                                          static_cast<int>(conv->w_.kernel)}) {
-    return nullptr;
-  }
-  if (conv->bias_ && (layer.blobs().size() < 2 || layer.blobs()[1]->count() != out)) {
-    return nullptr;
-  }
   conv->fully_connected_ = conv->group_ == 1 && weights.count() >= kFullyConnectedWeights;
   return conv->fits(layer, bottom, top) ? std::move(conv) : nullptr;
 }

@@ -16,32 +16,21 @@ using winograd::kBufferFloats;
 using winograd::kLanes;
 using winograd::Plan;
 
-bool is_axis_one(const caffe::ConvolutionParameter& p) { return p.axis() == 1 || p.axis() == -3; }
-
 }  // namespace
 
 std::unique_ptr<WinogradConvolution> WinogradConvolution::for_layer(
     caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
     const caffe::Blob<float>& top) {
+  if (!is_plain_convolution(layer, bottom, top)) return nullptr;
   const caffe::ConvolutionParameter& p = layer.layer_param().convolution_param();
-  if (std::string(layer.type()) != "Convolution" || &bottom == &top || !is_axis_one(p) ||
-      bottom.num_axes() != 4 || top.num_axes() != 4) {
-    return nullptr;
-  }
   const Window h = conv_window(p, 0), w = conv_window(p, 1);
   if (h.kernel != w.kernel || h.stride != 1 || w.stride != 1 || h.dilation != 1 ||
       w.dilation != 1) {
     return nullptr;
   }
   const WinogradTransform* t = winograd_transform(static_cast<int>(h.kernel));
-  if (t == nullptr || layer.blobs().empty()) return nullptr;
-  const caffe::Blob<float>& weights = *layer.blobs()[0];
+  if (t == nullptr) return nullptr;
   const int64_t group = p.group(), channels = bottom.shape(1), out = top.shape(1);
-  if (group < 1 || channels % group != 0 || out % group != 0) return nullptr;
-  if (weights.shape() != std::vector<int>{static_cast<int>(out), static_cast<int>(channels / group),
-                                          static_cast<int>(h.kernel), static_cast<int>(w.kernel)}) {
-    return nullptr;
-  }
   const int64_t cells = int64_t{t->alpha} * t->alpha;
   // The transformed weights are one blob (Caffe counts in int); a work
   // buffer holds at least kLanes tiles of every input channel of a group.
@@ -50,7 +39,6 @@ std::unique_ptr<WinogradConvolution> WinogradConvolution::for_layer(
     return nullptr;
   }
   const bool bias = p.bias_term();
-  if (bias && (layer.blobs().size() < 2 || layer.blobs()[1]->count() != out)) return nullptr;
   std::unique_ptr<WinogradConvolution> conv(new WinogradConvolution);
   conv->t_ = t;
   conv->pad_h_ = h.pad;
