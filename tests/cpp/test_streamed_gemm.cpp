@@ -3,7 +3,8 @@
 // on AVX2 CPUs, against a double-precision product: batches of products
 // laid out with leading dimensions and steps, as Winograd lays them out;
 // nothing written outside the outputs; the same bits on any number of
-// threads; double left to BLAS.
+// threads; double left to BLAS. Patch 0016: its AVX-512 kernel gives the
+// AVX2 kernel's bits.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -34,7 +35,10 @@ class StreamedGemm : public ::testing::Test {
   void SetUp() override {
     if (!cpu_has_avx2_fma()) GTEST_SKIP() << "this CPU lacks AVX2 or FMA: BLAS does the work";
   }
-  void TearDown() override { caffe::set_parallel_threads(0); }
+  void TearDown() override {
+    caffe::set_parallel_threads(0);
+    caffe::set_streamed_gemm_kernel_limit(caffe::StreamedGemmKernel::kAvx512);
+  }
 };
 
 // One operand of a batch: matrix e starts at e * step, its rows ld apart.
@@ -119,7 +123,7 @@ TEST_F(StreamedGemm, EqualsTheProductInDoublePrecision) {
                          padded(1, 683, 17, 2100, 0), padded(1, 1025, 1, 1100, 0),
                          padded(5, 66, 24, 300, 3), padded(3, 7, 9, 129, 5),
                          padded(2, 13, 40, 1500, 1), padded(1, 8, 3, 2049, 0),
-                         padded(4, 2, 8, 1, 2),
+                         padded(4, 2, 8, 1, 2), padded(1, 77, 113, 1500, 3),
                          side_by_side(6, 130, 16, 260), side_by_side(9, 45, 8, 1100)}) {
     SCOPED_TRACE(testing::Message() << s.batch << " x (" << s.m << " x " << s.n << " x " << s.k
                                     << "), rows of C " << s.c.ld << " apart");
@@ -154,6 +158,32 @@ TEST_F(StreamedGemm, EmptyShapes) {
     Operands y = operands_of(padded(2, 5, 3, 4, 1), 6);
     ASSERT_TRUE(multiply(empty, y));
     for (float v : y.c) ASSERT_TRUE(std::isnan(v));
+  }
+}
+
+// Patch 0016: on an AVX-512 CPU the wide kernel's outputs equal the AVX2
+// kernel's bit for bit, on each of its branches: 64-column steps, a rest of
+// one to four registers with 1 to 16 lanes, steps of eight rows (up to 48
+// columns) and six, and shorter last steps of four, two and one.
+TEST_F(StreamedGemm, WideKernelGivesTheAvx2KernelsBits) {
+  if (caffe::streamed_gemm_kernel() != caffe::StreamedGemmKernel::kAvx512) {
+    GTEST_SKIP() << "this CPU lacks AVX-512: only the AVX2 kernel runs";
+  }
+  for (const Batch& s : {padded(1, 515, 64, 2100, 0), padded(1, 77, 113, 1500, 3),
+                         padded(2, 29, 128, 300, 1), padded(3, 13, 33, 1025, 2),
+                         padded(1, 15, 48, 129, 0), padded(1, 11, 7, 200, 1),
+                         padded(1, 7, 80, 64, 0), side_by_side(6, 130, 16, 260),
+                         side_by_side(4, 70, 56, 1100)}) {
+    SCOPED_TRACE(testing::Message() << s.batch << " x (" << s.m << " x " << s.n << " x " << s.k
+                                    << ")");
+    Operands narrow = operands_of(s, 7), wide = operands_of(s, 7);
+    caffe::set_streamed_gemm_kernel_limit(caffe::StreamedGemmKernel::kAvx2);
+    ASSERT_EQ(caffe::streamed_gemm_kernel(), caffe::StreamedGemmKernel::kAvx2);
+    ASSERT_TRUE(multiply(s, narrow));
+    caffe::set_streamed_gemm_kernel_limit(caffe::StreamedGemmKernel::kAvx512);
+    ASSERT_TRUE(multiply(s, wide));
+    // Bit for bit, the padding's NaN included.
+    ASSERT_EQ(0, std::memcmp(wide.c.data(), narrow.c.data(), narrow.c.size() * sizeof(float)));
   }
 }
 
