@@ -1,11 +1,15 @@
 // The one "huge weights, few columns" GEMM, recipe patch 0012's
-// caffe::streamed_gemm, against OpenBLAS, both as Winograd calls them
-// (winograd::products, with the vector code on and off). Each shape is
-// M[e] = U[e] V[e] for `cells` products of outs x k weights and k x n
-// columns, laid out as Winograd lays them out; a shape of one cell is a
-// fully connected layer's product.
+// caffe::streamed_gemm, with each of its kernels (patch 0016's AVX-512 one,
+// where the CPU has it, and 0012's AVX2 one), against OpenBLAS as
+// Winograd calls it (winograd::products with the vector code off). Each
+// shape is M[e] = U[e] V[e] for `cells` products of outs x k weights and
+// k x n columns, laid out as Winograd lays them out; a shape of one cell is
+// a fully connected layer's product.
 //
-//   few_columns_gemm REPEAT
+//   OPENBLAS_THREAD_TIMEOUT=16 few_columns_gemm REPEAT
+//
+// (as `import surgery` sets it: with OpenBLAS's default, its threads spin
+// for 2^28 cycles after each call and take the cores from the next side)
 //
 // Prints per shape and side: the median ms of REPEAT runs (the sides
 // alternate within each repetition, after one warm-up run of each), and
@@ -21,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "caffe/util/streamed_gemm.hpp"
 #include "surgery/kernels/winograd_tiles.hpp"
 
 namespace {
@@ -33,15 +38,24 @@ struct Shape {
   int64_t cells, outs, k, n;
 };
 
-// The Winograd shapes where the few-columns kernel runs (n <= 32 tiles), and
-// two fully connected ones (one cell, large k).
+// Winograd's shapes on both sides of its threshold of tile columns (up to
+// 32 go to streamed_gemm, 256 with the AVX-512 kernel), and fully connected
+// ones (one cell: base_conv_layer calls streamed_gemm for 4M weights or
+// more on up to 128 columns).
 const Shape kShapes[] = {
     {"CaffeNet 451 fc6, F(2,6)", 49, 4096, 256, 16},
+    {"CaffeNet 451 fc6 of two images, F(2,6)", 49, 4096, 256, 32},
+    {"CaffeNet 451 fc6 of eight images, F(2,6)", 49, 4096, 256, 128},
+    {"CaffeNet 451 conv3, F(4,3)", 36, 384, 256, 56},
+    {"CaffeNet 451 conv2, a group, F(4,5)", 64, 128, 48, 200},
+    {"CaffeNet 451 conv3 of eight images, F(4,3)", 36, 384, 256, 392},
     {"VGG-16 conv5 3x3 at 224, F(4,3)", 36, 512, 512, 16},
     {"VGG-16 conv5 3x3 at 112, F(4,3)", 36, 512, 512, 8},
     {"VGG-16 fc6 at 224, F(2,7)", 64, 4096, 512, 8},
     {"fully connected: 4096 x 1024, 16 columns", 1, 4096, 1024, 16},
     {"fully connected: 4096 x 9216, 32 columns", 1, 4096, 9216, 32},
+    {"CaffeNet 451 fc6: 4096 x 9216, 64 columns", 1, 4096, 9216, 64},
+    {"CaffeNet 451 fc7: 4096 x 4096, 64 columns", 1, 4096, 4096, 64},
 };
 
 double median(std::vector<double> values) {
@@ -96,8 +110,19 @@ double relative_error(const Shape& s, const Data& d) {
   return worst;
 }
 
-void winograd_products(const Shape& s, Data& d, bool vector_code) {
-  allow_vector_code(vector_code);
+// streamed_gemm on Winograd's layout, by the given kernel at the widest.
+void streamed(const Shape& s, Data& d, caffe::StreamedGemmKernel widest) {
+  caffe::set_streamed_gemm_kernel_limit(widest);
+  caffe::streamed_gemm<float>(static_cast<int>(s.cells), static_cast<int>(s.outs),
+                              static_cast<int>(s.n), static_cast<int>(s.k),
+                              {d.u.data(), s.k, s.outs * s.k}, {d.v.data(), d.ld, s.n},
+                              {d.m.data(), d.ld, s.n});
+  caffe::set_streamed_gemm_kernel_limit(caffe::StreamedGemmKernel::kAvx512);
+}
+
+// OpenBLAS, cell by cell, as winograd::products calls it without vector code.
+void open_blas(const Shape& s, Data& d) {
+  allow_vector_code(false);
   products(s.cells, d.u.data(), s.outs * s.k, d.v.data(), d.m.data(), s.outs, s.k, s.n);
   allow_vector_code(true);
 }
@@ -110,13 +135,24 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int repeat = std::max(1, std::atoi(argv[1]));
+  if (std::getenv("OPENBLAS_THREAD_TIMEOUT") == nullptr) {
+    std::fprintf(stderr,
+                 "OPENBLAS_THREAD_TIMEOUT is unset: OpenBLAS's spinning threads will slow the "
+                 "sides that follow it; run with OPENBLAS_THREAD_TIMEOUT=16\n");
+  }
   std::printf("shape\tside\tmedian_ms\tmax_rel_error\n");
   for (const auto& s : kShapes) {
     Data d = filled_at_random(s);
-    const std::vector<std::pair<std::string, std::function<void()>>> sides = {
-        {"streamed_gemm (patch 0012)", [&] { winograd_products(s, d, true); }},
-        {"OpenBLAS", [&] { winograd_products(s, d, false); }},
-    };
+    std::vector<std::pair<std::string, std::function<void()>>> sides;
+    if (caffe::streamed_gemm_kernel() == caffe::StreamedGemmKernel::kAvx512) {
+      sides.push_back({"streamed_gemm, AVX-512 kernel (0016)",
+                       [&] { streamed(s, d, caffe::StreamedGemmKernel::kAvx512); }});
+    }
+    if (caffe::streamed_gemm_kernel() != caffe::StreamedGemmKernel::kNone) {
+      sides.push_back({"streamed_gemm, AVX2 kernel (0012)",
+                       [&] { streamed(s, d, caffe::StreamedGemmKernel::kAvx2); }});
+    }
+    sides.push_back({"OpenBLAS", [&] { open_blas(s, d); }});
     std::vector<std::vector<double>> ms(sides.size());
     std::vector<double> error(sides.size());
     for (size_t i = 0; i < sides.size(); ++i) {
