@@ -1,6 +1,6 @@
 // ConvolutionAlgorithm::kWinograd against Caffe's own convolution: the
 // transforms against a direct correlation in double, then whole layers
-// (every kernel size with a transform, pads, groups, bias, batches, maps
+// (every kernel size with a transform, strided kernels, pads, groups, bias, batches, maps
 // smaller than a tile, work split into several buffers) against kCaffe on
 // the same net, within 2e-5 of the output's scale; layers it does not
 // compute stay bit-identical; changed weights are seen, through params()
@@ -74,6 +74,14 @@ TEST_P(WinogradBothCodes, MatchesCaffeAcrossGeometries) {
       {1, 7, 6, 6, 9, 6, 0, 1, 1, true},      // one output cell
       {2, 3, 10, 17, 4, 7, 3, 1, 1, false},   // 7x7
       {1, 9, 20, 20, 16, 3, 1, 1, 1, true},   // many lanes of tiles, some partial
+      // Strided kernels, as their stride-1 phases (stride_phases.hpp):
+      {1, 3, 35, 35, 8, 11, 0, 1, 4, true},   // 11x11 at stride 4: conv1's, 7x7 outputs
+      {2, 4, 17, 14, 6, 5, 2, 2, 2, false},   // 5x5 at 2 is 3x3: batch, pad, groups
+      {1, 3, 21, 21, 5, 12, 1, 1, 2, true},   // 12x12 at 2 is 6x6
+      {1, 2, 20, 23, 3, 9, 3, 1, 3, true},    // 9x9 at 3, pad 3: sizes the stride does not divide
+      // 289 tiles of weights small enough to stay in cache: blocks of at
+      // most few_columns() tiles for the few-columns GEMM (vector code)
+      {1, 3, 263, 263, 8, 11, 2, 1, 4, true},
   };
   for (const auto& c : cases) expect_close_to_caffe(c);
 }
@@ -92,12 +100,17 @@ INSTANTIATE_TEST_SUITE_P(Code, WinogradBothCodes, ::testing::Values(true, false)
 TEST(WinogradConvolution, SplitsLargeLayersIntoSeveralBuffers) {
   // 1460 x 1460 outputs of a 5x5 kernel: 133,225 tiles, more than one work
   // buffer holds for one channel (131,072), and one output channel per
-  // buffer of products, so both splits run.
+  // buffer of products, so both splits run. In the baseline code: the
+  // vector code cuts layers of weights this small into blocks of at most
+  // few_columns() tiles.
+  winograd::allow_vector_code(false);
   expect_close_to_caffe({1, 1, 1464, 1464, 2, 5, 0, 1, 1, true});
+  winograd::allow_vector_code(true);
 }
 
 TEST(WinogradConvolution, LeavesOtherLayersToCaffeBitForBit) {
-  for (const Case& c : std::vector<Case>{{1, 3, 15, 15, 4, 3, 1, 1, 2, true},    // stride 2
+  for (const Case& c : std::vector<Case>{{1, 3, 15, 15, 4, 3, 1, 1, 2, true},    // 3x3 at 2: 2x2
+                                         {1, 3, 15, 15, 4, 7, 1, 1, 2, true},    // 7x7 at 2: 4x4
                                          {1, 3, 15, 15, 4, 4, 1, 1, 1, true},    // 4x4
                                          {1, 3, 15, 15, 4, 1, 0, 1, 1, true}}) {  // 1x1
     auto net = conv_net(c);

@@ -17,27 +17,28 @@ from layer_references import numpy_convolution
 OUTPUTS = 16
 
 
-def conv_prototxt(channels, kernel, side):
+def conv_prototxt(channels, kernel, side, stride=1):
     """A net of one Convolution giving OUTPUTS maps of side x side."""
-    size = side + kernel - 1
+    size = (side - 1) * stride + kernel
     return f"""
 layer {{ name: "data" type: "Input" top: "data"
         input_param {{ shape {{ dim: 1 dim: {channels} dim: {size} dim: {size} }} }} }}
 layer {{ name: "conv" type: "Convolution" bottom: "data" top: "out"
-        convolution_param {{ num_output: {OUTPUTS} kernel_size: {kernel} bias_term: false }} }}
+        convolution_param {{ num_output: {OUTPUTS} kernel_size: {kernel} stride: {stride}
+                            bias_term: false }} }}
 """
 
 
-def layer_errors(folder, channels, kernel, side, seed):
+def layer_errors(folder, channels, kernel, side, seed, stride=1):
     """{"caffe": error, "winograd": error} of one layer against float64."""
     path = pathlib.Path(folder) / "conv.prototxt"
-    path.write_text(conv_prototxt(channels, kernel, side))
+    path.write_text(conv_prototxt(channels, kernel, side, stride))
     net = surgery.Net(path)
     rng = np.random.default_rng(seed)
     weights = net.params["conv"][0]
     weights[...] = rng.standard_normal(weights.shape, np.float32)
     x = rng.standard_normal(net.blobs["data"].shape, np.float32)
-    exact = numpy_convolution(x, weights.astype(np.float64), np.zeros(OUTPUTS), 1, 0, 1)
+    exact = numpy_convolution(x, weights.astype(np.float64), np.zeros(OUTPUTS), stride, 0, 1)
     del weights  # a view held across forwards would make Winograd transform at each
     errors = {}
     for algorithm in ("caffe", "winograd"):

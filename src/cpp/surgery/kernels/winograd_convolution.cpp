@@ -6,6 +6,7 @@
 
 #include "surgery/base/errors.hpp"
 #include "surgery/definition/geometry.hpp"
+#include "surgery/kernels/stride_phases.hpp"
 #include "surgery/kernels/winograd_tiles.hpp"
 
 namespace surgery {
@@ -13,6 +14,7 @@ namespace {
 
 using winograd::Columns;
 using winograd::kBufferFloats;
+constexpr int64_t kCachedWeightBytes = int64_t{1} << 20;
 using winograd::kLanes;
 using winograd::Plan;
 
@@ -24,23 +26,28 @@ std::unique_ptr<WinogradConvolution> WinogradConvolution::for_layer(
   if (!is_plain_convolution(layer, bottom, top)) return nullptr;
   const caffe::ConvolutionParameter& p = layer.layer_param().convolution_param();
   const Window h = conv_window(p, 0), w = conv_window(p, 1);
-  if (h.kernel != w.kernel || h.stride != 1 || w.stride != 1 || h.dilation != 1 ||
-      w.dilation != 1) {
+  if (h.kernel != w.kernel || h.stride != w.stride || h.dilation != 1 || w.dilation != 1 ||
+      h.kernel > INT_MAX) {
     return nullptr;
   }
-  const WinogradTransform* t = winograd_transform(static_cast<int>(h.kernel));
+  // At stride s the kernel's phases are a ceil(k / s) kernel at stride 1.
+  const int64_t stride = h.stride, phases = stride * stride;
+  const WinogradTransform* t =
+      winograd_transform(static_cast<int>((h.kernel + stride - 1) / stride));
   if (t == nullptr) return nullptr;
   const int64_t group = p.group(), channels = bottom.shape(1), out = top.shape(1);
   const int64_t cells = int64_t{t->alpha} * t->alpha;
   // The transformed weights are one blob (Caffe counts in int); a work
   // buffer holds at least kLanes tiles of every input channel of a group.
-  if (cells * out * (channels / group) > INT_MAX ||
-      cells * (channels / group) * kLanes > kBufferFloats) {
+  if (cells * out * (channels / group) * phases > INT_MAX ||
+      cells * (channels / group) * phases * kLanes > kBufferFloats) {
     return nullptr;
   }
   const bool bias = p.bias_term();
   std::unique_ptr<WinogradConvolution> conv(new WinogradConvolution);
   conv->t_ = t;
+  conv->kernel_ = h.kernel;
+  conv->stride_ = stride;
   conv->pad_h_ = h.pad;
   conv->pad_w_ = w.pad;
   conv->group_ = static_cast<int>(group);
@@ -51,19 +58,50 @@ std::unique_ptr<WinogradConvolution> WinogradConvolution::for_layer(
 bool WinogradConvolution::fits(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
                                const caffe::Blob<float>& top) const {
   const caffe::Blob<float>& weights = *layer.blobs()[0];
-  return bottom.num_axes() == 4 && top.num_axes() == 4 && bottom.shape(0) == top.shape(0) &&
-         bottom.shape(1) == int64_t{weights.shape(1)} * group_ &&
-         top.shape(1) == weights.shape(0) &&
-         top.shape(2) == int64_t{bottom.shape(2)} + 2 * pad_h_ - t_->r + 1 &&
-         top.shape(3) == int64_t{bottom.shape(3)} + 2 * pad_w_ - t_->r + 1;
+  if (bottom.num_axes() != 4 || top.num_axes() != 4) return false;
+  const int64_t padded_h = int64_t{bottom.shape(2)} + 2 * pad_h_,
+                padded_w = int64_t{bottom.shape(3)} + 2 * pad_w_;
+  const bool shapes = bottom.shape(0) == top.shape(0) &&
+                      bottom.shape(1) == int64_t{weights.shape(1)} * group_ &&
+                      top.shape(1) == weights.shape(0) && padded_h >= kernel_ &&
+                      padded_w >= kernel_ && top.shape(2) == (padded_h - kernel_) / stride_ + 1 &&
+                      top.shape(3) == (padded_w - kernel_) / stride_ + 1;
+  if (!shapes || stride_ == 1) return shapes;
+  // A strided layer's phases are one blob.
+  const int64_t reach = t_->r;
+  return int64_t{bottom.shape(0)} * bottom.shape(1) * stride_ * stride_ *
+             (top.shape(2) + reach - 1) * (top.shape(3) + reach - 1) <= INT_MAX;
+}
+
+winograd::Phases WinogradConvolution::phases(const caffe::Blob<float>& bottom,
+                                             const caffe::Blob<float>& top) const {
+  winograd::Phases p;
+  p.stride = stride_;
+  p.kernel = kernel_;
+  p.reach = t_->r;
+  p.pad_h = pad_h_;
+  p.pad_w = pad_w_;
+  p.channels = bottom.shape(1);
+  p.height = bottom.shape(2);
+  p.width = bottom.shape(3);
+  p.out_height = top.shape(2);
+  p.out_width = top.shape(3);
+  return p;
 }
 
 void WinogradConvolution::transform_weights(caffe::Layer<float>& layer) {
   const caffe::Blob<float>& weights = *layer.blobs()[0];
-  const int64_t out = weights.shape(0), group_in = weights.shape(1);
+  const int64_t out = weights.shape(0), group_in = weights.shape(1) * stride_ * stride_;
   u_.Reshape(std::vector<int>{static_cast<int>(int64_t{t_->alpha} * t_->alpha * out * group_in)});
-  winograd::transform_weights(*t_, weights.cpu_data(), out, group_in, out / group_,
-                              u_.mutable_cpu_data());
+  const float* g = weights.cpu_data();
+  caffe::Blob<float> g_phases;  // Caffe blob memory: the memory limit holds it too
+  if (stride_ > 1) {
+    g_phases.Reshape(std::vector<int>{static_cast<int>(out * group_in * t_->r * t_->r)});
+    winograd::phase_weights(stride_, kernel_, t_->r, g, out, weights.shape(1),
+                            g_phases.mutable_cpu_data());
+    g = g_phases.cpu_data();
+  }
+  winograd::transform_weights(*t_, g, out, group_in, out / group_, u_.mutable_cpu_data());
 }
 
 bool WinogradConvolution::forward(caffe::Layer<float>& layer,
@@ -76,19 +114,36 @@ bool WinogradConvolution::forward(caffe::Layer<float>& layer,
   if (!u_made_ || weights_generation != u_generation_ ||
       layer.blobs()[0]->data().use_count() > 1) {
     u_made_ = false;
-    const double mib = static_cast<double>(t_->alpha) * t_->alpha * layer.blobs()[0]->count() /
-                       (t_->r * t_->r) * sizeof(float) / 1048576.0;
+    const double mib = static_cast<double>(t_->alpha) * t_->alpha * layer.blobs()[0]->count() *
+                       stride_ * stride_ / (kernel_ * kernel_) * sizeof(float) / 1048576.0;
     guard_caffe("layer '" + layer.layer_param().name() + "': convolution 'winograd' keeps its "
                 "weights transformed (" + std::to_string(static_cast<int64_t>(mib + 0.5)) +
                 " MiB; 'caffe' keeps no copy)", [&] { transform_weights(layer); });
     u_made_ = true;
     u_generation_ = weights_generation;
   }
+  const float* in = bottom.cpu_data();
   Plan s;
   s.t = t_;
   s.channels = bottom.shape(1);
   s.height = bottom.shape(2);
   s.width = bottom.shape(3);
+  s.pad_h = pad_h_;
+  s.pad_w = pad_w_;
+  if (stride_ > 1) {
+    // The stride-1 layer over the phases: their channels, no padding (the
+    // phases hold it as zeros).
+    const winograd::Phases p = phases(bottom, *top);
+    buffers.phases.Reshape(std::vector<int>{
+        static_cast<int>(bottom.shape(0) * p.channels * stride_ * stride_ * p.phase_height() *
+                         p.phase_width())});
+    winograd::phase_inputs(p, in, bottom.shape(0), buffers.phases.mutable_cpu_data());
+    in = buffers.phases.cpu_data();
+    s.channels = p.channels * stride_ * stride_;
+    s.height = p.phase_height();
+    s.width = p.phase_width();
+    s.pad_h = s.pad_w = 0;
+  }
   s.out_channels = top->shape(1);
   s.out_height = top->shape(2);
   s.out_width = top->shape(3);
@@ -96,18 +151,26 @@ bool WinogradConvolution::forward(caffe::Layer<float>& layer,
   s.group_out = s.out_channels / group_;
   s.tiles_h = (s.out_height + t_->m - 1) / t_->m;
   s.tiles_w = (s.out_width + t_->m - 1) / t_->m;
-  s.pad_h = pad_h_;
-  s.pad_w = pad_w_;
   const int64_t cells = int64_t{t_->alpha} * t_->alpha;
   const int64_t tiles = bottom.shape(0) * s.tiles_h * s.tiles_w;
   if (tiles == 0 || s.out_channels == 0) return true;
   // Tiles per block: as many as the buffer holds for every input channel
   // of a group, a multiple of kLanes (for_layer checked it holds kLanes).
-  const int64_t cols_max =
+  int64_t cols_max =
       std::min(kBufferFloats / (cells * s.group_in) / kLanes, (tiles + kLanes - 1) / kLanes) *
       kLanes;
+  // Transformed weights this small (CaffeNet's conv1: 0.6 MiB a group)
+  // stay in a core's cache however often they are read, so the tiles go in
+  // even blocks the few-columns GEMM takes rather than in one for OpenBLAS,
+  // whose packing and zeroing of the products cost more than the sums over
+  // conv1's 48 channels (conv1 8.8 to 6.9 ms, alternating runs).
+  const int64_t few = winograd::few_columns();
+  if (cols_max > few && few > 0 &&
+      cells * s.group_out * s.group_in * int64_t{sizeof(float)} <= kCachedWeightBytes) {
+    const int64_t blocks = (tiles + few - 1) / few;
+    cols_max = ((tiles + blocks - 1) / blocks + kLanes - 1) / kLanes * kLanes;
+  }
   v_buffer->Reshape(std::vector<int>{static_cast<int>(cells * s.group_in * cols_max)});
-  const float* in = bottom.cpu_data();
   const float* u = u_.cpu_data();
   const float* bias = bias_ ? layer.blobs()[1]->cpu_data() : nullptr;
   float* out = top->mutable_cpu_data();

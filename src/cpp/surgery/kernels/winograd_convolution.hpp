@@ -3,10 +3,13 @@
 // ConvolutionAlgorithm::kWinograd of surgery::Net (net.hpp).
 //
 // Which layers: type Convolution on the CPU, one 4-D bottom and top, a
-// square 3x3, 5x5, 6x6 or 7x7 kernel, stride 1, dilation 1, any pad, group
-// and bias. CaffeNet at 451x451: conv2 (5x5), conv3-5 (3x3) and fc6 turned
-// convolution (6x6), 2.8 to 4 times fewer multiplications each. Everything
-// else (conv1's stride 4, 1x1 layers, GPU mode) runs through Caffe.
+// square kernel at the same stride both ways, dilation 1, any pad, group
+// and bias, where the kernel is 3x3, 5x5, 6x6 or 7x7 at stride 1, or at
+// stride s one whose ceil(k / s) is (stride_phases.hpp: 11x11 at stride 4
+// is 3x3 on 16 times the channels). CaffeNet at 451x451: conv1, conv2
+// (5x5), conv3-5 (3x3) and fc6 turned convolution (6x6), 2.8 to 4 times
+// fewer multiplications each. Everything else (1x1 layers, GPU mode) runs
+// through Caffe.
 //
 // Results differ from Caffe's in rounding only: the sums are taken in
 // another order and through the transforms. Against the exact sum, within
@@ -16,11 +19,12 @@
 // sums whatever the thread count, so results are repeatable.
 //
 // Memory: each layer keeps its weights transformed (alpha^2 / r^2 times
-// their size: 4x for 3x3, 2.6x for 5x5, 1.4x for 6x6; fc6 of CaffeNet 205
-// MB), made at the first forward and again whenever they may have changed;
-// plus at most 64 MiB of work buffers, which the net's layers share. All of
-// it is Caffe blob memory, so the memory limit refuses it as it refuses any
-// blob.
+// their size: 4x for 3x3, 2.6x for 5x5, 1.4x for 6x6, alpha^2 s^2 / k^2
+// for a strided kernel; fc6 of CaffeNet 205 MB), made at the first forward
+// and again whenever they may have changed; plus at most 64 MiB of work
+// buffers, which the net's layers share, and a strided layer's input laid
+// out as phases (about the input's size). All of it is Caffe blob memory,
+// so the memory limit refuses it as it refuses any blob.
 #ifndef SURGERY_WINOGRAD_CONVOLUTION_HPP_
 #define SURGERY_WINOGRAD_CONVOLUTION_HPP_
 
@@ -30,6 +34,7 @@
 
 #include "caffe/net.hpp"
 #include "surgery/kernels/convolution_layers.hpp"
+#include "surgery/kernels/stride_phases.hpp"
 #include "surgery/kernels/winograd_transform.hpp"
 
 namespace surgery {
@@ -42,14 +47,14 @@ class WinogradConvolution {
                                                          const caffe::Blob<float>& top);
 
   // Whether bottom and top (after the layer's Reshape) have the shapes this
-  // computes: 4-D, the layer's channels, a stride-1 output size.
+  // computes: 4-D, the layer's channels, the layer's output size.
   bool fits(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
             const caffe::Blob<float>& top) const;
 
   // Work buffers the net's Winograd layers share, grown as needed:
   // transformed inputs, products.
   struct Shared {
-    caffe::Blob<float> v, m;
+    caffe::Blob<float> phases, v, m;  // phases: a strided layer's input (stride_phases.hpp)
   };
 
   // top = the convolution of bottom by `layer` (the one for_layer was given);
@@ -63,12 +68,16 @@ class WinogradConvolution {
  private:
   WinogradConvolution() = default;
   void transform_weights(caffe::Layer<float>& layer);
+  winograd::Phases phases(const caffe::Blob<float>& bottom, const caffe::Blob<float>& top) const;
 
   const WinogradTransform* t_ = nullptr;
+  int64_t kernel_ = 0, stride_ = 1;  // the layer's; t_ is for ceil(kernel_ / stride_)
   int64_t pad_h_ = 0, pad_w_ = 0;
   int group_ = 1;
   bool bias_ = false;
-  caffe::Blob<float> u_;  // [group][alpha^2][out channels of the group][in channels of the group]
+  // [group][alpha^2][out channels of the group][in channels of the group,
+  // times stride^2 phases]
+  caffe::Blob<float> u_;
   bool u_made_ = false;
   uint64_t u_generation_ = 0;
 };

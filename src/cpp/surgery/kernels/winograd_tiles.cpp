@@ -404,7 +404,6 @@ void transform_outputs(const Plan& s, const float* m, const float* bias, int64_t
   });
 }
 
-#ifdef SURGERY_CAFFE_STREAMED_GEMM
 // Up to this many tile columns the products are libcaffe's few-columns
 // GEMM (caffe::streamed_gemm), above it OpenBLAS's: its packing of the
 // weights costs more than it saves when each weight meets only a few tiles
@@ -412,12 +411,14 @@ void transform_outputs(const Plan& s, const float* m, const float* bias, int64_t
 // a few hundred: CaffeNet's conv2 to conv5 of one image (56 to 200
 // columns) and fc6 of eight (128), but not conv3 of eight (392)
 // (benchmarks/few_columns_gemm).
-namespace {
 int64_t few_columns() {
+#ifdef SURGERY_CAFFE_STREAMED_GEMM
+  if (!avx2()) return 0;
   return caffe::streamed_gemm_kernel() == caffe::StreamedGemmKernel::kAvx512 ? 256 : 32;
-}
-}  // namespace
+#else
+  return 0;
 #endif
+}
 
 // M[o][e] = sum over c of U[e][o][c] V[c][e] for each of `cells` products
 // (M[o][e], V[c][e]: rows of `stride` tiles; U[e]: `u_step` floats apart),
@@ -429,7 +430,7 @@ void products(int64_t cells, const float* u, int64_t u_step, const float* v, flo
   // Cell e's weights are u_step floats after cell e - 1's; its columns and
   // products, stride floats to the right of cell e - 1's (rows ld apart).
   // It declines (false) on a CPU without AVX2: OpenBLAS below.
-  if (avx2() && stride <= few_columns() &&
+  if (stride <= few_columns() &&
       caffe::streamed_gemm<float>(static_cast<int>(cells), static_cast<int>(outs),
                                   static_cast<int>(stride), static_cast<int>(k), {u, k, u_step},
                                   {v, ld, stride}, {m, ld, stride})) {

@@ -57,10 +57,15 @@ void transform_weights(const WinogradTransform& t, const float* g, int64_t out, 
 // tile j of `cols` (d: the tile's input cells, zero outside the image).
 void transform_inputs(const Plan& s, const float* bottom, int64_t group, Columns cols, float* v);
 
+// The most tile columns products() gives libcaffe's few-columns GEMM
+// (below): 256 where it has its AVX-512 kernel (recipe patch 0016), 32
+// with the AVX2 one; 0 without either or with the vector code disallowed.
+int64_t few_columns();
+
 // M[o][e] = sum over c of U[e][o][c] V[c][e] for each of `cells` products
 // and `outs` output channels (M[o][e], V[c][e]: rows of cols.stride tiles;
-// U[e]: `u_step` floats apart, rows of k input channels). Up to 32 tile
-// columns, with the vector code allowed, libcaffe's few-columns GEMM
+// U[e]: `u_step` floats apart, rows of k input channels). Up to
+// few_columns() tile columns, libcaffe's few-columns GEMM
 // (caffe::streamed_gemm, recipe patch 0012) does them: it sums chains of
 // 128 channels, each added to the total, so that the rounding does not
 // grow with the channel count; elsewhere OpenBLAS, which blocks its own.
