@@ -75,12 +75,14 @@ def test_fully_connected_convolutions_equal_numpy(tmp_path, channels, outputs, k
     assert np.all(np.abs(out - reference) <= 1e-6 * magnitude + 1e-6)
 
 
-# (kernel, stride, pad) on inputs of 23 x 29 and 8 x 9.
+# (kernel, stride, pad) on inputs of 23 x 29, 8 x 9 and 11 x 77 (rows of up
+# to 77 outputs: sixteen at a time where the CPU has AVX-512, recipe patch
+# 0017, then four at a time, then one by one).
 POOLINGS = [(3, 2, 0), (3, 2, 1), (2, 2, 0), (3, 1, 1), (3, 3, 1), (5, 3, 2), (2, 1, 0),
             (7, 1, 3), (4, 4, 0), (9, 2, 0)]
 
 
-@pytest.mark.parametrize("height,width", [(23, 29), (8, 9)])
+@pytest.mark.parametrize("height,width", [(23, 29), (8, 9), (11, 77)])
 @pytest.mark.parametrize("kernel,stride,pad", POOLINGS)
 def test_max_pooling_values_and_indices_equal_caffes_loop(tmp_path, kernel, stride, pad, height,
                                                           width):
