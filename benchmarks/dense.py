@@ -19,7 +19,7 @@ Rows, all measured in this one run (medians of --repeat runs each):
                            ours, OpenCV's and PyTorch's, time per image (and
                            images/s), timed in alternating blocks
   surgery winograd ...     the same net with convolution="winograd" (opt-in:
-                           conv2-5 and fc6 by Winograd's algorithm), in the
+                           conv1-5 and fc6 by Winograd's algorithm), in the
                            same alternating blocks as the rows above
   surgery onednn ...       the same with convolution="onednn" (opt-in: every
                            convolution by oneDNN's kernels), likewise

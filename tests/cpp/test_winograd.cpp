@@ -7,6 +7,10 @@
 // and through a view held across forwards; thread counts give the same bits.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <memory>
+#include <sstream>
+
 #include "convolution_cases.hpp"
 #include "surgery/kernels/winograd_tiles.hpp"
 #include "surgery/kernels/winograd_transform.hpp"
@@ -121,6 +125,59 @@ TEST(WinogradConvolution, LeavesOtherLayersToCaffeBitForBit) {
     run(*net, input, ConvolutionAlgorithm::kWinograd);
     EXPECT_TRUE(net->engine_layers().empty()) << describe(c);
   }
+}
+
+TEST(WinogradConvolution, FusesTheInPlaceReluAfterIt) {
+  // A ReLU in place on the layer's top, negative_slope 0, is applied as the
+  // output is written and its own pass skipped (its time stays 0). The
+  // oracle: Caffe's ReLU layer on the same Winograd output, where the ReLU
+  // writes another blob (not fused), NaN included. A leaky ReLU runs itself.
+  auto relu_net = [](float slope, const std::string& top) {
+    std::ostringstream text;
+    text << "layer { name: 'data' type: 'Input' top: 'data' input_param { shape { dim: 1 dim: 5 "
+            "dim: 14 dim: 14 } } }\n"
+            "layer { name: 'conv' type: 'Convolution' bottom: 'data' top: 'out' "
+            "convolution_param { num_output: 6 kernel_size: 3 pad: 1 } }\n"
+            "layer { name: 'relu' type: 'ReLU' bottom: 'out' top: '"
+         << top << "' relu_param { negative_slope: " << slope << " } }\n";
+    auto net = std::make_unique<Net>(parse_net_text(text.str(), "relu test"), "relu test");
+    unsigned seed = 3;
+    for (const auto& blob : net->params("conv")) {
+      const Floats values = random_floats(blob->count(), seed++, 0.1f);
+      std::copy(values.begin(), values.end(), blob->mutable_cpu_data());
+    }
+    return net;
+  };
+  Floats input = random_floats(5 * 14 * 14, 8);
+  input[17] = std::nanf("");
+  auto forward = [&](Net& net, const std::string& top) {
+    net.set_convolution_algorithm(ConvolutionAlgorithm::kWinograd);
+    net.forward({{"data", InputView{{1, 5, 14, 14}, input.data()}}});
+    EXPECT_EQ(net.engine_layers(), std::vector<std::string>{"conv"});
+    const auto& out = net.blob(top);
+    return Floats(out.cpu_data(), out.cpu_data() + out.count());
+  };
+  auto relu_ms = [](const Net& net) {
+    EXPECT_EQ(net.layer_times().at(2).first, "relu");
+    return net.layer_times().at(2).second;
+  };
+  auto fused = relu_net(0.0f, "out"), apart = relu_net(0.0f, "relu_out");
+  const Floats ours = forward(*fused, "out"), caffes = forward(*apart, "relu_out");
+  EXPECT_EQ(relu_ms(*fused), 0.0);
+  EXPECT_GT(relu_ms(*apart), 0.0);
+  ASSERT_EQ(ours.size(), caffes.size());
+  int nans = 0, zeros = 0;
+  for (size_t i = 0; i < ours.size(); ++i) {
+    ASSERT_EQ(std::isnan(ours[i]), std::isnan(caffes[i])) << i;
+    nans += std::isnan(ours[i]);
+    if (!std::isnan(ours[i])) ASSERT_EQ(ours[i], caffes[i]) << i;
+    zeros += ours[i] == 0.0f;
+  }
+  EXPECT_GT(nans, 0);
+  EXPECT_GT(zeros, 0);
+  auto leaky = relu_net(0.1f, "out");
+  forward(*leaky, "out");
+  EXPECT_GT(relu_ms(*leaky), 0.0);
 }
 
 TEST(WinogradConvolution, SeesWeightsWrittenAfterItsFirstForward) {

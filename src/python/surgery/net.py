@@ -69,10 +69,12 @@ class Net(_core.Net):
     ``convolution`` says how Convolution layers compute on the CPU:
     ``"caffe"`` (the default: Caffe's im2col + GEMM, bit for bit what
     Caffe's own Net computes on this libcaffe), ``"winograd"`` (3x3, 5x5,
-    6x6 and 7x7 kernels at stride 1 with 2.6 to 4 times fewer
+    6x6 and 7x7 kernels at stride 1, and strided kernels that are those as
+    phases, such as 11x11 at stride 4, with 2.6 to 4 times fewer
     multiplications, each layer within 4e-5 of the exact sum relative to its
     output's scale, where Caffe's path stays within 3e-6; each such layer
-    keeps its weights transformed, up to 4x their memory), ``"onednn"``
+    keeps its weights transformed, up to 5x their memory, and applies the
+    in-place ReLU after it as it writes its output), ``"onednn"``
     (every 2-D convolution through oneDNN's kernels, each layer within 1e-5
     of Caffe's path relative to its output's scale; each keeps its weights
     packed, their size again) or ``"fastest"`` (each layer by whichever of
@@ -81,7 +83,8 @@ class Net(_core.Net):
     forward computed with the chosen algorithm rather than Caffe's path
     (``winograd_layers``: the same, for "winograd" only). Not saved: it is
     how the net runs, not what it is. ``layer_times`` gives the milliseconds each layer took in the
-    last forward (Caffe's Split layers included).
+    last forward (Caffe's Split layers included; 0 for a ReLU that the
+    Winograd layer before it applied).
     """
 
     def __init__(self, prototxt: PathLike, weights: Optional[PathLike] = None,

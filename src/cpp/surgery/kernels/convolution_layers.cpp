@@ -23,4 +23,17 @@ bool is_plain_convolution(caffe::Layer<float>& layer, const caffe::Blob<float>& 
   return !p.bias_term() || (layer.blobs().size() >= 2 && layer.blobs()[1]->count() == out);
 }
 
+bool fusable_relu(const caffe::Net<float>& net, int index) {
+  const int next = index + 1;
+  if (next >= static_cast<int>(net.layers().size()) || net.top_vecs()[index].size() != 1 ||
+      std::string(net.layers()[next]->type()) != "ReLU") {
+    return false;
+  }
+  const auto& bottoms = net.bottom_vecs()[next];
+  const auto& tops = net.top_vecs()[next];
+  return bottoms.size() == 1 && tops.size() == 1 && bottoms[0] == net.top_vecs()[index][0] &&
+         tops[0] == bottoms[0] &&
+         net.layers()[next]->layer_param().relu_param().negative_slope() == 0.0f;
+}
+
 }  // namespace surgery

@@ -7,8 +7,11 @@
 //       nullptr if it cannot compute this layer;
 //   bool fits(layer, bottom, top) const
 //       whether it computes it on these shapes (after the layer's Reshape);
-//   bool forward(layer, bottom, top, weights_generation, Engine::Shared&)
-//       top = the layer's output; false if the caller should run Caffe;
+//   bool forward(layer, bottom, top, weights_generation, Engine::Shared&
+//                [, relu])
+//       top = the layer's output (through Caffe's ReLU if `relu`); false if
+//       the caller should run Caffe;
+//   static constexpr bool kFusesRelu  whether forward takes `relu`;
 //   struct Shared  work memory the net's layers share.
 #ifndef SURGERY_CONVOLUTION_LAYERS_HPP_
 #define SURGERY_CONVOLUTION_LAYERS_HPP_
@@ -33,33 +36,49 @@ namespace surgery {
 bool is_plain_convolution(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
                           const caffe::Blob<float>& top);
 
+// Whether layer `index` + 1 of `net` is a ReLU an engine may fuse into layer
+// `index`: in place on that layer's one top, negative_slope 0.
+bool fusable_relu(const caffe::Net<float>& net, int index);
+
 template <typename Engine>
 class ConvolutionLayers {
  public:
   // Runs layer `index` of `net` if the engine computes it in the current
-  // Caffe mode; false if the caller should run it through Caffe.
-  bool forward(const caffe::Net<float>& net, int index, uint64_t weights_generation) {
+  // Caffe mode; false if the caller should run it through Caffe. With
+  // `relu` (the next layer is a ReLU the engine may fuse, fusable_relu()),
+  // an engine that fuses ReLU applies it; relu_fused() says whether it did.
+  bool forward(const caffe::Net<float>& net, int index, uint64_t weights_generation,
+               bool relu = false) {
     ran_.resize(net.layers().size());
-    ran_[index] = run(net, index, weights_generation);
+    fused_.resize(net.layers().size());
+    fused_[index] = relu && Engine::kFusesRelu;
+    ran_[index] = run(net, index, weights_generation, fused_[index]);
+    fused_[index] = fused_[index] && ran_[index];
     return ran_[index];
   }
-  // Whether the last forward() of layer `index` ran it.
+  // Whether the last forward() of layer `index` ran it; and applied the
+  // ReLU after it, whose own forward the caller then skips.
   bool ran(int index) const { return index < static_cast<int>(ran_.size()) && ran_[index]; }
+  bool relu_fused(int index) const {
+    return index < static_cast<int>(fused_.size()) && fused_[index];
+  }
   // Drops layer `index`'s engine (and its copies of the weights); the layer
   // is checked anew if run again.
   void forget(int index) {
     if (index < static_cast<int>(layers_.size())) layers_[index] = Entry{};
     if (index < static_cast<int>(ran_.size())) ran_[index] = 0;
+    if (index < static_cast<int>(fused_.size())) fused_[index] = 0;
   }
   // Drops every engine's copies and the shared work memory.
   void clear() {
     layers_.clear();
     ran_.clear();
+    fused_.clear();
     shared_.reset();
   }
 
  private:
-  bool run(const caffe::Net<float>& net, int index, uint64_t weights_generation) {
+  bool run(const caffe::Net<float>& net, int index, uint64_t weights_generation, bool relu) {
     if (caffe::Caffe::mode() != caffe::Caffe::CPU) return false;
     const auto& bottoms = net.bottom_vecs()[index];
     const auto& tops = net.top_vecs()[index];
@@ -82,7 +101,12 @@ class ConvolutionLayers {
     layer->Reshape(bottoms, tops);
     if (!entry.engine->fits(*layer, *bottoms[0], *tops[0])) return false;
     if (!shared_) shared_ = std::make_unique<typename Engine::Shared>();
-    return entry.engine->forward(*layer, *bottoms[0], tops[0], weights_generation, *shared_);
+    if constexpr (Engine::kFusesRelu) {
+      return entry.engine->forward(*layer, *bottoms[0], tops[0], weights_generation, *shared_,
+                                   relu);
+    } else {
+      return entry.engine->forward(*layer, *bottoms[0], tops[0], weights_generation, *shared_);
+    }
   }
 
   struct Entry {
@@ -92,7 +116,7 @@ class ConvolutionLayers {
     std::unique_ptr<Engine> engine;  // null: not one it computes
   };
   std::vector<Entry> layers_;
-  std::vector<char> ran_;
+  std::vector<char> ran_, fused_;
   std::unique_ptr<typename Engine::Shared> shared_;
 };
 

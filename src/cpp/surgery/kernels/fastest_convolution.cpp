@@ -16,10 +16,10 @@ constexpr int kTimedRuns = 3;
 }  // namespace
 
 bool FastestLayers::run(Engine engine, const caffe::Net<float>& net, int index,
-                        uint64_t weights_generation) {
+                        uint64_t weights_generation, bool relu) {
   switch (engine) {
     case Engine::kWinograd:
-      return winograd_.forward(net, index, weights_generation);
+      return winograd_.forward(net, index, weights_generation, relu);
     case Engine::kOneDnn:
       return onednn_.forward(net, index, weights_generation);
     case Engine::kCaffe:
@@ -70,7 +70,7 @@ FastestLayers::Engine FastestLayers::choose(const caffe::Net<float>& net, int in
 }
 
 bool FastestLayers::forward(const caffe::Net<float>& net, int index,
-                            uint64_t weights_generation) {
+                            uint64_t weights_generation, bool relu) {
   const auto& layer = net.layers()[index];
   if (std::string(layer->type()) != "Convolution" || caffe::Caffe::mode() != caffe::Caffe::CPU) {
     return false;
@@ -84,7 +84,7 @@ bool FastestLayers::forward(const caffe::Net<float>& net, int index,
   }
   // Run again by the chosen engine, so that every forward's output is its.
   if (choice.engine == Engine::kCaffe) return false;
-  if (run(choice.engine, net, index, weights_generation)) return true;
+  if (run(choice.engine, net, index, weights_generation, relu)) return true;
   // It declined these shapes after all (a layer replaced by surgery): measure anew.
   choice.shape.clear();
   return false;

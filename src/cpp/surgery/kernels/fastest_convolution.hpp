@@ -27,10 +27,14 @@ class FastestLayers {
  public:
   // Runs layer `index` of `net` by its fastest engine, choosing it first if
   // this input shape is new; false if that is Caffe's path, for the caller
-  // to run (the layer's output is then not yet computed).
-  bool forward(const caffe::Net<float>& net, int index, uint64_t weights_generation);
-  // Whether the last forward() of layer `index` ran it by Winograd or oneDNN.
+  // to run (the layer's output is then not yet computed). `relu`: as
+  // ConvolutionLayers::forward (the engines are timed without it).
+  bool forward(const caffe::Net<float>& net, int index, uint64_t weights_generation,
+               bool relu = false);
+  // Whether the last forward() of layer `index` ran it by Winograd or oneDNN;
+  // and applied the ReLU after it.
   bool ran(int index) const { return winograd_.ran(index) || onednn_.ran(index); }
+  bool relu_fused(int index) const { return winograd_.relu_fused(index); }
   void clear() {
     winograd_.clear();
     onednn_.clear();
@@ -43,7 +47,8 @@ class FastestLayers {
     std::vector<int> shape;  // the layer's bottom shape it was made for
     Engine engine = Engine::kCaffe;
   };
-  bool run(Engine engine, const caffe::Net<float>& net, int index, uint64_t weights_generation);
+  bool run(Engine engine, const caffe::Net<float>& net, int index, uint64_t weights_generation,
+           bool relu = false);
   Engine choose(const caffe::Net<float>& net, int index, uint64_t weights_generation);
 
   WinogradLayers winograd_;

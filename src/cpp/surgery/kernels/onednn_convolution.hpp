@@ -56,6 +56,10 @@ class OneDnnConvolution {
   bool fits(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
             const caffe::Blob<float>& top) const;
 
+  // The ReLU after a layer stays Caffe's (a oneDNN post-op would round
+  // NaN and -0 otherwise than Caffe's ReLU).
+  static constexpr bool kFusesRelu = false;
+
   // top = the convolution of bottom by `layer`; false (top untouched) where
   // oneDNN has no kernel for these shapes, for Caffe to compute. The packed
   // weights are made anew for a new input shape, when `weights_generation`

@@ -106,7 +106,7 @@ void WinogradConvolution::transform_weights(caffe::Layer<float>& layer) {
 
 bool WinogradConvolution::forward(caffe::Layer<float>& layer,
                                   const caffe::Blob<float>& bottom, caffe::Blob<float>* top,
-                                  uint64_t weights_generation, Shared& buffers) {
+                                  uint64_t weights_generation, Shared& buffers, bool relu) {
   caffe::Blob<float>* v_buffer = &buffers.v;
   caffe::Blob<float>* m_buffer = &buffers.m;
   // Only the layer's blob holds the weights' memory when no view of it is
@@ -130,6 +130,7 @@ bool WinogradConvolution::forward(caffe::Layer<float>& layer,
   s.width = bottom.shape(3);
   s.pad_h = pad_h_;
   s.pad_w = pad_w_;
+  s.relu = relu;
   if (stride_ > 1) {
     // The stride-1 layer over the phases: their channels, no padding (the
     // phases hold it as zeros).

@@ -57,13 +57,17 @@ class WinogradConvolution {
     caffe::Blob<float> phases, v, m;  // phases: a strided layer's input (stride_phases.hpp)
   };
 
-  // top = the convolution of bottom by `layer` (the one for_layer was given);
-  // always true. The transformed weights are made anew when
+  // Whether forward() can apply the in-place ReLU that follows the layer.
+  static constexpr bool kFusesRelu = true;
+
+  // top = the convolution of bottom by `layer` (the one for_layer was given),
+  // through Caffe's ReLU if `relu`; always true. The transformed weights are made anew when
   // `weights_generation` differs from the last forward's, or when anything
   // besides the layer holds the weights' memory (a numpy view may write into
   // it at any time).
   bool forward(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
-               caffe::Blob<float>* top, uint64_t weights_generation, Shared& buffers);
+               caffe::Blob<float>* top, uint64_t weights_generation, Shared& buffers,
+               bool relu);
 
  private:
   WinogradConvolution() = default;

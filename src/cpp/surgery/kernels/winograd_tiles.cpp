@@ -252,7 +252,7 @@ inline __attribute__((always_inline)) void transform_inputs_of(
   }
 }
 
-// top = (A^T M A) + bias for output channels out_first, out_first + 1, ...
+// top = (A^T M A) + bias (then ReLU, if s.relu) for output channels out_first, out_first + 1, ...
 // of group `group`, whose products (o counted from out_first) `m` holds as
 // M[o][e][j], for the blocks of kLanes tiles numbered [first,
 // last) (channel-major). Cells of tiles hanging over the far edge are not
@@ -281,7 +281,11 @@ inline __attribute__((always_inline)) void transform_outputs_of(
           top + ((at[l].image * s.out_channels + channel) * s.out_height) * s.out_width;
       for (int i = 0; i < M && at[l].row + i < s.out_height; ++i) {
         float* row = plane + (at[l].row + i) * s.out_width;
-        for (int j = 0; j < M && at[l].col + j < s.out_width; ++j) row[at[l].col + j] = y[i][j][l] + b;
+        for (int j = 0; j < M && at[l].col + j < s.out_width; ++j) {
+          const float value = y[i][j][l] + b;
+          // As Caffe's ReLU: max(x, 0) + 0 * min(x, 0) keeps NaN and -0.
+          row[at[l].col + j] = s.relu && value < 0.0f ? 0.0f : value;
+        }
       }
     }
   }

@@ -32,6 +32,9 @@ struct Plan {
   int64_t group_in, group_out;                  // channels per group
   int64_t tiles_h, tiles_w;                     // per image
   int64_t pad_h, pad_w;
+  // The outputs go through Caffe's ReLU (negative values become 0; NaN and
+  // -0 stay): the in-place ReLU after the layer, fused into its last write.
+  bool relu = false;
 };
 
 // A block of tiles: [first, first + count) of the batch's, held in the work
@@ -72,7 +75,7 @@ int64_t few_columns();
 void products(int64_t cells, const float* u, int64_t u_step, const float* v, float* m,
               int64_t outs, int64_t k, int64_t stride);
 
-// top = A^T M A + bias for output channels out_first .. out_first + outs - 1
+// top = A^T M A + bias (then ReLU, if s.relu) for output channels out_first .. out_first + outs - 1
 // of group `group` (M as products() leaves it); cells of tiles hanging over
 // the far edge are not written.
 void transform_outputs(const Plan& s, const float* m, const float* bias, int64_t group,

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "surgery/base/errors.hpp"
 #include "surgery/base/memory_guard.hpp"
@@ -332,14 +333,28 @@ void Net::set_convolution_algorithm(ConvolutionAlgorithm algorithm) {
   if (algorithm_ != ConvolutionAlgorithm::kFastest) fastest_.clear();
 }
 
-bool Net::forward_by_engine(int layer) {
+bool Net::forward_by_engine(int layer, bool relu) {
   switch (algorithm_) {
     case ConvolutionAlgorithm::kWinograd:
-      return winograd_.forward(*net_, layer, weights_generation_);
+      return winograd_.forward(*net_, layer, weights_generation_, relu);
     case ConvolutionAlgorithm::kOneDnn:
-      return onednn_.forward(*net_, layer, weights_generation_);
+      return onednn_.forward(*net_, layer, weights_generation_, relu);
     case ConvolutionAlgorithm::kFastest:
-      return fastest_.forward(*net_, layer, weights_generation_);
+      return fastest_.forward(*net_, layer, weights_generation_, relu);
+    case ConvolutionAlgorithm::kCaffe:
+      break;
+  }
+  return false;
+}
+
+bool Net::relu_fused(int layer) const {
+  switch (algorithm_) {
+    case ConvolutionAlgorithm::kWinograd:
+      return winograd_.relu_fused(layer);
+    case ConvolutionAlgorithm::kOneDnn:
+      return onednn_.relu_fused(layer);
+    case ConvolutionAlgorithm::kFastest:
+      return fastest_.relu_fused(layer);
     case ConvolutionAlgorithm::kCaffe:
       break;
   }
@@ -432,6 +447,7 @@ void Net::forward(const std::map<std::string, InputView>& inputs,
     guard_caffe("forward through '" + source_ + "'", [&] {
       const CaffeSection section;
       layer_ms_.assign(layers, 0.0);
+      bool applied = false;  // layer i is a ReLU the layer before applied
       for (int i = 0; i < layers; ++i) {
         // Before interrupted(), which may wait for the GIL that a forking
         // thread holds while fork() waits for this section.
@@ -440,10 +456,15 @@ void Net::forward(const std::map<std::string, InputView>& inputs,
           throw Interrupted("forward through '" + source_ + "' interrupted before layer '" +
                             net_->layer_names()[i] + "'");
         }
+        // The engine applied this in-place ReLU as it wrote the layer
+        // before: its own pass would change nothing (its time stays 0).
+        if (std::exchange(applied, false)) continue;
         const auto start = std::chrono::steady_clock::now();
-        if (!forward_by_engine(i)) net_->ForwardFromTo(i, i);
+        const bool relu = fusable_relu(*net_, i);
+        if (!forward_by_engine(i, relu)) net_->ForwardFromTo(i, i);
         layer_ms_[i] = std::chrono::duration<double, std::milli>(
                            std::chrono::steady_clock::now() - start).count();
+        applied = relu && relu_fused(i);
       }
     });
   } catch (const MemoryLimitError&) {

@@ -204,8 +204,11 @@ class Net {
   std::vector<int> shape_of(const std::string& blob) const;
   // ShapeError where `shape` gives `input` other channels than declared.
   void check_channels(const std::string& input, const std::vector<int>& shape) const;
-  // Layer `layer` by the algorithm's engine; false if Caffe should run it.
-  bool forward_by_engine(int layer);
+  // Layer `layer` by the algorithm's engine, applying the ReLU after it if
+  // `relu` (fusable_relu) and the engine fuses ReLU; false if Caffe should
+  // run it. relu_fused: whether the last forward_by_engine applied it.
+  bool forward_by_engine(int layer, bool relu);
+  bool relu_fused(int layer) const;
 
   caffe::NetParameter definition_;
   std::string source_;
