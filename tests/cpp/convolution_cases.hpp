@@ -43,6 +43,16 @@ inline std::string describe(const Case& c) {
   return s.str();
 }
 
+// The net of `text`, its layer 'conv' given random weights (and bias) from `seed` on.
+inline std::unique_ptr<Net> net_with_random_conv(const std::string& text, unsigned seed) {
+  auto net = std::make_unique<Net>(parse_net_text(text, "convolution test"), "convolution test");
+  for (const auto& blob : net->params("conv")) {
+    const Floats values = random_floats(blob->count(), seed++, 0.1f);
+    std::copy(values.begin(), values.end(), blob->mutable_cpu_data());
+  }
+  return net;
+}
+
 inline std::unique_ptr<Net> conv_net(const Case& c) {
   std::ostringstream text;
   text << "layer { name: 'data' type: 'Input' top: 'data' input_param { shape { dim: " << c.num
@@ -51,13 +61,7 @@ inline std::unique_ptr<Net> conv_net(const Case& c) {
        << " num_output: " << c.outputs << " kernel_size: " << c.kernel << " pad: " << c.pad
        << " group: " << c.group << " stride: " << c.stride << " dilation: " << c.dilation
        << " bias_term: " << (c.bias ? "true" : "false") << " } }\n";
-  auto net = std::make_unique<Net>(parse_net_text(text.str(), "convolution test"), "convolution test");
-  unsigned seed = 11;
-  for (const auto& blob : net->params("conv")) {
-    const Floats values = random_floats(blob->count(), seed++, 0.1f);
-    std::copy(values.begin(), values.end(), blob->mutable_cpu_data());
-  }
-  return net;
+  return net_with_random_conv(text.str(), 11);
 }
 
 inline Floats run(Net& net, const Floats& input, ConvolutionAlgorithm algorithm) {

@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <memory>
 #include <sstream>
 
 #include "convolution_cases.hpp"
@@ -140,13 +139,7 @@ TEST(WinogradConvolution, FusesTheInPlaceReluAfterIt) {
             "convolution_param { num_output: 6 kernel_size: 3 pad: 1 } }\n"
             "layer { name: 'relu' type: 'ReLU' bottom: 'out' top: '"
          << top << "' relu_param { negative_slope: " << slope << " } }\n";
-    auto net = std::make_unique<Net>(parse_net_text(text.str(), "relu test"), "relu test");
-    unsigned seed = 3;
-    for (const auto& blob : net->params("conv")) {
-      const Floats values = random_floats(blob->count(), seed++, 0.1f);
-      std::copy(values.begin(), values.end(), blob->mutable_cpu_data());
-    }
-    return net;
+    return net_with_random_conv(text.str(), 3);
   };
   Floats input = random_floats(5 * 14 * 14, 8);
   input[17] = std::nanf("");
