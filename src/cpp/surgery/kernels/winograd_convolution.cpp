@@ -67,10 +67,19 @@ bool WinogradConvolution::fits(caffe::Layer<float>& layer, const caffe::Blob<flo
                       padded_w >= kernel_ && top.shape(2) == (padded_h - kernel_) / stride_ + 1 &&
                       top.shape(3) == (padded_w - kernel_) / stride_ + 1;
   if (!shapes || stride_ == 1) return shapes;
-  // A strided layer's phases are one blob.
+  // A strided layer's phases are one blob (Caffe counts in int), sized factor
+  // by factor so that no product overflows (a hostile pad makes the maps
+  // large, the stride at most half the kernel).
   const int64_t reach = t_->r;
-  return int64_t{bottom.shape(0)} * bottom.shape(1) * stride_ * stride_ *
-             (top.shape(2) + reach - 1) * (top.shape(3) + reach - 1) <= INT_MAX;
+  int64_t count = 1;
+  for (const int64_t factor : {int64_t{bottom.shape(0)}, int64_t{bottom.shape(1)},
+                               stride_ * stride_, top.shape(2) + reach - 1,
+                               top.shape(3) + reach - 1}) {
+    if (factor == 0) return true;  // no phases: nothing to lay out
+    if (count > INT_MAX / factor) return false;
+    count *= factor;
+  }
+  return true;
 }
 
 winograd::Phases WinogradConvolution::phases(const caffe::Blob<float>& bottom,
