@@ -11,14 +11,14 @@ void phase_weights(int64_t stride, int64_t kernel, int64_t reach, const float* g
   const int64_t s = stride, k = kernel, r = reach;
   for (int64_t o = 0; o < out; ++o) {
     for (int64_t c = 0; c < group_in; ++c) {
-      const float* kernel = g + (o * group_in + c) * k * k;
+      const float* taps = g + (o * group_in + c) * k * k;
       for (int64_t dy = 0; dy < s; ++dy) {
         for (int64_t dx = 0; dx < s; ++dx) {
           float* to = g_phases + ((o * group_in + c) * s * s + dy * s + dx) * r * r;
           for (int64_t i = 0; i < r; ++i) {
             for (int64_t j = 0; j < r; ++j) {
               const int64_t y = i * s + dy, x = j * s + dx;
-              to[i * r + j] = y < k && x < k ? kernel[y * k + x] : 0.0f;
+              to[i * r + j] = y < k && x < k ? taps[y * k + x] : 0.0f;
             }
           }
         }

@@ -86,7 +86,6 @@ winograd::Phases WinogradConvolution::phases(const caffe::Blob<float>& bottom,
                                              const caffe::Blob<float>& top) const {
   winograd::Phases p;
   p.stride = stride_;
-  p.kernel = kernel_;
   p.reach = t_->r;
   p.pad_h = pad_h_;
   p.pad_w = pad_w_;
