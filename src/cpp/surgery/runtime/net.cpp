@@ -460,7 +460,8 @@ void Net::forward(const std::map<std::string, InputView>& inputs,
         // before: its own pass would change nothing (its time stays 0).
         if (std::exchange(applied, false)) continue;
         const auto start = std::chrono::steady_clock::now();
-        const bool relu = fusable_relu(*net_, i);
+        // Only an engine fuses a ReLU: the default mode asks nothing more per layer.
+        const bool relu = algorithm_ != ConvolutionAlgorithm::kCaffe && fusable_relu(*net_, i);
         if (!forward_by_engine(i, relu)) net_->ForwardFromTo(i, i);
         layer_ms_[i] = std::chrono::duration<double, std::milli>(
                            std::chrono::steady_clock::now() - start).count();
