@@ -15,6 +15,7 @@ namespace {
 using winograd::Columns;
 using winograd::kBufferFloats;
 constexpr int64_t kCachedWeightBytes = int64_t{1} << 20;
+constexpr int64_t kMostTiles = 256;
 using winograd::kLanes;
 using winograd::Plan;
 
@@ -164,21 +165,28 @@ bool WinogradConvolution::forward(caffe::Layer<float>& layer,
   const int64_t tiles = bottom.shape(0) * s.tiles_h * s.tiles_w;
   if (tiles == 0 || s.out_channels == 0) return true;
   // Tiles per block: as many as the buffer holds for every input channel
-  // of a group, a multiple of kLanes (for_layer checked it holds kLanes).
-  int64_t cols_max =
-      std::min(kBufferFloats / (cells * s.group_in) / kLanes, (tiles + kLanes - 1) / kLanes) *
-      kLanes;
+  // of a group, a multiple of kLanes (for_layer checked it holds kLanes),
+  // and at most kMostTiles. Larger blocks leave a block's transformed inputs
+  // and products out of the caches: CaffeNet's conv2 on 8 images (1568
+  // tiles) took 8.7 ms an image in one block, its products in two uneven
+  // passes over the inputs, and 5.9 ms in seven blocks of 224 (alternating
+  // runs; conv4 and conv5 10-20% faster too; one 451 image, at most 196
+  // tiles a layer, unchanged).
+  int64_t most = std::min(kBufferFloats / (cells * s.group_in) / kLanes,
+                          (tiles + kLanes - 1) / kLanes) * kLanes;
+  most = std::min(most, kMostTiles);
   // Transformed weights this small (CaffeNet's conv1: 0.6 MiB a group)
   // stay in a core's cache however often they are read, so the tiles go in
-  // even blocks the few-columns GEMM takes rather than in one for OpenBLAS,
-  // whose packing and zeroing of the products cost more than the sums over
-  // conv1's 48 channels (conv1 8.8 to 6.9 ms, alternating runs).
+  // blocks the few-columns GEMM takes rather than in larger ones for
+  // OpenBLAS, whose packing and zeroing of the products cost more than the
+  // sums over conv1's 48 channels (conv1 8.8 to 6.9 ms, alternating runs).
   const int64_t few = winograd::few_columns();
-  if (cols_max > few && few > 0 &&
-      cells * s.group_out * s.group_in * int64_t{sizeof(float)} <= kCachedWeightBytes) {
-    const int64_t blocks = (tiles + few - 1) / few;
-    cols_max = ((tiles + blocks - 1) / blocks + kLanes - 1) / kLanes * kLanes;
+  if (few > 0 && cells * s.group_out * s.group_in * int64_t{sizeof(float)} <= kCachedWeightBytes) {
+    most = std::min(most, few);
   }
+  // Even blocks of at most `most` (a multiple of kLanes): no short last one.
+  const int64_t blocks = (tiles + most - 1) / most;
+  const int64_t cols_max = ((tiles + blocks - 1) / blocks + kLanes - 1) / kLanes * kLanes;
   v_buffer->Reshape(std::vector<int>{static_cast<int>(cells * s.group_in * cols_max)});
   const float* u = u_.cpu_data();
   const float* bias = bias_ ? layer.blobs()[1]->cpu_data() : nullptr;
