@@ -78,8 +78,8 @@ struct Data {
 Data filled_at_random(const Shape& s) {
   std::mt19937 gen(7);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  Data d{std::vector<float>(s.cells * s.outs * s.k), std::vector<float>(s.k * s.cells * s.n),
-         std::vector<float>(s.outs * s.cells * s.n), s.cells * s.n};
+  Data d{std::vector<float>(s.cells * s.outs * s.k), std::vector<float>(s.cells * s.k * s.n),
+         std::vector<float>(s.cells * s.outs * s.n), s.n};
   for (auto& x : d.u) x = uniform(gen);
   for (auto& x : d.v) x = uniform(gen);
   return d;
@@ -95,14 +95,14 @@ double relative_error(const Shape& s, const Data& d) {
       const float* u = d.u.data() + (e * s.outs + o) * s.k;
       for (int64_t j = 0; j < s.n; ++j) {
         double sum = 0;
-        for (int64_t c = 0; c < s.k; ++c) sum += double(u[c]) * d.v[c * d.ld + e * s.n + j];
+        for (int64_t c = 0; c < s.k; ++c) sum += double(u[c]) * d.v[(e * s.k + c) * d.ld + j];
         exact[o * s.n + j] = sum;
         scale = std::max(scale, std::abs(sum));
       }
     }
     for (int64_t o = 0; o < s.outs; ++o) {
       for (int64_t j = 0; j < s.n; ++j) {
-        const double got = d.m[o * d.ld + e * s.n + j];
+        const double got = d.m[(e * s.outs + o) * d.ld + j];
         worst = std::max(worst, std::abs(got - exact[o * s.n + j]) / scale);
       }
     }
@@ -115,8 +115,8 @@ void streamed(const Shape& s, Data& d, caffe::StreamedGemmKernel widest) {
   caffe::set_streamed_gemm_kernel_limit(widest);
   caffe::streamed_gemm<float>(static_cast<int>(s.cells), static_cast<int>(s.outs),
                               static_cast<int>(s.n), static_cast<int>(s.k),
-                              {d.u.data(), s.k, s.outs * s.k}, {d.v.data(), d.ld, s.n},
-                              {d.m.data(), d.ld, s.n});
+                              {d.u.data(), s.k, s.outs * s.k}, {d.v.data(), d.ld, s.k * s.n},
+                              {d.m.data(), d.ld, s.outs * s.n});
   caffe::set_streamed_gemm_kernel_limit(caffe::StreamedGemmKernel::kAvx512);
 }
 

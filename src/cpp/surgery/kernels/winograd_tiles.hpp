@@ -56,7 +56,7 @@ void in_shares(long count, long grain, const std::function<void(long, long)>& bo
 void transform_weights(const WinogradTransform& t, const float* g, int64_t out, int64_t group_in,
                        int64_t group_out, float* u);
 
-// V[c][e][j] = (B^T d B)[e] for each input channel c of group `group` and
+// V[e][c][j] = (B^T d B)[e] for each input channel c of group `group` and
 // tile j of `cols` (d: the tile's input cells, zero outside the image).
 void transform_inputs(const Plan& s, const float* bottom, int64_t group, Columns cols, float* v);
 
@@ -65,8 +65,8 @@ void transform_inputs(const Plan& s, const float* bottom, int64_t group, Columns
 // with the AVX2 one; 0 without either or with the vector code disallowed.
 int64_t few_columns();
 
-// M[o][e] = sum over c of U[e][o][c] V[c][e] for each of `cells` products
-// and `outs` output channels (M[o][e], V[c][e]: rows of cols.stride tiles;
+// M[e][o] = sum over c of U[e][o][c] V[e][c] for each of `cells` products
+// and `outs` output channels (M[e][o], V[e][c]: rows of cols.stride tiles;
 // U[e]: `u_step` floats apart, rows of k input channels). Up to
 // few_columns() tile columns, libcaffe's few-columns GEMM
 // (caffe::streamed_gemm, recipe patch 0012) does them: it sums chains of
