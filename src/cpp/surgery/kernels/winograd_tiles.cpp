@@ -255,8 +255,8 @@ inline __attribute__((always_inline)) void transform_inputs_of(
 // top = (A^T M A) + bias (then ReLU, if s.relu) for output channels out_first, out_first + 1, ...
 // of group `group`, whose products (o counted from out_first, `outs` of
 // them) `m` holds as M[e][o][j], for the blocks of kLanes tiles numbered
-// [first, last) (channel-major). Cells of tiles hanging over the far edge are not
-// written.
+// [first, last) (channel-major). Cells of tiles hanging over the far edge
+// are not written.
 template <int A, int M, bool kVector>
 inline __attribute__((always_inline)) void transform_outputs_of(
     const Plan& s, const float* m, const float* bias, int64_t group, int64_t out_first,
@@ -328,34 +328,34 @@ inline __attribute__((always_inline)) void transform_weights_of(
 }
 
 // Each instantiation, as vector code for this CPU (see avx2()).
-#define SURGERY_TRANSFORMS(SUFFIX, TARGET, VECTOR)                                                           \
-  TARGET void transform_weights##SUFFIX(const WinogradTransform& t, const float* g,                          \
-                                        int64_t group_in, int64_t group_out, float* u,                       \
-                                        long first, long last) {                                             \
-    switch (t.r) {                                                                                           \
-      case 3: return transform_weights_of<3, 6, VECTOR>(t, g, group_in, group_out, u, first, last);          \
-      case 5: return transform_weights_of<5, 8, VECTOR>(t, g, group_in, group_out, u, first, last);          \
-      case 6: return transform_weights_of<6, 7, VECTOR>(t, g, group_in, group_out, u, first, last);          \
-      case 7: return transform_weights_of<7, 8, VECTOR>(t, g, group_in, group_out, u, first, last);          \
-    }                                                                                                        \
-  }                                                                                                          \
-  TARGET void transform_inputs##SUFFIX(const Plan& s, const float* bottom, int64_t group,                    \
-                                       Columns cols, float* v, long first, long last) {                      \
-    switch (s.t->alpha) {                                                                                    \
-      case 6: return transform_inputs_of<6, VECTOR>(s, bottom, group, cols, v, first, last);                 \
-      case 7: return transform_inputs_of<7, VECTOR>(s, bottom, group, cols, v, first, last);                 \
-      case 8: return transform_inputs_of<8, VECTOR>(s, bottom, group, cols, v, first, last);                 \
-    }                                                                                                        \
-  }                                                                                                          \
-  TARGET void transform_outputs##SUFFIX(const Plan& s, const float* m, const float* bias,                    \
-                                        int64_t group, int64_t o, int64_t n, Columns c, float* top,          \
-                                        long first, long last) {                                             \
-    switch (s.t->alpha * 16 + s.t->m) {                                                                      \
-      case 6 * 16 + 4: return transform_outputs_of<6, 4, VECTOR>(s, m, bias, group, o, n, c, top, first, last); \
-      case 8 * 16 + 4: return transform_outputs_of<8, 4, VECTOR>(s, m, bias, group, o, n, c, top, first, last); \
-      case 7 * 16 + 2: return transform_outputs_of<7, 2, VECTOR>(s, m, bias, group, o, n, c, top, first, last); \
-      case 8 * 16 + 2: return transform_outputs_of<8, 2, VECTOR>(s, m, bias, group, o, n, c, top, first, last); \
-    }                                                                                                        \
+#define SURGERY_TRANSFORMS(SUFFIX, TARGET, VECTOR)                                                                 \
+  TARGET void transform_weights##SUFFIX(const WinogradTransform& t, const float* g,                                \
+                                        int64_t group_in, int64_t group_out, float* u,                             \
+                                        long first, long last) {                                                   \
+    switch (t.r) {                                                                                                 \
+      case 3: return transform_weights_of<3, 6, VECTOR>(t, g, group_in, group_out, u, first, last);                \
+      case 5: return transform_weights_of<5, 8, VECTOR>(t, g, group_in, group_out, u, first, last);                \
+      case 6: return transform_weights_of<6, 7, VECTOR>(t, g, group_in, group_out, u, first, last);                \
+      case 7: return transform_weights_of<7, 8, VECTOR>(t, g, group_in, group_out, u, first, last);                \
+    }                                                                                                              \
+  }                                                                                                                \
+  TARGET void transform_inputs##SUFFIX(const Plan& s, const float* bottom, int64_t group,                          \
+                                       Columns cols, float* v, long first, long last) {                            \
+    switch (s.t->alpha) {                                                                                          \
+      case 6: return transform_inputs_of<6, VECTOR>(s, bottom, group, cols, v, first, last);                       \
+      case 7: return transform_inputs_of<7, VECTOR>(s, bottom, group, cols, v, first, last);                       \
+      case 8: return transform_inputs_of<8, VECTOR>(s, bottom, group, cols, v, first, last);                       \
+    }                                                                                                              \
+  }                                                                                                                \
+  TARGET void transform_outputs##SUFFIX(const Plan& s, const float* m, const float* bias,                          \
+                                        int64_t group, int64_t o, int64_t outs, Columns c, float* top,             \
+                                        long first, long last) {                                                   \
+    switch (s.t->alpha * 16 + s.t->m) {                                                                            \
+      case 6 * 16 + 4: return transform_outputs_of<6, 4, VECTOR>(s, m, bias, group, o, outs, c, top, first, last); \
+      case 8 * 16 + 4: return transform_outputs_of<8, 4, VECTOR>(s, m, bias, group, o, outs, c, top, first, last); \
+      case 7 * 16 + 2: return transform_outputs_of<7, 2, VECTOR>(s, m, bias, group, o, outs, c, top, first, last); \
+      case 8 * 16 + 2: return transform_outputs_of<8, 2, VECTOR>(s, m, bias, group, o, outs, c, top, first, last); \
+    }                                                                                                              \
   }
 
 SURGERY_TRANSFORMS(_baseline, , false)
