@@ -65,6 +65,9 @@ instrumented_caffe() {
   mkdir -p "$build"
   cp -r third_party/caffe "$recipe"
   cp "$here/caffe-clang.patch" "$recipe/patches/9000-fuzz-clang-explicit-instantiation.patch"
+  # The recipe applies the patches its series lists, and refuses one it
+  # does not (third_party/caffe/patches/README.md).
+  echo "9000-fuzz-clang-explicit-instantiation.patch" >> "$recipe/patches/series"
   say "libcaffe instrumented for fuzzing (once per recipe; 15-30 minutes on 2 cores)"
   CAFFE_SURGERY_CACHE=$cache CC=clang CXX=clang++ CFLAGS="$flags" CXXFLAGS="$flags" \
     CAFFE_SURGERY_JOBS=${CAFFE_SURGERY_JOBS:-2} bash "$recipe/build.sh"
