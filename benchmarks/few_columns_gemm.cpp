@@ -56,6 +56,7 @@ const Shape kShapes[] = {
     {"fully connected: 4096 x 9216, 32 columns", 1, 4096, 9216, 32},
     {"CaffeNet 451 fc6: 4096 x 9216, 64 columns", 1, 4096, 9216, 64},
     {"CaffeNet 451 fc7: 4096 x 4096, 64 columns", 1, 4096, 4096, 64},
+    {"CaffeNet 451 fc8: 1000 x 4096, 64 columns", 1, 1000, 4096, 64},
 };
 
 double median(std::vector<double> values) {
