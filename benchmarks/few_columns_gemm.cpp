@@ -1,6 +1,8 @@
 // The one "huge weights, few columns" GEMM, recipe patch 0012's
 // caffe::streamed_gemm, with each of its kernels (patch 0016's AVX-512 one,
-// where the CPU has it, and 0012's AVX2 one), against OpenBLAS as
+// where the CPU has it, and 0012's AVX2 one) and, with the AVX-512 one, U in
+// panels of 8 rows (patch 0018's streamed_gemm_panels, as Winograd keeps
+// large weights), against OpenBLAS as
 // Winograd calls it (winograd::products with the vector code off). Each
 // shape is M[e] = U[e] V[e] for `cells` products of outs x k weights and
 // k x n columns, laid out as Winograd lays them out; a shape of one cell is
@@ -124,8 +126,29 @@ void streamed(const Shape& s, Data& d, caffe::StreamedGemmKernel widest) {
 // OpenBLAS, cell by cell, as winograd::products calls it without vector code.
 void open_blas(const Shape& s, Data& d) {
   allow_vector_code(false);
-  products(s.cells, d.u.data(), s.outs * s.k, d.v.data(), d.m.data(), s.outs, s.k, s.n);
+  products(s.cells, d.u.data(), s.outs * s.k, d.v.data(), d.m.data(), s.outs, s.k, s.n, false);
   allow_vector_code(true);
+}
+
+// U in panels of caffe::kStreamedGemmPanel rows: row r of panel p, value c at
+// p * kPanel * k + c * kPanel + r (s.outs a multiple of kPanel).
+std::vector<float> in_panels(const Shape& s, const std::vector<float>& u) {
+  constexpr int64_t kPanel = caffe::kStreamedGemmPanel;
+  std::vector<float> panels(u.size());
+  for (int64_t e = 0; e < s.cells; ++e)
+    for (int64_t o = 0; o < s.outs; ++o)
+      for (int64_t c = 0; c < s.k; ++c)
+        panels[(e * s.outs + o / kPanel * kPanel) * s.k + c * kPanel + o % kPanel] =
+            u[(e * s.outs + o) * s.k + c];
+  return panels;
+}
+
+void streamed_panels(const Shape& s, Data& d, const std::vector<float>& u_panels) {
+  caffe::streamed_gemm_panels<float>(static_cast<int>(s.cells), static_cast<int>(s.outs),
+                                     static_cast<int>(s.n), static_cast<int>(s.k),
+                                     {u_panels.data(), s.k, s.outs * s.k},
+                                     {d.v.data(), d.ld, s.k * s.n},
+                                     {d.m.data(), d.ld, s.outs * s.n});
 }
 
 }  // namespace
@@ -145,9 +168,15 @@ int main(int argc, char** argv) {
   for (const auto& s : kShapes) {
     Data d = filled_at_random(s);
     std::vector<std::pair<std::string, std::function<void()>>> sides;
+    std::vector<float> u_panels;
     if (caffe::streamed_gemm_kernel() == caffe::StreamedGemmKernel::kAvx512) {
       sides.push_back({"streamed_gemm, AVX-512 kernel (0016)",
                        [&] { streamed(s, d, caffe::StreamedGemmKernel::kAvx512); }});
+      if (s.outs % caffe::kStreamedGemmPanel == 0) {
+        u_panels = in_panels(s, d.u);
+        sides.push_back({"streamed_gemm_panels, AVX-512 kernel (0018)",
+                         [&] { streamed_panels(s, d, u_panels); }});
+      }
     }
     if (caffe::streamed_gemm_kernel() != caffe::StreamedGemmKernel::kNone) {
       sides.push_back({"streamed_gemm, AVX2 kernel (0012)",

@@ -4,7 +4,8 @@
 // laid out with leading dimensions and steps, as Winograd lays them out;
 // nothing written outside the outputs; the same bits on any number of
 // threads; double left to BLAS. Patch 0016: its AVX-512 kernel gives the
-// AVX2 kernel's bits.
+// AVX2 kernel's bits. Patch 0018: A in panels of 8 rows gives A by rows'
+// bits.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -185,6 +186,58 @@ TEST_F(StreamedGemm, WideKernelGivesTheAvx2KernelsBits) {
     // Bit for bit, the padding's NaN included.
     ASSERT_EQ(0, std::memcmp(wide.c.data(), narrow.c.data(), narrow.c.size() * sizeof(float)));
   }
+}
+
+// Patch 0018: streamed_gemm_panels, A in panels of kStreamedGemmPanel rows,
+// gives streamed_gemm's bits with A by rows on each branch of the panel
+// steps (all columns in one step up to 48, steps of 48 above, masked rests,
+// chains and blocks of k), in separate matrices and Winograd's layout; and
+// declines, touching nothing, where m is not whole panels or the AVX-512
+// kernel does not run.
+TEST_F(StreamedGemm, PanelsGiveTheRowsBits) {
+  if (caffe::streamed_gemm_kernel() != caffe::StreamedGemmKernel::kAvx512) {
+    GTEST_SKIP() << "this CPU lacks AVX-512: no panels";
+  }
+  constexpr int kPanel = caffe::kStreamedGemmPanel;
+  for (const Batch& s : {padded(1, 4096, 16, 256, 0), padded(1, 64, 64, 2100, 0),
+                         padded(2, 24, 113, 1500, 3), padded(3, 16, 33, 1025, 2),
+                         padded(1, 8, 48, 129, 0), padded(1, 40, 7, 200, 1),
+                         padded(1, 8, 1, 5, 0), padded(2, 16, 256, 300, 0),
+                         side_by_side(6, 136, 16, 260), side_by_side(4, 72, 56, 1100)}) {
+    SCOPED_TRACE(testing::Message() << s.batch << " x (" << s.m << " x " << s.n << " x " << s.k
+                                    << ")");
+    Operands by_rows = operands_of(s, 13);
+    ASSERT_TRUE(multiply(s, by_rows));
+    // The same A in panels: panel p of matrix e at e * step + p * kPanel * ld,
+    // row r's value q at q * kPanel + r.
+    Operands in_panels = operands_of(s, 13);
+    for (int e = 0; e < s.batch; ++e) {
+      for (int i = 0; i < s.m; ++i) {
+        for (int q = 0; q < s.k; ++q) {
+          in_panels.a[e * s.a.step + i / kPanel * kPanel * s.a.ld + q * kPanel + i % kPanel] =
+              by_rows.a[e * s.a.step + i * s.a.ld + q];
+        }
+      }
+    }
+    ASSERT_TRUE(caffe::streamed_gemm_panels<float>(
+        s.batch, s.m, s.n, s.k, {in_panels.a.data(), s.a.ld, s.a.step},
+        {in_panels.b.data(), s.b.ld, s.b.step}, {in_panels.c.data(), s.c.ld, s.c.step}));
+    // Bit for bit, the padding's NaN included.
+    ASSERT_EQ(0, std::memcmp(in_panels.c.data(), by_rows.c.data(), by_rows.c.size() * sizeof(float)));
+  }
+  const Batch odd = padded(1, 12, 16, 64, 0);
+  Operands x = operands_of(odd, 14);
+  EXPECT_FALSE(caffe::streamed_gemm_panels<float>(odd.batch, odd.m, odd.n, odd.k,
+                                                  {x.a.data(), odd.a.ld, odd.a.step},
+                                                  {x.b.data(), odd.b.ld, odd.b.step},
+                                                  {x.c.data(), odd.c.ld, odd.c.step}));
+  caffe::set_streamed_gemm_kernel_limit(caffe::StreamedGemmKernel::kAvx2);
+  const Batch whole = padded(1, 16, 16, 64, 0);
+  EXPECT_FALSE(caffe::streamed_gemm_panels<float>(whole.batch, whole.m, whole.n, whole.k,
+                                                  {x.a.data(), whole.a.ld, whole.a.step},
+                                                  {x.b.data(), whole.b.ld, whole.b.step},
+                                                  {x.c.data(), whole.c.ld, whole.c.step}));
+  for (float v : x.c) ASSERT_TRUE(std::isnan(v));
 }
 
 // double is left to BLAS: false, and the output untouched.

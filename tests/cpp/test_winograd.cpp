@@ -1,8 +1,9 @@
 // ConvolutionAlgorithm::kWinograd against Caffe's own convolution: the
 // transforms against a direct correlation in double, then whole layers
 // (every kernel size with a transform, strided kernels, pads, groups, bias, batches, maps
-// smaller than a tile, work split into several buffers) against kCaffe on
-// the same net, within 2e-5 of the output's scale; layers it does not
+// smaller than a tile, work split into several buffers, weights in panels)
+// against kCaffe on the same net, within 2e-5 of the output's scale, and
+// panels against rows bit for bit; layers it does not
 // compute stay bit-identical; changed weights are seen, through params()
 // and through a view held across forwards; thread counts give the same bits.
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "caffe/util/streamed_gemm.hpp"
 #include "convolution_cases.hpp"
 #include "surgery/kernels/winograd_tiles.hpp"
 #include "surgery/kernels/winograd_transform.hpp"
@@ -194,6 +196,26 @@ TEST(WinogradConvolution, SeesWeightsWrittenAfterItsFirstForward) {
   weights[5] -= 2.0f;
   const Floats after = run(*net, input, ConvolutionAlgorithm::kWinograd);
   EXPECT_LT(relative_gap(after, run(*net, input, ConvolutionAlgorithm::kCaffe)), 2e-5);
+}
+
+// 512 channels of 3x3 to 512: 36 MiB of transformed weights, which go in
+// panels where libcaffe's panels entry runs (AVX-512). The same bits as the
+// weights in rows (the AVX2 kernel's, which equal the AVX-512 rows kernel's),
+// computed after the kernel limit made the layer lay them out again; and
+// back to panels once the limit is lifted.
+TEST(WinogradConvolution, WeightsInPanelsGiveTheRowsBits) {
+  if (winograd::panel_rows() == 0) GTEST_SKIP() << "this CPU lacks AVX-512: no panels";
+  const Case c{1, 512, 8, 8, 512, 3, 1, 1, 1, true};
+  expect_close_to_caffe(c);
+  auto net = conv_net(c);
+  const Floats input = random_floats(512 * 8 * 8, 6);
+  const Floats in_panels = run(*net, input, ConvolutionAlgorithm::kWinograd);
+  caffe::set_streamed_gemm_kernel_limit(caffe::StreamedGemmKernel::kAvx2);
+  ASSERT_EQ(winograd::panel_rows(), 0);
+  const Floats in_rows = run(*net, input, ConvolutionAlgorithm::kWinograd);
+  caffe::set_streamed_gemm_kernel_limit(caffe::StreamedGemmKernel::kAvx512);
+  EXPECT_EQ(in_panels, in_rows);
+  EXPECT_EQ(run(*net, input, ConvolutionAlgorithm::kWinograd), in_panels);
 }
 
 TEST(WinogradConvolution, SameBitsOnAnyNumberOfThreads) {

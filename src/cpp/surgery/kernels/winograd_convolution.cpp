@@ -15,6 +15,12 @@ namespace {
 using winograd::Columns;
 using winograd::kBufferFloats;
 constexpr int64_t kCachedWeightBytes = int64_t{1} << 20;
+// From this size a group's transformed weights go in panels where they can
+// (winograd::panel_rows()): the products then read them from memory as one
+// stream. CaffeNet's fc6 (205 MB) of one 451 image took 0.79-0.87x the
+// time of rows in its products, of two images 0.93-0.96x; its conv2-conv5
+// (1.5-21 MB, 56-200 tile columns) 0.93-1.06x, so they keep rows.
+constexpr int64_t kPanelWeightBytes = int64_t{32} << 20;
 constexpr int64_t kMostTiles = 256;
 using winograd::kLanes;
 using winograd::Plan;
@@ -98,7 +104,16 @@ winograd::Phases WinogradConvolution::phases(const caffe::Blob<float>& bottom,
   return p;
 }
 
-void WinogradConvolution::transform_weights(caffe::Layer<float>& layer) {
+bool WinogradConvolution::panels_pay(caffe::Layer<float>& layer) const {
+  const int64_t rows = winograd::panel_rows();
+  const int64_t out = layer.blobs()[0]->shape(0), group_out = out / group_;
+  const int64_t group_in = layer.blobs()[0]->shape(1) * stride_ * stride_;
+  return rows > 0 && group_out % rows == 0 &&
+         int64_t{t_->alpha} * t_->alpha * group_out * group_in * int64_t{sizeof(float)} >=
+             kPanelWeightBytes;
+}
+
+void WinogradConvolution::transform_weights(caffe::Layer<float>& layer, bool panels) {
   const caffe::Blob<float>& weights = *layer.blobs()[0];
   const int64_t out = weights.shape(0), group_in = weights.shape(1) * stride_ * stride_;
   u_.Reshape(std::vector<int>{static_cast<int>(int64_t{t_->alpha} * t_->alpha * out * group_in)});
@@ -110,7 +125,7 @@ void WinogradConvolution::transform_weights(caffe::Layer<float>& layer) {
                             g_phases.mutable_cpu_data());
     g = g_phases.cpu_data();
   }
-  winograd::transform_weights(*t_, g, out, group_in, out / group_, u_.mutable_cpu_data());
+  winograd::transform_weights(*t_, g, out, group_in, out / group_, u_.mutable_cpu_data(), panels);
 }
 
 bool WinogradConvolution::forward(caffe::Layer<float>& layer,
@@ -120,15 +135,18 @@ bool WinogradConvolution::forward(caffe::Layer<float>& layer,
   caffe::Blob<float>* m_buffer = &buffers.m;
   // Only the layer's blob holds the weights' memory when no view of it is
   // alive; a view (a numpy array over params) may be written at any time.
-  if (!u_made_ || weights_generation != u_generation_ ||
+  // The layout too: whether panels run can change (a test's kernel limit).
+  const bool panels = panels_pay(layer);
+  if (!u_made_ || weights_generation != u_generation_ || panels != u_panels_ ||
       layer.blobs()[0]->data().use_count() > 1) {
     u_made_ = false;
     const double mib = static_cast<double>(t_->alpha) * t_->alpha * layer.blobs()[0]->count() *
                        stride_ * stride_ / (kernel_ * kernel_) * sizeof(float) / 1048576.0;
     guard_caffe("layer '" + layer.layer_param().name() + "': convolution 'winograd' keeps its "
                 "weights transformed (" + std::to_string(static_cast<int64_t>(mib + 0.5)) +
-                " MiB; 'caffe' keeps no copy)", [&] { transform_weights(layer); });
+                " MiB; 'caffe' keeps no copy)", [&] { transform_weights(layer, panels); });
     u_made_ = true;
+    u_panels_ = panels;
     u_generation_ = weights_generation;
   }
   const float* in = bottom.cpu_data();
@@ -197,14 +215,18 @@ bool WinogradConvolution::forward(caffe::Layer<float>& layer,
       const int64_t count = std::min(cols_max, tiles - first);
       const Columns cols{first, count, (count + kLanes - 1) / kLanes * kLanes};
       winograd::transform_inputs(s, in, group, cols, v);
+      // Whole panels of output channels where U is in panels.
+      const int64_t whole = panels ? winograd::panel_rows() : 1;
       const int64_t outs_max =
-          std::clamp<int64_t>(kBufferFloats / (cells * cols.stride), 1, s.group_out);
+          std::clamp<int64_t>(kBufferFloats / (cells * cols.stride) / whole * whole, whole,
+                              s.group_out);
       m_buffer->Reshape(std::vector<int>{static_cast<int>(cells * outs_max * cols.stride)});
       float* m = m_buffer->mutable_cpu_data();
       for (int64_t o = 0; o < s.group_out; o += outs_max) {
         const int64_t outs = std::min(outs_max, s.group_out - o);
         winograd::products(cells, u + (group * cells * s.group_out + o) * s.group_in,
-                           s.group_out * s.group_in, v, m, outs, s.group_in, cols.stride);
+                           s.group_out * s.group_in, v, m, outs, s.group_in, cols.stride,
+                           panels);
         winograd::transform_outputs(s, m, bias, group, o, outs, cols, out);
       }
     }

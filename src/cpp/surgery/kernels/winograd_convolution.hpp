@@ -71,7 +71,11 @@ class WinogradConvolution {
 
  private:
   WinogradConvolution() = default;
-  void transform_weights(caffe::Layer<float>& layer);
+  // Whether this layer's transformed weights go in panels (see
+  // winograd::transform_weights) on this CPU: large enough to stream from
+  // memory, and output channels by whole panels.
+  bool panels_pay(caffe::Layer<float>& layer) const;
+  void transform_weights(caffe::Layer<float>& layer, bool panels);
   winograd::Phases phases(const caffe::Blob<float>& bottom, const caffe::Blob<float>& top) const;
 
   const WinogradTransform* t_ = nullptr;
@@ -80,9 +84,10 @@ class WinogradConvolution {
   int group_ = 1;
   bool bias_ = false;
   // [group][alpha^2][out channels of the group][in channels of the group,
-  // times stride^2 phases]
+  // times stride^2 phases], or in panels of out channels (u_panels_)
   caffe::Blob<float> u_;
   bool u_made_ = false;
+  bool u_panels_ = false;
   uint64_t u_generation_ = 0;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <stdexcept>
 
 #include "caffe/util/math_functions.hpp"
 
@@ -10,7 +11,7 @@
 #define SURGERY_CAFFE_PARALLEL 1
 #endif
 #if __has_include("caffe/util/streamed_gemm.hpp")
-#include "caffe/util/streamed_gemm.hpp"  // our recipe's patch 0012: the few-columns GEMM
+#include "caffe/util/streamed_gemm.hpp"  // our recipe's patches 0012, 0018: the few-columns GEMM
 #define SURGERY_CAFFE_STREAMED_GEMM 1
 #endif
 
@@ -26,6 +27,12 @@
 namespace surgery::winograd {
 namespace {
 
+// Output channels in a panel of U (transform_weights with panels): the rows
+// of a step of libcaffe's panels entry.
+constexpr int64_t kPanel = 8;
+#ifdef SURGERY_CAFFE_STREAMED_GEMM
+static_assert(kPanel == caffe::kStreamedGemmPanel);
+#endif
 
 std::atomic<bool> vector_code_allowed{true};
 
@@ -306,7 +313,7 @@ inline __attribute__((always_inline)) void transform_outputs_of(
 template <int R, int A, bool kVector>
 inline __attribute__((always_inline)) void transform_weights_of(
     const WinogradTransform& t, const float* g, int64_t group_in, int64_t group_out, float* u,
-    long first, long last) {
+    bool panels, long first, long last) {
   const int64_t blocks = (group_in + kLanes - 1) / kLanes;
   for (long item = first; item < last; ++item) {
     const int64_t o = item / blocks, c0 = item % blocks * kLanes;
@@ -321,8 +328,15 @@ inline __attribute__((always_inline)) void transform_weights_of(
     both_sides_for<R, A, kVector>(t.g.data(), kernels, cells);
     const int64_t group = o / group_out, within = o % group_out;
     for (int e = 0; e < A * A; ++e) {
-      float* to = u + ((group * A * A + e) * group_out + within) * group_in + c0;
-      for (int l = 0; l < lanes; ++l) to[l] = cells[e / A][e % A][l];
+      if (panels) {
+        // Panel `within / kPanel`: channel c of row `within % kPanel` at c * kPanel + row.
+        float* to = u + ((group * A * A + e) * group_out + within / kPanel * kPanel) * group_in +
+                    c0 * kPanel + within % kPanel;
+        for (int l = 0; l < lanes; ++l) to[l * kPanel] = cells[e / A][e % A][l];
+      } else {
+        float* to = u + ((group * A * A + e) * group_out + within) * group_in + c0;
+        for (int l = 0; l < lanes; ++l) to[l] = cells[e / A][e % A][l];
+      }
     }
   }
 }
@@ -331,12 +345,12 @@ inline __attribute__((always_inline)) void transform_weights_of(
 #define SURGERY_TRANSFORMS(SUFFIX, TARGET, VECTOR)                                                                 \
   TARGET void transform_weights##SUFFIX(const WinogradTransform& t, const float* g,                                \
                                         int64_t group_in, int64_t group_out, float* u,                             \
-                                        long first, long last) {                                                   \
+                                        bool panels, long first, long last) {                                      \
     switch (t.r) {                                                                                                 \
-      case 3: return transform_weights_of<3, 6, VECTOR>(t, g, group_in, group_out, u, first, last);                \
-      case 5: return transform_weights_of<5, 8, VECTOR>(t, g, group_in, group_out, u, first, last);                \
-      case 6: return transform_weights_of<6, 7, VECTOR>(t, g, group_in, group_out, u, first, last);                \
-      case 7: return transform_weights_of<7, 8, VECTOR>(t, g, group_in, group_out, u, first, last);                \
+      case 3: return transform_weights_of<3, 6, VECTOR>(t, g, group_in, group_out, u, panels, first, last);        \
+      case 5: return transform_weights_of<5, 8, VECTOR>(t, g, group_in, group_out, u, panels, first, last);        \
+      case 6: return transform_weights_of<6, 7, VECTOR>(t, g, group_in, group_out, u, panels, first, last);        \
+      case 7: return transform_weights_of<7, 8, VECTOR>(t, g, group_in, group_out, u, panels, first, last);        \
     }                                                                                                              \
   }                                                                                                                \
   TARGET void transform_inputs##SUFFIX(const Plan& s, const float* bottom, int64_t group,                          \
@@ -396,13 +410,13 @@ void in_shares(long count, long grain, const std::function<void(long, long)>& bo
 }
 
 void transform_weights(const WinogradTransform& t, const float* g, int64_t out, int64_t group_in,
-                       int64_t group_out, float* u) {
+                       int64_t group_out, float* u, bool panels) {
   const int64_t blocks = (group_in + kLanes - 1) / kLanes;
   in_shares(static_cast<long>(out * blocks), 16, [&](long a, long b) {
 #ifdef SURGERY_X86_AVX2
-    if (avx2()) return transform_weights_avx2(t, g, group_in, group_out, u, a, b);
+    if (avx2()) return transform_weights_avx2(t, g, group_in, group_out, u, panels, a, b);
 #endif
-    transform_weights_baseline(t, g, group_in, group_out, u, a, b);
+    transform_weights_baseline(t, g, group_in, group_out, u, panels, a, b);
   });
 }
 
@@ -426,6 +440,15 @@ void transform_outputs(const Plan& s, const float* m, const float* bias, int64_t
 // a few hundred: CaffeNet's conv2 to conv5 of one image (56 to 200
 // columns) and fc6 of eight (128), but not conv3 of eight (392)
 // (benchmarks/few_columns_gemm).
+int64_t panel_rows() {
+#ifdef SURGERY_CAFFE_STREAMED_GEMM
+  if (few_columns() > 0 && caffe::streamed_gemm_kernel() == caffe::StreamedGemmKernel::kAvx512) {
+    return kPanel;
+  }
+#endif
+  return 0;
+}
+
 int64_t few_columns() {
 #ifdef SURGERY_CAFFE_STREAMED_GEMM
   if (!avx2()) return 0;
@@ -442,8 +465,18 @@ int64_t few_columns() {
 // image alone: 19.5-19.9 ms that way, 16.7-17.1 this way; in CaffeNet
 // every Winograd layer 8-27% faster, the same bits).
 void products(int64_t cells, const float* u, int64_t u_step, const float* v, float* m,
-              int64_t outs, int64_t k, int64_t stride) {
+              int64_t outs, int64_t k, int64_t stride, bool panels) {
 #ifdef SURGERY_CAFFE_STREAMED_GEMM
+  if (panels) {
+    // The caller made U in panels because panel_rows() said they run here.
+    if (!caffe::streamed_gemm_panels<float>(
+            static_cast<int>(cells), static_cast<int>(outs), static_cast<int>(stride),
+            static_cast<int>(k), {u, k, u_step}, {v, stride, k * stride},
+            {m, stride, outs * stride})) {
+      throw std::logic_error("Winograd's weights in panels, but libcaffe declined them");
+    }
+    return;
+  }
   // It declines (false) on a CPU without AVX2: OpenBLAS below.
   if (stride <= few_columns() &&
       caffe::streamed_gemm<float>(static_cast<int>(cells), static_cast<int>(outs),

@@ -52,9 +52,11 @@ void allow_vector_code(bool allowed);
 void in_shares(long count, long grain, const std::function<void(long, long)>& body);
 
 // U[group][e][o][c] = (G g G^T)[e] for every kernel g (out x group_in
-// kernels of r x r; out channels, group_out to a group).
+// kernels of r x r; out channels, group_out to a group). With `panels`, each
+// U[group][e] is in panels of panel_rows() output channels instead of rows:
+// o = 8p + r, c at panel p's c * 8 + r (group_out a multiple of 8).
 void transform_weights(const WinogradTransform& t, const float* g, int64_t out, int64_t group_in,
-                       int64_t group_out, float* u);
+                       int64_t group_out, float* u, bool panels);
 
 // V[e][c][j] = (B^T d B)[e] for each input channel c of group `group` and
 // tile j of `cols` (d: the tile's input cells, zero outside the image).
@@ -72,8 +74,17 @@ int64_t few_columns();
 // (caffe::streamed_gemm, recipe patch 0012) does them: it sums chains of
 // 128 channels, each added to the total, so that the rounding does not
 // grow with the channel count; elsewhere OpenBLAS, which blocks its own.
+// With `panels` (U as transform_weights made it with panels; outs a
+// multiple of panel_rows()), always libcaffe's panels entry, whose sums are
+// the same: the same bits as U in rows.
 void products(int64_t cells, const float* u, int64_t u_step, const float* v, float* m,
-              int64_t outs, int64_t k, int64_t stride);
+              int64_t outs, int64_t k, int64_t stride, bool panels);
+
+// Output channels in a panel of U where products() takes U in panels
+// (libcaffe's caffe::streamed_gemm_panels, recipe patch 0018: its AVX-512
+// kernel only): 8; 0 where it cannot (no AVX-512, or the vector code
+// disallowed), and U stays in rows.
+int64_t panel_rows();
 
 // top = A^T M A + bias (then ReLU, if s.relu) for output channels out_first .. out_first + outs - 1
 // of group `group` (M as products() leaves it); cells of tiles hanging over
