@@ -43,7 +43,8 @@ struct Shape {
 // Winograd's shapes on both sides of its threshold of tile columns (up to
 // 32 go to streamed_gemm, 256 with the AVX-512 kernel), and fully connected
 // ones (one cell: base_conv_layer calls streamed_gemm for 4M weights or
-// more on up to 128 columns).
+// more on up to 128 columns, and with the AVX-512 kernel for 1M or more on
+// up to 64).
 const Shape kShapes[] = {
     {"CaffeNet 451 fc6, F(2,6)", 49, 4096, 256, 16},
     {"CaffeNet 451 fc6 of two images, F(2,6)", 49, 4096, 256, 32},

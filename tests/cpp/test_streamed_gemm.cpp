@@ -5,14 +5,17 @@
 // nothing written outside the outputs; the same bits on any number of
 // threads; double left to BLAS. Patch 0016: its AVX-512 kernel gives the
 // AVX2 kernel's bits. Patch 0018: A in panels of 8 rows gives A by rows'
-// bits.
+// bits. Patch 0019: with the AVX-512 kernel, a convolution of 1M weights or
+// more on 64 columns takes it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
 
+#include "caffe/layer_factory.hpp"
 #include "caffe/util/parallel.hpp"
 #include "caffe/util/streamed_gemm.hpp"
 
@@ -238,6 +241,40 @@ TEST_F(StreamedGemm, PanelsGiveTheRowsBits) {
                                                   {x.b.data(), whole.b.ld, whole.b.step},
                                                   {x.c.data(), whole.c.ld, whole.c.step}));
   for (float v : x.c) ASSERT_TRUE(std::isnan(v));
+}
+
+// Patch 0019: where the AVX-512 kernel runs, Caffe's convolution layer
+// hands it weights of 1M values or more on 64 columns, such as CaffeNet's
+// fc8 on one 451 image (1000 x 4096, under 0012's floor of 4M = 2^22),
+// which OpenBLAS computed before: the layer's output is streamed_gemm's,
+// bit for bit (OpenBLAS adds the 4096 products in another order).
+TEST_F(StreamedGemm, CaffeNetsFc8OnOneImageTakesTheWideKernel) {
+  if (caffe::streamed_gemm_kernel() != caffe::StreamedGemmKernel::kAvx512) {
+    GTEST_SKIP() << "this CPU lacks AVX-512: BLAS computes these shapes";
+  }
+  const int outputs = 1000, channels = 4096, side = 8, columns = side * side;
+  caffe::LayerParameter param;
+  param.set_name("fc8");
+  param.set_type("Convolution");
+  param.mutable_convolution_param()->set_num_output(outputs);
+  param.mutable_convolution_param()->add_kernel_size(1);
+  param.mutable_convolution_param()->set_bias_term(false);
+  auto layer = caffe::LayerRegistry<float>::CreateLayer(param);
+  caffe::Blob<float> bottom(1, channels, side, side), top;
+  const std::vector<float> input = random_values(bottom.count(), 11);
+  std::copy(input.begin(), input.end(), bottom.mutable_cpu_data());
+  std::vector<caffe::Blob<float>*> bottoms{&bottom}, tops{&top};
+  layer->SetUp(bottoms, tops);
+  const std::vector<float> weights = random_values(layer->blobs()[0]->count(), 12);
+  std::copy(weights.begin(), weights.end(), layer->blobs()[0]->mutable_cpu_data());
+  layer->Forward(bottoms, tops);
+  std::vector<float> expected(long(outputs) * columns);
+  ASSERT_TRUE(caffe::streamed_gemm<float>(1, outputs, columns, channels,
+                                          {weights.data(), channels, 0},
+                                          {input.data(), columns, 0},
+                                          {expected.data(), columns, 0}));
+  ASSERT_EQ(top.count(), long(expected.size()));
+  EXPECT_EQ(0, std::memcmp(top.cpu_data(), expected.data(), expected.size() * sizeof(float)));
 }
 
 // double is left to BLAS: false, and the output untouched.

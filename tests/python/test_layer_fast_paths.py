@@ -51,7 +51,8 @@ def test_convolution_columns_equal_numpy(tmp_path, kernel, stride, pad, dilation
 
 
 # Weights of 4M values or more on at most 128 output columns take patch
-# 0012's streamed GEMM (on AVX2 CPUs; BLAS elsewhere): fc6-like (a 3 x 3
+# 0012's streamed GEMM (on AVX2 CPUs; BLAS elsewhere; patch 0019 lowers the
+# floor to 1M on up to 64 columns with the AVX-512 kernel): fc6-like (a 3 x 3
 # kernel over 1024 channels, 8 x 8 outputs: whole tiles) and a 1 x 1 layer of
 # 1000 outputs on 5 x 7 (a partial tile; two images share one GEMM).
 @pytest.mark.parametrize("channels,outputs,kernel,size,batch",
