@@ -440,15 +440,6 @@ void transform_outputs(const Plan& s, const float* m, const float* bias, int64_t
 // a few hundred: CaffeNet's conv2 to conv5 of one image (56 to 200
 // columns) and fc6 of eight (128), but not conv3 of eight (392)
 // (benchmarks/few_columns_gemm).
-int64_t panel_rows() {
-#ifdef SURGERY_CAFFE_STREAMED_GEMM
-  if (few_columns() > 0 && caffe::streamed_gemm_kernel() == caffe::StreamedGemmKernel::kAvx512) {
-    return kPanel;
-  }
-#endif
-  return 0;
-}
-
 int64_t few_columns() {
 #ifdef SURGERY_CAFFE_STREAMED_GEMM
   if (!avx2()) return 0;
@@ -456,6 +447,15 @@ int64_t few_columns() {
 #else
   return 0;
 #endif
+}
+
+int64_t panel_rows() {
+#ifdef SURGERY_CAFFE_STREAMED_GEMM
+  if (few_columns() > 0 && caffe::streamed_gemm_kernel() == caffe::StreamedGemmKernel::kAvx512) {
+    return kPanel;
+  }
+#endif
+  return 0;
 }
 
 // M[e][o] = sum over c of U[e][o][c] V[e][c] for each of `cells` products
