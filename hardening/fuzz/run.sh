@@ -113,9 +113,13 @@ LAUNCHER
 # by gcc) instead: no long build, but coverage and the sanitizers then stop
 # at Caffe's door (its crashes still show as deadly signals).
 build_cpp() {
-  local caffe_args=()
+  local caffe_args=() prefix
   if [[ ${SURGERY_FUZZ_CAFFE:-instrumented} != plain ]]; then
-    caffe_args=(-DCMAKE_PREFIX_PATH="$(instrumented_caffe)")
+    prefix=$(instrumented_caffe)
+    # Caffe_DIR too: the build folder's cache keeps the one an earlier
+    # recipe's libcaffe gave, and CMAKE_PREFIX_PATH alone does not replace it
+    # (the targets then compiled against the old headers).
+    caffe_args=(-DCMAKE_PREFIX_PATH="$prefix" -DCaffe_DIR="$prefix/lib/cmake/Caffe")
   fi
   say "targets in $build"
   cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
