@@ -15,6 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 APT_PACKAGES=(build-essential cmake patch libprotobuf-dev protobuf-compiler
   libgoogle-glog-dev libgflags-dev libboost-system-dev libboost-filesystem-dev
   libboost-thread-dev zlib1g-dev libopenblas-dev libgtest-dev libssl-dev libdnnl-dev
+  ocl-icd-opencl-dev  # libdnnl-dev only recommends it, but its CMake config requires OpenCL
   clang libclang-rt-14-dev)  # the last two: libFuzzer and the sanitizers (hardening/fuzz)
 # Only the tests need these: Graphviz's dot, which caffe.draw (pydot) runs.
 TEST_APT_PACKAGES=(graphviz)
