@@ -1,0 +1,110 @@
+// Recipe patch 0020: a convolution's forward GEMM by oneDNN's sgemm
+// (caffe::onednn_sgemm): the layer's output is that product bit for bit;
+// the sums are the same on any number of threads, CaffeNet's shapes
+// included; a child forked after it ran gets the same bits on one thread
+// instead of waiting forever for GNU OpenMP's threads, which fork() drops.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "caffe/layer_factory.hpp"
+#include "caffe/util/onednn_gemm.hpp"
+#include "caffe/util/parallel.hpp"
+#include "test_support.hpp"
+
+namespace surgery::test {
+namespace {
+
+std::vector<float> random_values(long count, unsigned seed) {
+  std::mt19937 generator(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> values(count);
+  for (float& v : values) v = normal(generator);
+  return values;
+}
+
+struct Product {
+  int m, n, k;
+  std::vector<float> a, b;
+  Product(int m_, int n_, int k_)
+      : m(m_), n(n_), k(k_), a(random_values(long(m) * k, 1)), b(random_values(long(k) * n, 2)) {}
+  std::vector<float> on_threads(int threads) const {
+    caffe::set_parallel_threads(threads);
+    std::vector<float> c(long(m) * n);
+    EXPECT_TRUE(caffe::onednn_sgemm(m, n, k, a.data(), b.data(), c.data()));
+    return c;
+  }
+};
+
+class OnednnGemm : public ::testing::Test {
+ protected:
+  void TearDown() override { caffe::set_parallel_threads(0); }
+};
+
+TEST_F(OnednnGemm, ConvolutionForwardIsOnednnsSgemm) {
+  // 1x1: im2col's columns are the input itself. 96 x 64 weights are far
+  // below the streamed GEMM's floor, so the product is oneDNN's.
+  const int outputs = 96, channels = 64, side = 16, columns = side * side;
+  caffe::LayerParameter param;
+  param.set_name("conv");
+  param.set_type("Convolution");
+  param.mutable_convolution_param()->set_num_output(outputs);
+  param.mutable_convolution_param()->add_kernel_size(1);
+  param.mutable_convolution_param()->set_bias_term(false);
+  auto layer = caffe::LayerRegistry<float>::CreateLayer(param);
+  caffe::Blob<float> bottom(1, channels, side, side), top;
+  const std::vector<float> input = random_values(bottom.count(), 3);
+  std::copy(input.begin(), input.end(), bottom.mutable_cpu_data());
+  std::vector<caffe::Blob<float>*> bottoms{&bottom}, tops{&top};
+  layer->SetUp(bottoms, tops);
+  const std::vector<float> weights = random_values(layer->blobs()[0]->count(), 4);
+  std::copy(weights.begin(), weights.end(), layer->blobs()[0]->mutable_cpu_data());
+  layer->Forward(bottoms, tops);
+  std::vector<float> expected(long(outputs) * columns);
+  ASSERT_TRUE(caffe::onednn_sgemm(outputs, columns, channels, weights.data(), input.data(),
+                                  expected.data()));
+  ASSERT_EQ(top.count(), long(expected.size()));
+  EXPECT_EQ(0, std::memcmp(top.cpu_data(), expected.data(), expected.size() * sizeof(float)));
+}
+
+TEST_F(OnednnGemm, SameBitsOnAnyNumberOfThreads) {
+  // CaffeNet's conv1-conv5 on a 451 image (a group each), its fc8 on eight,
+  // LeNet's two convolutions, and odd sizes.
+  for (const auto& [m, n, k] : std::vector<std::array<int, 3>>{{96, 12321, 363},
+                                                               {128, 3025, 1200},
+                                                               {384, 729, 2304},
+                                                               {192, 729, 1728},
+                                                               {1000, 512, 4096},
+                                                               {20, 576, 25},
+                                                               {50, 64, 500},
+                                                               {7, 13, 3}}) {
+    const Product p(m, n, k);
+    const std::vector<float> one = p.on_threads(1);
+    for (int threads : {2, 3, 4}) {
+      const std::vector<float> c = p.on_threads(threads);
+      EXPECT_EQ(0, std::memcmp(one.data(), c.data(), c.size() * sizeof(float)))
+          << m << " x " << n << " x " << k << " on " << threads << " threads";
+    }
+  }
+}
+
+TEST_F(OnednnGemm, AChildForkedAfterItRanGetsTheSameBits) {
+  const Product p(384, 729, 2304);  // conv3: several threads' work
+  const std::vector<float> parent = p.on_threads(2);
+  const pid_t pid = fork();
+  ASSERT_NE(pid, -1);
+  if (pid == 0) {
+    std::vector<float> c(parent.size());
+    const bool ran = caffe::onednn_sgemm(p.m, p.n, p.k, p.a.data(), p.b.data(), c.data());
+    _exit(!ran ? 3 : std::memcmp(parent.data(), c.data(), c.size() * sizeof(float)) ? 4 : 0);
+  }
+  EXPECT_EQ(wait_for_child(pid), 0) << "-1: the child hung";
+}
+
+}  // namespace
+}  // namespace surgery::test
