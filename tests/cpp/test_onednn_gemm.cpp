@@ -1,6 +1,7 @@
 // Recipe patch 0020: a convolution's forward GEMM by oneDNN's sgemm
-// (caffe::onednn_sgemm): the layer's output is that product bit for bit;
-// the sums are the same on any number of threads, CaffeNet's shapes
+// (caffe::onednn_sgemm): the layer's output is that product bit for bit,
+// and BLAS's where the product is taller than wide (fully connected layers
+// of several images); the sums are the same on any number of threads, CaffeNet's shapes
 // included; a child forked after it ran gets the same bits on one thread
 // instead of waiting forever for GNU OpenMP's threads, which fork() drops.
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "caffe/layer_factory.hpp"
+#include "caffe/util/math_functions.hpp"
 #include "caffe/util/onednn_gemm.hpp"
 #include "caffe/util/parallel.hpp"
 #include "test_support.hpp"
@@ -46,30 +48,49 @@ class OnednnGemm : public ::testing::Test {
   void TearDown() override { caffe::set_parallel_threads(0); }
 };
 
+// A 1x1 convolution without bias of one image (im2col's columns are the
+// input itself), with weights far below the streamed GEMM's floor: its
+// output, and its weights and input for a product of one's own.
+struct OneByOne {
+  std::vector<float> input, weights, output;
+  OneByOne(int outputs, int channels, int side) {
+    caffe::LayerParameter param;
+    param.set_name("conv");
+    param.set_type("Convolution");
+    param.mutable_convolution_param()->set_num_output(outputs);
+    param.mutable_convolution_param()->add_kernel_size(1);
+    param.mutable_convolution_param()->set_bias_term(false);
+    auto layer = caffe::LayerRegistry<float>::CreateLayer(param);
+    caffe::Blob<float> bottom(1, channels, side, side), top;
+    input = random_values(bottom.count(), 3);
+    std::copy(input.begin(), input.end(), bottom.mutable_cpu_data());
+    std::vector<caffe::Blob<float>*> bottoms{&bottom}, tops{&top};
+    layer->SetUp(bottoms, tops);
+    weights = random_values(layer->blobs()[0]->count(), 4);
+    std::copy(weights.begin(), weights.end(), layer->blobs()[0]->mutable_cpu_data());
+    layer->Forward(bottoms, tops);
+    output.assign(top.cpu_data(), top.cpu_data() + top.count());
+  }
+};
+
 TEST_F(OnednnGemm, ConvolutionForwardIsOnednnsSgemm) {
-  // 1x1: im2col's columns are the input itself. 96 x 64 weights are far
-  // below the streamed GEMM's floor, so the product is oneDNN's.
-  const int outputs = 96, channels = 64, side = 16, columns = side * side;
-  caffe::LayerParameter param;
-  param.set_name("conv");
-  param.set_type("Convolution");
-  param.mutable_convolution_param()->set_num_output(outputs);
-  param.mutable_convolution_param()->add_kernel_size(1);
-  param.mutable_convolution_param()->set_bias_term(false);
-  auto layer = caffe::LayerRegistry<float>::CreateLayer(param);
-  caffe::Blob<float> bottom(1, channels, side, side), top;
-  const std::vector<float> input = random_values(bottom.count(), 3);
-  std::copy(input.begin(), input.end(), bottom.mutable_cpu_data());
-  std::vector<caffe::Blob<float>*> bottoms{&bottom}, tops{&top};
-  layer->SetUp(bottoms, tops);
-  const std::vector<float> weights = random_values(layer->blobs()[0]->count(), 4);
-  std::copy(weights.begin(), weights.end(), layer->blobs()[0]->mutable_cpu_data());
-  layer->Forward(bottoms, tops);
+  const int outputs = 96, channels = 64, columns = 16 * 16;  // wider than tall
+  const OneByOne conv(outputs, channels, 16);
   std::vector<float> expected(long(outputs) * columns);
-  ASSERT_TRUE(caffe::onednn_sgemm(outputs, columns, channels, weights.data(), input.data(),
-                                  expected.data()));
-  ASSERT_EQ(top.count(), long(expected.size()));
-  EXPECT_EQ(0, std::memcmp(top.cpu_data(), expected.data(), expected.size() * sizeof(float)));
+  ASSERT_TRUE(caffe::onednn_sgemm(outputs, columns, channels, conv.weights.data(),
+                                  conv.input.data(), expected.data()));
+  ASSERT_EQ(conv.output.size(), expected.size());
+  EXPECT_EQ(0, std::memcmp(conv.output.data(), expected.data(), expected.size() * sizeof(float)));
+}
+
+TEST_F(OnednnGemm, ATallerProductStaysWithBlas) {
+  const int outputs = 96, channels = 64, columns = 8 * 8;  // taller than wide
+  const OneByOne conv(outputs, channels, 8);
+  std::vector<float> expected(long(outputs) * columns);
+  caffe::caffe_cpu_gemm<float>(CblasNoTrans, CblasNoTrans, outputs, columns, channels, 1.f,
+                               conv.weights.data(), conv.input.data(), 0.f, expected.data());
+  ASSERT_EQ(conv.output.size(), expected.size());
+  EXPECT_EQ(0, std::memcmp(conv.output.data(), expected.data(), expected.size() * sizeof(float)));
 }
 
 TEST_F(OnednnGemm, SameBitsOnAnyNumberOfThreads) {
