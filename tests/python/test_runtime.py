@@ -115,31 +115,6 @@ def test_ctrl_c_stops_a_forward_between_layers_and_the_net_stays_usable(tmp_path
     assert out.split() == ["interrupted", "uninitialized", "usable"], (out, err)
 
 
-SIGNAL_STORM_CHILD = """
-    import signal, sys, time
-    import numpy as np
-    import surgery
-    from surgery.testing import fixtures, randomize
-    net = surgery.Net(fixtures() / "bvlc_reference_caffenet" / "deploy.prototxt")
-    randomize(net, seed=1)
-    surgery.fully_convolutionalize(net)
-    net.convolution = sys.argv[1]
-    x = np.random.default_rng(0).uniform(-50, 50, (1, 3, 227, 227)).astype(np.float32)
-    net.forward(data=x)
-    expected = net.blobs["fc8-conv"].copy()
-    handled = [0]
-    signal.signal(signal.SIGALRM, lambda *_: handled.__setitem__(0, handled[0] + 1))
-    signal.setitimer(signal.ITIMER_REAL, 0.0003, 0.0003)
-    forwards, end = 0, time.monotonic() + 3
-    while time.monotonic() < end:
-        net.forward(data=x)
-        assert np.array_equal(net.blobs["fc8-conv"], expected), "a forward changed"
-        forwards += 1
-    signal.setitimer(signal.ITIMER_REAL, 0, 0)
-    print("ok", forwards, handled[0])
-"""
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("convolution", ["caffe", "winograd", "onednn", "fastest"])
 def test_a_storm_of_signals_during_forwards_changes_no_bit(convolution):
@@ -147,9 +122,30 @@ def test_a_storm_of_signals_during_forwards_changes_no_bit(convolution):
     # oneDNN's JIT sgemm points rsp at a heap workspace, so a signal arriving
     # in it writes its frame into the heap (uxlfoundation/oneDNN#4845; Debian's
     # 2.6 has it): a recipe patch that sent Caffe's convolutions there aborted
-    # under this storm every time. Thousands of signals, in a child.
-    run = subprocess.run([sys.executable, "-c", textwrap.dedent(SIGNAL_STORM_CHILD),
-                          convolution], capture_output=True, text=True, timeout=120)
+    # under this storm every time. Hundreds to thousands of signals, in a child.
+    run = _run_child(f"""
+        import signal, time
+        import numpy as np
+        import surgery
+        from surgery.testing import fixtures, randomize
+        net = surgery.Net(fixtures() / "bvlc_reference_caffenet" / "deploy.prototxt")
+        randomize(net, seed=1)
+        surgery.fully_convolutionalize(net)
+        net.convolution = {convolution!r}
+        x = np.random.default_rng(0).uniform(-50, 50, (1, 3, 227, 227)).astype(np.float32)
+        net.forward(data=x)
+        expected = net.blobs["fc8-conv"].copy()
+        handled = [0]
+        signal.signal(signal.SIGALRM, lambda *_: handled.__setitem__(0, handled[0] + 1))
+        signal.setitimer(signal.ITIMER_REAL, 0.0003, 0.0003)
+        forwards, end = 0, time.monotonic() + 3
+        while time.monotonic() < end:
+            net.forward(data=x)
+            assert np.array_equal(net.blobs["fc8-conv"], expected), "a forward changed"
+            forwards += 1
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        print("ok", forwards, handled[0])
+        """)
     assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
     _, forwards, handled = run.stdout.split()
     assert int(forwards) > 1 and int(handled) > 100, run.stdout
