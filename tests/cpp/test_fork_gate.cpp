@@ -3,17 +3,15 @@
 // own. Without the gate the child often inherited OpenBLAS's level-3 lock
 // held by the other thread and waited for it forever.
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <thread>
 #include <vector>
 
 #include "caffe/util/math_functions.hpp"
 #include "surgery/runtime/fork_gate.hpp"
+#include "test_support.hpp"
 
 namespace surgery::test {
 namespace {
@@ -23,21 +21,6 @@ constexpr int kN = 384;  // a GEMM of a few ms, threaded by OpenBLAS
 void square(const std::vector<float>& a, std::vector<float>& c) {
   caffe::caffe_cpu_gemm<float>(CblasNoTrans, CblasNoTrans, kN, kN, kN, 1.f, a.data(), a.data(),
                                0.f, c.data());
-}
-
-// The child's exit status, or -1 (after killing it) if it has not ended in 60 s.
-int wait_for(pid_t pid) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 TEST(ForkGate, ChildForkedWhileAnotherThreadRunsGemmsRunsItsOwn) {
@@ -66,7 +49,7 @@ TEST(ForkGate, ChildForkedWhileAnotherThreadRunsGemmsRunsItsOwn) {
       square(a, c);
       _exit(c[0] == 0.25f * kN ? 0 : 4);
     }
-    EXPECT_EQ(wait_for(pid), 0) << "round " << round << " (-1: the child hung)";
+    EXPECT_EQ(wait_for_child(pid), 0) << "round " << round << " (-1: the child hung)";
   }
   stop = true;
   worker.join();
@@ -80,7 +63,7 @@ TEST(ForkGate, LettingAForkThroughOutsideASectionDoesNothing) {
     const CaffeSection section;  // the child can open one
     _exit(0);
   }
-  EXPECT_EQ(wait_for(pid), 0);
+  EXPECT_EQ(wait_for_child(pid), 0);
 }
 
 TEST(ForkGate, AThreadOutsideItsSectionDoesNotHoldAForkBack) {
@@ -100,7 +83,7 @@ TEST(ForkGate, AThreadOutsideItsSectionDoesNotHoldAForkBack) {
   ASSERT_NE(pid, -1);
   if (pid == 0) _exit(0);
   forked = true;
-  EXPECT_EQ(wait_for(pid), 0);
+  EXPECT_EQ(wait_for_child(pid), 0);
   worker.join();
 }
 

@@ -3,13 +3,33 @@
 #define SURGERY_TESTS_TEST_SUPPORT_HPP_
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 namespace surgery::test {
+
+// A forked child's exit status, or -1 (after killing it) if it has not
+// ended in 60 s: a test whose child could hang forks and waits with this.
+inline int wait_for_child(pid_t pid) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
 
 inline std::filesystem::path fixtures() {
   const char* env = std::getenv("SURGERY_FIXTURES");

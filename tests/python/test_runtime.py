@@ -121,8 +121,9 @@ def test_a_storm_of_signals_during_forwards_changes_no_bit(convolution):
     # A signal handled while a kernel runs must not touch the kernel's memory.
     # oneDNN's JIT sgemm points rsp at a heap workspace, so a signal arriving
     # in it writes its frame into the heap (uxlfoundation/oneDNN#4845; Debian's
-    # 2.6 has it): a recipe patch that sent Caffe's convolutions there aborted
-    # under this storm every time. Hundreds to thousands of signals, in a child.
+    # 2.6 has it). Recipe patch 0020 sends Caffe's convolutions there, in a
+    # caffe::OnednnSection that blocks such signals: without the block, this
+    # storm aborted every time. Hundreds to thousands of signals, in a child.
     run = _run_child(f"""
         import signal, time
         import numpy as np
