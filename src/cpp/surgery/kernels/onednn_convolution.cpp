@@ -1,19 +1,15 @@
 #include "surgery/kernels/onednn_convolution.hpp"
 
-#include <dlfcn.h>
-#include <pthread.h>
-
 #include <algorithm>
-#include <atomic>
 #include <climits>
-#include <mutex>
 #include <new>
 #include <string>
 #include <unordered_map>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
-#include "caffe/util/parallel.hpp"  // our recipe's patch 0009: libcaffe's own thread pool
+#include "caffe/util/onednn_gemm.hpp"  // our recipe's patch 0020: oneDNN's threads and signals
+#include "caffe/util/parallel.hpp"     // our recipe's patch 0009: libcaffe's own thread pool
 #include "surgery/base/errors.hpp"
 
 namespace surgery {
@@ -32,41 +28,6 @@ constexpr int64_t kFullyConnectedWeights = int64_t{1} << 22;
 const dnnl::engine& cpu_engine() {
   static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
-}
-
-// GNU OpenMP keeps its worker threads in a pool; a child forked after they
-// started inherits the pool but not the threads, and its next parallel
-// region waits for them forever. So a process forked after oneDNN ran gives
-// it one thread (no parallel region at all); the parent keeps all of them.
-std::atomic<bool> forked_after_openmp{false};
-
-// oneDNN's threads are GNU OpenMP's, which libdnnl loads. Their count is set
-// by OpenMP's own call, looked up in libdnnl's scope at run time, so that the
-// core needs no OpenMP support from its compiler (the fuzz build's clang has
-// none here). A oneDNN on another runtime has no such call: it keeps its own.
-void set_openmp_threads(int threads) {
-  using SetThreads = void (*)(int);
-  static const SetThreads set = [] {
-    Dl_info info{};
-    // A function libdnnl defines, so its address names libdnnl's file.
-    if (dladdr(reinterpret_cast<void*>(&dnnl_engine_create), &info) == 0 ||
-        info.dli_fname == nullptr) {
-      return SetThreads{nullptr};
-    }
-    // Already loaded: this only names it; dlsym then searches it and what it links.
-    void* scope = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
-    return scope == nullptr ? SetThreads{nullptr}
-                            : reinterpret_cast<SetThreads>(dlsym(scope, "omp_set_num_threads"));
-  }();
-  if (set != nullptr) set(threads);
-}
-
-int openmp_threads() {
-  static std::once_flag registered;
-  std::call_once(registered, [] {
-    pthread_atfork(nullptr, nullptr, [] { forked_after_openmp = true; });
-  });
-  return forked_after_openmp ? 1 : caffe::parallel_threads();
 }
 
 int64_t output_size(int64_t input, const Window& w) {
@@ -256,10 +217,11 @@ void OneDnnConvolution::pack_weights(caffe::Layer<float>& layer) {
 bool OneDnnConvolution::forward(caffe::Layer<float>& layer, const caffe::Blob<float>& bottom,
                                 caffe::Blob<float>* top, uint64_t weights_generation,
                                 Shared& shared) {
-  // A primitive keeps the thread count it was made for: a new count (or a
-  // fork) needs a new one, as a new input shape does.
-  const int threads = openmp_threads();
-  set_openmp_threads(threads);
+  // oneDNN's threads and signals (caffe/util/onednn_gemm.hpp). A primitive
+  // keeps the thread count it was made for: a new count (or a fork) needs a
+  // new one, as a new input shape does.
+  const caffe::OnednnSection section;
+  const int threads = section.threads();
   if (bottom.shape() != planned_for_ || threads != planned_threads_) {
     planned_for_ = bottom.shape();
     planned_threads_ = threads;

@@ -21,9 +21,12 @@
 // and output are the net's to share. All of it is Caffe blob memory, so the
 // memory limit refuses it as it refuses any blob.
 //
-// Threads: oneDNN runs on OpenMP; each forward asks it for as many threads
-// as libcaffe's own pool has (surgery.set_num_threads), one in a process
-// forked after oneDNN ran (GNU OpenMP's threads do not survive a fork).
+// Threads and signals: each forward runs in libcaffe's OnednnSection (our
+// recipe's patch 0020, which gives Caffe's own convolutions oneDNN's sgemm):
+// as many OpenMP threads as libcaffe's own pool has (surgery.set_num_threads),
+// one in a process forked after oneDNN ran (GNU OpenMP's threads do not
+// survive a fork), and asynchronous signals blocked while oneDNN runs (its
+// JIT GEMM kernels would let a signal's frame overwrite the heap).
 #ifndef SURGERY_ONEDNN_CONVOLUTION_HPP_
 #define SURGERY_ONEDNN_CONVOLUTION_HPP_
 
