@@ -14,25 +14,16 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <random>
 #include <vector>
 
-#include "caffe/layer_factory.hpp"
 #include "caffe/util/math_functions.hpp"
 #include "caffe/util/onednn_gemm.hpp"
 #include "caffe/util/parallel.hpp"
+#include "one_by_one_convolution.hpp"
 #include "test_support.hpp"
 
 namespace surgery::test {
 namespace {
-
-std::vector<float> random_values(long count, unsigned seed) {
-  std::mt19937 generator(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> values(count);
-  for (float& v : values) v = normal(generator);
-  return values;
-}
 
 struct Product {
   int m, n, k;
@@ -52,34 +43,9 @@ class OnednnGemm : public ::testing::Test {
   void TearDown() override { caffe::set_parallel_threads(0); }
 };
 
-// A 1x1 convolution without bias of one image (im2col's columns are the
-// input itself), with weights far below the streamed GEMM's floor: its
-// output, and its weights and input for a product of one's own.
-struct OneByOne {
-  std::vector<float> input, weights, output;
-  OneByOne(int outputs, int channels, int side) {
-    caffe::LayerParameter param;
-    param.set_name("conv");
-    param.set_type("Convolution");
-    param.mutable_convolution_param()->set_num_output(outputs);
-    param.mutable_convolution_param()->add_kernel_size(1);
-    param.mutable_convolution_param()->set_bias_term(false);
-    auto layer = caffe::LayerRegistry<float>::CreateLayer(param);
-    caffe::Blob<float> bottom(1, channels, side, side), top;
-    input = random_values(bottom.count(), 3);
-    std::copy(input.begin(), input.end(), bottom.mutable_cpu_data());
-    std::vector<caffe::Blob<float>*> bottoms{&bottom}, tops{&top};
-    layer->SetUp(bottoms, tops);
-    weights = random_values(layer->blobs()[0]->count(), 4);
-    std::copy(weights.begin(), weights.end(), layer->blobs()[0]->mutable_cpu_data());
-    layer->Forward(bottoms, tops);
-    output.assign(top.cpu_data(), top.cpu_data() + top.count());
-  }
-};
-
 TEST_F(OnednnGemm, ConvolutionForwardIsOnednnsSgemm) {
   const int outputs = 96, channels = 64, columns = 16 * 16;  // wider than tall
-  const OneByOne conv(outputs, channels, 16);
+  const OneByOneConvolution conv("conv", outputs, channels, 16, 3);
   std::vector<float> expected(long(outputs) * columns);
   ASSERT_TRUE(caffe::onednn_sgemm(outputs, columns, channels, conv.weights.data(),
                                   conv.input.data(), expected.data()));
@@ -89,7 +55,7 @@ TEST_F(OnednnGemm, ConvolutionForwardIsOnednnsSgemm) {
 
 TEST_F(OnednnGemm, ATallerProductStaysWithBlas) {
   const int outputs = 96, channels = 64, columns = 8 * 8;  // taller than wide
-  const OneByOne conv(outputs, channels, 8);
+  const OneByOneConvolution conv("conv", outputs, channels, 8, 3);
   std::vector<float> expected(long(outputs) * columns);
   caffe::caffe_cpu_gemm<float>(CblasNoTrans, CblasNoTrans, outputs, columns, channels, 1.f,
                                conv.weights.data(), conv.input.data(), 0.f, expected.data());

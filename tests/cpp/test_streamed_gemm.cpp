@@ -12,26 +12,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <random>
 #include <vector>
 
-#include "caffe/layer_factory.hpp"
 #include "caffe/util/parallel.hpp"
 #include "caffe/util/streamed_gemm.hpp"
+#include "one_by_one_convolution.hpp"
 
 namespace surgery::test {
 namespace {
 
 bool cpu_has_avx2_fma() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-
-std::vector<float> random_values(long count, unsigned seed) {
-  std::mt19937 generator(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> values(count);
-  for (float& v : values) v = normal(generator);
-  return values;
 }
 
 class StreamedGemm : public ::testing::Test {
@@ -253,28 +244,14 @@ TEST_F(StreamedGemm, CaffeNetsFc8OnOneImageTakesTheWideKernel) {
     GTEST_SKIP() << "this CPU lacks AVX-512: BLAS computes these shapes";
   }
   const int outputs = 1000, channels = 4096, side = 8, columns = side * side;
-  caffe::LayerParameter param;
-  param.set_name("fc8");
-  param.set_type("Convolution");
-  param.mutable_convolution_param()->set_num_output(outputs);
-  param.mutable_convolution_param()->add_kernel_size(1);
-  param.mutable_convolution_param()->set_bias_term(false);
-  auto layer = caffe::LayerRegistry<float>::CreateLayer(param);
-  caffe::Blob<float> bottom(1, channels, side, side), top;
-  const std::vector<float> input = random_values(bottom.count(), 11);
-  std::copy(input.begin(), input.end(), bottom.mutable_cpu_data());
-  std::vector<caffe::Blob<float>*> bottoms{&bottom}, tops{&top};
-  layer->SetUp(bottoms, tops);
-  const std::vector<float> weights = random_values(layer->blobs()[0]->count(), 12);
-  std::copy(weights.begin(), weights.end(), layer->blobs()[0]->mutable_cpu_data());
-  layer->Forward(bottoms, tops);
+  const OneByOneConvolution fc8("fc8", outputs, channels, side, 11);
   std::vector<float> expected(long(outputs) * columns);
   ASSERT_TRUE(caffe::streamed_gemm<float>(1, outputs, columns, channels,
-                                          {weights.data(), channels, 0},
-                                          {input.data(), columns, 0},
+                                          {fc8.weights.data(), channels, 0},
+                                          {fc8.input.data(), columns, 0},
                                           {expected.data(), columns, 0}));
-  ASSERT_EQ(top.count(), long(expected.size()));
-  EXPECT_EQ(0, std::memcmp(top.cpu_data(), expected.data(), expected.size() * sizeof(float)));
+  ASSERT_EQ(fc8.output.size(), expected.size());
+  EXPECT_EQ(0, std::memcmp(fc8.output.data(), expected.data(), expected.size() * sizeof(float)));
 }
 
 // double is left to BLAS: false, and the output untouched.

@@ -1,0 +1,53 @@
+// For the tests of the recipe's GEMM patches (0012's streamed GEMM, 0020's
+// oneDNN sgemm): a 1x1 convolution without bias on one image is a plain
+// product, weights (outputs x channels) times the input (channels x
+// pixels), so the layer's output can be compared with the product a patch
+// computes on the same operands.
+#ifndef SURGERY_TESTS_ONE_BY_ONE_CONVOLUTION_HPP_
+#define SURGERY_TESTS_ONE_BY_ONE_CONVOLUTION_HPP_
+
+#include <algorithm>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "caffe/layer_factory.hpp"
+
+namespace surgery::test {
+
+inline std::vector<float> random_values(long count, unsigned seed) {
+  std::mt19937 generator(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> values(count);
+  for (float& v : values) v = normal(generator);
+  return values;
+}
+
+// Caffe's Convolution layer `name`, 1x1 and without bias, run on a
+// channels x side x side image: its input, weights and output.
+struct OneByOneConvolution {
+  std::vector<float> input, weights, output;
+  OneByOneConvolution(const std::string& name, int outputs, int channels, int side,
+                      unsigned seed) {
+    caffe::LayerParameter param;
+    param.set_name(name);
+    param.set_type("Convolution");
+    param.mutable_convolution_param()->set_num_output(outputs);
+    param.mutable_convolution_param()->add_kernel_size(1);
+    param.mutable_convolution_param()->set_bias_term(false);
+    auto layer = caffe::LayerRegistry<float>::CreateLayer(param);
+    caffe::Blob<float> bottom(1, channels, side, side), top;
+    input = random_values(bottom.count(), seed);
+    std::copy(input.begin(), input.end(), bottom.mutable_cpu_data());
+    std::vector<caffe::Blob<float>*> bottoms{&bottom}, tops{&top};
+    layer->SetUp(bottoms, tops);
+    weights = random_values(layer->blobs()[0]->count(), seed + 1);
+    std::copy(weights.begin(), weights.end(), layer->blobs()[0]->mutable_cpu_data());
+    layer->Forward(bottoms, tops);
+    output.assign(top.cpu_data(), top.cpu_data() + top.count());
+  }
+};
+
+}  // namespace surgery::test
+
+#endif  // SURGERY_TESTS_ONE_BY_ONE_CONVOLUTION_HPP_
