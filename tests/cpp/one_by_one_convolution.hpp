@@ -23,12 +23,12 @@ inline std::vector<float> random_values(long count, unsigned seed) {
   return values;
 }
 
-// Caffe's Convolution layer `name`, 1x1 and without bias, run on a
-// channels x side x side image: its input, weights and output.
+// Caffe's Convolution layer `name`, 1x1 and without bias, run on `images`
+// channels x side x side images: its input, weights and output.
 struct OneByOneConvolution {
   std::vector<float> input, weights, output;
   OneByOneConvolution(const std::string& name, int outputs, int channels, int side,
-                      unsigned seed) {
+                      unsigned seed, int images = 1) {
     caffe::LayerParameter param;
     param.set_name(name);
     param.set_type("Convolution");
@@ -36,7 +36,7 @@ struct OneByOneConvolution {
     param.mutable_convolution_param()->add_kernel_size(1);
     param.mutable_convolution_param()->set_bias_term(false);
     auto layer = caffe::LayerRegistry<float>::CreateLayer(param);
-    caffe::Blob<float> bottom(1, channels, side, side), top;
+    caffe::Blob<float> bottom(images, channels, side, side), top;
     input = random_values(bottom.count(), seed);
     std::copy(input.begin(), input.end(), bottom.mutable_cpu_data());
     std::vector<caffe::Blob<float>*> bottoms{&bottom}, tops{&top};

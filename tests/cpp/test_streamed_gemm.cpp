@@ -6,7 +6,8 @@
 // threads; double left to BLAS. Patch 0016: its AVX-512 kernel gives the
 // AVX2 kernel's bits. Patch 0018: A in panels of 8 rows gives A by rows'
 // bits. Patch 0019: with the AVX-512 kernel, a convolution of 1M weights or
-// more on 64 columns takes it.
+// more on 64 columns takes it. Patch 0022: the images of a batch keep the
+// sums each has alone.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -252,6 +253,24 @@ TEST_F(StreamedGemm, CaffeNetsFc8OnOneImageTakesTheWideKernel) {
                                           {expected.data(), columns, 0}));
   ASSERT_EQ(fc8.output.size(), expected.size());
   EXPECT_EQ(0, std::memcmp(fc8.output.data(), expected.data(), expected.size() * sizeof(float)));
+}
+
+// Where one image's product goes to the streamed GEMM (4M weights on 64
+// columns, on any AVX2 CPU), the images of a batch share it only as far as
+// it takes them together, so each keeps the sums it has alone: before patch
+// 0022, three images made 192 columns, which BLAS took.
+TEST_F(StreamedGemm, ImagesOfABatchKeepTheirSumsAlone) {
+  const int outputs = 2048, channels = 2048, side = 8, columns = side * side, images = 3;
+  const OneByOneConvolution fc("fc", outputs, channels, side, 5, images);
+  for (int i = 0; i < images; ++i) {
+    std::vector<float> alone(long(outputs) * columns);
+    ASSERT_TRUE(caffe::streamed_gemm<float>(
+        1, outputs, columns, channels, {fc.weights.data(), channels, 0},
+        {fc.input.data() + long(i) * channels * columns, columns, 0}, {alone.data(), columns, 0}));
+    EXPECT_EQ(0, std::memcmp(fc.output.data() + long(i) * outputs * columns, alone.data(),
+                             alone.size() * sizeof(float)))
+        << "image " << i;
+  }
 }
 
 // double is left to BLAS: false, and the output untouched.
