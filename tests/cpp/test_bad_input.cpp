@@ -144,6 +144,18 @@ TEST_F(BadInput, LegacyInputsWithTooFewShapes) {
 // both of the file's "fc" entries would land in one and the other would keep
 // its random start. Refused, naming both; names repeated by layers without
 // weights, or across phases, still load.
+// Found by the fuzz campaign (hardening/fuzz/crashes/forward): a kernel size
+// given once holds on both axes, so pad_w's 2^30 overflowed Caffe's int
+// arithmetic of the output width, though only the first axis was checked.
+TEST_F(BadInput, PaddingOnTheSecondAxisPastIntIsRefused) {
+  const auto path = dir_.file("padded.prototxt", R"(
+    layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 8 dim: 8 } } }
+    layer { name: "wide" type: "Convolution" bottom: "data" top: "out"
+            convolution_param { num_output: 1 kernel_size: 1 pad_h: 0 pad_w: 1073741824 } })");
+  expect_error<NetDefinitionError>([&] { Net net(path); },
+                                   {path, "'wide'", "more than 2^31 - 1 wide"});
+}
+
 TEST_F(BadInput, TwoLayersWithWeightsUnderOneName) {
   const std::string input =
       "layer { name: 'data' type: 'Input' top: 'data' "

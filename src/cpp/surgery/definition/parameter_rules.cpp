@@ -122,11 +122,16 @@ void check_convolution(ParameterChecker& c) {
   for (auto s : stride) c.positive(s, "convolution_param stride");
   for (auto d : dilation) c.positive(d, "convolution_param.dilation");
   for (auto q : pad) c.at_most_int(q, "convolution_param pad");
-  // Caffe computes dilation * (kernel - 1) + 1 + 2 * pad in int.
-  for (size_t i = 0; i < kernel.size(); ++i) {
-    const uint64_t d = dilation.empty() ? 1 : dilation[dilation.size() == 1 ? 0 : i % dilation.size()];
-    const uint64_t q = pad.empty() ? 0 : pad[pad.size() == 1 ? 0 : i % pad.size()];
-    c.require(kernel[i] == 0 || d * (kernel[i] - 1) + 1 + 2 * q <= INT_MAX,
+  // Caffe computes dilation * (kernel - 1) + 1 + 2 * pad in int, on every
+  // axis: a value given once holds for all (kernel_size once with pad_w
+  // alone at 2^30 overflowed, found by the fuzz campaign).
+  const auto on_axis = [](const std::vector<uint64_t>& values, size_t axis, uint64_t absent) {
+    return values.empty() ? absent : values[values.size() == 1 ? 0 : axis % values.size()];
+  };
+  const size_t axes = std::max({kernel.size(), pad.size(), dilation.size()});
+  for (size_t i = 0; i < axes; ++i) {
+    const uint64_t k = on_axis(kernel, i, 1), d = on_axis(dilation, i, 1), q = on_axis(pad, i, 0);
+    c.require(k == 0 || d * (k - 1) + 1 + 2 * q <= INT_MAX,
               "the dilated kernel plus its padding is more than 2^31 - 1 wide");
   }
 }
