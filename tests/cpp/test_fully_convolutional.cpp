@@ -54,6 +54,31 @@ TEST(FullyConvolutional, SameMemorySameOutputLargerMap) {
   EXPECT_TRUE(g.padded_layers.empty());
 }
 
+// Caffe ignores a convolution_param on an InnerProduct layer; the
+// Convolution made from it gets none of it (hardening/fuzz/crashes/forward/
+// bd97228e91b04171: a pad_w of 2^31 - 1 overflowed Caffe's output size).
+TEST(FullyConvolutional, AStrayConvolutionParamIsNotInherited) {
+  std::string def = kTinyNet;
+  def.replace(def.find("inner_product_param { num_output: 2 }"),
+              std::string("inner_product_param { num_output: 2 }").size(),
+              "inner_product_param { num_output: 2 } "
+              "convolution_param { pad_h: 1 pad_w: 2147483647 stride: 2 group: 2 }");
+  Net net(parse_net_text(def, "tiny"), "tiny");
+  fill(net);
+  std::vector<float> image(16);
+  for (int i = 0; i < 16; ++i) image[i] = 0.1f * i;
+  net.forward({{"data", {{1, 1, 4, 4}, image.data()}}});
+  const std::vector<float> before(net.blob("fc").cpu_data(), net.blob("fc").cpu_data() + 2);
+  fully_convolutionalize(net);
+  const caffe::NetParameter definition = net.filtered_definition();
+  const caffe::ConvolutionParameter& p = definition.layer(2).convolution_param();
+  EXPECT_FALSE(p.has_pad_h() || p.has_pad_w() || p.pad_size() || p.stride_size() || p.has_group());
+  net.forward({{"data", {{1, 1, 4, 4}, image.data()}}});
+  ASSERT_EQ(net.blob("fc-conv").count(), 2);
+  EXPECT_FLOAT_EQ(net.blob("fc-conv").cpu_data()[0], before[0]);
+  EXPECT_FLOAT_EQ(net.blob("fc-conv").cpu_data()[1], before[1]);
+}
+
 TEST(FullyConvolutional, RefusalLeavesTheNetUnchanged) {
   const std::string def = R"(
     layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 8 } } }

@@ -45,6 +45,10 @@ caffe::LayerParameter convert_inner_product(caffe::NetParameter* net, const std:
   auto* layer = net->mutable_layer(index);
   const caffe::InnerProductParameter ip = layer->inner_product_param();
   layer->clear_inner_product_param();
+  // An InnerProduct layer may carry a convolution_param Caffe ignores; the
+  // Convolution must not inherit its pad, stride or group (a stray pad_w of
+  // 2^31 - 1 overflowed Caffe's output size: a fuzz finding).
+  layer->clear_convolution_param();
   layer->set_type("Convolution");
   layer->set_name(new_name);
   auto* conv = layer->mutable_convolution_param();
