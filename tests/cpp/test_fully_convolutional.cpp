@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "surgery/base/errors.hpp"
 #include "surgery/definition/geometry.hpp"
@@ -23,13 +25,19 @@ void fill(Net& net) {
   }
 }
 
-TEST(FullyConvolutional, SameMemorySameOutputLargerMap) {
-  Net net(parse_net_text(kTinyNet, "tiny"), "tiny");
-  fill(net);
+// The tiny net's two outputs in `blob` for a 4x4 ramp, its declared input.
+std::vector<float> outputs_on_a_ramp(Net& net, const std::string& blob) {
   std::vector<float> image(16);
   for (int i = 0; i < 16; ++i) image[i] = 0.1f * i;
   net.forward({{"data", {{1, 1, 4, 4}, image.data()}}});
-  const std::vector<float> before(net.blob("fc").cpu_data(), net.blob("fc").cpu_data() + 2);
+  EXPECT_EQ(net.blob(blob).count(), 2);
+  return std::vector<float>(net.blob(blob).cpu_data(), net.blob(blob).cpu_data() + 2);
+}
+
+TEST(FullyConvolutional, SameMemorySameOutputLargerMap) {
+  Net net(parse_net_text(kTinyNet, "tiny"), "tiny");
+  fill(net);
+  const std::vector<float> before = outputs_on_a_ramp(net, "fc");
   const float* weights = net.params("fc")[0]->cpu_data();
 
   const SurgeryReport report = fully_convolutionalize(net);
@@ -38,9 +46,9 @@ TEST(FullyConvolutional, SameMemorySameOutputLargerMap) {
   EXPECT_EQ(report.layers[0].new_shape, (std::vector<int>{2, 1, 3, 3}));
   EXPECT_EQ(net.params("fc-conv")[0]->cpu_data(), weights);  // no copy
 
-  net.forward({{"data", {{1, 1, 4, 4}, image.data()}}});
-  EXPECT_FLOAT_EQ(net.blob("fc-conv").cpu_data()[0], before[0]);
-  EXPECT_FLOAT_EQ(net.blob("fc-conv").cpu_data()[1], before[1]);
+  const std::vector<float> after = outputs_on_a_ramp(net, "fc-conv");
+  EXPECT_FLOAT_EQ(after[0], before[0]);
+  EXPECT_FLOAT_EQ(after[1], before[1]);
   std::vector<float> big(7 * 6, 1.f);
   net.forward({{"data", {{1, 1, 7, 6}, big.data()}}});
   EXPECT_EQ(net.blob("fc-conv").shape(), (std::vector<int>{1, 2, 4, 3}));
@@ -65,18 +73,14 @@ TEST(FullyConvolutional, AStrayConvolutionParamIsNotInherited) {
               "convolution_param { pad_h: 1 pad_w: 2147483647 stride: 2 group: 2 }");
   Net net(parse_net_text(def, "tiny"), "tiny");
   fill(net);
-  std::vector<float> image(16);
-  for (int i = 0; i < 16; ++i) image[i] = 0.1f * i;
-  net.forward({{"data", {{1, 1, 4, 4}, image.data()}}});
-  const std::vector<float> before(net.blob("fc").cpu_data(), net.blob("fc").cpu_data() + 2);
+  const std::vector<float> before = outputs_on_a_ramp(net, "fc");
   fully_convolutionalize(net);
   const caffe::NetParameter definition = net.filtered_definition();
   const caffe::ConvolutionParameter& p = definition.layer(2).convolution_param();
   EXPECT_FALSE(p.has_pad_h() || p.has_pad_w() || p.pad_size() || p.stride_size() || p.has_group());
-  net.forward({{"data", {{1, 1, 4, 4}, image.data()}}});
-  ASSERT_EQ(net.blob("fc-conv").count(), 2);
-  EXPECT_FLOAT_EQ(net.blob("fc-conv").cpu_data()[0], before[0]);
-  EXPECT_FLOAT_EQ(net.blob("fc-conv").cpu_data()[1], before[1]);
+  const std::vector<float> after = outputs_on_a_ramp(net, "fc-conv");
+  EXPECT_FLOAT_EQ(after[0], before[0]);
+  EXPECT_FLOAT_EQ(after[1], before[1]);
 }
 
 TEST(FullyConvolutional, RefusalLeavesTheNetUnchanged) {
