@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "caffe/layer_factory.hpp"
@@ -149,6 +150,7 @@ TEST_F(OnednnConvolution, CaffesLayerIsTheDirectConvolutionAndItsSumsHold) {
            geometry(1, 64, 13, 32, 3, 1, 1, 1, false),     // conv3's window, no bias
            geometry(3, 16, 21, 16, 3, 1, 2, 1, true, 2),   // dilation 2
            geometry(1, 17, 30, 24, 4, 2, 1, 1, true),      // odd channels, even kernel
+           geometry(2, 32, 15, 64, 3, 1, 1, 2, true),      // groups of 16 channels in blocks
        }) {
     const Convolution conv(g);
     const Floats layer = conv.layer_output();
@@ -174,7 +176,7 @@ TEST_F(OnednnConvolution, ATallerProductKeepsIm2colAndBlas) {
   EXPECT_TRUE(same_bits(conv.layer_output(), expected));
 }
 
-TEST_F(OnednnConvolution, SameSumsOnAnyThreadsAloneOrInABatchAndInACrop) {
+TEST_F(OnednnConvolution, SameSumsOnAnyThreadsAloneOrInABatch) {
   // CaffeNet's conv1 and conv2 (its groups and pad), on smaller maps.
   for (const auto& g : {geometry(3, 3, 91, 96, 11, 4, 0, 1, true),
                         geometry(3, 96, 27, 256, 5, 1, 2, 2, true)}) {
@@ -195,31 +197,38 @@ TEST_F(OnednnConvolution, SameSumsOnAnyThreadsAloneOrInABatchAndInACrop) {
     alone.bias = batch.bias;
     EXPECT_TRUE(same_bits(alone.direct_output(), Floats(one.begin() + out, one.begin() + 2 * out)));
   }
-  // A crop without padding: its cells are the larger image's, bit for bit.
-  const caffe::ConvolutionGeometry large = geometry(1, 3, 91, 96, 11, 4, 0, 1, true);
-  const caffe::ConvolutionGeometry small = geometry(1, 3, 51, 96, 11, 4, 0, 1, true);
-  const Convolution whole(large);
-  Convolution crop(small);
-  crop.weights = whole.weights;
-  crop.bias = whole.bias;
-  for (int c = 0; c < 3; ++c) {
-    for (int y = 0; y < 51; ++y) {
-      std::copy_n(whole.input.begin() + (c * 91L + y) * 91, 51,
-                  crop.input.begin() + (c * 51L + y) * 51);
-    }
-  }
-  const Floats big = whole.direct_output(), cells = crop.direct_output();
-  long differing = 0;
-  for (int o = 0; o < 96; ++o) {
-    for (int y = 0; y < small.out_height; ++y) {
-      for (int x = 0; x < small.out_width; ++x) {
-        differing += std::memcmp(&cells[(o * small.out_height + y) * small.out_width + x],
-                                 &big[(o * large.out_height + y) * large.out_width + x],
-                                 sizeof(float)) != 0;
+}
+
+TEST_F(OnednnConvolution, ACropWithoutPaddingGivesTheLargerImagesCells) {
+  // conv1's 3 channels read as they are, and 32 channels in blocks of 16.
+  using Crop = std::pair<caffe::ConvolutionGeometry, caffe::ConvolutionGeometry>;
+  for (const auto& [large, small] : {Crop{geometry(1, 3, 91, 96, 11, 4, 0, 1, true),
+                                          geometry(1, 3, 51, 96, 11, 4, 0, 1, true)},
+                                     Crop{geometry(1, 32, 29, 48, 3, 1, 0, 1, true),
+                                          geometry(1, 32, 17, 48, 3, 1, 0, 1, true)}}) {
+    const Convolution whole(large);
+    Convolution crop(small);
+    crop.weights = whole.weights;
+    crop.bias = whole.bias;
+    for (int c = 0; c < large.channels; ++c) {
+      for (int y = 0; y < small.height; ++y) {
+        std::copy_n(whole.input.begin() + (c * long{large.height} + y) * large.width, small.width,
+                    crop.input.begin() + (c * long{small.height} + y) * small.width);
       }
     }
+    const Floats big = whole.direct_output(), cells = crop.direct_output();
+    long differing = 0;
+    for (int o = 0; o < large.out_channels; ++o) {
+      for (int y = 0; y < small.out_height; ++y) {
+        for (int x = 0; x < small.out_width; ++x) {
+          differing += std::memcmp(&cells[(o * small.out_height + y) * small.out_width + x],
+                                   &big[(o * large.out_height + y) * large.out_width + x],
+                                   sizeof(float)) != 0;
+        }
+      }
+    }
+    EXPECT_EQ(differing, 0) << large.channels << " channels";
   }
-  EXPECT_EQ(differing, 0);
 }
 
 TEST_F(OnednnConvolution, AChildForkedAfterItRanGetsTheSameBits) {
