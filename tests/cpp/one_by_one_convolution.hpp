@@ -1,5 +1,5 @@
 // For the tests of the recipe's GEMM patches (0012's streamed GEMM, 0020's
-// oneDNN sgemm): a 1x1 convolution without bias on one image is a plain
+// oneDNN sgemm, 0024's oneDNN matmul): a 1x1 convolution without bias on one image is a plain
 // product, weights (outputs x channels) times the input (channels x
 // pixels), so the layer's output can be compared with the product a patch
 // computes on the same operands.
@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "caffe/layer_factory.hpp"
+#include "caffe/util/onednn_matmul.hpp"
+#include "caffe/util/streamed_gemm.hpp"
 
 namespace surgery::test {
 
@@ -47,6 +49,17 @@ struct OneByOneConvolution {
     output.assign(top.cpu_data(), top.cpu_data() + top.count());
   }
 };
+
+// c (m x n) = a (m x k) b (k x n) as Caffe's layer computes a fully
+// connected convolution's product (patches 0012 and 0024): by oneDNN's
+// matmul where it has a brgemm kernel on this CPU, else by the streamed
+// GEMM. false where neither takes it.
+inline bool fully_connected_product(int m, int n, int k, const float* a, const float* b,
+                                    float* c) {
+  caffe::OnednnMatmul matmul;
+  return matmul.Forward(m, n, k, a, b, c) ||
+         caffe::streamed_gemm<float>(1, m, n, k, {a, k, 0}, {b, n, 0}, {c, n, 0});
+}
 
 }  // namespace surgery::test
 

@@ -6,7 +6,8 @@
 // threads; double left to BLAS. Patch 0016: its AVX-512 kernel gives the
 // AVX2 kernel's bits. Patch 0018: A in panels of 8 rows gives A by rows'
 // bits. Patch 0019: with the AVX-512 kernel, a convolution of 1M weights or
-// more on 64 columns takes it. Patch 0022: the images of a batch keep the
+// more on 64 columns takes the fully connected path (since patch 0024,
+// oneDNN's matmul before it). Patch 0022: the images of a batch keep the
 // sums each has alone.
 #include <gtest/gtest.h>
 
@@ -236,37 +237,36 @@ TEST_F(StreamedGemm, PanelsGiveTheRowsBits) {
 }
 
 // Patch 0019: where the AVX-512 kernel runs, Caffe's convolution layer
-// hands it weights of 1M values or more on 64 columns, such as CaffeNet's
-// fc8 on one 451 image (1000 x 4096, under 0012's floor of 4M = 2^22),
-// which OpenBLAS computed before: the layer's output is streamed_gemm's,
-// bit for bit (OpenBLAS adds the 4096 products in another order).
-TEST_F(StreamedGemm, CaffeNetsFc8OnOneImageTakesTheWideKernel) {
+// takes weights of 1M values or more on 64 columns, such as CaffeNet's fc8
+// on one 451 image (1000 x 4096, under 0012's floor of 4M = 2^22), from
+// OpenBLAS, which computed them before, and since patch 0024 gives them to
+// oneDNN's matmul first: the layer's output is that product's, bit for bit
+// (OpenBLAS and the streamed GEMM add the 4096 products in other orders).
+TEST_F(StreamedGemm, CaffeNetsFc8OnOneImageTakesTheFullyConnectedPath) {
   if (caffe::streamed_gemm_kernel() != caffe::StreamedGemmKernel::kAvx512) {
     GTEST_SKIP() << "this CPU lacks AVX-512: BLAS computes these shapes";
   }
   const int outputs = 1000, channels = 4096, side = 8, columns = side * side;
   const OneByOneConvolution fc8("fc8", outputs, channels, side, 11);
   std::vector<float> expected(long(outputs) * columns);
-  ASSERT_TRUE(caffe::streamed_gemm<float>(1, outputs, columns, channels,
-                                          {fc8.weights.data(), channels, 0},
-                                          {fc8.input.data(), columns, 0},
-                                          {expected.data(), columns, 0}));
+  ASSERT_TRUE(fully_connected_product(outputs, columns, channels, fc8.weights.data(),
+                                      fc8.input.data(), expected.data()));
   ASSERT_EQ(fc8.output.size(), expected.size());
   EXPECT_EQ(0, std::memcmp(fc8.output.data(), expected.data(), expected.size() * sizeof(float)));
 }
 
-// Where one image's product goes to the streamed GEMM (4M weights on 64
-// columns, on any AVX2 CPU), the images of a batch share it only as far as
-// it takes them together, so each keeps the sums it has alone: before patch
-// 0022, three images made 192 columns, which BLAS took.
+// Where one image's product is fully connected (4M weights on 64 columns,
+// on any AVX2 CPU), the images of a batch share a call only as far as the
+// streamed GEMM takes them together, so each keeps the sums it has alone:
+// before patch 0022, three images made 192 columns, which BLAS took.
 TEST_F(StreamedGemm, ImagesOfABatchKeepTheirSumsAlone) {
   const int outputs = 2048, channels = 2048, side = 8, columns = side * side, images = 3;
   const OneByOneConvolution fc("fc", outputs, channels, side, 5, images);
   for (int i = 0; i < images; ++i) {
     std::vector<float> alone(long(outputs) * columns);
-    ASSERT_TRUE(caffe::streamed_gemm<float>(
-        1, outputs, columns, channels, {fc.weights.data(), channels, 0},
-        {fc.input.data() + long(i) * channels * columns, columns, 0}, {alone.data(), columns, 0}));
+    ASSERT_TRUE(fully_connected_product(outputs, columns, channels, fc.weights.data(),
+                                        fc.input.data() + long(i) * channels * columns,
+                                        alone.data()));
     EXPECT_EQ(0, std::memcmp(fc.output.data() + long(i) * outputs * columns, alone.data(),
                              alone.size() * sizeof(float)))
         << "image " << i;
