@@ -1,8 +1,8 @@
 // For the tests of the recipe's GEMM patches (0012's streamed GEMM, 0020's
-// oneDNN sgemm, 0024's oneDNN matmul): a 1x1 convolution without bias on one image is a plain
-// product, weights (outputs x channels) times the input (channels x
-// pixels), so the layer's output can be compared with the product a patch
-// computes on the same operands.
+// oneDNN sgemm, 0024's oneDNN matmul): a 1x1 convolution without bias on
+// one image is a plain product, weights (outputs x channels) times the
+// input (channels x pixels), so the layer's output can be compared with the
+// product a patch computes on the same operands.
 #ifndef SURGERY_TESTS_ONE_BY_ONE_CONVOLUTION_HPP_
 #define SURGERY_TESTS_ONE_BY_ONE_CONVOLUTION_HPP_
 
